@@ -1,0 +1,63 @@
+package evaluator
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code names a class of failure that callers branch on. The HTTP layer maps
+// each code to a status in one place, so the codes are the contract.
+type Code string
+
+// The failure codes shared by the model, the stores and the API.
+const (
+	CodeInvalidRequest    Code = "INVALID_REQUEST"
+	CodeUnauthorized      Code = "UNAUTHORIZED"
+	CodeForbidden         Code = "FORBIDDEN"
+	CodePhraseMismatch    Code = "PHRASE_MISMATCH"
+	CodeReasonRequired    Code = "REASON_REQUIRED"
+	CodeUnknownFlag       Code = "UNKNOWN_FLAG"
+	CodeUnknownProfile    Code = "UNKNOWN_PROFILE"
+	CodeUnknownModule     Code = "UNKNOWN_MODULE"
+	CodeUnknownVersion    Code = "UNKNOWN_VERSION"
+	CodeNotFound          Code = "NOT_FOUND"
+	CodeRevisionConflict  Code = "REVISION_CONFLICT"
+	CodeAdminFreezeActive Code = "ADMIN_FREEZE_ACTIVE"
+	CodeUnavailable       Code = "UNAVAILABLE"
+	CodeInternal          Code = "INTERNAL"
+)
+
+// Error is a failure a caller can act on: a code to branch on, a message for
+// people, and optional fields that help (the expected phrase, the allowed
+// versions).
+type Error struct {
+	Code    Code
+	Message string
+	Fields  map[string]any
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// With returns the error with one more helpful field set.
+func (e *Error) With(key string, value any) *Error {
+	if e.Fields == nil {
+		e.Fields = map[string]any{}
+	}
+	e.Fields[key] = value
+	return e
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, or
+// CodeInternal when there is none, so unknown failures never pass as user errors.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}

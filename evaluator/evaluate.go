@@ -1,0 +1,155 @@
+package evaluator
+
+import (
+	"fmt"
+	"math"
+)
+
+// Reason is the OpenFeature resolution reason.
+type Reason string
+
+// The reasons Switchyard returns; they match flagd's.
+const (
+	ReasonStatic         Reason = "STATIC"
+	ReasonDefault        Reason = "DEFAULT"
+	ReasonTargetingMatch Reason = "TARGETING_MATCH"
+	ReasonDisabled       Reason = "DISABLED"
+	ReasonError          Reason = "ERROR"
+	ReasonStale          Reason = "STALE"
+)
+
+// ResolutionError is the OpenFeature error code of a failed evaluation.
+type ResolutionError string
+
+// The OpenFeature error codes.
+const (
+	FlagNotFound        ResolutionError = "FLAG_NOT_FOUND"
+	TypeMismatch        ResolutionError = "TYPE_MISMATCH"
+	ParseError          ResolutionError = "PARSE_ERROR"
+	General             ResolutionError = "GENERAL"
+	TargetingKeyMissing ResolutionError = "TARGETING_KEY_MISSING"
+	InvalidContext      ResolutionError = "INVALID_CONTEXT"
+)
+
+// Result is the outcome of evaluating one flag.
+type Result struct {
+	Key string
+	// Value is nil when the caller's default applies: a disabled flag, a flag
+	// without a default variant, or an error.
+	Value        any
+	Variant      string
+	Reason       Reason
+	ErrorCode    ResolutionError
+	ErrorMessage string
+	// Metadata is shared by every evaluation of the flag: do not modify it.
+	Metadata map[string]any
+}
+
+// Evaluate resolves key against the evaluation context ctx (OpenFeature's
+// flattened context: targetingKey and attributes). It never fails: a problem
+// is reported in the result's error code.
+func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
+	f, ok := fs.flags[key]
+	if !ok {
+		return Result{Key: key, Reason: ReasonError, ErrorCode: FlagNotFound,
+			ErrorMessage: fmt.Sprintf("flag %q not found", key)}
+	}
+	md := f.metadata[fs.pinned]
+	if f.disabled {
+		return Result{Key: key, Reason: ReasonDisabled, Metadata: md}
+	}
+	if f.targeting != nil {
+		variant, matched, err := f.targeting(targetingData(key, ctx))
+		if err != nil {
+			return Result{Key: key, Reason: ReasonError, ErrorCode: General, ErrorMessage: err.Error(), Metadata: md}
+		}
+		if matched {
+			value, ok := f.variants[variant]
+			if !ok {
+				return Result{Key: key, Reason: ReasonError, ErrorCode: General,
+					ErrorMessage: fmt.Sprintf("targeting chose variant %q, which flag %q does not define", variant, key),
+					Metadata:     md}
+			}
+			return Result{Key: key, Value: value, Variant: variant, Reason: ReasonTargetingMatch, Metadata: md}
+		}
+		if !f.hasDefault {
+			return Result{Key: key, Reason: ReasonDefault, Metadata: md}
+		}
+		return Result{Key: key, Value: f.variants[f.defaultVariant], Variant: f.defaultVariant,
+			Reason: ReasonDefault, Metadata: md}
+	}
+	if !f.hasDefault {
+		return Result{Key: key, Reason: ReasonDefault, Metadata: md}
+	}
+	return Result{Key: key, Value: f.variants[f.defaultVariant], Variant: f.defaultVariant,
+		Reason: ReasonStatic, Metadata: md}
+}
+
+// Type is the value type an OpenFeature caller asks for.
+type Type int
+
+// The OpenFeature value types.
+const (
+	TypeBoolean Type = iota
+	TypeString
+	TypeInteger
+	TypeFloat
+	TypeObject
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeBoolean:
+		return "boolean"
+	case TypeString:
+		return "string"
+	case TypeInteger:
+		return "integer"
+	case TypeFloat:
+		return "float"
+	}
+	return "object"
+}
+
+// As checks the result against the type the caller asked for. A value of
+// another type becomes a TYPE_MISMATCH error; an integral float asked for as
+// an integer becomes an int64, as OpenFeature's integer evaluation expects.
+func (r Result) As(t Type) Result {
+	if r.ErrorCode != "" || r.Value == nil {
+		return r
+	}
+	switch v := r.Value.(type) {
+	case bool:
+		if t == TypeBoolean {
+			return r
+		}
+	case string:
+		if t == TypeString {
+			return r
+		}
+	case float64:
+		switch t {
+		case TypeFloat:
+			return r
+		case TypeInteger:
+			if v == math.Trunc(v) && math.Abs(v) < 1<<63 {
+				r.Value = int64(v)
+				return r
+			}
+		}
+	case int64:
+		switch t {
+		case TypeInteger:
+			return r
+		case TypeFloat:
+			r.Value = float64(v)
+			return r
+		}
+	case map[string]any, []any:
+		if t == TypeObject {
+			return r
+		}
+	}
+	return Result{Key: r.Key, Reason: ReasonError, ErrorCode: TypeMismatch,
+		ErrorMessage: fmt.Sprintf("flag %q is not of type %s", r.Key, t), Metadata: r.Metadata}
+}

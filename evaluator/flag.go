@@ -1,0 +1,210 @@
+package evaluator
+
+import (
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// State says whether a general flag is served.
+type State string
+
+// The flag states of flagd's format.
+const (
+	StateEnabled  State = "ENABLED"
+	StateDisabled State = "DISABLED"
+)
+
+// Flag is a general OpenFeature flag in flagd's flag definition format, the
+// ecosystem's standard, so imported flags keep their meaning and exported
+// ones load in flagd unchanged.
+type Flag struct {
+	State    State          `json:"state"`
+	Variants map[string]any `json:"variants"`
+	// DefaultVariant is nil when the flag has none: evaluation then returns
+	// the caller's default.
+	DefaultVariant *string         `json:"defaultVariant"`
+	Targeting      json.RawMessage `json:"targeting,omitempty"`
+	Metadata       map[string]any  `json:"metadata,omitempty"`
+}
+
+// The keys of the runtime's own flags (design §2). General flags may not use
+// them or the prefixes below, so the two never collide.
+const (
+	SystemModeKey     = "SYSTEM_MODE"
+	ProfileKey        = "runtime.profile"
+	modulePrefix      = "module."
+	runtimePrefix     = "runtime."
+	enabledSuffix     = ".enabled"
+	maxFlagKeyLength  = 256
+	metadataRevision  = "revision"
+	metadataPinned    = "pinned"
+	variantOn         = "on"
+	variantOff        = "off"
+	defaultSystemMode = "demo"
+)
+
+// ModuleFlagKey returns the key of the string flag serving module's version.
+func ModuleFlagKey(module string) string { return modulePrefix + module }
+
+// ModuleEnabledFlagKey returns the key of the boolean flag saying whether
+// module is on.
+func ModuleEnabledFlagKey(module string) string { return modulePrefix + module + enabledSuffix }
+
+// ValidateFlagKey rejects keys a general flag cannot have: empty, too long,
+// with control characters, or reserved for the runtime's own flags.
+func ValidateFlagKey(key string) error {
+	if key == "" || len(key) > maxFlagKeyLength {
+		return Errorf(CodeInvalidRequest, "flag key must be 1 to %d characters", maxFlagKeyLength)
+	}
+	for _, c := range key {
+		if c < 0x20 || c == 0x7f {
+			return Errorf(CodeInvalidRequest, "flag key %q contains a control character", key)
+		}
+	}
+	if slices.Contains(SystemFlagNames, key) || key == SystemModeKey ||
+		strings.HasPrefix(key, modulePrefix) || strings.HasPrefix(key, runtimePrefix) {
+		return Errorf(CodeInvalidRequest, "flag key %q is reserved for the runtime's own flags", key).With("flag", key)
+	}
+	return nil
+}
+
+// compiledFlag is a flag ready to evaluate: variants checked, targeting
+// compiled, metadata merged once so evaluation allocates nothing.
+type compiledFlag struct {
+	key            string
+	disabled       bool
+	variants       map[string]any
+	defaultVariant string
+	hasDefault     bool
+	targeting      targetingFunc
+	// metadata is indexed by pinned: 0 for live evaluations, 1 for pinned.
+	metadata [2]map[string]any
+}
+
+// targetingFunc evaluates a compiled targeting rule against the evaluation
+// data. It returns the chosen variant, or ok false when the rule chose none
+// (the default variant is served).
+type targetingFunc func(data map[string]any) (variant string, ok bool, err error)
+
+func compileFlag(key string, f Flag, evaluators map[string]json.RawMessage) (*compiledFlag, error) {
+	if f.State != StateEnabled && f.State != StateDisabled {
+		return nil, flagError(key, "state", "must be %q or %q", StateEnabled, StateDisabled)
+	}
+	if len(f.Variants) == 0 {
+		return nil, flagError(key, "variants", "must define at least one variant")
+	}
+	cf := &compiledFlag{key: key, disabled: f.State == StateDisabled, variants: f.Variants}
+	if f.DefaultVariant != nil {
+		if _, ok := f.Variants[*f.DefaultVariant]; !ok {
+			return nil, flagError(key, "defaultVariant", "names no variant: %q", *f.DefaultVariant)
+		}
+		cf.defaultVariant, cf.hasDefault = *f.DefaultVariant, true
+	}
+	if len(f.Targeting) > 0 {
+		t, err := compileTargeting(key, f.Targeting, evaluators)
+		if err != nil {
+			return nil, err
+		}
+		cf.targeting = t
+	}
+	return cf, nil
+}
+
+func flagError(key, path, format string, args ...any) *Error {
+	e := Errorf(CodeInvalidRequest, "flag %q: %s: "+format, append([]any{key, path}, args...)...)
+	return e.With("flag", key).With("path", path)
+}
+
+// FlagSet is the compiled, immutable flag set of one revision: the runtime's
+// own flags and the general flags, evaluated through one path.
+type FlagSet struct {
+	revision int64
+	flags    map[string]*compiledFlag
+	keys     []string
+	pinned   int
+	other    *FlagSet
+}
+
+// Compile builds the flag set of revision r as seen in the given system mode
+// ("demo" or "production"; empty means demo).
+func Compile(r *Revision, mode string) (*FlagSet, error) {
+	if mode == "" {
+		mode = defaultSystemMode
+	}
+	flags := make(map[string]*compiledFlag, len(r.Flags)+2*len(r.Catalog)+5)
+	for key, f := range r.Flags {
+		cf, err := compileFlag(key, f, r.Evaluators)
+		if err != nil {
+			return nil, err
+		}
+		flags[key] = cf
+	}
+	for _, name := range SystemFlagNames {
+		on, _ := r.System.Get(name)
+		flags[name] = boolFlag(name, on)
+	}
+	flags[SystemModeKey] = &compiledFlag{key: SystemModeKey, variants: map[string]any{mode: mode},
+		defaultVariant: mode, hasDefault: true}
+	profiles := make(map[string]any, len(r.Profiles))
+	for name := range r.Profiles {
+		profiles[name] = name
+	}
+	flags[ProfileKey] = &compiledFlag{key: ProfileKey, variants: profiles,
+		defaultVariant: r.ActiveProfile, hasDefault: true}
+	rt := Resolve(r)
+	for _, m := range r.Catalog {
+		rm := rt.Modules[m.Key]
+		versions := make(map[string]any, len(m.Versions))
+		for _, v := range m.Versions {
+			versions[v] = v
+		}
+		flags[ModuleFlagKey(m.Key)] = &compiledFlag{key: ModuleFlagKey(m.Key), variants: versions,
+			defaultVariant: rm.Version, hasDefault: true, disabled: !rm.Enabled}
+		flags[ModuleEnabledFlagKey(m.Key)] = boolFlag(ModuleEnabledFlagKey(m.Key), rm.Enabled)
+	}
+	for key, cf := range flags {
+		var own map[string]any
+		if f, ok := r.Flags[key]; ok {
+			own = f.Metadata
+		}
+		for pinned := range 2 {
+			md := make(map[string]any, len(r.Metadata)+len(own)+2)
+			maps.Copy(md, r.Metadata)
+			maps.Copy(md, own)
+			md[metadataRevision] = r.Number
+			md[metadataPinned] = pinned == 1
+			cf.metadata[pinned] = md
+		}
+	}
+	live := &FlagSet{revision: r.Number, flags: flags, keys: slices.Sorted(maps.Keys(flags))}
+	pinned := &FlagSet{revision: r.Number, flags: flags, keys: live.keys, pinned: 1, other: live}
+	live.other = pinned
+	return live, nil
+}
+
+func boolFlag(key string, on bool) *compiledFlag {
+	v := variantOff
+	if on {
+		v = variantOn
+	}
+	return &compiledFlag{key: key, variants: map[string]any{variantOn: true, variantOff: false},
+		defaultVariant: v, hasDefault: true}
+}
+
+// Revision returns the number of the revision the flag set was compiled from.
+func (fs *FlagSet) Revision() int64 { return fs.revision }
+
+// Pinned returns the same flag set seen by a pinned session: evaluations
+// carry the metadata pinned true.
+func (fs *FlagSet) Pinned() *FlagSet {
+	if fs.pinned == 1 {
+		return fs
+	}
+	return fs.other
+}
+
+// Keys returns every flag key in sorted order. The slice is shared: do not
+// modify it.
+func (fs *FlagSet) Keys() []string { return fs.keys }

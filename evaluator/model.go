@@ -1,0 +1,249 @@
+package evaluator
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// The system flags: global boolean switches an operator flips in an emergency.
+const (
+	ExamMode      = "EXAM_MODE"
+	FreezeUpdates = "FREEZE_UPDATES"
+	AdminFreeze   = "ADMIN_FREEZE"
+)
+
+// SystemFlagNames lists the system flags in display order.
+var SystemFlagNames = []string{ExamMode, FreezeUpdates, AdminFreeze}
+
+// SystemFlags holds the global kill switches of one revision.
+type SystemFlags struct {
+	ExamMode      bool `json:"EXAM_MODE"`
+	FreezeUpdates bool `json:"FREEZE_UPDATES"`
+	AdminFreeze   bool `json:"ADMIN_FREEZE"`
+}
+
+// Get returns the value of the named system flag, and false for ok when the
+// name is not a system flag.
+func (s SystemFlags) Get(name string) (value, ok bool) {
+	switch name {
+	case ExamMode:
+		return s.ExamMode, true
+	case FreezeUpdates:
+		return s.FreezeUpdates, true
+	case AdminFreeze:
+		return s.AdminFreeze, true
+	}
+	return false, false
+}
+
+// Kind says what a module is: an algorithm with versions, or an
+// infrastructure toggle that the conservative fallback turns off.
+type Kind string
+
+// The module kinds.
+const (
+	KindAlgorithm Kind = "algorithm"
+	KindInfra     Kind = "infra"
+)
+
+// Module is one entry of the catalog: a swappable part of the application
+// and the versions it may be served at.
+type Module struct {
+	Key      string   `json:"key"`
+	Kind     Kind     `json:"kind"`
+	Versions []string `json:"versions"`
+}
+
+// Allows reports whether version is one of the module's versions.
+func (m Module) Allows(version string) bool { return slices.Contains(m.Versions, version) }
+
+// ProfileEntry is what a profile sets for one module.
+type ProfileEntry struct {
+	Version string `json:"version"`
+	Enabled bool   `json:"enabled"`
+}
+
+// Profile is a named runtime mode: a default version and enabled state for
+// every module in the catalog.
+type Profile struct {
+	Name    string                  `json:"name"`
+	Modules map[string]ProfileEntry `json:"modules"`
+}
+
+// Override is an operator's per-module decision that beats the active
+// profile. A nil field leaves that part to the profile.
+type Override struct {
+	Version *string `json:"version,omitempty"`
+	Enabled *bool   `json:"enabled,omitempty"`
+}
+
+// Revision is an immutable, numbered state of everything an operator
+// controls. Every accepted change makes a new one; nothing edits an old one,
+// which is what lets a session stay pinned to the revision it started on.
+type Revision struct {
+	Number        int64               `json:"number"`
+	CreatedAt     time.Time           `json:"created_at"`
+	System        SystemFlags         `json:"system"`
+	Catalog       []Module            `json:"catalog"`
+	Profiles      map[string]Profile  `json:"profiles"`
+	ActiveProfile string              `json:"active_profile"`
+	Overrides     map[string]Override `json:"overrides"`
+	// Flags are general OpenFeature flags in flagd's flag definition format.
+	Flags map[string]Flag `json:"flags,omitempty"`
+	// Evaluators are flagd's shared targeting fragments, referenced by $ref.
+	Evaluators map[string]json.RawMessage `json:"evaluators,omitempty"`
+	// Metadata is flagd's flag-set metadata, merged under each flag's own.
+	Metadata map[string]any `json:"metadata,omitempty"`
+}
+
+// Module returns the catalog entry for key.
+func (r *Revision) Module(key string) (Module, bool) {
+	i, ok := slices.BinarySearchFunc(r.Catalog, key, func(m Module, k string) int {
+		switch {
+		case m.Key < k:
+			return -1
+		case m.Key > k:
+			return 1
+		}
+		return 0
+	})
+	if !ok {
+		return Module{}, false
+	}
+	return r.Catalog[i], true
+}
+
+// ProfileNames returns the profile names in sorted order.
+func (r *Revision) ProfileNames() []string {
+	return slices.Sorted(maps.Keys(r.Profiles))
+}
+
+// Clone returns a deep copy, so a mutation can build the next revision
+// without touching the one readers may still hold.
+func (r *Revision) Clone() *Revision {
+	c := *r
+	c.Catalog = make([]Module, len(r.Catalog))
+	for i, m := range r.Catalog {
+		m.Versions = slices.Clone(m.Versions)
+		c.Catalog[i] = m
+	}
+	c.Profiles = make(map[string]Profile, len(r.Profiles))
+	for name, p := range r.Profiles {
+		c.Profiles[name] = Profile{Name: p.Name, Modules: maps.Clone(p.Modules)}
+	}
+	c.Overrides = make(map[string]Override, len(r.Overrides))
+	for k, o := range r.Overrides {
+		c.Overrides[k] = o.clone()
+	}
+	// Flags, evaluators and metadata are replaced whole by the mutations that
+	// change them, never edited in place, so sharing them is safe.
+	c.Flags = maps.Clone(r.Flags)
+	c.Evaluators = maps.Clone(r.Evaluators)
+	c.Metadata = maps.Clone(r.Metadata)
+	return &c
+}
+
+func (o Override) clone() Override {
+	var c Override
+	if o.Version != nil {
+		v := *o.Version
+		c.Version = &v
+	}
+	if o.Enabled != nil {
+		e := *o.Enabled
+		c.Enabled = &e
+	}
+	return c
+}
+
+var keyPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+var versionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// Validate checks that the revision is internally consistent: every profile
+// and override names a module of the catalog and a version it allows. Stores
+// call it before writing, so an invalid state is never stored.
+func (r *Revision) Validate() error {
+	if len(r.Catalog) == 0 {
+		return Errorf(CodeInvalidRequest, "the catalog has no modules")
+	}
+	for i, m := range r.Catalog {
+		if !keyPattern.MatchString(m.Key) {
+			return Errorf(CodeInvalidRequest, "module key %q must be lower case letters, digits and underscores", m.Key)
+		}
+		if i > 0 && r.Catalog[i-1].Key >= m.Key {
+			return Errorf(CodeInvalidRequest, "the catalog must be sorted by key without duplicates (at %q)", m.Key)
+		}
+		if m.Kind != KindAlgorithm && m.Kind != KindInfra {
+			return Errorf(CodeInvalidRequest, "module %q: kind must be %q or %q", m.Key, KindAlgorithm, KindInfra)
+		}
+		if len(m.Versions) == 0 {
+			return Errorf(CodeInvalidRequest, "module %q has no versions", m.Key)
+		}
+		for _, v := range m.Versions {
+			if !versionPattern.MatchString(v) {
+				return Errorf(CodeInvalidRequest, "module %q: version %q must be letters, digits, '.', '_' or '-'", m.Key, v)
+			}
+		}
+	}
+	if _, ok := r.Profiles[r.ActiveProfile]; !ok {
+		return Errorf(CodeUnknownProfile, "active profile %q is not defined", r.ActiveProfile)
+	}
+	for name, p := range r.Profiles {
+		if p.Name != name {
+			return Errorf(CodeInvalidRequest, "profile %q is stored under %q", p.Name, name)
+		}
+		for key, e := range p.Modules {
+			if err := r.checkVersion(key, e.Version); err != nil {
+				return fmt.Errorf("profile %q: %w", name, err)
+			}
+		}
+		for _, m := range r.Catalog {
+			if _, ok := p.Modules[m.Key]; !ok {
+				return Errorf(CodeInvalidRequest, "profile %q sets no version for module %q", name, m.Key)
+			}
+		}
+	}
+	for key, o := range r.Overrides {
+		if o.Version == nil && o.Enabled == nil {
+			return Errorf(CodeInvalidRequest, "override of %q sets neither version nor enabled", key)
+		}
+		if _, ok := r.Module(key); !ok {
+			return unknownModule(key)
+		}
+		if o.Version != nil {
+			if err := r.checkVersion(key, *o.Version); err != nil {
+				return err
+			}
+		}
+	}
+	for key, f := range r.Flags {
+		if err := ValidateFlagKey(key); err != nil {
+			return err
+		}
+		if _, err := compileFlag(key, f, r.Evaluators); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkVersion returns an error unless module key exists and allows version.
+func (r *Revision) checkVersion(key, version string) error {
+	m, ok := r.Module(key)
+	if !ok {
+		return unknownModule(key)
+	}
+	if !m.Allows(version) {
+		return Errorf(CodeUnknownVersion, "module %q has no version %q", key, version).
+			With("module", key).With("allowed_versions", m.Versions)
+	}
+	return nil
+}
+
+func unknownModule(key string) *Error {
+	return Errorf(CodeUnknownModule, "module %q is not in the catalog", key).With("module", key)
+}

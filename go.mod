@@ -1,0 +1,3 @@
+module github.com/switchyard-dev/switchyard
+
+go 1.26

@@ -1,0 +1,202 @@
+// Package memory is the embedded, in-memory Store: the zero-setup default
+// of demo mode. It keeps the same promises as the Postgres store (atomic
+// changes, a hash-chained append-only audit log, first-writer-wins
+// sessions), so demo mode behaves like production.
+package memory
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is an in-memory store.Store. The zero value is not usable: call New.
+type Store struct {
+	now func() time.Time
+
+	mu        sync.RWMutex
+	revisions []*evaluator.Revision // revisions[i].Number == i+1
+	sessions  map[string]evaluator.Snapshot
+	audit     []store.AuditEntry
+	creates   int
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock the store stamps revisions, audit entries and
+// session expiry with; tests use it to move time.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// New returns a store holding initial as revision 1 (InitialRevision when nil).
+func New(initial *evaluator.Revision, opts ...Option) *Store {
+	s := &Store{now: time.Now, sessions: map[string]evaluator.Snapshot{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if initial == nil {
+		initial = evaluator.InitialRevision(s.now())
+	}
+	first := initial.Clone()
+	first.Number = 1
+	s.revisions = []*evaluator.Revision{first}
+	return s
+}
+
+// NewDemo returns a store seeded with the demo fixtures: the default
+// catalog and profiles with primary active. The fixtures are deterministic,
+// so every demo starts from the same state.
+func NewDemo(opts ...Option) *Store { return New(nil, opts...) }
+
+// Current implements store.Store.
+func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.revisions[len(s.revisions)-1], nil
+}
+
+// Revision implements store.Store.
+func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if n < 1 || n > int64(len(s.revisions)) {
+		return nil, evaluator.Errorf(evaluator.CodeNotFound, "revision %d does not exist", n)
+	}
+	return s.revisions[n-1], nil
+}
+
+// Apply implements store.Store.
+func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, store.AuditEntry{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	cur := s.revisions[len(s.revisions)-1]
+	c.Attempt.Action, c.Attempt.Target = c.Mutation.Action, c.Mutation.Target
+	if c.Expected != 0 && c.Expected != cur.Number {
+		err := evaluator.Errorf(evaluator.CodeRevisionConflict,
+			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
+			With("current_revision", cur.Number)
+		return nil, s.reject(c.Attempt, now, cur.Number, err), err
+	}
+	next, err := c.Mutation.Apply(cur, now)
+	if err != nil {
+		return nil, s.reject(c.Attempt, now, cur.Number, err), err
+	}
+	e, err := store.NewAuditEntry(c.Attempt, now, next.Number, nil, c.Mutation.View(cur), c.Mutation.View(next))
+	if err != nil {
+		return nil, store.AuditEntry{}, err
+	}
+	s.revisions = append(s.revisions, next)
+	return next, s.append(e), nil
+}
+
+// Reject implements store.Store.
+func (s *Store) Reject(ctx context.Context, a store.Attempt, why error) (store.AuditEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reject(a, s.now(), s.revisions[len(s.revisions)-1].Number, why), nil
+}
+
+// reject appends a rejected entry; s.mu must be held.
+func (s *Store) reject(a store.Attempt, now time.Time, revision int64, why error) store.AuditEntry {
+	// Without before and after the entry always encodes.
+	e, _ := store.NewAuditEntry(a, now, revision, why, nil, nil)
+	return s.append(e)
+}
+
+// append chains and appends e; s.mu must be held.
+func (s *Store) append(e store.AuditEntry) store.AuditEntry {
+	e.Seq = int64(len(s.audit)) + 1
+	if len(s.audit) > 0 {
+		e.PrevHash = s.audit[len(s.audit)-1].Hash
+	}
+	e.Hash = store.ChainHash(e.PrevHash, e)
+	s.audit = append(s.audit, e)
+	return e
+}
+
+// CreateSession implements store.Store.
+func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
+	if err := evaluator.ValidateSessionID(snap.SessionID); err != nil {
+		return evaluator.Snapshot{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if old, ok := s.sessions[snap.SessionID]; ok && now.Before(old.ExpiresAt) {
+		return old, false, nil
+	}
+	s.sessions[snap.SessionID] = snap
+	s.creates++
+	if s.creates%1024 == 0 {
+		s.sweep(now)
+	}
+	return snap, true, nil
+}
+
+// sweep drops expired sessions, so memory stays bounded by the live ones;
+// s.mu must be held.
+func (s *Store) sweep(now time.Time) {
+	for id, snap := range s.sessions {
+		if !now.Before(snap.ExpiresAt) {
+			delete(s.sessions, id)
+		}
+	}
+}
+
+// Session implements store.Store.
+func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	snap, ok := s.sessions[id]
+	if !ok || !s.now().Before(snap.ExpiresAt) {
+		return evaluator.Snapshot{}, evaluator.Errorf(evaluator.CodeNotFound, "session %q does not exist or has expired", id)
+	}
+	return snap, nil
+}
+
+// Audit implements store.Store.
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	limit := store.ClampLimit(q.Limit)
+	end := int64(len(s.audit))
+	if q.Before > 0 && q.Before-1 < end {
+		end = q.Before - 1
+	}
+	out := make([]store.AuditEntry, 0, min(int64(limit), end))
+	for i := end - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, s.audit[i])
+	}
+	return out, nil
+}
+
+// VerifyAudit implements store.Store.
+func (s *Store) VerifyAudit(ctx context.Context) (store.Verification, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var c store.Chain
+	for _, e := range s.audit {
+		if !c.Add(e) {
+			break
+		}
+	}
+	return c.Result(), nil
+}
+
+// Tamper replaces audit entry seq with what edit makes of it, without
+// rehashing, as an attacker with write access would. It exists so the
+// contract suite can prove that verification catches tampering.
+func (s *Store) Tamper(seq int64, edit func(*store.AuditEntry)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	edit(&s.audit[seq-1])
+}

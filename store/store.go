@@ -1,0 +1,105 @@
+// Package store defines the contract every Switchyard store keeps: the
+// current revision, audited changes, session snapshots and the audit log.
+// Implementations live in sub-packages, one per technology.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// Store is the source of truth for the runtime. Every implementation passes
+// the same contract suite (store/storetest), so they never drift.
+type Store interface {
+	// Current returns the newest revision.
+	Current(ctx context.Context) (*evaluator.Revision, error)
+	// Revision returns revision number n, or a NOT_FOUND error.
+	Revision(ctx context.Context, n int64) (*evaluator.Revision, error)
+	// Apply applies a change as one atomic step: check the expected
+	// revision, apply the mutation to the current revision, store the next
+	// revision and append one audit entry. When the change is refused (a
+	// stale expected revision, a mutation error) nothing is stored but a
+	// rejected audit entry, and the refusal is returned.
+	Apply(ctx context.Context, c Change) (*evaluator.Revision, AuditEntry, error)
+	// Reject records an attempt refused before it reached the store (a
+	// missing role, a wrong phrase), so every attempt is in the audit log.
+	Reject(ctx context.Context, a Attempt, why error) (AuditEntry, error)
+	// CreateSession stores the snapshot unless one exists for its session
+	// ID, and returns the stored one: the first writer wins. created says
+	// whether this call stored it.
+	CreateSession(ctx context.Context, s evaluator.Snapshot) (stored evaluator.Snapshot, created bool, err error)
+	// Session returns the snapshot of a live session, or NOT_FOUND.
+	Session(ctx context.Context, id string) (evaluator.Snapshot, error)
+	// Audit lists audit entries newest first.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// VerifyAudit walks the audit hash chain from the start.
+	VerifyAudit(ctx context.Context) (Verification, error)
+}
+
+// Attempt says who tried a change and why, as recorded in the audit log.
+type Attempt struct {
+	Actor     string
+	Role      string
+	Action    string
+	Target    string
+	Reason    string
+	Phrase    string
+	RequestID string
+}
+
+// Change is an attempt with the mutation it asks for.
+type Change struct {
+	Attempt
+	// Expected is the revision the caller based the change on; 0 means any.
+	Expected int64
+	Mutation evaluator.Mutation
+}
+
+// The outcomes of an audited attempt.
+const (
+	OutcomeApplied  = "applied"
+	OutcomeRejected = "rejected"
+)
+
+// AuditEntry is one row of the append-only, hash-chained audit log.
+type AuditEntry struct {
+	Seq       int64           `json:"seq"`
+	Time      time.Time       `json:"time"`
+	Actor     string          `json:"actor"`
+	Role      string          `json:"role"`
+	Action    string          `json:"action"`
+	Target    string          `json:"target"`
+	Reason    string          `json:"reason"`
+	Phrase    string          `json:"phrase"`
+	RequestID string          `json:"request_id"`
+	Outcome   string          `json:"outcome"`
+	Why       string          `json:"why,omitempty"`
+	Revision  int64           `json:"revision"`
+	Before    json.RawMessage `json:"before,omitempty"`
+	After     json.RawMessage `json:"after,omitempty"`
+	PrevHash  string          `json:"prev_hash"`
+	Hash      string          `json:"hash"`
+}
+
+// AuditQuery pages through the audit log: at most Limit entries with a
+// sequence number below Before (0: from the newest).
+type AuditQuery struct {
+	Limit  int
+	Before int64
+}
+
+// Verification is the result of walking the audit chain.
+type Verification struct {
+	OK      bool  `json:"ok"`
+	Entries int64 `json:"entries"`
+	// FirstBad is the sequence number of the first entry whose hash does not
+	// match its content and predecessor; 0 when OK.
+	FirstBad int64  `json:"first_bad_seq,omitempty"`
+	Problem  string `json:"problem,omitempty"`
+	// Head is the newest entry's sequence number and hash.
+	HeadSeq  int64  `json:"head_seq"`
+	HeadHash string `json:"head_hash,omitempty"`
+}

@@ -1,0 +1,400 @@
+// Package storetest is the behavioural contract every store.Store passes.
+// Each implementation's tests call Run, so the stores never drift apart.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+// Harness is a fresh store under test and the hooks the contract needs.
+type Harness struct {
+	Store store.Store
+	// Tamper changes the reason of audit entry seq behind the store's back,
+	// as an attacker with write access would, without fixing the hashes.
+	Tamper func(t *testing.T, seq int64, reason string)
+}
+
+// Run runs the contract suite; newHarness returns a store holding only the
+// initial revision and an empty audit log.
+func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, h Harness)
+	}{
+		{"InitialRevision", testInitialRevision},
+		{"ApplyMakesNewRevision", testApply},
+		{"StaleExpectedRevision", testStaleRevision},
+		{"RefusedMutationStoresNothing", testRefusedMutation},
+		{"AdminFreeze", testAdminFreeze},
+		{"RejectRecordsAttempt", testReject},
+		{"SessionsFirstWriterWins", testSessions},
+		{"ConcurrentSessionCreates", testConcurrentSessions},
+		{"ExpiredSession", testExpiredSession},
+		{"ConcurrentMutations", testConcurrentMutations},
+		{"AuditPagination", testAuditPagination},
+		{"TamperDetected", testTamper},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, newHarness(t))
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func attempt(actor string) store.Attempt {
+	return store.Attempt{Actor: actor, Role: "admin", Reason: "contract test", Phrase: "TEST", RequestID: "req-" + actor}
+}
+
+func wantCode(t *testing.T, err error, code evaluator.Code) {
+	t.Helper()
+	if got := evaluator.ErrorCode(err); got != code {
+		t.Fatalf("error = %v (code %s), want code %s", err, got, code)
+	}
+}
+
+func testInitialRevision(t *testing.T, h Harness) {
+	cur, err := h.Store.Current(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Number != 1 || cur.ActiveProfile != evaluator.ProfilePrimary {
+		t.Fatalf("initial revision = %d with profile %q, want 1 with primary", cur.Number, cur.ActiveProfile)
+	}
+	if cur.System != (evaluator.SystemFlags{}) {
+		t.Fatalf("initial system flags = %+v, want all off", cur.System)
+	}
+	if err := cur.Validate(); err != nil {
+		t.Fatalf("initial revision is invalid: %v", err)
+	}
+	if _, err := h.Store.Revision(ctx(t), 99); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+		t.Fatalf("Revision(99) error = %v, want NOT_FOUND", err)
+	}
+}
+
+func testApply(t *testing.T, h Harness) {
+	next, entry, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("alice"), Expected: 1,
+		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Number != 2 || !next.System.ExamMode {
+		t.Fatalf("next = revision %d exam %v, want 2 with exam mode on", next.Number, next.System.ExamMode)
+	}
+	if entry.Outcome != store.OutcomeApplied || entry.Revision != 2 || entry.Actor != "alice" ||
+		entry.Action != "set_flag" || entry.Target != evaluator.ExamMode || entry.Seq != 1 {
+		t.Fatalf("audit entry = %+v", entry)
+	}
+	if string(entry.Before) != `{"EXAM_MODE":false}` || string(entry.After) != `{"EXAM_MODE":true}` {
+		t.Fatalf("audit before/after = %s / %s", entry.Before, entry.After)
+	}
+	cur, err := h.Store.Current(ctx(t))
+	if err != nil || cur.Number != 2 || !cur.System.ExamMode {
+		t.Fatalf("Current = %+v, %v; want revision 2 with exam mode on", cur, err)
+	}
+	old, err := h.Store.Revision(ctx(t), 1)
+	if err != nil || old.System.ExamMode {
+		t.Fatalf("revision 1 changed: %+v, %v", old, err)
+	}
+	override := "v0"
+	if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("alice"),
+		Mutation: evaluator.SetOverride("mastery", &override, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ = h.Store.Current(ctx(t))
+	if got := evaluator.Resolve(cur).Modules["mastery"]; got.Version != "v0" || got.Source != evaluator.SourceOverride {
+		t.Fatalf("mastery after override = %+v", got)
+	}
+}
+
+func testStaleRevision(t *testing.T, h Harness) {
+	if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
+		Mutation: evaluator.SetSystemFlag(evaluator.FreezeUpdates, true)}); err != nil {
+		t.Fatal(err)
+	}
+	_, entry, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("b"), Expected: 1,
+		Mutation: evaluator.SetActiveProfile(evaluator.ProfileFallback)})
+	wantCode(t, err, evaluator.CodeRevisionConflict)
+	if entry.Outcome != store.OutcomeRejected || entry.Revision != 2 {
+		t.Fatalf("rejected entry = %+v", entry)
+	}
+	cur, _ := h.Store.Current(ctx(t))
+	if cur.Number != 2 || cur.ActiveProfile != evaluator.ProfilePrimary {
+		t.Fatalf("stale change was applied: revision %d profile %q", cur.Number, cur.ActiveProfile)
+	}
+}
+
+func testRefusedMutation(t *testing.T, h Harness) {
+	bad := "v9"
+	_, entry, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
+		Mutation: evaluator.SetOverride("mastery", &bad, nil)})
+	wantCode(t, err, evaluator.CodeUnknownVersion)
+	if entry.Outcome != store.OutcomeRejected || entry.Why == "" {
+		t.Fatalf("entry = %+v, want rejected with why", entry)
+	}
+	_, _, err = h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
+		Mutation: evaluator.SetOverride("nope", nil, new(bool))})
+	wantCode(t, err, evaluator.CodeUnknownModule)
+	cur, _ := h.Store.Current(ctx(t))
+	if cur.Number != 1 || len(cur.Overrides) != 0 {
+		t.Fatalf("refused change stored: revision %d overrides %v", cur.Number, cur.Overrides)
+	}
+}
+
+func testAdminFreeze(t *testing.T, h Harness) {
+	apply := func(m evaluator.Mutation) error {
+		_, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"), Mutation: m})
+		return err
+	}
+	if err := apply(evaluator.SetSystemFlag(evaluator.AdminFreeze, true)); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, apply(evaluator.SetSystemFlag(evaluator.ExamMode, true)), evaluator.CodeAdminFreezeActive)
+	if err := apply(evaluator.SetSystemFlag(evaluator.AdminFreeze, false)); err != nil {
+		t.Fatalf("lifting the admin freeze: %v", err)
+	}
+	if err := apply(evaluator.SetSystemFlag(evaluator.ExamMode, true)); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := h.Store.Audit(ctx(t), store.AuditQuery{})
+	if len(entries) != 4 || entries[2].Outcome != store.OutcomeRejected {
+		t.Fatalf("audit = %d entries, want 4 with the frozen attempt rejected", len(entries))
+	}
+}
+
+func testReject(t *testing.T, h Harness) {
+	a := attempt("mallory")
+	a.Action, a.Target, a.Role = "set_flag", evaluator.ExamMode, "viewer"
+	entry, err := h.Store.Reject(ctx(t), a, evaluator.Errorf(evaluator.CodeForbidden, "viewers cannot change the runtime"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry.Outcome != store.OutcomeRejected || entry.Why != "FORBIDDEN: viewers cannot change the runtime" ||
+		entry.Role != "viewer" || entry.Revision != 1 {
+		t.Fatalf("entry = %+v", entry)
+	}
+	v, err := h.Store.VerifyAudit(ctx(t))
+	if err != nil || !v.OK || v.Entries != 1 {
+		t.Fatalf("verify = %+v, %v", v, err)
+	}
+}
+
+func snapshot(t *testing.T, h Harness, id string, ttl time.Duration) evaluator.Snapshot {
+	cur, err := h.Store.Current(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evaluator.NewSnapshot(id, "user-"+id, cur, time.Now(), ttl)
+}
+
+func testSessions(t *testing.T, h Harness) {
+	first := snapshot(t, h, "s-1", time.Hour)
+	got, created, err := h.Store.CreateSession(ctx(t), first)
+	if err != nil || !created {
+		t.Fatalf("create = %v, %v", created, err)
+	}
+	if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
+		Mutation: evaluator.SetActiveProfile(evaluator.ProfileFallback)}); err != nil {
+		t.Fatal(err)
+	}
+	second := snapshot(t, h, "s-1", time.Hour)
+	again, created, err := h.Store.CreateSession(ctx(t), second)
+	if err != nil || created {
+		t.Fatalf("second create = %v, %v; want the existing snapshot", created, err)
+	}
+	if again.Revision != 1 || again.Profile != evaluator.ProfilePrimary || !again.CreatedAt.Equal(got.CreatedAt) {
+		t.Fatalf("second create returned %+v, want the first snapshot", again)
+	}
+	read, err := h.Store.Session(ctx(t), "s-1")
+	if err != nil || read.Revision != 1 || read.Modules["mastery"].Version != "v1" || read.UserID != "user-s-1" {
+		t.Fatalf("Session = %+v, %v", read, err)
+	}
+	if _, err := h.Store.Session(ctx(t), "missing"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+		t.Fatalf("missing session error = %v, want NOT_FOUND", err)
+	}
+}
+
+func testConcurrentSessions(t *testing.T, h Harness) {
+	const n = 32
+	base := snapshot(t, h, "race", time.Hour)
+	results := make([]evaluator.Snapshot, n)
+	createdCount := 0
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s := base
+			s.UserID = fmt.Sprintf("u%d", i)
+			got, created, err := h.Store.CreateSession(ctx(t), s)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			results[i] = got
+			if created {
+				createdCount++
+			}
+		})
+	}
+	wg.Wait()
+	if createdCount != 1 {
+		t.Fatalf("%d creates reported created, want exactly 1", createdCount)
+	}
+	for _, r := range results[1:] {
+		if r.UserID != results[0].UserID {
+			t.Fatalf("creates returned different snapshots: %q and %q", r.UserID, results[0].UserID)
+		}
+	}
+}
+
+func testExpiredSession(t *testing.T, h Harness) {
+	s := snapshot(t, h, "old", time.Hour)
+	s.CreatedAt = s.CreatedAt.Add(-2 * time.Hour)
+	s.ExpiresAt = s.CreatedAt.Add(time.Hour)
+	if _, _, err := h.Store.CreateSession(ctx(t), s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Store.Session(ctx(t), "old"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+		t.Fatalf("expired session error = %v, want NOT_FOUND", err)
+	}
+	fresh := snapshot(t, h, "old", time.Hour)
+	got, created, err := h.Store.CreateSession(ctx(t), fresh)
+	if err != nil || !created || !got.ExpiresAt.After(time.Now()) {
+		t.Fatalf("recreating an expired session = %+v, %v, %v", got, created, err)
+	}
+}
+
+func testConcurrentMutations(t *testing.T, h Harness) {
+	const workers, each = 64, 3
+	var applied, rejected sync.Map
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				cur, err := h.Store.Current(ctx(t))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				on := (w+i)%2 == 0
+				next, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt(fmt.Sprint(w)),
+					Expected: cur.Number, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, on)})
+				switch {
+				case err == nil:
+					if _, dup := applied.LoadOrStore(next.Number, w); dup {
+						t.Errorf("revision %d created twice", next.Number)
+					}
+				case evaluator.ErrorCode(err) == evaluator.CodeRevisionConflict:
+					rejected.Store(fmt.Sprint(w, i), true)
+				default:
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	nApplied, nRejected := count(&applied), count(&rejected)
+	if nApplied+nRejected != workers*each || nApplied == 0 {
+		t.Fatalf("applied %d + rejected %d, want %d attempts with some applied", nApplied, nRejected, workers*each)
+	}
+	cur, _ := h.Store.Current(ctx(t))
+	if cur.Number != int64(nApplied)+1 {
+		t.Fatalf("current revision %d, want %d: revisions are not contiguous", cur.Number, nApplied+1)
+	}
+	for n := int64(2); n <= cur.Number; n++ {
+		if _, ok := applied.Load(n); !ok {
+			t.Fatalf("revision %d missing", n)
+		}
+	}
+	v, err := h.Store.VerifyAudit(ctx(t))
+	if err != nil || !v.OK || v.Entries != int64(workers*each) {
+		t.Fatalf("verify = %+v, %v; want ok with %d entries", v, err, workers*each)
+	}
+}
+
+func count(m *sync.Map) int {
+	n := 0
+	m.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
+func testAuditPagination(t *testing.T, h Harness) {
+	for i := range 5 {
+		if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
+			Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, i%2 == 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := h.Store.Audit(ctx(t), store.AuditQuery{Limit: 2})
+	if err != nil || len(page) != 2 || page[0].Seq != 5 || page[1].Seq != 4 {
+		t.Fatalf("first page = %v, %v; want seq 5, 4", seqs(page), err)
+	}
+	page, err = h.Store.Audit(ctx(t), store.AuditQuery{Limit: 10, Before: 4})
+	if err != nil || len(page) != 3 || page[0].Seq != 3 || page[2].Seq != 1 {
+		t.Fatalf("page before 4 = %v, %v; want seq 3, 2, 1", seqs(page), err)
+	}
+	if page[2].PrevHash != "" || page[1].PrevHash != page[2].Hash {
+		t.Fatalf("chain links wrong: %+v", page)
+	}
+}
+
+func seqs(es []store.AuditEntry) []int64 {
+	out := make([]int64, len(es))
+	for i, e := range es {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+func testTamper(t *testing.T, h Harness) {
+	for range 4 {
+		if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
+			Mutation: evaluator.SetSystemFlag(evaluator.FreezeUpdates, true)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := h.Store.VerifyAudit(ctx(t)); err != nil || !v.OK || v.Entries != 4 || v.HeadSeq != 4 {
+		t.Fatalf("verify before tampering = %+v, %v", v, err)
+	}
+	h.Tamper(t, 3, "nothing to see here")
+	v, err := h.Store.VerifyAudit(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OK || v.FirstBad != 3 {
+		t.Fatalf("verify after tampering = %+v, want not ok naming entry 3", v)
+	}
+}
+
+// ServiceURL returns the URL of a service the test needs from the
+// environment variable env. Unset, the test is skipped with a message
+// naming the variable, or fails when SWITCHYARD_REQUIRE_SERVICES=1 (as in
+// CI), so a missing service never passes silently there.
+func ServiceURL(t testing.TB, env string) string {
+	t.Helper()
+	url := os.Getenv(env)
+	if url != "" {
+		return url
+	}
+	if os.Getenv("SWITCHYARD_REQUIRE_SERVICES") == "1" {
+		t.Fatalf("%s is not set and SWITCHYARD_REQUIRE_SERVICES=1", env)
+	}
+	t.Skipf("set %s to run this test against a real service", env)
+	return ""
+}

@@ -128,55 +128,26 @@ type FlagSet struct {
 }
 
 // Compile builds the flag set of revision r as seen in the given system mode
-// ("demo" or "production"; empty means demo).
+// ("demo" or "production"; empty means demo): the runtime's own flags and the
+// general flags, compiled through the same code.
 func Compile(r *Revision, mode string) (*FlagSet, error) {
-	if mode == "" {
-		mode = defaultSystemMode
-	}
-	flags := make(map[string]*compiledFlag, len(r.Flags)+2*len(r.Catalog)+5)
-	for key, f := range r.Flags {
+	defs := RuntimeFlags(r, mode)
+	maps.Copy(defs, r.Flags)
+	flags := make(map[string]*compiledFlag, len(defs))
+	for key, f := range defs {
 		cf, err := compileFlag(key, f, r.Evaluators)
 		if err != nil {
 			return nil, err
 		}
-		flags[key] = cf
-	}
-	for _, name := range SystemFlagNames {
-		on, _ := r.System.Get(name)
-		flags[name] = boolFlag(name, on)
-	}
-	flags[SystemModeKey] = &compiledFlag{key: SystemModeKey, variants: map[string]any{mode: mode},
-		defaultVariant: mode, hasDefault: true}
-	profiles := make(map[string]any, len(r.Profiles))
-	for name := range r.Profiles {
-		profiles[name] = name
-	}
-	flags[ProfileKey] = &compiledFlag{key: ProfileKey, variants: profiles,
-		defaultVariant: r.ActiveProfile, hasDefault: true}
-	rt := Resolve(r)
-	for _, m := range r.Catalog {
-		rm := rt.Modules[m.Key]
-		versions := make(map[string]any, len(m.Versions))
-		for _, v := range m.Versions {
-			versions[v] = v
-		}
-		flags[ModuleFlagKey(m.Key)] = &compiledFlag{key: ModuleFlagKey(m.Key), variants: versions,
-			defaultVariant: rm.Version, hasDefault: true, disabled: !rm.Enabled}
-		flags[ModuleEnabledFlagKey(m.Key)] = boolFlag(ModuleEnabledFlagKey(m.Key), rm.Enabled)
-	}
-	for key, cf := range flags {
-		var own map[string]any
-		if f, ok := r.Flags[key]; ok {
-			own = f.Metadata
-		}
 		for pinned := range 2 {
-			md := make(map[string]any, len(r.Metadata)+len(own)+2)
+			md := make(map[string]any, len(r.Metadata)+len(f.Metadata)+2)
 			maps.Copy(md, r.Metadata)
-			maps.Copy(md, own)
+			maps.Copy(md, f.Metadata)
 			md[metadataRevision] = r.Number
 			md[metadataPinned] = pinned == 1
 			cf.metadata[pinned] = md
 		}
+		flags[key] = cf
 	}
 	live := &FlagSet{revision: r.Number, flags: flags, keys: slices.Sorted(maps.Keys(flags))}
 	pinned := &FlagSet{revision: r.Number, flags: flags, keys: live.keys, pinned: 1, other: live}
@@ -184,13 +155,50 @@ func Compile(r *Revision, mode string) (*FlagSet, error) {
 	return live, nil
 }
 
-func boolFlag(key string, on bool) *compiledFlag {
+// RuntimeFlags returns the runtime model of r as flagd flags (design §2):
+// the system flags, SYSTEM_MODE, runtime.profile, and for each module
+// module.<key> (its versions as variants, disabled when the module is off)
+// and module.<key>.enabled.
+func RuntimeFlags(r *Revision, mode string) map[string]Flag {
+	if mode == "" {
+		mode = defaultSystemMode
+	}
+	flags := make(map[string]Flag, len(r.Flags)+2*len(r.Catalog)+5)
+	for _, name := range SystemFlagNames {
+		on, _ := r.System.Get(name)
+		flags[name] = boolFlag(on)
+	}
+	flags[SystemModeKey] = stringFlag([]string{mode}, mode, true)
+	flags[ProfileKey] = stringFlag(r.ProfileNames(), r.ActiveProfile, true)
+	rt := Resolve(r)
+	for _, m := range r.Catalog {
+		rm := rt.Modules[m.Key]
+		flags[ModuleFlagKey(m.Key)] = stringFlag(m.Versions, rm.Version, rm.Enabled)
+		flags[ModuleEnabledFlagKey(m.Key)] = boolFlag(rm.Enabled)
+	}
+	return flags
+}
+
+func boolFlag(on bool) Flag {
 	v := variantOff
 	if on {
 		v = variantOn
 	}
-	return &compiledFlag{key: key, variants: map[string]any{variantOn: true, variantOff: false},
-		defaultVariant: v, hasDefault: true}
+	return Flag{State: StateEnabled, Variants: map[string]any{variantOn: true, variantOff: false}, DefaultVariant: &v}
+}
+
+// stringFlag is a flag whose variants are the given names, each valued as
+// itself.
+func stringFlag(names []string, def string, enabled bool) Flag {
+	variants := make(map[string]any, len(names))
+	for _, n := range names {
+		variants[n] = n
+	}
+	f := Flag{State: StateEnabled, Variants: variants, DefaultVariant: &def}
+	if !enabled {
+		f.State = StateDisabled
+	}
+	return f
 }
 
 // Revision returns the number of the revision the flag set was compiled from.

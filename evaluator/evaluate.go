@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"errors"
 	"fmt"
 	"math"
 )
@@ -58,12 +59,24 @@ func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
 	if f.disabled {
 		return Result{Key: key, Reason: ReasonDisabled, Metadata: md}
 	}
+	if f.parseErr != nil {
+		return Result{Key: key, Reason: ReasonError, ErrorCode: ParseError, ErrorMessage: f.parseErr.Error(), Metadata: md}
+	}
 	if f.targeting != nil {
-		variant, matched, err := f.targeting(targetingData(key, ctx))
+		v, err := f.targeting.eval(key, ctx)
 		if err != nil {
-			return Result{Key: key, Reason: ReasonError, ErrorCode: General, ErrorMessage: err.Error(), Metadata: md}
+			return targetingError(key, err, md)
 		}
-		if matched {
+		if v.k != kindNull {
+			variant, err := variantName(v)
+			if err != nil {
+				var re *errRule
+				if errors.As(err, &re) {
+					return targetingError(key, err, md)
+				}
+				return Result{Key: key, Reason: ReasonError, ErrorCode: General,
+					ErrorMessage: fmt.Sprintf("flag %q: targeting: %v", key, err), Metadata: md}
+			}
 			value, ok := f.variants[variant]
 			if !ok {
 				return Result{Key: key, Reason: ReasonError, ErrorCode: General,

@@ -78,22 +78,27 @@ type compiledFlag struct {
 	variants       map[string]any
 	defaultVariant string
 	hasDefault     bool
-	targeting      targetingFunc
+	targeting      *rule
+	// parseErr is set when the targeting rule does not compile: the flag
+	// then evaluates to PARSE_ERROR, as it does in flagd.
+	parseErr error
 	// metadata is indexed by pinned: 0 for live evaluations, 1 for pinned.
 	metadata [2]map[string]any
 }
 
-// targetingFunc evaluates a compiled targeting rule against the evaluation
-// data. It returns the chosen variant, or ok false when the rule chose none
-// (the default variant is served).
-type targetingFunc func(data map[string]any) (variant string, ok bool, err error)
-
+// compileFlag checks and compiles one flag. When only the targeting rule
+// is at fault it returns the flag (evaluating to PARSE_ERROR) along with
+// the error: Revision.Validate refuses it, while Compile still serves the
+// revision's other flags.
 func compileFlag(key string, f Flag, evaluators map[string]json.RawMessage) (*compiledFlag, error) {
 	if f.State != StateEnabled && f.State != StateDisabled {
 		return nil, flagError(key, "state", "must be %q or %q", StateEnabled, StateDisabled)
 	}
 	if len(f.Variants) == 0 {
 		return nil, flagError(key, "variants", "must define at least one variant")
+	}
+	if err := checkVariantTypes(key, f.Variants); err != nil {
+		return nil, err
 	}
 	cf := &compiledFlag{key: key, disabled: f.State == StateDisabled, variants: f.Variants}
 	if f.DefaultVariant != nil {
@@ -105,11 +110,47 @@ func compileFlag(key string, f Flag, evaluators map[string]json.RawMessage) (*co
 	if len(f.Targeting) > 0 {
 		t, err := compileTargeting(key, f.Targeting, evaluators)
 		if err != nil {
-			return nil, err
+			cf.parseErr = err
+			return cf, err
 		}
 		cf.targeting = t
 	}
 	return cf, nil
+}
+
+// checkVariantTypes enforces flagd's schema: the variants of a flag are
+// all booleans, all strings, all numbers or all objects, so a flag has one
+// OpenFeature type.
+func checkVariantTypes(key string, variants map[string]any) error {
+	var first kind
+	var firstName string
+	for _, name := range slices.Sorted(maps.Keys(variants)) {
+		k := variantKind(variants[name])
+		if k == kindNull {
+			return flagError(key, "variants."+name, "must be a boolean, string, number or object")
+		}
+		if firstName == "" {
+			first, firstName = k, name
+		} else if k != first {
+			return flagError(key, "variants."+name, "is %s, but variant %q is %s: a flag's variants share one type",
+				k, firstName, first)
+		}
+	}
+	return nil
+}
+
+func variantKind(x any) kind {
+	switch x.(type) {
+	case bool:
+		return kindBool
+	case string:
+		return kindString
+	case float64, int, int64:
+		return kindNumber
+	case map[string]any, []any:
+		return kindObject
+	}
+	return kindNull
 }
 
 func flagError(key, path, format string, args ...any) *Error {
@@ -136,7 +177,7 @@ func Compile(r *Revision, mode string) (*FlagSet, error) {
 	flags := make(map[string]*compiledFlag, len(defs))
 	for key, f := range defs {
 		cf, err := compileFlag(key, f, r.Evaluators)
-		if err != nil {
+		if cf == nil {
 			return nil, err
 		}
 		for pinned := range 2 {

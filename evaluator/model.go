@@ -220,6 +220,9 @@ func (r *Revision) Validate() error {
 			}
 		}
 	}
+	if err := validateEvaluators(r.Evaluators); err != nil {
+		return err
+	}
 	for key, f := range r.Flags {
 		if err := ValidateFlagKey(key); err != nil {
 			return err

@@ -1,0 +1,673 @@
+package evaluator
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Limits on one targeting rule, $ref expansions included, so a hostile or
+// broken document cannot exhaust the stack or memory at compile time.
+const (
+	maxRuleDepth = 64
+	maxRuleOps   = 100_000
+)
+
+// env is what a rule reads while it is evaluated: the caller's flattened
+// context and flagd's $flagd properties. It is passed by value so an
+// evaluation keeps it on the stack. Inside map, filter, all, none, some and
+// reduce, var reads the current element (elem) instead.
+type env struct {
+	ctx     map[string]any
+	flagKey string
+	now     int64
+	elem    any
+	scoped  bool
+}
+
+// evalFunc is a compiled rule or sub-rule.
+type evalFunc func(e env) (value, error)
+
+// expr is a compiled sub-rule. A constant one (konst) is folded into its
+// parent at compile time.
+type expr struct {
+	eval  evalFunc
+	konst bool
+	val   value
+}
+
+func constant(v value) expr {
+	return expr{eval: func(env) (value, error) { return v, nil }, konst: true, val: v}
+}
+
+// compileError is a problem found while compiling a rule, at a JSON path
+// inside it.
+type compileError struct {
+	path string
+	msg  string
+}
+
+func (e *compileError) Error() string { return e.path + ": " + e.msg }
+
+func errorAt(path, format string, args ...any) error {
+	return &compileError{path: path, msg: fmt.Sprintf(format, args...)}
+}
+
+// operatorFunc compiles one operation; path names the operation itself
+// (e.g. targeting.if[1].in) and args is its raw argument.
+type operatorFunc func(c *compiler, args any, path string, depth int) (expr, error)
+
+// operators are the operations a rule may use: flagd's JsonLogic (its
+// targeting schema), flagd's custom operations, and the bucketing of the
+// vendors Switchyard imports from. Anything else is refused at compile
+// time. It is filled in init because the compilers refer back to it.
+var operators map[string]operatorFunc
+
+func init() {
+	operators = map[string]operatorFunc{
+		"var": compileVar, "missing": compileMissing, "missing_some": compileMissingSome,
+		"if": compileIf, "?:": compileIf, "and": compileAnd, "or": compileOr,
+		"!": compileNot, "!!": compileNotNot,
+		"==": compileEquality(looseEquals, false), "!=": compileEquality(looseEquals, true),
+		"===": compileEquality(strictEquals, false), "!==": compileEquality(strictEquals, true),
+		"<": compileLess(false), "<=": compileLess(true), ">": compileGreater(false), ">=": compileGreater(true),
+		"+": compileSum, "-": compileMinus, "*": compileProduct, "/": compileDivide, "%": compileModulo,
+		"min": compileMinMax(false), "max": compileMinMax(true),
+		"in": compileIn, "cat": compileCat, "substr": compileSubstr, "merge": compileMerge,
+		"map": compileMap, "filter": compileFilter, "reduce": compileReduce,
+		"all": compileQuantifier(quantAll), "none": compileQuantifier(quantNone), "some": compileQuantifier(quantSome),
+		"starts_with": compileAffix(strings.HasPrefix), "ends_with": compileAffix(strings.HasSuffix),
+		"sem_ver": compileSemVer, "fractional": compileFractional,
+		"ld_bucket": compileLDBucket, "unleash_hash": compileUnleashHash,
+	}
+}
+
+// compiler compiles the rules of one flag, expanding $ref from the shared
+// evaluators.
+type compiler struct {
+	evaluators map[string]json.RawMessage
+	parsed     map[string]any
+	expanding  []string
+	ops        int
+	usesTime   bool
+}
+
+// compileRule compiles the targeting rule raw, whose path is root.
+func compileRule(raw json.RawMessage, root string, evaluators map[string]json.RawMessage) (*rule, error) {
+	var x any
+	if err := json.Unmarshal(raw, &x); err != nil {
+		return nil, errorAt(root, "not valid JSON: %v", err)
+	}
+	if _, ok := x.(map[string]any); !ok {
+		return nil, errorAt(root, "must be a JsonLogic object, not %s", jsonType(x))
+	}
+	c := &compiler{evaluators: evaluators}
+	root1, err := c.compile(x, root, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &rule{root: root1.eval, usesTime: c.usesTime}, nil
+}
+
+// compile compiles x, a rule, an argument or a literal, found at path.
+func (c *compiler) compile(x any, path string, depth int) (expr, error) {
+	if depth > maxRuleDepth {
+		return expr{}, errorAt(path, "nested deeper than %d levels", maxRuleDepth)
+	}
+	switch v := x.(type) {
+	case map[string]any:
+		if len(v) == 0 {
+			return constant(value{k: kindObject, x: map[string]any{}}), nil
+		}
+		if len(v) > 1 {
+			return expr{}, errorAt(path, "an operation is an object with exactly one key, found %d (%s)",
+				len(v), strings.Join(slices.Sorted(maps.Keys(v)), ", "))
+		}
+		c.ops++
+		if c.ops > maxRuleOps {
+			return expr{}, errorAt(path, "more than %d operations", maxRuleOps)
+		}
+		for op, args := range v {
+			if op == "$ref" {
+				return c.ref(args, path+".$ref", depth)
+			}
+			compileOp, ok := operators[op]
+			if !ok {
+				return expr{}, errorAt(path+"."+op, "unknown operator %q", op)
+			}
+			return compileOp(c, args, path+"."+op, depth+1)
+		}
+	case []any:
+		return c.array(v, path, depth)
+	}
+	v, err := literal(x, path, depth)
+	if err != nil {
+		return expr{}, err
+	}
+	return constant(v), nil
+}
+
+// literal converts a decoded JSON value used as data, checking its depth.
+func literal(x any, path string, depth int) (value, error) {
+	if d := jsonDepth(x, maxRuleDepth-depth+1); d > maxRuleDepth-depth {
+		return null, errorAt(path, "nested deeper than %d levels", maxRuleDepth)
+	}
+	return fromAny(x)
+}
+
+// jsonDepth returns the nesting depth of x, counting at most to limit.
+func jsonDepth(x any, limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	best := 0
+	switch v := x.(type) {
+	case map[string]any:
+		for _, e := range v {
+			best = max(best, jsonDepth(e, limit-1))
+		}
+	case []any:
+		for _, e := range v {
+			best = max(best, jsonDepth(e, limit-1))
+		}
+	default:
+		return 0
+	}
+	return best + 1
+}
+
+// array compiles a literal array whose elements JsonLogic evaluates.
+func (c *compiler) array(a []any, path string, depth int) (expr, error) {
+	elems, err := c.compileAll(a, path, depth)
+	if err != nil {
+		return expr{}, err
+	}
+	if allConstant(elems) {
+		out := make([]any, len(elems))
+		for i, e := range elems {
+			out[i] = e.val.toAny()
+		}
+		return constant(arrayValue(out)), nil
+	}
+	return expr{eval: func(e env) (value, error) {
+		out := make([]any, len(elems))
+		for i, el := range elems {
+			v, err := el.eval(e)
+			if err != nil {
+				return null, err
+			}
+			out[i] = v.toAny()
+		}
+		return arrayValue(out), nil
+	}}, nil
+}
+
+func (c *compiler) compileAll(a []any, path string, depth int) ([]expr, error) {
+	out := make([]expr, len(a))
+	for i, x := range a {
+		e, err := c.compile(x, fmt.Sprintf("%s[%d]", path, i), depth+1)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+func allConstant(es []expr) bool {
+	for _, e := range es {
+		if !e.konst {
+			return false
+		}
+	}
+	return true
+}
+
+// ref expands {"$ref": "name"} to the shared evaluator name, as flagd does.
+func (c *compiler) ref(args any, path string, depth int) (expr, error) {
+	name, ok := args.(string)
+	if !ok {
+		return expr{}, errorAt(path, "must name an evaluator, not %s", jsonType(args))
+	}
+	raw, ok := c.evaluators[name]
+	if !ok {
+		return expr{}, errorAt(path, "no evaluator named %q in $evaluators", name)
+	}
+	if slices.Contains(c.expanding, name) {
+		return expr{}, errorAt(path, "evaluator %q refers to itself (%s -> %s)",
+			name, strings.Join(c.expanding, " -> "), name)
+	}
+	x, ok := c.parsed[name]
+	if !ok {
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return expr{}, errorAt(path, "evaluator %q is not valid JSON: %v", name, err)
+		}
+		if c.parsed == nil {
+			c.parsed = map[string]any{}
+		}
+		c.parsed[name] = x
+	}
+	c.expanding = append(c.expanding, name)
+	defer func() { c.expanding = c.expanding[:len(c.expanding)-1] }()
+	return c.compile(x, fmt.Sprintf("%s(%s)", path, name), depth+1)
+}
+
+// args compiles an operation's argument array, which must hold between
+// minN and maxN elements (maxN < 0: no upper bound).
+func (c *compiler) args(args any, path string, depth, minN, maxN int) ([]expr, error) {
+	a, ok := args.([]any)
+	if !ok {
+		return nil, errorAt(path, "takes an array of arguments, not %s", jsonType(args))
+	}
+	if len(a) < minN || (maxN >= 0 && len(a) > maxN) {
+		return nil, errorAt(path, "takes %s, got %d", arity(minN, maxN), len(a))
+	}
+	return c.compileAll(a, path, depth)
+}
+
+func arity(minN, maxN int) string {
+	switch {
+	case minN == maxN && minN == 1:
+		return "1 argument"
+	case minN == maxN:
+		return fmt.Sprintf("%d arguments", minN)
+	case maxN < 0:
+		return fmt.Sprintf("at least %d argument%s", minN, plural(minN))
+	}
+	return fmt.Sprintf("%d to %d arguments", minN, maxN)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// fold evaluates e once at compile time when every argument is constant,
+// so the rule does that work once per revision instead of once per call.
+// A failure is left for evaluation time, where it belongs.
+func fold(e expr, args ...expr) expr {
+	if !allConstant(args) {
+		return e
+	}
+	v, err := e.eval(env{})
+	if err != nil {
+		return e
+	}
+	return constant(v)
+}
+
+func jsonType(x any) string {
+	switch x.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
+
+// The var operation and the lookups it shares with missing.
+
+// compileVar compiles {"var": path}, {"var": [path]} and
+// {"var": [path, default]}.
+func compileVar(c *compiler, args any, path string, depth int) (expr, error) {
+	switch a := args.(type) {
+	case string:
+		return c.varPath(a, expr{}), nil
+	case float64:
+		return c.varPath(strconv.FormatFloat(a, 'f', -1, 64), expr{}), nil
+	case nil:
+		return expr{eval: func(e env) (value, error) { return e.lookupValue(null) }}, nil
+	case map[string]any:
+		p, err := c.compile(a, path+"[0]", depth)
+		if err != nil {
+			return expr{}, err
+		}
+		c.usesTime = true
+		return expr{eval: func(e env) (value, error) {
+			pv, err := p.eval(e)
+			if err != nil {
+				return null, err
+			}
+			return e.lookupValue(pv)
+		}}, nil
+	case []any:
+		if len(a) == 0 {
+			return c.varPath("", expr{}), nil
+		}
+		if len(a) > 2 {
+			return expr{}, errorAt(path, "takes a path and an optional default, got %d arguments", len(a))
+		}
+		var def expr
+		if len(a) == 2 {
+			d, err := c.compile(a[1], path+"[1]", depth)
+			if err != nil {
+				return expr{}, err
+			}
+			def = d
+		}
+		switch p := a[0].(type) {
+		case string:
+			return c.varPath(p, def), nil
+		case map[string]any:
+			pe, err := c.compile(p, path+"[0]", depth)
+			if err != nil {
+				return expr{}, err
+			}
+			c.usesTime = true
+			return expr{eval: func(e env) (value, error) {
+				d := null
+				if def.eval != nil {
+					var err error
+					if d, err = def.eval(e); err != nil {
+						return null, err
+					}
+				}
+				pv, err := pe.eval(e)
+				if err != nil {
+					return null, err
+				}
+				if pv.k != kindString {
+					return null, ruleErrorf("var: the path is %s, not a string", pv.k)
+				}
+				return e.lookup(pv.s, d)
+			}}, nil
+		}
+		return expr{}, errorAt(path+"[0]", "the path must be a string, not %s", jsonType(a[0]))
+	}
+	return expr{}, errorAt(path, "takes a path, not %s", jsonType(args))
+}
+
+// varPath compiles a lookup of a fixed path, with def evaluated (as
+// JsonLogic does, before the lookup) when the path is missing.
+func (c *compiler) varPath(p string, def expr) expr {
+	if readsTime(p) {
+		c.usesTime = true
+	}
+	if def.eval == nil {
+		return expr{eval: func(e env) (value, error) { return e.lookup(p, null) }}
+	}
+	if def.konst {
+		d := def.val
+		return expr{eval: func(e env) (value, error) { return e.lookup(p, d) }}
+	}
+	return expr{eval: func(e env) (value, error) {
+		d, err := def.eval(e)
+		if err != nil {
+			return null, err
+		}
+		return e.lookup(p, d)
+	}}
+}
+
+const flagdPrefix = "$flagd"
+
+// readsTime reports whether a lookup of path p at the top level may read
+// $flagd.timestamp, so evaluation reads the clock only for rules that do.
+func readsTime(p string) bool {
+	seg, rest, ok := nextSegment(p)
+	if !ok {
+		return true
+	}
+	if seg != flagdPrefix {
+		return false
+	}
+	seg, _, ok = nextSegment(rest)
+	return !ok || seg == "timestamp"
+}
+
+// lookupValue resolves a path computed at evaluation time, as JsonLogic's
+// var does with whatever its argument evaluated to.
+func (e env) lookupValue(p value) (value, error) {
+	switch p.k {
+	case kindString:
+		return e.lookup(p.s, null)
+	case kindNumber:
+		s, _ := p.str()
+		return e.lookup(s, null)
+	case kindNull:
+		if e.scoped {
+			if v, err := fromAny(e.elem); err == nil && (v.k == kindBool || v.k == kindNumber || v.k == kindString) {
+				return v, nil
+			}
+		}
+		return null, nil
+	case kindArray:
+		a := p.array()
+		if len(a) == 0 {
+			return e.lookup("", null)
+		}
+		s, ok := a[0].(string)
+		if !ok {
+			return null, ruleErrorf("var: the path is %s, not a string", jsonType(a[0]))
+		}
+		d := null
+		if len(a) == 2 {
+			var err error
+			if d, err = fromAny(a[1]); err != nil {
+				return null, err
+			}
+		}
+		return e.lookup(s, d)
+	}
+	return null, ruleErrorf("var: the path is %s, not a string", p.k)
+}
+
+// lookup resolves a dotted path in the data, returning def when any step
+// is missing or null. Segments index arrays by their numeric value. At the
+// top level the data is the context plus flagd's $flagd object
+// ({"flagKey", "timestamp"}), which is never built unless a rule asks for
+// it whole.
+func (e env) lookup(p string, def value) (value, error) {
+	var cur any
+	rest := p
+	if e.scoped {
+		if e.elem == nil {
+			return def, nil
+		}
+		cur = e.elem
+	} else {
+		seg, r, ok := nextSegment(rest)
+		if !ok {
+			return value{k: kindObject, x: e.wholeData()}, nil
+		}
+		rest = r
+		if seg == flagdPrefix {
+			seg, r, ok = nextSegment(rest)
+			switch {
+			case !ok:
+				return value{k: kindObject, x: e.flagdProperties()}, nil
+			case seg == "flagKey":
+				cur = e.flagKey
+			case seg == "timestamp":
+				cur = float64(e.now)
+			default:
+				return def, nil
+			}
+			rest = r
+		} else {
+			cur = e.ctx[seg]
+		}
+		if cur == nil {
+			return def, nil
+		}
+	}
+	for {
+		seg, r, ok := nextSegment(rest)
+		if !ok {
+			break
+		}
+		rest = r
+		c, isContainer, err := container(cur)
+		if err != nil {
+			return null, err
+		}
+		if !isContainer {
+			return def, nil
+		}
+		switch c := c.(type) {
+		case map[string]any:
+			cur = c[seg]
+		case []any:
+			f, _ := strconv.ParseFloat(seg, 64)
+			i := int(f)
+			if i < 0 || i >= len(c) {
+				return def, nil
+			}
+			cur = c[i]
+		}
+		if cur == nil {
+			return def, nil
+		}
+	}
+	return fromAny(cur)
+}
+
+// nextSegment splits the first non-empty dot-separated segment off p.
+func nextSegment(p string) (seg, rest string, ok bool) {
+	for p != "" {
+		i := strings.IndexByte(p, '.')
+		if i < 0 {
+			return p, "", true
+		}
+		seg, p = p[:i], p[i+1:]
+		if seg != "" {
+			return seg, p, true
+		}
+	}
+	return "", "", false
+}
+
+func (e env) flagdProperties() map[string]any {
+	return map[string]any{"flagKey": e.flagKey, "timestamp": float64(e.now)}
+}
+
+func (e env) wholeData() map[string]any {
+	m := make(map[string]any, len(e.ctx)+1)
+	maps.Copy(m, e.ctx)
+	m[flagdPrefix] = e.flagdProperties()
+	return m
+}
+
+// compileMissing compiles {"missing": [paths]}: the paths whose value is
+// missing or null.
+func compileMissing(c *compiler, args any, path string, depth int) (expr, error) {
+	c.usesTime = true
+	var list expr
+	switch a := args.(type) {
+	case []any:
+		l, err := c.array(a, path, depth)
+		if err != nil {
+			return expr{}, err
+		}
+		list = l
+	case string:
+		list = constant(arrayValue([]any{a}))
+	case map[string]any:
+		l, err := c.compile(a, path+"[0]", depth)
+		if err != nil {
+			return expr{}, err
+		}
+		list = l
+	default:
+		return expr{}, errorAt(path, "takes an array of paths, not %s", jsonType(args))
+	}
+	return expr{eval: func(e env) (value, error) {
+		l, err := list.eval(e)
+		if err != nil {
+			return null, err
+		}
+		switch l.k {
+		case kindString:
+			l = arrayValue([]any{l.s})
+		case kindArray:
+		default:
+			return null, ruleErrorf("missing: takes an array of paths, not %s", l.k)
+		}
+		missing, _, err := e.missing(l.array())
+		if err != nil {
+			return null, err
+		}
+		return arrayValue(missing), nil
+	}}, nil
+}
+
+var emptyArray = []any{}
+
+// missing returns the paths that resolve to null, and how many resolved.
+func (e env) missing(paths []any) ([]any, int, error) {
+	out := emptyArray
+	found := 0
+	for _, p := range paths {
+		pv, err := fromAny(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		v, err := e.lookupValue(pv)
+		if err != nil {
+			return nil, 0, err
+		}
+		if v.k == kindNull {
+			if len(out) == 0 {
+				out = make([]any, 0, len(paths))
+			}
+			out = append(out, p)
+		} else {
+			found++
+		}
+	}
+	return out, found, nil
+}
+
+// compileMissingSome compiles {"missing_some": [need, [paths]]}: no paths
+// when at least need of them are present, else the missing ones.
+func compileMissingSome(c *compiler, args any, path string, depth int) (expr, error) {
+	c.usesTime = true
+	a, err := c.args(args, path, depth, 2, 2)
+	if err != nil {
+		return expr{}, err
+	}
+	need, list := a[0], a[1]
+	return expr{eval: func(e env) (value, error) {
+		nv, err := need.eval(e)
+		if err != nil {
+			return null, err
+		}
+		l, err := list.eval(e)
+		if err != nil {
+			return null, err
+		}
+		n, err := nv.number()
+		if err != nil {
+			return null, fmt.Errorf("missing_some: %w", err)
+		}
+		if l.k != kindArray {
+			return null, ruleErrorf("missing_some: the paths are %s, not an array", l.k)
+		}
+		missing, found, err := e.missing(l.array())
+		if err != nil {
+			return null, err
+		}
+		if int(n) > found {
+			return arrayValue(missing), nil
+		}
+		return arrayValue(emptyArray), nil
+	}}, nil
+}
+
+// isIntegral reports whether f is a whole number that fits an int64.
+func isIntegral(f float64) bool {
+	return f == math.Trunc(f) && math.Abs(f) < 1<<63
+}

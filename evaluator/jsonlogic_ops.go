@@ -1,0 +1,729 @@
+package evaluator
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// The JsonLogic operations flagd's targeting schema allows, with the
+// semantics of the library flagd evaluates them with
+// (github.com/diegoholiveira/jsonlogic/v3). Arities follow flagd's schema
+// and are checked at compile time; where the library fails at evaluation
+// (a type it cannot convert), so does the compiled rule.
+
+func compileIf(c *compiler, args any, path string, depth int) (expr, error) {
+	a, err := c.args(args, path, depth, 1, -1)
+	if err != nil {
+		return expr{}, err
+	}
+	n := len(a)
+	return fold(expr{eval: func(e env) (value, error) {
+		for i := 0; i+1 < n; i += 2 {
+			cond, err := a[i].eval(e)
+			if err != nil {
+				return null, err
+			}
+			if cond.truthy() {
+				return a[i+1].eval(e)
+			}
+		}
+		if n%2 == 1 {
+			return a[n-1].eval(e)
+		}
+		return null, nil
+	}}, a...), nil
+}
+
+// compileAnd returns the first falsy argument, or the last one.
+func compileAnd(c *compiler, args any, path string, depth int) (expr, error) {
+	return compileShortCircuit(c, args, path, depth, false)
+}
+
+// compileOr returns the first truthy argument, or the last one.
+func compileOr(c *compiler, args any, path string, depth int) (expr, error) {
+	return compileShortCircuit(c, args, path, depth, true)
+}
+
+func compileShortCircuit(c *compiler, args any, path string, depth int, stopOn bool) (expr, error) {
+	a, err := c.args(args, path, depth, 1, -1)
+	if err != nil {
+		return expr{}, err
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		var last value
+		for _, x := range a {
+			v, err := x.eval(e)
+			if err != nil {
+				return null, err
+			}
+			if v.truthy() == stopOn {
+				return v, nil
+			}
+			last = v
+		}
+		return last, nil
+	}}, a...), nil
+}
+
+// compileNot compiles !, which takes one argument, bare or in an array.
+func compileNot(c *compiler, args any, path string, depth int) (expr, error) {
+	x, err := c.unary(args, path, depth)
+	if err != nil {
+		return expr{}, err
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		v, err := x.eval(e)
+		return boolValue(!v.truthy()), err
+	}}, x), nil
+}
+
+// compileNotNot compiles !!, the cast to a boolean.
+func compileNotNot(c *compiler, args any, path string, depth int) (expr, error) {
+	x, err := c.unary(args, path, depth)
+	if err != nil {
+		return expr{}, err
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		v, err := x.eval(e)
+		return boolValue(v.truthy()), err
+	}}, x), nil
+}
+
+// unary compiles the argument of ! and !!. Given bare, an argument that
+// evaluates to a non-empty array stands for its first element, as in the
+// library.
+func (c *compiler) unary(args any, path string, depth int) (expr, error) {
+	if a, ok := args.([]any); ok {
+		x, err := c.args(a, path, depth, 1, 1)
+		if err != nil {
+			return expr{}, err
+		}
+		return x[0], nil
+	}
+	x, err := c.compile(args, path+"[0]", depth)
+	if err != nil {
+		return expr{}, err
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		v, err := x.eval(e)
+		if err != nil {
+			return null, err
+		}
+		if a := v.array(); v.k == kindArray && len(a) > 0 {
+			return fromAny(a[0])
+		}
+		return v, nil
+	}}, x), nil
+}
+
+func compileEquality(eq func(a, b value) bool, negate bool) operatorFunc {
+	return func(c *compiler, args any, path string, depth int) (expr, error) {
+		a, err := c.args(args, path, depth, 2, 2)
+		if err != nil {
+			return expr{}, err
+		}
+		x, y := a[0].eval, a[1].eval
+		return fold(expr{eval: func(e env) (value, error) {
+			l, err := x(e)
+			if err != nil {
+				return null, err
+			}
+			r, err := y(e)
+			if err != nil {
+				return null, err
+			}
+			return boolValue(eq(l, r) != negate), nil
+		}}, a...), nil
+	}
+}
+
+// compileLess compiles < and <=, which also test that the middle of three
+// arguments lies between the other two.
+func compileLess(orEqual bool) operatorFunc {
+	cmp := func(a, b value) bool { return less(a, b) || (orEqual && looseEquals(a, b)) }
+	return func(c *compiler, args any, path string, depth int) (expr, error) {
+		a, err := c.args(args, path, depth, 2, 3)
+		if err != nil {
+			return expr{}, err
+		}
+		return fold(expr{eval: func(e env) (value, error) {
+			var v [3]value
+			for i, x := range a {
+				var err error
+				if v[i], err = x.eval(e); err != nil {
+					return null, err
+				}
+			}
+			if len(a) == 3 {
+				return boolValue(cmp(v[0], v[1]) && cmp(v[1], v[2])), nil
+			}
+			return boolValue(cmp(v[0], v[1])), nil
+		}}, a...), nil
+	}
+}
+
+// compileGreater compiles > and >=.
+func compileGreater(orEqual bool) operatorFunc {
+	return func(c *compiler, args any, path string, depth int) (expr, error) {
+		a, err := c.args(args, path, depth, 2, 2)
+		if err != nil {
+			return expr{}, err
+		}
+		x, y := a[0].eval, a[1].eval
+		return fold(expr{eval: func(e env) (value, error) {
+			l, err := x(e)
+			if err != nil {
+				return null, err
+			}
+			r, err := y(e)
+			if err != nil {
+				return null, err
+			}
+			return boolValue(less(r, l) || (orEqual && looseEquals(r, l))), nil
+		}}, a...), nil
+	}
+}
+
+// arithmetic compiles an operation on numbers: combine folds each argument
+// after the first into the running result.
+func arithmetic(c *compiler, args any, path string, depth, minN, maxN int, op string,
+	single func(float64) float64, combine func(acc, n float64) float64) (expr, error) {
+	a, err := c.args(args, path, depth, minN, maxN)
+	if err != nil {
+		return expr{}, err
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		var acc float64
+		for i, x := range a {
+			v, err := x.eval(e)
+			if err != nil {
+				return null, err
+			}
+			n, err := v.number()
+			if err != nil {
+				return null, fmt.Errorf("%s: %w", op, err)
+			}
+			if i == 0 {
+				acc = n
+			} else {
+				acc = combine(acc, n)
+			}
+		}
+		if len(a) == 1 {
+			acc = single(acc)
+		}
+		return numberValue(acc), nil
+	}}, a...), nil
+}
+
+func identity(n float64) float64 { return n }
+
+func compileSum(c *compiler, args any, path string, depth int) (expr, error) {
+	return arithmetic(c, args, path, depth, 1, -1, "+", identity, func(acc, n float64) float64 { return acc + n })
+}
+
+func compileMinus(c *compiler, args any, path string, depth int) (expr, error) {
+	return arithmetic(c, args, path, depth, 1, -1, "-", func(n float64) float64 { return -1 * n },
+		func(acc, n float64) float64 { return acc - n })
+}
+
+func compileProduct(c *compiler, args any, path string, depth int) (expr, error) {
+	return arithmetic(c, args, path, depth, 2, -1, "*", identity, func(acc, n float64) float64 { return acc * n })
+}
+
+func compileDivide(c *compiler, args any, path string, depth int) (expr, error) {
+	return arithmetic(c, args, path, depth, 2, 2, "/", identity, func(acc, n float64) float64 { return acc / n })
+}
+
+func compileModulo(c *compiler, args any, path string, depth int) (expr, error) {
+	return arithmetic(c, args, path, depth, 2, 2, "%", identity, math.Mod)
+}
+
+func compileMinMax(isMax bool) operatorFunc {
+	op := "min"
+	if isMax {
+		op = "max"
+	}
+	return func(c *compiler, args any, path string, depth int) (expr, error) {
+		return arithmetic(c, args, path, depth, 1, -1, op, identity, func(acc, n float64) float64 {
+			if (isMax && n > acc) || (!isMax && acc > n) {
+				return n
+			}
+			return acc
+		})
+	}
+}
+
+// compileIn compiles {"in": [needle, haystack]}: a substring test when the
+// haystack is a string, membership when it is an array (where an element
+// that is itself an array [lo, hi] is a range).
+func compileIn(c *compiler, args any, path string, depth int) (expr, error) {
+	a, err := c.args(args, path, depth, 2, 2)
+	if err != nil {
+		return expr{}, err
+	}
+	needle, haystack := a[0].eval, a[1]
+	if set, ok := stringSet(haystack); ok {
+		return expr{eval: func(e env) (value, error) {
+			n, err := needle(e)
+			if err != nil {
+				return null, err
+			}
+			if n.k == kindString {
+				_, found := set[n.s]
+				return boolValue(found), nil
+			}
+			found, err := in(n, haystack.val)
+			return boolValue(found), err
+		}}, nil
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		n, err := needle(e)
+		if err != nil {
+			return null, err
+		}
+		h, err := haystack.eval(e)
+		if err != nil {
+			return null, err
+		}
+		found, err := in(n, h)
+		return boolValue(found), err
+	}}, a...), nil
+}
+
+// stringSet returns a constant haystack of strings as a set.
+func stringSet(h expr) (map[string]struct{}, bool) {
+	if !h.konst || h.val.k != kindArray {
+		return nil, false
+	}
+	set := make(map[string]struct{}, len(h.val.array()))
+	for _, x := range h.val.array() {
+		s, ok := x.(string)
+		if !ok {
+			return nil, false
+		}
+		set[s] = struct{}{}
+	}
+	return set, true
+}
+
+func in(needle, haystack value) (bool, error) {
+	switch haystack.k {
+	case kindString:
+		if needle.k != kindString {
+			return false, ruleErrorf("in: looking for %s in a string", needle.k)
+		}
+		return strings.Contains(haystack.s, needle.s), nil
+	case kindArray:
+		for _, raw := range haystack.array() {
+			el, err := fromAny(raw)
+			if err != nil {
+				return false, err
+			}
+			if found, err := matches(needle, el); found || err != nil {
+				return found, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// matches reports whether needle matches one element of an in haystack.
+func matches(needle, el value) (bool, error) {
+	switch {
+	case el.k == kindArray:
+		return inRange(needle, el.array())
+	case needle.k == kindNumber:
+		n, err := el.number()
+		if err != nil {
+			return false, fmt.Errorf("in: %w", err)
+		}
+		return n == needle.n, nil
+	case el.k != needle.k:
+		return false, nil
+	}
+	switch el.k {
+	case kindNull:
+		return true, nil
+	case kindBool:
+		return el.b == needle.b, nil
+	case kindString:
+		return el.s == needle.s, nil
+	}
+	return false, ruleErrorf("in: objects cannot be compared")
+}
+
+func inRange(needle value, bounds []any) (bool, error) {
+	if len(bounds) < 2 {
+		return false, ruleErrorf("in: a range needs two bounds, got %d", len(bounds))
+	}
+	x, err := needle.number()
+	if err != nil {
+		return false, fmt.Errorf("in: %w", err)
+	}
+	lo, err := rangeBound(bounds[0])
+	if err != nil || x < lo {
+		return false, err
+	}
+	hi, err := rangeBound(bounds[1])
+	return err == nil && hi >= x, err
+}
+
+func rangeBound(raw any) (float64, error) {
+	v, err := fromAny(raw)
+	if err != nil {
+		return 0, err
+	}
+	n, err := v.number()
+	if err != nil {
+		return 0, fmt.Errorf("in: %w", err)
+	}
+	return n, nil
+}
+
+// compileCat concatenates its arguments as strings. Like the library, it
+// trims white space from the result of two or more arguments.
+func compileCat(c *compiler, args any, path string, depth int) (expr, error) {
+	a, err := c.args(args, path, depth, 1, -1)
+	if err != nil {
+		return expr{}, err
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		if len(a) == 1 {
+			v, err := a[0].eval(e)
+			if err != nil {
+				return null, err
+			}
+			s, err := v.str()
+			if err != nil {
+				return null, fmt.Errorf("cat: %w", err)
+			}
+			return stringValue(s), nil
+		}
+		var b strings.Builder
+		for _, x := range a {
+			v, err := x.eval(e)
+			if err != nil {
+				return null, err
+			}
+			s, err := v.str()
+			if err != nil {
+				return null, fmt.Errorf("cat: %w", err)
+			}
+			b.WriteString(s)
+		}
+		return stringValue(strings.TrimSpace(b.String())), nil
+	}}, a...), nil
+}
+
+// compileSubstr compiles {"substr": [string, start, length?]}, counting in
+// characters; a negative start counts from the end, a negative length
+// stops that many characters before it.
+func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) {
+	a, err := c.args(args, path, depth, 2, 3)
+	if err != nil {
+		return expr{}, err
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		var v [3]value
+		for i, x := range a {
+			var err error
+			if v[i], err = x.eval(e); err != nil {
+				return null, err
+			}
+		}
+		s, err := v[0].str()
+		if err != nil {
+			return null, fmt.Errorf("substr: %w", err)
+		}
+		runes := []rune(s)
+		start, err := v[1].number()
+		if err != nil {
+			return null, fmt.Errorf("substr: %w", err)
+		}
+		from, length := int(start), len(runes)
+		if from < 0 {
+			from += length
+		}
+		if from < 0 || from > length {
+			return stringValue(s), nil
+		}
+		if len(a) == 3 {
+			l, err := v[2].number()
+			if err != nil {
+				return null, fmt.Errorf("substr: %w", err)
+			}
+			length = int(l)
+		}
+		to := from + length
+		if length < 0 {
+			to = len(runes) + length
+		}
+		to = min(to, len(runes))
+		if to < from {
+			return null, ruleErrorf("substr: the length ends before the start")
+		}
+		return stringValue(string(runes[from:to])), nil
+	}}, a...), nil
+}
+
+// compileMerge flattens its arguments, one level deep, into one array.
+func compileMerge(c *compiler, args any, path string, depth int) (expr, error) {
+	a, err := c.args(args, path, depth, 1, -1)
+	if err != nil {
+		return expr{}, err
+	}
+	return fold(expr{eval: func(e env) (value, error) {
+		out := make([]any, 0, len(a))
+		for _, x := range a {
+			v, err := x.eval(e)
+			if err != nil {
+				return null, err
+			}
+			if v.k == kindArray {
+				out = append(out, v.array()...)
+			} else {
+				out = append(out, v.toAny())
+			}
+		}
+		return arrayValue(out), nil
+	}}, a...), nil
+}
+
+// The array operations evaluate their second argument once per element of
+// the first, with var reading the element. A literal array is taken as
+// data, unevaluated, as the library does.
+
+// subject compiles the array an array operation iterates over.
+func (c *compiler) subject(args any, path string, depth, n int) (evalFunc, []expr, error) {
+	a, ok := args.([]any)
+	if !ok || len(a) != n {
+		return nil, nil, errorAt(path, "takes %s", arity(n, n))
+	}
+	rest, err := c.compileAll(a[1:], path, depth)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch s := a[0].(type) {
+	case []any:
+		v, err := literal(s, path+"[0]", depth)
+		if err != nil {
+			return nil, nil, err
+		}
+		return constant(v).eval, rest, nil
+	case map[string]any:
+		x, err := c.compile(s, path+"[0]", depth+1)
+		if err != nil {
+			return nil, nil, err
+		}
+		return x.eval, rest, nil
+	}
+	return constant(null).eval, rest, nil
+}
+
+func compileMap(c *compiler, args any, path string, depth int) (expr, error) {
+	subject, rest, err := c.subject(args, path, depth, 2)
+	if err != nil {
+		return expr{}, err
+	}
+	body := rest[0].eval
+	return expr{eval: func(e env) (value, error) {
+		items, err := iterate(e, subject, "map")
+		if err != nil || items == nil {
+			return arrayValue(emptyArray), err
+		}
+		out := make([]any, 0, len(items))
+		for _, it := range items {
+			v, err := body(e.scope(it))
+			if err != nil {
+				return null, err
+			}
+			out = append(out, v.toAny())
+		}
+		return arrayValue(out), nil
+	}}, nil
+}
+
+func compileFilter(c *compiler, args any, path string, depth int) (expr, error) {
+	subject, rest, err := c.subject(args, path, depth, 2)
+	if err != nil {
+		return expr{}, err
+	}
+	body := rest[0].eval
+	return expr{eval: func(e env) (value, error) {
+		items, err := iterate(e, subject, "filter")
+		if err != nil || items == nil {
+			return arrayValue(emptyArray), err
+		}
+		out := make([]any, 0, len(items))
+		for _, it := range items {
+			v, err := body(e.scope(it))
+			if err != nil {
+				return null, err
+			}
+			if v.truthy() {
+				out = append(out, it)
+			}
+		}
+		return arrayValue(out), nil
+	}}, nil
+}
+
+// iterate evaluates an array operation's subject: nil when it is null, an
+// error when it is not an array.
+func iterate(e env, subject evalFunc, op string) ([]any, error) {
+	s, err := subject(e)
+	if err != nil {
+		return nil, err
+	}
+	switch s.k {
+	case kindNull:
+		return nil, nil
+	case kindArray:
+		if a := s.array(); a != nil {
+			return a, nil
+		}
+		return emptyArray, nil
+	}
+	return nil, ruleErrorf("%s: iterates over %s, not an array", op, s.k)
+}
+
+func (e env) scope(elem any) env {
+	e.elem, e.scoped = elem, true
+	return e
+}
+
+type quantifier int
+
+const (
+	quantAll quantifier = iota
+	quantNone
+	quantSome
+)
+
+// compileQuantifier compiles all, none and some. A falsy subject (null or
+// an empty array) makes all and some false and none true.
+func compileQuantifier(q quantifier) operatorFunc {
+	name := [...]string{"all", "none", "some"}[q]
+	return func(c *compiler, args any, path string, depth int) (expr, error) {
+		subject, rest, err := c.subject(args, path, depth, 2)
+		if err != nil {
+			return expr{}, err
+		}
+		body := rest[0].eval
+		return expr{eval: func(e env) (value, error) {
+			s, err := subject(e)
+			if err != nil {
+				return null, err
+			}
+			if !s.truthy() {
+				return boolValue(q == quantNone), nil
+			}
+			if s.k != kindArray {
+				return null, ruleErrorf("%s: iterates over %s, not an array", name, s.k)
+			}
+			for _, it := range s.array() {
+				v, err := body(e.scope(it))
+				if err != nil {
+					return null, err
+				}
+				switch t := v.truthy(); {
+				case q == quantAll && !t:
+					return falseVal, nil
+				case q == quantNone && t:
+					return falseVal, nil
+				case q == quantSome && t:
+					return trueValue, nil
+				}
+			}
+			return boolValue(q != quantSome), nil
+		}}, nil
+	}
+}
+
+// compileReduce compiles {"reduce": [array, rule, initial]}: the rule reads
+// {"current", "accumulator"} and its result, converted to the type of the
+// initial value, becomes the next accumulator. Null elements are skipped;
+// a null subject gives 0.
+func compileReduce(c *compiler, args any, path string, depth int) (expr, error) {
+	subject, rest, err := c.subject(args, path, depth, 3)
+	if err != nil {
+		return expr{}, err
+	}
+	body, initial := rest[0].eval, rest[1].eval
+	return expr{eval: func(e env) (value, error) {
+		acc, err := initial(e)
+		if err != nil {
+			return null, err
+		}
+		if acc.k != kindBool && acc.k != kindNumber && acc.k != kindString {
+			return null, ruleErrorf("reduce: the initial value is %s, not a boolean, number or string", acc.k)
+		}
+		items, err := iterate(e, subject, "reduce")
+		if err != nil {
+			return null, err
+		}
+		if items == nil {
+			return numberValue(0), nil
+		}
+		k := acc.k
+		data := map[string]any{"current": 0.0, "accumulator": acc.toAny(), "valueType": k.String()}
+		for _, it := range items {
+			if it == nil {
+				continue
+			}
+			data["current"] = it
+			v, err := body(e.scope(data))
+			if err != nil {
+				return null, err
+			}
+			switch k {
+			case kindBool:
+				acc = boolValue(v.truthy())
+			case kindNumber:
+				n, err := v.number()
+				if err != nil {
+					return null, fmt.Errorf("reduce: %w", err)
+				}
+				acc = numberValue(n)
+			case kindString:
+				s, err := v.str()
+				if err != nil {
+					return null, fmt.Errorf("reduce: %w", err)
+				}
+				acc = stringValue(s)
+			}
+			data["accumulator"] = acc.toAny()
+		}
+		return acc, nil
+	}}, nil
+}
+
+// compileAffix compiles flagd's starts_with and ends_with. Like flagd, it
+// gives null (so the default variant is served), not false, unless given
+// exactly two strings.
+func compileAffix(test func(s, affix string) bool) operatorFunc {
+	return func(c *compiler, args any, path string, depth int) (expr, error) {
+		a, err := c.args(args, path, depth, 0, -1)
+		if err != nil {
+			return expr{}, err
+		}
+		return fold(expr{eval: func(e env) (value, error) {
+			var v [2]value
+			for i, x := range a {
+				r, err := x.eval(e)
+				if err != nil {
+					return null, err
+				}
+				if i < 2 {
+					v[i] = r
+				}
+			}
+			if len(a) != 2 || v[0].k != kindString || v[1].k != kindString {
+				return null, nil
+			}
+			return boolValue(test(v[0].s, v[1].s)), nil
+		}}, a...), nil
+	}
+}

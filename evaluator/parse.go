@@ -1,0 +1,375 @@
+package evaluator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Limits on a flag definition document, so an import cannot exhaust the
+// memory or the stack of the server that parses it.
+const (
+	MaxDocumentSize  = 10 << 20
+	MaxDocumentDepth = 100
+)
+
+// ParseDocument parses a flag definition file in flagd's format, strictly:
+// well-formed JSON without duplicate keys, within MaxDocumentSize and
+// MaxDocumentDepth; flags as an object (or, as flagd also accepts, an
+// array of flags with a "key"), each with a state, variants of one type,
+// a defaultVariant naming one of them (or null), an object as targeting
+// and metadata of strings, numbers and booleans; $evaluators as objects.
+// Like flagd it allows $schema and ignores other top-level keys, but it
+// refuses unknown keys inside a flag, where they are typos. Every error is
+// an *Error naming the flag and the JSON path inside it. Targeting rules
+// are compiled later, by Revision.Validate and Compile.
+func ParseDocument(data []byte) (Document, error) {
+	if len(data) > MaxDocumentSize {
+		return Document{}, Errorf(CodeInvalidRequest, "the document is %d bytes; the limit is %d", len(data), MaxDocumentSize)
+	}
+	if err := scanDocument(data); err != nil {
+		return Document{}, err
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil || top == nil {
+		return Document{}, Errorf(CodeInvalidRequest, "the document must be a JSON object with \"flags\"")
+	}
+	var doc Document
+	if raw, ok := top["$schema"]; ok {
+		if err := json.Unmarshal(raw, &doc.Schema); err != nil {
+			return Document{}, pathError("$schema", "must be a string")
+		}
+	}
+	flags, ok := top["flags"]
+	if !ok {
+		return Document{}, pathError("flags", "is required")
+	}
+	var err error
+	if doc.Flags, err = parseFlags(flags); err != nil {
+		return Document{}, err
+	}
+	if raw, ok := top["$evaluators"]; ok {
+		if doc.Evaluators, err = parseEvaluators(raw); err != nil {
+			return Document{}, err
+		}
+	}
+	if raw, ok := top["metadata"]; ok {
+		if doc.Metadata, err = parseMetadata(raw, "metadata", ""); err != nil {
+			return Document{}, err
+		}
+	}
+	return doc, nil
+}
+
+func pathError(path, format string, args ...any) *Error {
+	return Errorf(CodeInvalidRequest, "%s: "+format, append([]any{path}, args...)...).With("path", path)
+}
+
+func parseFlags(raw json.RawMessage) (map[string]Flag, error) {
+	switch firstByte(raw) {
+	case '{':
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, pathError("flags", "%v", err)
+		}
+		flags := make(map[string]Flag, len(m))
+		for _, key := range slices.Sorted(maps.Keys(m)) {
+			if key == "" {
+				return nil, pathError("flags", "a flag key must not be empty")
+			}
+			f, err := parseFlag(key, m[key], false)
+			if err != nil {
+				return nil, err
+			}
+			flags[key] = f
+		}
+		return flags, nil
+	case '[':
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, pathError("flags", "%v", err)
+		}
+		flags := make(map[string]Flag, len(list))
+		for i, item := range list {
+			var k struct {
+				Key *string `json:"key"`
+			}
+			if firstByte(item) != '{' || json.Unmarshal(item, &k) != nil || k.Key == nil || *k.Key == "" {
+				return nil, pathError(fmt.Sprintf("flags[%d]", i), "must be a flag object with a non-empty string \"key\"")
+			}
+			if _, dup := flags[*k.Key]; dup {
+				return nil, pathError(fmt.Sprintf("flags[%d].key", i), "flag %q is defined twice", *k.Key)
+			}
+			f, err := parseFlag(*k.Key, item, true)
+			if err != nil {
+				return nil, err
+			}
+			flags[*k.Key] = f
+		}
+		return flags, nil
+	}
+	return nil, pathError("flags", "must be an object of flags")
+}
+
+func firstByte(raw json.RawMessage) byte {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
+}
+
+// parseFlag parses one flag; keyed is set for the array form, whose flags
+// carry their key.
+func parseFlag(key string, raw json.RawMessage, keyed bool) (Flag, error) {
+	if firstByte(raw) != '{' {
+		return Flag{}, flagError(key, "flag", "must be an object")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return Flag{}, flagError(key, "flag", "%v", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		switch name {
+		case "state", "variants", "defaultVariant", "targeting", "metadata":
+		case "key":
+			if !keyed {
+				return Flag{}, flagError(key, name, "unknown field (a flag's key is its name in \"flags\")")
+			}
+		default:
+			return Flag{}, flagError(key, name, "unknown field; a flag has state, variants, defaultVariant, targeting and metadata")
+		}
+	}
+	var f Flag
+	state, ok := fields["state"]
+	if !ok {
+		return Flag{}, flagError(key, "state", "is required")
+	}
+	if err := json.Unmarshal(state, &f.State); err != nil || (f.State != StateEnabled && f.State != StateDisabled) {
+		return Flag{}, flagError(key, "state", "must be %q or %q", StateEnabled, StateDisabled)
+	}
+	variants, ok := fields["variants"]
+	if !ok {
+		return Flag{}, flagError(key, "variants", "is required")
+	}
+	if firstByte(variants) != '{' || json.Unmarshal(variants, &f.Variants) != nil {
+		return Flag{}, flagError(key, "variants", "must be an object of variants")
+	}
+	if len(f.Variants) == 0 {
+		return Flag{}, flagError(key, "variants", "must define at least one variant")
+	}
+	for name := range f.Variants {
+		if name == "" {
+			return Flag{}, flagError(key, "variants", "a variant name must not be empty")
+		}
+	}
+	if err := checkVariantTypes(key, f.Variants); err != nil {
+		return Flag{}, err
+	}
+	if raw, ok := fields["defaultVariant"]; ok {
+		if err := json.Unmarshal(raw, &f.DefaultVariant); err != nil {
+			return Flag{}, flagError(key, "defaultVariant", "must be a variant name or null")
+		}
+		if f.DefaultVariant != nil {
+			if _, ok := f.Variants[*f.DefaultVariant]; !ok {
+				return Flag{}, flagError(key, "defaultVariant", "names no variant: %q", *f.DefaultVariant)
+			}
+		}
+	}
+	if raw, ok := fields["targeting"]; ok {
+		if firstByte(raw) != '{' {
+			return Flag{}, flagError(key, "targeting", "must be a JsonLogic object")
+		}
+		var b bytes.Buffer
+		if err := json.Compact(&b, raw); err != nil {
+			return Flag{}, flagError(key, "targeting", "%v", err)
+		}
+		f.Targeting = b.Bytes()
+	}
+	if raw, ok := fields["metadata"]; ok {
+		md, err := parseMetadata(raw, "metadata", key)
+		if err != nil {
+			return Flag{}, err
+		}
+		f.Metadata = md
+	}
+	return f, nil
+}
+
+// parseMetadata parses flag or flag-set metadata: string, number and
+// boolean values, as flagd's schema allows.
+func parseMetadata(raw json.RawMessage, path, flag string) (map[string]any, error) {
+	fail := func(p, format string, args ...any) error {
+		if flag != "" {
+			return flagError(flag, p, format, args...)
+		}
+		return pathError(p, format, args...)
+	}
+	var md map[string]any
+	if firstByte(raw) != '{' || json.Unmarshal(raw, &md) != nil {
+		return nil, fail(path, "must be an object")
+	}
+	for _, k := range slices.Sorted(maps.Keys(md)) {
+		switch md[k].(type) {
+		case string, float64, bool:
+		default:
+			return nil, fail(path+"."+k, "must be a string, number or boolean")
+		}
+	}
+	return md, nil
+}
+
+func parseEvaluators(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if firstByte(raw) != '{' || json.Unmarshal(raw, &m) != nil {
+		return nil, pathError("$evaluators", "must be an object of named rules")
+	}
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		if name == "" {
+			return nil, pathError("$evaluators", "an evaluator name must not be empty")
+		}
+		if firstByte(m[name]) != '{' {
+			return nil, pathError("$evaluators."+name, "must be a JsonLogic object")
+		}
+		var b bytes.Buffer
+		if err := json.Compact(&b, m[name]); err != nil {
+			return nil, pathError("$evaluators."+name, "%v", err)
+		}
+		m[name] = b.Bytes()
+	}
+	return m, nil
+}
+
+// scanDocument checks the document's syntax token by token, so that a
+// syntax error, a duplicate key or excessive nesting is reported at its
+// path (flag "x": targeting.if[1]: ...).
+func scanDocument(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			if len(stack) > 0 {
+				return locate(stack, "the document ends inside a value")
+			}
+			return nil
+		}
+		if err != nil {
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				return locate(stack, "invalid JSON at byte %d: %v", se.Offset, se)
+			}
+			return locate(stack, "invalid JSON at byte %d: %v", dec.InputOffset(), err)
+		}
+		if len(stack) == 0 && tok != json.Delim('{') {
+			return Errorf(CodeInvalidRequest, "the document must be a JSON object with \"flags\"")
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:n-1]
+				if err := afterValue(stack, dec); err != nil {
+					return err
+				}
+				continue
+			}
+			k := tok.(string)
+			top := &stack[n-1]
+			if _, dup := top.seen[k]; dup {
+				top.key, top.wantKey = k, false
+				return locate(stack, "duplicate key %q", k)
+			}
+			top.seen[k] = struct{}{}
+			top.key, top.wantKey = k, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) >= MaxDocumentDepth {
+				return locate(stack, "nested deeper than %d levels", MaxDocumentDepth)
+			}
+			f := frame{object: tok == json.Delim('{'), wantKey: true}
+			if f.object {
+				f.seen = map[string]struct{}{}
+			}
+			stack = append(stack, f)
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if err := afterValue(stack, dec); err != nil {
+				return err
+			}
+		default:
+			if err := afterValue(stack, dec); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// frame is one open object or array of the scan.
+type frame struct {
+	object  bool
+	wantKey bool
+	key     string
+	index   int
+	seen    map[string]struct{}
+}
+
+// afterValue records that the current container received a value; after
+// the top-level value nothing but white space may follow.
+func afterValue(stack []frame, dec *json.Decoder) error {
+	if len(stack) == 0 {
+		if _, err := dec.Token(); err != io.EOF {
+			return Errorf(CodeInvalidRequest, "unexpected data after the document at byte %d", dec.InputOffset())
+		}
+		return nil
+	}
+	top := &stack[len(stack)-1]
+	if top.object {
+		top.wantKey = true
+	} else {
+		top.index++
+	}
+	return nil
+}
+
+// locate builds the error for a problem at the scan's current path,
+// naming the flag when the path is inside one.
+func locate(stack []frame, format string, args ...any) error {
+	var parts []string
+	for i, f := range stack {
+		switch {
+		case f.object && f.key != "" && !(f.wantKey && i == len(stack)-1):
+			parts = append(parts, f.key)
+		case !f.object:
+			parts = append(parts, "["+strconv.Itoa(f.index)+"]")
+		}
+	}
+	if len(parts) >= 2 && parts[0] == "flags" && !strings.HasPrefix(parts[1], "[") {
+		return flagError(parts[1], joinPath(parts[2:], "flag"), format, args...)
+	}
+	if len(parts) == 0 {
+		return Errorf(CodeInvalidRequest, format, args...)
+	}
+	return pathError(joinPath(parts, ""), format, args...)
+}
+
+func joinPath(parts []string, empty string) string {
+	if len(parts) == 0 {
+		return empty
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if i > 0 && !strings.HasPrefix(p, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}

@@ -1,0 +1,269 @@
+// Package postgres is the production Store: PostgreSQL through pgx v5, the
+// audited truth. Revisions are immutable rows, every change is one
+// transaction that also appends a hash-chained audit row (chained by the
+// database itself), and the service works as a role that cannot rewrite
+// the audit log. Every call carries a deadline, so a dead database costs a
+// bounded wait and an UNAVAILABLE error, never a hang.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// ServiceRole is the role every pooled connection switches to. The
+// migrations create it with read and append rights on the audit log only,
+// so nothing the service runs can update, delete or truncate the log.
+const ServiceRole = "switchyard_app"
+
+// RevisionChannel is the LISTEN/NOTIFY channel a committed change announces
+// its revision number on. Postgres delivers notifications only at commit,
+// so a listener never hears of a change that was rolled back.
+const RevisionChannel = "switchyard_revision"
+
+// DefaultTimeout bounds every database call unless WithTimeout says
+// otherwise. pgx's own defaults wait minutes on a dead server.
+const DefaultTimeout = 5 * time.Second
+
+// Store is the Postgres store.Store. Create it with Open; it is safe for
+// concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  config
+	// latest caches the newest revision read or written: revisions are
+	// immutable, so the cached one is reused while the head still names it.
+	latest atomic.Pointer[evaluator.Revision]
+}
+
+type config struct {
+	timeout time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// Option configures Open and Migrate.
+type Option func(*config)
+
+// WithTimeout sets the deadline of each database call (DefaultTimeout when
+// unset). It also bounds connecting.
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithLogger sets the logger that receives the newest audit (seq, hash)
+// after every write and the sweeper's reports; slog.Default when unset.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithClock sets the clock that stamps revisions and judges session expiry;
+// tests use it to move time. Audit times come from the database's clock.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+func newConfig(opts []Option) config {
+	c := config{timeout: DefaultTimeout, log: slog.Default(), now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// poolConfig parses url and bounds connecting and health checks, so pgx's
+// lazy connections never wait longer than the timeout.
+func poolConfig(url string, c config) (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message masks the URL's password.
+		return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "database URL: %v", err)
+	}
+	if pc.ConnConfig.ConnectTimeout == 0 || pc.ConnConfig.ConnectTimeout > c.timeout {
+		pc.ConnConfig.ConnectTimeout = c.timeout
+	}
+	pc.HealthCheckPeriod = 15 * time.Second
+	pc.MaxConnIdleTime = 5 * time.Minute
+	return pc, nil
+}
+
+// Open connects to the database at url, checks that it has been migrated
+// (run Migrate first) and returns the store. Every pooled connection works
+// as ServiceRole. Pool sizes come from the URL (pool_max_conns, ...).
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	c := newConfig(opts)
+	pc, err := poolConfig(url, c)
+	if err != nil {
+		return nil, err
+	}
+	pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{ServiceRole}.Sanitize())
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "database URL: %v", err)
+	}
+	s := &Store{pool: pool, cfg: c}
+	if err := s.check(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// check pings the database and compares its schema version with the
+// migrations built into the binary, so a missing `migrate up` is reported
+// at start, not as a mysterious failure on the first request.
+func (s *Store) check(ctx context.Context) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var version int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version`).Scan(&version)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42501") {
+		return evaluator.Errorf(evaluator.CodeUnavailable,
+			"the database has no Switchyard schema (or no role %s): run `switchyard migrate up` first", ServiceRole)
+	}
+	if err != nil {
+		return dbError("connect to the database", err)
+	}
+	want, err := latestMigration()
+	if err != nil {
+		return err
+	}
+	if version < want {
+		return evaluator.Errorf(evaluator.CodeUnavailable,
+			"the database schema is at version %d, this binary needs %d: run `switchyard migrate up`", version, want)
+	}
+	if _, err := s.Current(ctx); err != nil {
+		return fmt.Errorf("read the current revision: %w", err)
+	}
+	return nil
+}
+
+// Close releases the pool's connections.
+func (s *Store) Close() { s.pool.Close() }
+
+// deadline bounds one store call.
+func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.timeout)
+}
+
+// dbError turns a database failure into what callers branch on: a dead or
+// overloaded database (connection errors, timeouts, shutdowns) is
+// UNAVAILABLE, so the API answers 503; text Postgres cannot store is
+// INVALID_REQUEST; anything else is an internal error with context.
+func dbError(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "22021" || pgErr.Code == "22P05":
+			return evaluator.Errorf(evaluator.CodeInvalidRequest, "%s: text must be valid UTF-8 without NUL characters", op)
+		case pgErr.Code == "23503":
+			return evaluator.Errorf(evaluator.CodeInvalidRequest, "%s: it refers to a row that does not exist (%s)", op, pgErr.Detail)
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"),
+			strings.HasPrefix(pgErr.Code, "57"):
+			return evaluator.Errorf(evaluator.CodeUnavailable, "%s: the database is unavailable: %s", op, pgErr.Message)
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return evaluator.Errorf(evaluator.CodeUnavailable, "%s: the database is unavailable: %v", op, err)
+}
+
+// Current implements store.Store. The head and the revision are read in
+// one round trip; the revision's JSON is sent only when it is not the one
+// already cached.
+func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	return s.current(ctx, s.pool)
+}
+
+// querier is what both the pool and a transaction offer.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// current reads the revision the head names, through the cache.
+func (s *Store) current(ctx context.Context, q querier) (*evaluator.Revision, error) {
+	cached := s.latest.Load()
+	var number int64
+	var createdAt time.Time
+	if cached != nil {
+		number, createdAt = cached.Number, cached.CreatedAt
+	}
+	var state []byte
+	err := q.QueryRow(ctx, `
+		SELECT r.number, r.created_at,
+		       CASE WHEN r.number = $1 AND r.created_at = $2 THEN NULL ELSE r.state END
+		FROM runtime_head h JOIN revisions r ON r.number = h.revision`,
+		number, createdAt).Scan(&number, &createdAt, &state)
+	if err != nil {
+		return nil, dbError("read the current revision", err)
+	}
+	if state == nil {
+		return cached, nil
+	}
+	r, err := decodeRevision(number, state)
+	if err != nil {
+		return nil, err
+	}
+	s.remember(r)
+	return r, nil
+}
+
+// remember caches r as the newest revision unless a newer one is cached.
+func (s *Store) remember(r *evaluator.Revision) {
+	for {
+		old := s.latest.Load()
+		if old != nil && old.Number > r.Number {
+			return
+		}
+		if s.latest.CompareAndSwap(old, r) {
+			return
+		}
+	}
+}
+
+// Revision implements store.Store.
+func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+	if r := s.latest.Load(); r != nil && r.Number == n {
+		return r, nil
+	}
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var state []byte
+	err := s.pool.QueryRow(ctx, `SELECT state FROM revisions WHERE number = $1`, n).Scan(&state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, evaluator.Errorf(evaluator.CodeNotFound, "revision %d does not exist", n)
+	}
+	if err != nil {
+		return nil, dbError(fmt.Sprintf("read revision %d", n), err)
+	}
+	return decodeRevision(n, state)
+}
+
+func decodeRevision(n int64, state []byte) (*evaluator.Revision, error) {
+	var r evaluator.Revision
+	if err := json.Unmarshal(state, &r); err != nil {
+		return nil, fmt.Errorf("decode revision %d: %w", n, err)
+	}
+	r.Number = n
+	r.CreatedAt = r.CreatedAt.UTC()
+	if r.Overrides == nil {
+		r.Overrides = map[string]evaluator.Override{}
+	}
+	return &r, nil
+}

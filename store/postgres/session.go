@@ -1,0 +1,167 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// snapshotColumns is what reading a snapshot selects, in scanSnapshot's order.
+const snapshotColumns = `session_id, user_id, revision, profile, modules::text,
+	exam_mode_at_start, freeze_updates_at_start, created_at, expires_at`
+
+// createSession inserts the snapshot unless its session ID exists and, in
+// the same statement, reads the row that won. When the winner committed
+// after this statement began, the read part cannot see it and no row comes
+// back; the caller then asks again.
+const createSession = `
+	WITH ins AS (
+		INSERT INTO session_runtime_snapshot (session_id, user_id, revision, profile, modules,
+			exam_mode_at_start, freeze_updates_at_start, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)
+		ON CONFLICT (session_id) DO NOTHING
+		RETURNING ` + snapshotColumns + `
+	)
+	SELECT true, * FROM ins
+	UNION ALL
+	SELECT false, ` + snapshotColumns + ` FROM session_runtime_snapshot
+	WHERE session_id = $1 AND NOT EXISTS (SELECT FROM ins)`
+
+// CreateSession implements store.Store. The insert cannot race: Postgres'
+// ON CONFLICT DO NOTHING lets exactly one of several concurrent creators
+// store the row, and every creator returns that row. An expired snapshot
+// under the same ID is deleted and the insert tried again.
+func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
+	if err := evaluator.ValidateSessionID(snap.SessionID); err != nil {
+		return evaluator.Snapshot{}, false, err
+	}
+	modules, err := json.Marshal(snap.Modules)
+	if err != nil {
+		return evaluator.Snapshot{}, false, fmt.Errorf("encode session %q modules: %w", snap.SessionID, err)
+	}
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	// Three rounds cover a winner committing mid-statement and an expired
+	// snapshot being replaced; more would mean the row keeps changing under
+	// us, which only a broken clock or a flood of deletes can cause.
+	for range 3 {
+		var created bool
+		var got evaluator.Snapshot
+		err := scanSnapshot(s.pool.QueryRow(ctx, createSession,
+			snap.SessionID, snap.UserID, snap.Revision, snap.Profile, string(modules),
+			snap.ExamModeAtStart, snap.FreezeUpdatesAtStart, snap.CreatedAt, snap.ExpiresAt), &got, &created)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			continue
+		case err != nil:
+			return evaluator.Snapshot{}, false, dbError(fmt.Sprintf("create session %q", snap.SessionID), err)
+		case created || s.cfg.now().Before(got.ExpiresAt):
+			return got, created, nil
+		}
+		if _, err := s.pool.Exec(ctx,
+			`DELETE FROM session_runtime_snapshot WHERE session_id = $1 AND expires_at <= $2`,
+			snap.SessionID, s.cfg.now()); err != nil {
+			return evaluator.Snapshot{}, false, dbError(fmt.Sprintf("replace expired session %q", snap.SessionID), err)
+		}
+	}
+	return evaluator.Snapshot{}, false, evaluator.Errorf(evaluator.CodeUnavailable,
+		"session %q changed during every attempt to create it; try again", snap.SessionID)
+}
+
+// Session implements store.Store.
+func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var snap evaluator.Snapshot
+	err := scanSnapshot(s.pool.QueryRow(ctx,
+		`SELECT `+snapshotColumns+` FROM session_runtime_snapshot WHERE session_id = $1 AND expires_at > $2`,
+		id, s.cfg.now()), &snap, nil)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return evaluator.Snapshot{}, evaluator.Errorf(evaluator.CodeNotFound, "session %q does not exist or has expired", id)
+	}
+	if err != nil {
+		return evaluator.Snapshot{}, dbError(fmt.Sprintf("read session %q", id), err)
+	}
+	return snap, nil
+}
+
+// scanSnapshot reads a row selected with snapshotColumns, preceded by the
+// created flag when created is not nil.
+func scanSnapshot(row pgx.Row, snap *evaluator.Snapshot, created *bool) error {
+	var modules string
+	dest := []any{&snap.SessionID, &snap.UserID, &snap.Revision, &snap.Profile, &modules,
+		&snap.ExamModeAtStart, &snap.FreezeUpdatesAtStart, &snap.CreatedAt, &snap.ExpiresAt}
+	if created != nil {
+		dest = append([]any{created}, dest...)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return err
+	}
+	snap.CreatedAt, snap.ExpiresAt = snap.CreatedAt.UTC(), snap.ExpiresAt.UTC()
+	if err := json.Unmarshal([]byte(modules), &snap.Modules); err != nil {
+		return fmt.Errorf("decode session %q modules: %w", snap.SessionID, err)
+	}
+	return nil
+}
+
+// Sweep deletes at most limit expired snapshots, oldest first, and returns
+// how many it deleted. Rows another sweeper holds are skipped, so replicas
+// sweeping at once share the work instead of waiting on each other.
+// Revisions are never deleted here: a pinned revision stays for as long as
+// anything references it.
+func (s *Store) Sweep(ctx context.Context, limit int) (int, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `
+		DELETE FROM session_runtime_snapshot WHERE session_id IN (
+			SELECT session_id FROM session_runtime_snapshot
+			WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2
+			FOR UPDATE SKIP LOCKED)`, s.cfg.now(), limit)
+	if err != nil {
+		return 0, dbError("sweep expired sessions", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// The sweeper's bounds: rows per statement and statements per round, so a
+// backlog is worked off in short transactions over several rounds.
+const (
+	sweepBatch  = 1000
+	sweepRounds = 100
+)
+
+// RunSweeper deletes expired snapshots every interval until ctx is done.
+// Each round runs bounded batches until one comes back short, and logs
+// what it removed or why it failed; a failure waits for the next round.
+func (s *Store) RunSweeper(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		total := 0
+		for range sweepRounds {
+			n, err := s.Sweep(ctx, sweepBatch)
+			total += n
+			if err != nil {
+				s.cfg.log.Warn("session sweep failed", "error", err, "deleted", total)
+				break
+			}
+			if n < sweepBatch {
+				break
+			}
+		}
+		if total > 0 {
+			s.cfg.log.Info("expired sessions swept", "deleted", total)
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// decodeStrict reads exactly one JSON object from r into v. Unknown fields,
+// wrong types, trailing data and oversized bodies are INVALID_REQUEST errors
+// whose message says what to fix, so a typo never passes as a default.
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			return bodyError(err)
+		}
+		return evaluator.Errorf(evaluator.CodeInvalidRequest, "unexpected data after the JSON object; send exactly one object")
+	}
+	return nil
+}
+
+// bodyError explains a failure to decode a request body.
+func bodyError(err error) *evaluator.Error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+		e        *evaluator.Error
+	)
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.As(err, &tooLarge):
+		return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body is larger than the limit of %d bytes", tooLarge.Limit).
+			With("max_body_bytes", tooLarge.Limit)
+	case errors.Is(err, io.EOF):
+		return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body is not valid JSON: it ends too early")
+	case errors.As(err, &syntax):
+		return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body is not valid JSON: %s (at byte %d)", syntax, syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body must be a JSON object, not %s", typ.Value)
+		}
+		return evaluator.Errorf(evaluator.CodeInvalidRequest, "field %q must be %s, not %s", typ.Field, jsonType(typ.Type.Kind().String()), typ.Value).
+			With("field", typ.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return evaluator.Errorf(evaluator.CodeInvalidRequest, "unknown field %q; check the spelling against the API reference", field).
+			With("field", field)
+	}
+	return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body could not be read: %v", err)
+}
+
+// jsonType names a Go kind as the JSON type a client should send.
+func jsonType(kind string) string {
+	switch kind {
+	case "bool":
+		return "a boolean"
+	case "string":
+		return "a string"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	}
+	if strings.HasPrefix(kind, "int") || strings.HasPrefix(kind, "uint") || strings.HasPrefix(kind, "float") {
+		return "a number"
+	}
+	return "a " + kind
+}
+
+// fieldError is an INVALID_REQUEST naming the field to fix.
+func fieldError(field, format string, args ...any) *evaluator.Error {
+	return evaluator.Errorf(evaluator.CodeInvalidRequest, "%s: %s", field, fmt.Sprintf(format, args...)).With("field", field)
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+// oldRevisionsCached bounds the compiled flag sets kept for revisions that
+// pinned sessions still read.
+const oldRevisionsCached = 64
+
+// compiled is the current revision and its flag set, as loaded at a time.
+type compiled struct {
+	rev    *evaluator.Revision
+	set    *evaluator.FlagSet
+	loaded time.Time
+	// fallback is set on the conservative fallback the server serves when
+	// it has never reached the store.
+	fallback bool
+}
+
+// flagSets serves compiled flag sets: the current revision's from an
+// atomic pointer, reloaded from the store when older than the TTL, and old
+// revisions' (for pinned sessions) from a bounded cache. Revisions are
+// immutable, so a compiled set never goes bad, only out of date.
+type flagSets struct {
+	logger *slog.Logger
+	store  store.Store
+	mode   string
+	ttl    time.Duration
+	now    func() time.Time
+
+	cur       atomic.Pointer[compiled]
+	reloading atomic.Bool
+	old       *lru[int64, *evaluator.FlagSet]
+}
+
+func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time) *flagSets {
+	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now,
+		old: newLRU[int64, *evaluator.FlagSet](oldRevisionsCached)}
+}
+
+// warm loads the current revision. When the store does not answer it
+// installs the conservative fallback, stamped as never loaded, so the next
+// read tries the store again.
+func (f *flagSets) warm(ctx context.Context) {
+	if err := f.reload(ctx); err == nil {
+		return
+	}
+	fs, err := evaluator.Compile(evaluator.ConservativeFallback(), f.mode)
+	if err != nil {
+		// The fallback is built into the binary; failing to compile it is a
+		// programming error that no configuration can cause.
+		panic(fmt.Sprintf("compile the conservative fallback: %v", err))
+	}
+	f.cur.CompareAndSwap(nil, &compiled{rev: evaluator.ConservativeFallback(), set: fs, fallback: true})
+}
+
+// live returns the current flag set. When it is older than the TTL, one
+// caller reloads it from the store while the others keep serving the one
+// they have; a failed reload keeps the last known good and waits a TTL
+// before trying again.
+func (f *flagSets) live(ctx context.Context) *compiled {
+	c := f.cur.Load()
+	if f.now().Sub(c.loaded) < f.ttl || !f.reloading.CompareAndSwap(false, true) {
+		return c
+	}
+	defer f.reloading.Store(false)
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	if err := f.reload(rctx); err != nil {
+		f.logger.Warn("reload the current revision; serving the last known good",
+			"revision", c.rev.Number, "fallback", c.fallback, "err", err)
+		retry := *c
+		retry.loaded = f.now()
+		f.cur.CompareAndSwap(c, &retry)
+	}
+	return f.cur.Load()
+}
+
+// reload reads the store's current revision and installs it.
+func (f *flagSets) reload(ctx context.Context) error {
+	rev, err := f.store.Current(ctx)
+	if err != nil {
+		return fmt.Errorf("read the current revision: %w", err)
+	}
+	return f.install(rev)
+}
+
+// install makes rev the current revision unless a newer one is already
+// installed: a slow reload must not undo a write this process just made.
+// The revision it replaces stays cached for the sessions pinned to it.
+func (f *flagSets) install(rev *evaluator.Revision) error {
+	now := f.now()
+	var fs *evaluator.FlagSet
+	for {
+		c := f.cur.Load()
+		if c != nil && !c.fallback && c.rev.Number >= rev.Number {
+			if c.rev.Number > rev.Number {
+				return nil
+			}
+			// The same revision: it is unchanged, only confirmed fresh.
+			fresh := *c
+			fresh.loaded = now
+			if f.cur.CompareAndSwap(c, &fresh) {
+				return nil
+			}
+			continue
+		}
+		if fs == nil {
+			var err error
+			if fs, err = evaluator.Compile(rev, f.mode); err != nil {
+				return fmt.Errorf("compile revision %d: %w", rev.Number, err)
+			}
+		}
+		if f.cur.CompareAndSwap(c, &compiled{rev: rev, set: fs, loaded: now}) {
+			if c != nil && !c.fallback {
+				f.old.add(c.rev.Number, c.set)
+			}
+			return nil
+		}
+	}
+}
+
+// forRevision returns the flag set of revision n, for a session pinned to it.
+func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet, error) {
+	if c := f.cur.Load(); !c.fallback && c.rev.Number == n {
+		return c.set, nil
+	}
+	if fs, ok := f.old.get(n); ok {
+		return fs, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	rev, err := f.store.Revision(rctx, n)
+	if err != nil {
+		return nil, fmt.Errorf("load revision %d: %w", n, err)
+	}
+	fs, err := evaluator.Compile(rev, f.mode)
+	if err != nil {
+		return nil, fmt.Errorf("compile revision %d: %w", n, err)
+	}
+	f.old.add(n, fs)
+	return fs, nil
+}

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// headerRequestID carries the request ID in both directions.
+const headerRequestID = "X-Request-Id"
+
+// assignRequestID gives every response an X-Request-Id: the caller's, when
+// it is a sane one, so a request can be followed across services, or a
+// fresh random one. The audit log records it.
+func assignRequestID(c *gin.Context) {
+	id := c.GetHeader(headerRequestID)
+	if !saneRequestID(id) {
+		id = rand.Text()
+	}
+	c.Writer.Header().Set(headerRequestID, id)
+	c.Next()
+}
+
+// saneRequestID accepts 1 to 128 letters, digits and . _ : -, which are
+// safe in logs and headers.
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '.', b == '_', b == ':', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// requestID returns the ID assignRequestID gave the request.
+func requestID(c *gin.Context) string { return c.Writer.Header().Get(headerRequestID) }
+
+// recoverPanics turns a panic in a handler into a logged 500 in the API's
+// error shape, so one bad request never takes the server down.
+func (s *server) recoverPanics(c *gin.Context) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			// The handler asked net/http to drop the connection.
+			panic(v)
+		}
+		s.logger.Error("panic serving request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"request_id", requestID(c), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		c.Abort()
+		if !c.Writer.Written() {
+			s.fail(c, fmt.Errorf("panic: %v", v))
+		}
+	}()
+	c.Next()
+}
+
+// limitBody caps every request body at MaxBodyBytes; reading past it fails
+// with *http.MaxBytesError, which the decoders answer with a clear 400.
+func (s *server) limitBody(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	c.Next()
+}
+
+// notFound answers unknown routes in the API's error shape.
+func (s *server) notFound(c *gin.Context) {
+	s.fail(c, evaluator.Errorf(evaluator.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+}

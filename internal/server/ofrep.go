@@ -1,0 +1,299 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// sessionAttribute is the evaluation context attribute naming a session:
+// when present, flags are evaluated as of the session's snapshot.
+const sessionAttribute = "sessionId"
+
+// ofrepError is a request the OFREP routes refuse: an OpenFeature error code
+// and the HTTP status it is answered with.
+type ofrepError struct {
+	status  int
+	code    evaluator.ResolutionError
+	details string
+}
+
+func (e *ofrepError) Error() string { return string(e.code) + ": " + e.details }
+
+func parseError(details string) *ofrepError {
+	return &ofrepError{status: http.StatusBadRequest, code: evaluator.ParseError, details: details}
+}
+
+func invalidContext(details string) *ofrepError {
+	return &ofrepError{status: http.StatusBadRequest, code: evaluator.InvalidContext, details: details}
+}
+
+// ofrepRequest is the body of both OFREP evaluation routes.
+type ofrepRequest struct {
+	Context map[string]any `json:"context"`
+}
+
+// buffers recycles request and response bodies, so a steady stream of
+// evaluations does not allocate a buffer per request.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBuffer keeps one oversized request from pinning its buffer.
+const maxPooledBuffer = 64 << 10
+
+// getBuffer returns an empty pooled buffer; hand what it grew into back
+// to putBuffer.
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+func putBuffer(p *[]byte, grown []byte) {
+	if cap(grown) <= maxPooledBuffer {
+		*p = grown[:0]
+		buffers.Put(p)
+	}
+}
+
+// readAll appends everything r yields to b, as io.ReadAll does into a
+// fresh slice.
+func readAll(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// readEvaluationContext decodes an OFREP request body. Unknown top-level
+// fields are ignored, as OFREP clients may send more than the protocol
+// needs; the context, when present, must be an object.
+func readEvaluationContext(body io.Reader) (map[string]any, *ofrepError) {
+	buf := getBuffer()
+	data, err := readAll(*buf, body)
+	defer putBuffer(buf, data)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, parseError("the request body is larger than the limit of " + itoa(tooLarge.Limit) + " bytes")
+		}
+		return nil, parseError("the request body could not be read: " + err.Error())
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, parseError(`the request body is empty; send {"context": {...}}`)
+	}
+	var req ofrepRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) && typ.Field == "context" {
+			return nil, invalidContext("context must be an object, not " + typ.Value)
+		}
+		if errors.As(err, &typ) && typ.Field == "" {
+			return nil, parseError(`the request body must be a JSON object like {"context": {...}}, not ` + typ.Value)
+		}
+		return nil, parseError("the request body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if id, ok := req.Context[sessionAttribute]; ok {
+		s, isString := id.(string)
+		if !isString {
+			return nil, invalidContext(sessionAttribute + " must be a string")
+		}
+		if err := evaluator.ValidateSessionID(s); err != nil {
+			return nil, invalidContext(sessionAttribute + ": " + asError(err).Message)
+		}
+	}
+	return req.Context, nil
+}
+
+// evaluation is the flag set a request is evaluated against.
+type evaluation struct {
+	set *evaluator.FlagSet
+	// fallback marks the conservative fallback: results say STALE.
+	fallback bool
+}
+
+// flagSetFor returns the live flag set, or the pinned flag set of the
+// session the context names, pinning the session at first sight.
+func (s *server) flagSetFor(ctx context.Context, evalCtx map[string]any) (evaluation, error) {
+	id, ok := evalCtx[sessionAttribute].(string)
+	if !ok {
+		c := s.flags.live(ctx)
+		return evaluation{set: c.set, fallback: c.fallback}, nil
+	}
+	snap, err := s.snapshot(ctx, id, true)
+	if err != nil {
+		return evaluation{}, err
+	}
+	fs, err := s.flags.forRevision(ctx, snap.Revision)
+	if err != nil {
+		return evaluation{}, err
+	}
+	return evaluation{set: fs.Pinned()}, nil
+}
+
+// evaluateFlag serves POST /ofrep/v1/evaluate/flags/{key}.
+func (s *server) evaluateFlag(c *gin.Context) {
+	key := c.Param("key")
+	evalCtx, oerr := readEvaluationContext(c.Request.Body)
+	if oerr != nil {
+		s.ofrepFailure(c, key, oerr)
+		return
+	}
+	ev, err := s.flagSetFor(c.Request.Context(), evalCtx)
+	if err != nil {
+		s.ofrepServerError(c, err)
+		return
+	}
+	r := ev.result(key, evalCtx)
+	switch r.ErrorCode {
+	case "":
+		s.writeOFREP(c, http.StatusOK, func(b []byte) ([]byte, error) { return appendSuccess(b, r) })
+	case evaluator.FlagNotFound:
+		s.ofrepFailure(c, key, &ofrepError{status: http.StatusNotFound, code: r.ErrorCode, details: r.ErrorMessage})
+	default:
+		s.ofrepFailure(c, key, &ofrepError{status: http.StatusBadRequest, code: r.ErrorCode, details: r.ErrorMessage})
+	}
+}
+
+// result evaluates key; results of the conservative fallback say STALE and
+// carry the metadata fallback: conservative, so callers can tell.
+func (ev evaluation) result(key string, evalCtx map[string]any) evaluator.Result {
+	r := ev.set.Evaluate(key, evalCtx)
+	if ev.fallback && r.ErrorCode == "" {
+		r.Reason = evaluator.ReasonStale
+		md := make(map[string]any, len(r.Metadata)+1)
+		maps.Copy(md, r.Metadata)
+		md["fallback"] = "conservative"
+		r.Metadata = md
+	}
+	return r
+}
+
+// evaluateFlags serves POST /ofrep/v1/evaluate/flags: every flag, each a
+// success or an error item, with an ETag of the answer so a client polling
+// with If-None-Match gets 304 until something it would see changes.
+func (s *server) evaluateFlags(c *gin.Context) {
+	evalCtx, oerr := readEvaluationContext(c.Request.Body)
+	if oerr != nil {
+		s.ofrepFailure(c, "", oerr)
+		return
+	}
+	ev, err := s.flagSetFor(c.Request.Context(), evalCtx)
+	if err != nil {
+		s.ofrepServerError(c, err)
+		return
+	}
+	buf := getBuffer()
+	b, err := appendBulk(*buf, ev, evalCtx)
+	if err != nil {
+		putBuffer(buf, *buf)
+		s.ofrepServerError(c, err)
+		return
+	}
+	defer putBuffer(buf, b)
+	sum := sha256.Sum256(b)
+	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	c.Header("ETag", etag)
+	if etagMatches(c.GetHeader("If-None-Match"), etag) {
+		c.Status(http.StatusNotModified)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", b)
+}
+
+// etagMatches reports whether an If-None-Match header lists etag, comparing
+// weakly as RFC 9110 asks for If-None-Match.
+func etagMatches(header, etag string) bool {
+	for tag := range strings.SplitSeq(header, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// appendBulk appends the bulk evaluation of every flag in ev.
+func appendBulk(b []byte, ev evaluation, evalCtx map[string]any) ([]byte, error) {
+	b = append(b, `{"flags":[`...)
+	for i, key := range ev.set.Keys() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		r := ev.result(key, evalCtx)
+		if r.ErrorCode != "" {
+			b = appendFailure(b, key, r.ErrorCode, r.ErrorMessage)
+			continue
+		}
+		var err error
+		if b, err = appendSuccess(b, r); err != nil {
+			return nil, err
+		}
+	}
+	b = append(b, `],"metadata":{"pinned":`...)
+	b = appendBool(b, ev.set.Pinned() == ev.set)
+	b = append(b, `,"revision":`...)
+	b = appendInt(b, ev.set.Revision())
+	return append(b, "}}"...), nil
+}
+
+// writeOFREP writes the body fill appends, through a pooled buffer.
+func (s *server) writeOFREP(c *gin.Context, status int, fill func([]byte) ([]byte, error)) {
+	buf := getBuffer()
+	b, err := fill(*buf)
+	if err != nil {
+		putBuffer(buf, *buf)
+		s.ofrepServerError(c, err)
+		return
+	}
+	c.Data(status, "application/json", b)
+	putBuffer(buf, b)
+}
+
+// ofrepFailure answers a refused evaluation in OFREP's error shape; the
+// bulk route (key "") has no key in it.
+func (s *server) ofrepFailure(c *gin.Context, key string, e *ofrepError) {
+	s.writeOFREP(c, e.status, func(b []byte) ([]byte, error) {
+		if key == "" {
+			b = append(b, `{"errorCode":`...)
+			b = appendString(b, string(e.code))
+			b = append(b, `,"errorDetails":`...)
+			b = appendString(b, e.details)
+			return append(b, '}'), nil
+		}
+		return appendFailure(b, key, e.code, e.details), nil
+	})
+}
+
+// ofrepServerError answers a failure to evaluate at all. A session ID the
+// store refuses is the caller's problem; anything else is the server's, and
+// the client falls back to its code defaults.
+func (s *server) ofrepServerError(c *gin.Context, err error) {
+	e := asError(err)
+	if e.Code == evaluator.CodeInvalidRequest {
+		s.ofrepFailure(c, c.Param("key"), invalidContext(e.Message))
+		return
+	}
+	s.logger.Error("evaluate flags", "path", c.Request.URL.Path, "request_id", requestID(c), "err", err)
+	status := statusFor(e.Code)
+	if status < http.StatusInternalServerError {
+		status = http.StatusInternalServerError
+	}
+	c.JSON(status, gin.H{"errorDetails": e.Message})
+}

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+func TestCreateSession(t *testing.T) {
+	h := newHarness(t)
+	first := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"s-1","user_id":"u-1"}`})
+	if first.status != http.StatusCreated {
+		t.Fatalf("create = %d %s, want 201", first.status, first.body)
+	}
+	snap := first.json(t)
+	if snap["session_id"] != "s-1" || snap["user_id"] != "u-1" || snap["revision"] != float64(1) ||
+		snap["profile"] != "primary" || snap["exam_mode_at_start"] != false || snap["freeze_updates_at_start"] != false {
+		t.Fatalf("snapshot = %v", snap)
+	}
+	if m := snap["modules"].(map[string]any)["mastery"].(map[string]any); m["version"] != "v1" || m["enabled"] != true {
+		t.Fatalf("snapshot mastery = %v", m)
+	}
+	if snap["created_at"] != h.clock.now().Format(time.RFC3339) {
+		t.Fatalf("created_at = %v, want %v", snap["created_at"], h.clock.now().Format(time.RFC3339))
+	}
+
+	// The runtime changes; the session's snapshot does not.
+	h.admin(t, "POST", "/v1/admin/runtime/profile", map[string]any{"profile_name": "fallback", "phrase": "SET PROFILE FALLBACK", "reason": "incident"})
+	h.clock.advance(time.Minute)
+	again := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"s-1","user_id":"someone-else"}`})
+	if again.status != http.StatusOK || string(again.body) != string(first.body) {
+		t.Fatalf("second create = %d %s, want 200 with the first snapshot %s", again.status, again.body, first.body)
+	}
+	read := h.do(t, call{method: "GET", path: "/v1/sessions/s-1"})
+	if read.status != http.StatusOK || string(read.body) != string(first.body) {
+		t.Fatalf("GET = %d %s, want the first snapshot", read.status, read.body)
+	}
+
+	fresh := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"s-2"}`})
+	if fresh.status != http.StatusCreated || fresh.json(t)["profile"] != "fallback" || fresh.json(t)["revision"] != float64(2) {
+		t.Fatalf("new session after the switch = %d %s, want 201 on revision 2 with profile fallback", fresh.status, fresh.body)
+	}
+}
+
+func TestCreateSessionRefused(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxBodyBytes = 512 })
+	tests := []struct {
+		name       string
+		body       string
+		breaksSpec bool
+		message    string
+	}{
+		{"missing session_id", `{"user_id":"u"}`, true, "session_id must be 1 to 128 characters"},
+		{"session_id too long", `{"session_id":"` + strings.Repeat("s", 129) + `"}`, true, "session_id must be 1 to 128 characters"},
+		{"session_id with a space", `{"session_id":"a b"}`, false, "spaces"},
+		{"unknown field", `{"session_id":"s","user":"u"}`, true, `unknown field "user"`},
+		{"wrong type", `{"session_id":42}`, true, `field "session_id" must be a string`},
+		{"malformed JSON", `{"session_id":`, true, "not valid JSON"},
+		{"trailing data", `{"session_id":"s"} {"session_id":"t"}`, false, "unexpected data after the JSON object"},
+		{"not an object", `["s"]`, true, "must be a JSON object"},
+		{"oversized", `{"session_id":"s","user_id":"` + strings.Repeat("u", 600) + `"}`, true, "larger than the limit of 512 bytes"},
+		{"user_id too long", `{"session_id":"s","user_id":"` + strings.Repeat("u", 257) + `"}`, true, "user_id: must be at most 256 characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := h.do(t, call{method: "POST", path: "/v1/sessions", body: tt.body, breaksSpec: tt.breaksSpec})
+			if res.status != http.StatusBadRequest || res.errorCode(t) != "INVALID_REQUEST" {
+				t.Fatalf("create = %d %s, want 400 INVALID_REQUEST", res.status, res.body)
+			}
+			if msg := res.json(t)["error"].(map[string]any)["message"].(string); !strings.Contains(msg, tt.message) {
+				t.Fatalf("message %q does not say %q", msg, tt.message)
+			}
+		})
+	}
+	if res := h.do(t, call{method: "GET", path: "/v1/sessions/s"}); res.status != http.StatusNotFound {
+		t.Fatalf("a refused create stored a session: GET = %d %s", res.status, res.body)
+	}
+}
+
+func TestGetSessionNotFound(t *testing.T) {
+	h := newHarness(t)
+	// A session that lived an hour, two hours ago.
+	cur := h.current(t)
+	old := evaluator.NewSnapshot("expired", "", cur, h.clock.now().Add(-2*time.Hour), time.Hour)
+	if _, _, err := h.store.CreateSession(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"never-created", "expired"} {
+		res := h.do(t, call{method: "GET", path: "/v1/sessions/" + id})
+		if res.status != http.StatusNotFound || res.errorCode(t) != "NOT_FOUND" {
+			t.Fatalf("GET %s = %d %s, want 404 NOT_FOUND", id, res.status, res.body)
+		}
+	}
+}
+
+func TestSessionExpiresFromCache(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.SessionTTL = time.Hour })
+	if res := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"short"}`}); res.status != http.StatusCreated {
+		t.Fatalf("create = %d %s", res.status, res.body)
+	}
+	if res := h.do(t, call{method: "GET", path: "/v1/sessions/short"}); res.status != http.StatusOK {
+		t.Fatalf("GET = %d %s", res.status, res.body)
+	}
+	h.clock.advance(time.Hour)
+	if res := h.do(t, call{method: "GET", path: "/v1/sessions/short"}); res.status != http.StatusNotFound {
+		t.Fatalf("GET after the TTL = %d %s, want 404", res.status, res.body)
+	}
+}
+
+func TestPinnedSessionOverOFREP(t *testing.T) {
+	h := newHarness(t)
+	if res := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"before"}`}); res.status != http.StatusCreated {
+		t.Fatalf("create = %d %s", res.status, res.body)
+	}
+	h.admin(t, "POST", "/v1/admin/runtime/profile", map[string]any{"profile_name": "fallback", "phrase": "SET PROFILE FALLBACK", "reason": "incident"})
+	h.admin(t, "POST", "/v1/admin/system/exam-mode", map[string]any{"enabled": true, "phrase": "ENABLE EXAM MODE", "reason": "exam"})
+	if res := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"after"}`}); res.status != http.StatusCreated {
+		t.Fatalf("create = %d %s", res.status, res.body)
+	}
+
+	tests := []struct {
+		name     string
+		session  string
+		key      string
+		value    any
+		revision float64
+		pinned   bool
+	}{
+		{"pinned before keeps v1", "before", "module.mastery", "v1", 1, true},
+		{"pinned before keeps primary", "before", "runtime.profile", "primary", 1, true},
+		{"pinned before keeps exam mode off", "before", "EXAM_MODE", false, 1, true},
+		{"pinned before keeps elasticsearch on", "before", "module.elasticsearch.enabled", true, 1, true},
+		{"pinned after sees v0", "after", "module.mastery", "v0", 3, true},
+		{"pinned after sees exam mode", "after", "EXAM_MODE", true, 3, true},
+		{"live sees v0", "", "module.mastery", "v0", 3, false},
+		{"live sees exam mode", "", "EXAM_MODE", true, 3, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evalCtx := map[string]any{"targetingKey": "user-1"}
+			if tt.session != "" {
+				evalCtx["sessionId"] = tt.session
+			}
+			got := h.evaluate(t, tt.key, evalCtx)
+			md := got["metadata"].(map[string]any)
+			if got["value"] != tt.value || md["revision"] != tt.revision || md["pinned"] != tt.pinned {
+				t.Fatalf("%s for %q = %v, want %v at revision %v pinned %v", tt.key, tt.session, got, tt.value, tt.revision, tt.pinned)
+			}
+		})
+	}
+
+	// Exam mode toggled off again mid-session changes nothing for either.
+	h.admin(t, "POST", "/v1/admin/system/exam-mode", map[string]any{"enabled": false, "phrase": "DISABLE EXAM MODE", "reason": "exam over"})
+	if got := h.evaluate(t, "EXAM_MODE", map[string]any{"sessionId": "after"}); got["value"] != true {
+		t.Fatalf("session after: EXAM_MODE = %v, want its pinned true", got)
+	}
+	if got := h.evaluate(t, "EXAM_MODE", map[string]any{"sessionId": "before"}); got["value"] != false {
+		t.Fatalf("session before: EXAM_MODE = %v, want its pinned false", got)
+	}
+}
+
+func TestOFREPCreatesSessionAtFirstSight(t *testing.T) {
+	h := newHarness(t)
+	got := h.evaluate(t, "module.revision", map[string]any{"sessionId": "forgot-to-create"})
+	if got["value"] != "v1" || got["metadata"].(map[string]any)["pinned"] != true {
+		t.Fatalf("first evaluation = %v, want v1 pinned", got)
+	}
+	res := h.do(t, call{method: "GET", path: "/v1/sessions/forgot-to-create"})
+	if res.status != http.StatusOK || res.json(t)["revision"] != float64(1) {
+		t.Fatalf("GET the session = %d %s, want its snapshot at revision 1", res.status, res.body)
+	}
+	h.admin(t, "POST", "/v1/admin/runtime/override", map[string]any{
+		"module": "revision", "version": "v0", "phrase": "OVERRIDE MODULE revision TO v0", "reason": "regression in v1"})
+	if got := h.evaluate(t, "module.revision", map[string]any{"sessionId": "forgot-to-create"}); got["value"] != "v1" {
+		t.Fatalf("after the override the session sees %v, want its pinned v1", got)
+	}
+	if res := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"forgot-to-create"}`}); res.status != http.StatusOK {
+		t.Fatalf("creating the pinned session = %d, want 200 (it exists)", res.status)
+	}
+}
+
+func TestPinnedSessionOnUncachedRevision(t *testing.T) {
+	// Another replica made revisions 2 and 3 and pinned a session to 2,
+	// which this server never served: it reads revision 2 from the store.
+	h := newHarness(t)
+	apply := func(on bool) *evaluator.Revision {
+		rev, _, err := h.store.Apply(context.Background(), store.Change{
+			Attempt: store.Attempt{Actor: "replica-2", Role: "admin", Reason: "r"}, Mutation: evaluator.SetSystemFlag(evaluator.FreezeUpdates, on)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	second := apply(true)
+	if _, _, err := h.store.CreateSession(context.Background(), evaluator.NewSnapshot("elsewhere", "", second, h.clock.now(), time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	apply(false)
+	h.clock.advance(defaultCacheTTL)
+	if got := h.evaluate(t, "FREEZE_UPDATES", nil); got["value"] != false || got["metadata"].(map[string]any)["revision"] != float64(3) {
+		t.Fatalf("live evaluation = %v, want false at revision 3", got)
+	}
+	got := h.evaluate(t, "FREEZE_UPDATES", map[string]any{"sessionId": "elsewhere"})
+	if got["value"] != true || got["metadata"].(map[string]any)["revision"] != float64(2) {
+		t.Fatalf("pinned evaluation = %v, want true at revision 2", got)
+	}
+}

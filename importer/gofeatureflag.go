@@ -177,19 +177,19 @@ func convertGoffFlag(key string, g goffFlag, c *converted) (evaluator.Flag, erro
 		if r.Disable {
 			continue
 		}
+		result, ok, err := gc.result(r, path)
+		if err != nil {
+			return f, err
+		}
+		if !ok {
+			continue
+		}
 		cond, why, err := gc.query(r.Query, path+".query")
 		if err != nil {
 			return f, err
 		}
 		if why != "" {
 			c.note(key, path+".query", SeverityUnsupported, "%s: the rule never matches", why)
-			continue
-		}
-		result, ok, err := gc.result(r, path)
-		if err != nil {
-			return f, err
-		}
-		if !ok {
 			continue
 		}
 		pairs = append(pairs, [2]any{cond, result})

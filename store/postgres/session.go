@@ -111,8 +111,9 @@ func scanSnapshot(row pgx.Row, snap *evaluator.Snapshot, created *bool) error {
 }
 
 // Sweep deletes at most limit expired snapshots, oldest first, and returns
-// how many it deleted. Rows another sweeper holds are skipped, so replicas
-// sweeping at once share the work instead of waiting on each other.
+// how many it deleted. Replicas sweeping at once are safe: a row another
+// sweeper is deleting is waited for and then skipped. (SKIP LOCKED would
+// need UPDATE rights on the table, which the service role does not have.)
 // Revisions are never deleted here: a pinned revision stays for as long as
 // anything references it.
 func (s *Store) Sweep(ctx context.Context, limit int) (int, error) {
@@ -121,8 +122,7 @@ func (s *Store) Sweep(ctx context.Context, limit int) (int, error) {
 	tag, err := s.pool.Exec(ctx, `
 		DELETE FROM session_runtime_snapshot WHERE session_id IN (
 			SELECT session_id FROM session_runtime_snapshot
-			WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2
-			FOR UPDATE SKIP LOCKED)`, s.cfg.now(), limit)
+			WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)`, s.cfg.now(), limit)
 	if err != nil {
 		return 0, dbError("sweep expired sessions", err)
 	}

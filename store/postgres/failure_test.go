@@ -1,0 +1,251 @@
+package postgres
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+// chainLock is the advisory lock the audit trigger takes, as the owner can
+// take it too: holding it parks any writer inside its transaction, right
+// at the audit insert, after the revision and head have been written.
+type chainLock struct {
+	conn  *pgxpool.Conn
+	table string
+}
+
+const chainLockClass = 1937339233
+
+func holdChainLock(t *testing.T, f *fixture) *chainLock {
+	t.Helper()
+	ctx := testContext(t)
+	conn, err := f.owner.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &chainLock{conn: conn, table: f.table("switch_audit_log")}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2::regclass::oid::int)`, chainLockClass, l.table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.release)
+	return l
+}
+
+func (l *chainLock) release() {
+	if l.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2::regclass::oid::int)`, chainLockClass, l.table)
+	l.conn.Release()
+	l.conn = nil
+}
+
+// waiter returns the backend waiting for the lock, once there is one.
+func (l *chainLock) waiter(t *testing.T) int32 {
+	t.Helper()
+	ctx := testContext(t)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var pids []int32
+		err := l.conn.QueryRow(ctx, `
+			SELECT coalesce(array_agg(pid), '{}') FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted
+			  AND classid = $1::int8::oid AND objid = $2::regclass::oid AND objsubid = 2`,
+			chainLockClass, l.table).Scan(&pids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pids) > 0 {
+			return pids[0]
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no writer ever waited for the audit chain lock")
+		case <-tick.C:
+		}
+	}
+}
+
+// TestKilledConnectionLeavesNothing kills the store's connection in the
+// middle of a change (revision and head written, audit row pending) and
+// checks nothing of it survives and the store carries on.
+func TestKilledConnectionLeavesNothing(t *testing.T) {
+	f := newFixture(t)
+	lock := holdChainLock(t, f)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := f.store.Apply(testContext(t), store.Change{Attempt: store.Attempt{Actor: "alice"},
+			Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+		done <- err
+	}()
+	pid := lock.waiter(t)
+	var killed bool
+	if err := f.owner.QueryRow(testContext(t), `SELECT pg_terminate_backend($1)`, pid).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminate backend %d: %v, %v", pid, killed, err)
+	}
+	if err := <-done; evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+		t.Fatalf("Apply on a killed connection = %v, want UNAVAILABLE", err)
+	}
+	lock.release()
+
+	for table, want := range map[string]int{"revisions": 1, "switch_audit_log": 0} {
+		if n := f.count(t, table); n != want {
+			t.Errorf("%s has %d rows after the failed change, want %d", table, n, want)
+		}
+	}
+	var head int64
+	var exam bool
+	err := f.owner.QueryRow(testContext(t), `SELECT (SELECT revision FROM `+f.table("runtime_head")+`),
+		(SELECT enabled FROM `+f.table("system_flags")+` WHERE name = 'EXAM_MODE')`).Scan(&head, &exam)
+	if err != nil || head != 1 || exam {
+		t.Fatalf("head %d, EXAM_MODE %v, %v; want revision 1 with exam mode off", head, exam, err)
+	}
+	next, _, err := f.store.Apply(testContext(t), store.Change{Attempt: store.Attempt{Actor: "alice"}, Expected: 1,
+		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+	if err != nil || next.Number != 2 {
+		t.Fatalf("the change after the failure = %v, %v; want revision 2", next, err)
+	}
+	if v, err := f.store.VerifyAudit(testContext(t)); err != nil || !v.OK || v.Entries != 1 {
+		t.Fatalf("verify = %+v, %v", v, err)
+	}
+}
+
+// TestCallDeadline checks a call stuck in the database gives up at the
+// store's timeout with UNAVAILABLE, instead of hanging.
+func TestCallDeadline(t *testing.T) {
+	f := newFixture(t)
+	s, err := Open(testContext(t), f.url, WithLogger(quiet), WithTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	holdChainLock(t, f)
+	start := time.Now()
+	_, err = s.Reject(testContext(t), store.Attempt{Actor: "eve"}, evaluator.Errorf(evaluator.CodeForbidden, "no"))
+	if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+		t.Fatalf("Reject while the chain is locked = %v, want UNAVAILABLE", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Reject took %v with a 300ms timeout", took)
+	}
+}
+
+// silentServer accepts connections and never answers, like a hung
+// database or a black-holed network.
+func silentServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 64)
+	go func() {
+		defer close(conns)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- conn
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for conn := range conns {
+			conn.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// closedPort returns an address nothing listens on.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestDeadDatabase checks Open and Migrate fail fast with UNAVAILABLE on a
+// server that refuses or never answers.
+func TestDeadDatabase(t *testing.T) {
+	tests := []struct {
+		name string
+		addr func(t *testing.T) string
+	}{
+		{"silent", silentServer},
+		{"refused", closedPort},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			u := "postgres://postgres@" + tt.addr(t) + "/test?sslmode=disable"
+			opts := []Option{WithLogger(quiet), WithTimeout(300 * time.Millisecond)}
+			start := time.Now()
+			_, err := Open(testContext(t), u, opts...)
+			if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+				t.Errorf("Open = %v, want UNAVAILABLE", err)
+			}
+			_, err = Migrate(testContext(t), u, opts...)
+			if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+				t.Errorf("Migrate = %v, want UNAVAILABLE", err)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %v with a 300ms timeout", took)
+			}
+		})
+	}
+}
+
+// TestOpenNeedsMigrations checks Open tells the operator to migrate rather
+// than failing on the first request.
+func TestOpenNeedsMigrations(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, u string, f *fixture)
+		want  string
+	}{
+		{"empty schema", func(*testing.T, string, *fixture) {}, "has no Switchyard schema"},
+		{"old schema", func(t *testing.T, u string, f *fixture) {
+			if _, err := Migrate(testContext(t), u, WithLogger(quiet)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.owner.Exec(testContext(t), `DELETE FROM `+f.table("goose_db_version")+` WHERE version_id > 0`); err != nil {
+				t.Fatal(err)
+			}
+		}, "schema is at version 0, this binary needs " + strconv.FormatInt(mustLatest(), 10)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			u, schema, owner := newSchema(t)
+			tt.setup(t, u, &fixture{url: u, schema: schema, owner: owner})
+			_, err := Open(testContext(t), u, WithLogger(quiet))
+			if evaluator.ErrorCode(err) != evaluator.CodeUnavailable || !strings.Contains(err.Error(), tt.want) ||
+				!strings.Contains(err.Error(), "switchyard migrate up") {
+				t.Fatalf("Open = %v, want UNAVAILABLE saying %q and to run `switchyard migrate up`", err, tt.want)
+			}
+		})
+	}
+}
+
+func mustLatest() int64 {
+	v, err := latestMigration()
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+// clock is a settable clock safe to read from the sweeper's goroutine.
+type clock struct{ unixNano atomic.Int64 }
+
+func newClock(t time.Time) *clock {
+	c := &clock{}
+	c.set(t)
+	return c
+}
+func (c *clock) set(t time.Time)     { c.unixNano.Store(t.UnixNano()) }
+func (c *clock) now() time.Time      { return time.Unix(0, c.unixNano.Load()) }
+func (c *clock) add(d time.Duration) { c.set(c.now().Add(d)) }
+
+// createSessions stores n snapshots of the current revision named
+// prefix-0..n-1, living ttl from the clock's now.
+func createSessions(t *testing.T, f *fixture, c *clock, prefix string, n int, ttl time.Duration) {
+	t.Helper()
+	cur, err := f.store.Current(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		snap := evaluator.NewSnapshot(fmt.Sprintf("%s-%d", prefix, i), "u", cur, c.now(), ttl)
+		if _, created, err := f.store.CreateSession(testContext(t), snap); err != nil || !created {
+			t.Fatalf("create %s: %v, %v", snap.SessionID, created, err)
+		}
+	}
+}
+
+// TestSessionRoundTrip checks a snapshot reads back exactly as created,
+// and that one pinned to a revision that does not exist is refused.
+func TestSessionRoundTrip(t *testing.T) {
+	f := newFixture(t)
+	v0 := "v0"
+	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: evaluator.SetOverride("mastery", &v0, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := f.store.Current(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := evaluator.NewSnapshot("s-ü/1", "user-7", cur, time.Now(), 90*time.Minute)
+	stored, created, err := f.store.CreateSession(testContext(t), want)
+	if err != nil || !created || !reflect.DeepEqual(stored, want) {
+		t.Fatalf("CreateSession = %+v, %v, %v; want %+v", stored, created, err, want)
+	}
+	got, err := f.store.Session(testContext(t), want.SessionID)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Session = %+v, %v; want %+v", got, err, want)
+	}
+	if !got.ExamModeAtStart || got.Modules["mastery"].Source != evaluator.SourceOverride {
+		t.Fatalf("snapshot lost the pinned state: %+v", got)
+	}
+	dangling := evaluator.NewSnapshot("s-2", "u", &evaluator.Revision{Number: 99}, time.Now(), time.Hour)
+	if _, _, err := f.store.CreateSession(testContext(t), dangling); evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+		t.Fatalf("snapshot of revision 99 = %v, want INVALID_REQUEST", err)
+	}
+	if _, _, err := f.store.CreateSession(testContext(t), evaluator.Snapshot{SessionID: "has space"}); evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+		t.Fatalf("invalid session ID = %v, want INVALID_REQUEST", err)
+	}
+}
+
+// TestSweep checks the sweep removes expired snapshots in bounded batches,
+// keeps live ones, and that a revision pinned by a live session cannot be
+// removed, by the service or by the owner.
+func TestSweep(t *testing.T) {
+	c := newClock(time.Now())
+	f := newFixture(t, WithClock(c.now))
+	createSessions(t, f, c, "short", 25, time.Minute)
+	createSessions(t, f, c, "long", 3, time.Hour)
+	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+		t.Fatal(err)
+	}
+	c.add(2 * time.Minute)
+	if _, err := f.store.Session(testContext(t), "short-0"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+		t.Fatalf("expired session = %v, want NOT_FOUND", err)
+	}
+	var batches []int
+	for {
+		n, err := f.store.Sweep(testContext(t), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, n)
+		if n == 0 {
+			break
+		}
+	}
+	if !reflect.DeepEqual(batches, []int{10, 10, 5, 0}) {
+		t.Fatalf("sweep batches = %v, want 10, 10, 5, 0", batches)
+	}
+	if n := f.count(t, "session_runtime_snapshot"); n != 3 {
+		t.Fatalf("%d snapshots left, want the 3 live ones", n)
+	}
+	if s, err := f.store.Session(testContext(t), "long-2"); err != nil || s.Revision != 1 {
+		t.Fatalf("live session = %+v, %v; want it pinned to revision 1", s, err)
+	}
+	del := "DELETE FROM revisions WHERE number = 1"
+	if _, err := f.store.pool.Exec(testContext(t), del); pgCode(err) != "42501" {
+		t.Errorf("service deleting a pinned revision: %v, want permission denied", err)
+	}
+	if _, err := f.owner.Exec(testContext(t), del); pgCode(err) != "23503" {
+		t.Errorf("owner deleting a pinned revision: %v, want a foreign key violation", err)
+	}
+}
+
+// TestRunSweeper checks the background sweeper clears expired snapshots
+// and stops with its context.
+func TestRunSweeper(t *testing.T) {
+	c := newClock(time.Now())
+	f := newFixture(t, WithClock(c.now))
+	createSessions(t, f, c, "s", 5, time.Minute)
+	c.add(time.Hour)
+	ctx, cancel := context.WithCancel(testContext(t))
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		f.store.RunSweeper(ctx, 10*time.Millisecond)
+	}()
+	wait := testContext(t)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for f.count(t, "session_runtime_snapshot") > 0 {
+		select {
+		case <-wait.Done():
+			t.Fatal("the sweeper never removed the expired sessions")
+		case <-tick.C:
+		}
+	}
+	cancel()
+	<-stopped
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -35,6 +36,10 @@ type status struct {
 
 func (s *server) statusOf(rev *evaluator.Revision) status {
 	rt := evaluator.Resolve(rev)
+	overrides := rev.Overrides
+	if overrides == nil {
+		overrides = map[string]evaluator.Override{}
+	}
 	mode := s.cfg.Mode
 	if mode == "" {
 		mode = "demo"
@@ -45,7 +50,7 @@ func (s *server) statusOf(rev *evaluator.Revision) status {
 		Mode:      mode,
 		Flags:     rev.System,
 		Profile:   rev.ActiveProfile,
-		Overrides: rev.Overrides,
+		Overrides: overrides,
 		Modules:   rt.Modules,
 		Catalog:   rev.Catalog,
 		Profiles:  rev.Profiles,
@@ -132,7 +137,7 @@ func (s *server) change(c *gin.Context, action, target string, req changeRequest
 	case strings.TrimSpace(conf.Reason) == "":
 		s.reject(c, attempt, evaluator.Errorf(evaluator.CodeReasonRequired, "reason is required: say why the change is made, for the audit log"))
 		return
-	case len([]rune(conf.Reason)) > maxReasonLength:
+	case utf8.RuneCountInString(conf.Reason) > maxReasonLength:
 		s.reject(c, attempt, evaluator.Errorf(evaluator.CodeReasonRequired, "reason must be at most %d characters", maxReasonLength).
 			With("max_length", maxReasonLength))
 		return

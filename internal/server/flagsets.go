@@ -72,7 +72,9 @@ func (f *flagSets) live(ctx context.Context) *compiled {
 		return c
 	}
 	defer f.reloading.Store(false)
-	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	// The reload serves every later reader, so the caller hanging up must
+	// not abort it.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
 	defer cancel()
 	if err := f.reload(rctx); err != nil {
 		f.logger.Warn("reload the current revision; serving the last known good",

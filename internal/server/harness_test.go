@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -111,11 +112,25 @@ type option func(*Config)
 
 func newHarness(t testing.TB, opts ...option) *harness {
 	t.Helper()
+	h := newStore(t)
+	h.start(opts...)
+	return h
+}
+
+// newStore is a harness whose server is not started yet, so a test can
+// prepare the store (or break it) first.
+func newStore(t testing.TB) *harness {
+	t.Helper()
 	if _, err := spec(); err != nil {
 		t.Fatalf("openapi.yaml: %v", err)
 	}
 	h := &harness{clock: newClock(), logs: &syncBuffer{}}
 	h.store = &faultyStore{Store: memory.NewDemo(memory.WithClock(h.clock.now))}
+	return h
+}
+
+// start starts the server over the harness's store.
+func (h *harness) start(opts ...option) {
 	cfg := Config{
 		Mode:   "demo",
 		Tokens: []Token{{Role: RoleAdmin, Secret: adminToken}, {Role: RoleViewer, Secret: viewerToken}},
@@ -124,7 +139,14 @@ func newHarness(t testing.TB, opts ...option) *harness {
 		o(&cfg)
 	}
 	h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)), cfg, h.store, h.clock.now)
-	return h
+}
+
+// serve sends a request straight to the handler, for the few requests no
+// spec describes (an unknown route).
+func serve(h *harness, method, path, body string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.handler.ServeHTTP(rec, httptest.NewRequest(method, "http://switchyard.test"+path, strings.NewReader(body)))
+	return rec
 }
 
 // call is one HTTP request of a test.
@@ -172,6 +194,16 @@ func (r response) errorCode(t testing.TB) string {
 // also proves the spec describes what the server does.
 func (h *harness) do(t testing.TB, c call) response {
 	t.Helper()
+	res, err := h.send(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// send is do for goroutines, which must not call t.Fatal: it returns what
+// went wrong instead.
+func (h *harness) send(c call) (response, error) {
 	req := httptest.NewRequest(c.method, "http://switchyard.test"+c.path, strings.NewReader(c.body))
 	if c.body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -186,7 +218,7 @@ func (h *harness) do(t testing.TB, c call) response {
 	router, _ := spec()
 	route, params, err := router.FindRoute(req)
 	if err != nil {
-		t.Fatalf("%s %s is not in openapi.yaml: %v", c.method, c.path, err)
+		return response{}, fmt.Errorf("%s %s is not in openapi.yaml: %w", c.method, c.path, err)
 	}
 	ctx := context.Background()
 	vreq := req.Clone(ctx)
@@ -195,9 +227,9 @@ func (h *harness) do(t testing.TB, c call) response {
 	err = openapi3filter.ValidateRequest(ctx, input)
 	switch {
 	case err != nil && !c.breaksSpec:
-		t.Fatalf("%s %s: request does not match openapi.yaml: %v", c.method, c.path, err)
+		return response{}, fmt.Errorf("%s %s: request does not match openapi.yaml: %w", c.method, c.path, err)
 	case err == nil && c.breaksSpec:
-		t.Fatalf("%s %s: request is marked as breaking openapi.yaml, but the spec accepts it", c.method, c.path)
+		return response{}, fmt.Errorf("%s %s: request is marked as breaking openapi.yaml, but the spec accepts it", c.method, c.path)
 	}
 
 	rec := httptest.NewRecorder()
@@ -210,12 +242,12 @@ func (h *harness) do(t testing.TB, c call) response {
 		Body:                   io.NopCloser(bytes.NewReader(res.body)),
 		Options:                validation,
 	}); err != nil {
-		t.Fatalf("%s %s: response %d %s does not match openapi.yaml: %v", c.method, c.path, res.status, res.body, err)
+		return response{}, fmt.Errorf("%s %s: response %d %s does not match openapi.yaml: %w", c.method, c.path, res.status, res.body, err)
 	}
 	if res.header.Get(headerRequestID) == "" {
-		t.Fatalf("%s %s: response has no X-Request-Id", c.method, c.path)
+		return response{}, fmt.Errorf("%s %s: response has no X-Request-Id", c.method, c.path)
 	}
-	return res
+	return res, nil
 }
 
 // mustJSON encodes v for a request body.

@@ -1,0 +1,148 @@
+package server
+
+import (
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+func TestParseTokens(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []Token
+		wantErr string
+	}{
+		{"", nil, ""},
+		{"   ", nil, ""},
+		{"admin:s3cret", []Token{{RoleAdmin, "s3cret"}}, ""},
+		{" admin : a1 , viewer:v1 ", []Token{{RoleAdmin, "a1"}, {RoleViewer, "v1"}}, ""},
+		{"admin:with:colon", []Token{{RoleAdmin, "with:colon"}}, ""},
+		{"admin", nil, "entry 1 has no colon"},
+		{"admin:a,,viewer:v", nil, "entry 2 is empty"},
+		{"root:x", nil, `role "root" is not "admin" or "viewer"`},
+		{"viewer:", nil, "the viewer token is empty"},
+		{"admin:dup-secret,viewer:dup-secret", nil, "entry 2: the same token is listed twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseTokens(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseTokens(%q) error = %v, want %q", tt.in, err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "dup-secret") {
+					t.Fatalf("the error %q shows the token", err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ParseTokens(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		incoming string
+		kept     bool
+	}{
+		{"trace-42:a.b_c", true},
+		{"", false},
+		{"has space", false},
+		{strings.Repeat("x", 129), false},
+		{"semi;colon", false},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		res := h.do(t, call{method: "GET", path: "/healthz", header: map[string]string{"X-Request-Id": tt.incoming}})
+		id := res.header.Get(headerRequestID)
+		if tt.kept != (id == tt.incoming) || !saneRequestID(id) || seen[id] {
+			t.Fatalf("incoming %q: answered %q (kept %v)", tt.incoming, id, tt.kept)
+		}
+		seen[id] = true
+	}
+}
+
+func TestHealth(t *testing.T) {
+	h := newHarness(t)
+	if res := h.do(t, call{method: "GET", path: "/healthz"}); res.status != http.StatusOK || res.json(t)["status"] != "ok" {
+		t.Fatalf("healthz = %d %s", res.status, res.body)
+	}
+	ready := h.do(t, call{method: "GET", path: "/readyz"})
+	if body := ready.json(t); ready.status != http.StatusOK || body["status"] != "ready" || body["revision"] != float64(1) {
+		t.Fatalf("readyz = %d %s", ready.status, ready.body)
+	}
+	h.store.down.Store(true)
+	degraded := h.do(t, call{method: "GET", path: "/readyz"})
+	if body := degraded.json(t); degraded.status != http.StatusServiceUnavailable || body["status"] != "degraded" ||
+		!strings.Contains(body["reason"].(string), "the store is down") {
+		t.Fatalf("readyz with the store down = %d %s", degraded.status, degraded.body)
+	}
+	// Liveness does not depend on the store.
+	if res := h.do(t, call{method: "GET", path: "/healthz"}); res.status != http.StatusOK {
+		t.Fatalf("healthz with the store down = %d", res.status)
+	}
+}
+
+func TestStoreDownForAdmin(t *testing.T) {
+	h := newHarness(t)
+	h.store.down.Store(true)
+	res := h.do(t, call{method: "GET", path: "/v1/admin/runtime/status", token: viewerToken})
+	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" {
+		t.Fatalf("status with the store down = %d %s, want 503 UNAVAILABLE", res.status, res.body)
+	}
+	res = h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"s"}`})
+	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" {
+		t.Fatalf("create session with the store down = %d %s, want 503 UNAVAILABLE", res.status, res.body)
+	}
+	// A session cannot be pinned without the store: the evaluation fails
+	// and the client falls back to its code defaults.
+	res = h.do(t, call{method: "POST", path: "/ofrep/v1/evaluate/flags/EXAM_MODE", body: `{"context":{"sessionId":"new"}}`})
+	if res.status != http.StatusServiceUnavailable || res.json(t)["errorDetails"] == "" {
+		t.Fatalf("pinned evaluation with the store down = %d %s, want 503 with errorDetails", res.status, res.body)
+	}
+}
+
+func TestPanicIsAnswered(t *testing.T) {
+	h := newHarness(t)
+	h.store.panics.Store(true)
+	res := h.do(t, call{method: "GET", path: "/v1/admin/runtime/status", token: adminToken})
+	e := res.json(t)["error"].(map[string]any)
+	if res.status != http.StatusInternalServerError || e["code"] != "INTERNAL" || e["request_id"] != res.header.Get(headerRequestID) {
+		t.Fatalf("panicking handler = %d %s, want 500 INTERNAL with the request id", res.status, res.body)
+	}
+	if strings.Contains(string(res.body), "store bug") {
+		t.Fatal("the panic value leaked into the answer")
+	}
+	if !strings.Contains(h.logs.String(), "store bug") {
+		t.Fatal("the panic was not logged")
+	}
+	h.store.panics.Store(false)
+	if res := h.do(t, call{method: "GET", path: "/v1/admin/runtime/status", token: adminToken}); res.status != http.StatusOK {
+		t.Fatalf("after the panic: %d %s", res.status, res.body)
+	}
+}
+
+func TestStatusFor(t *testing.T) {
+	// Every code maps to a status, and only INTERNAL to 500.
+	codes := []evaluator.Code{
+		evaluator.CodeInvalidRequest, evaluator.CodeUnauthorized, evaluator.CodeForbidden, evaluator.CodePhraseMismatch,
+		evaluator.CodeReasonRequired, evaluator.CodeUnknownFlag, evaluator.CodeUnknownProfile, evaluator.CodeUnknownModule,
+		evaluator.CodeUnknownVersion, evaluator.CodeNotFound, evaluator.CodeRevisionConflict, evaluator.CodeAdminFreezeActive,
+		evaluator.CodeUnavailable,
+	}
+	want := []int{400, 401, 403, 400, 400, 400, 400, 400, 400, 404, 412, 423, 503}
+	for i, c := range codes {
+		if got := statusFor(c); got != want[i] {
+			t.Errorf("statusFor(%s) = %d, want %d", c, got, want[i])
+		}
+	}
+	if got := statusFor(evaluator.CodeInternal); got != 500 {
+		t.Errorf("statusFor(INTERNAL) = %d", got)
+	}
+}

@@ -110,11 +110,11 @@ func Import(format string, content []byte, opts Options) (Result, error) {
 	if len(c.flags) == 0 {
 		return Result{}, fileError("", "the file defines no flag that can be imported")
 	}
-	// Compile what was converted, as the server will: a rule the evaluator
+	// Validate what was converted as the server will: a rule the evaluator
 	// refuses is refused here, before anything is stored.
 	check := evaluator.InitialRevision(time.Time{})
 	check.Flags, check.Evaluators = c.flags, c.doc.Evaluators
-	if _, err := evaluator.Compile(check, ""); err != nil {
+	if err := check.Validate(); err != nil {
 		return Result{}, err
 	}
 	slices.SortStableFunc(c.notes, func(a, b Note) int { return strings.Compare(a.Flag, b.Flag) })

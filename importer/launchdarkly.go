@@ -252,8 +252,12 @@ func (l *ldConverter) flag(p *ldParsed) (evaluator.Flag, error) {
 		return f, err
 	}
 	if !explicit {
-		name := p.names[*p.env.Fallthrough.Variation]
-		f.DefaultVariant = &name
+		name, err := p.variation(*p.env.Fallthrough.Variation, p.envPath+".fallthrough.variation")
+		if err != nil {
+			return f, err
+		}
+		def := name.(string)
+		f.DefaultVariant = &def
 	} else if off != nil {
 		name := off.(string)
 		f.DefaultVariant = &name

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/memory"
 )
 
 // auditPageOf reads one audit page over HTTP.
@@ -104,7 +105,7 @@ func TestAuditVerify(t *testing.T) {
 		t.Fatalf("verify = %+v, want ok with 3 entries", v)
 	}
 
-	h.store.Tamper(2, func(e *store.AuditEntry) { e.Actor = "admin:000000" })
+	h.store.Store.(*memory.Store).Tamper(2, func(e *store.AuditEntry) { e.Actor = "admin:000000" })
 	v = verify(t)
 	if v.OK || v.FirstBad != 2 || v.Problem == "" {
 		t.Fatalf("verify after tampering = %+v, want not ok naming entry 2", v)

@@ -64,10 +64,10 @@ func newClock() *clock {
 func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-// faultyStore is the real memory store with switchable faults, to show
-// what users see when the store is down or broken.
+// faultyStore is a real store with switchable faults, to show what users
+// see when the store is down or broken.
 type faultyStore struct {
-	*memory.Store
+	store.Store
 	down   atomic.Bool
 	panics atomic.Bool
 }
@@ -117,16 +117,21 @@ func newHarness(t testing.TB, opts ...option) *harness {
 	return h
 }
 
-// newStore is a harness whose server is not started yet, so a test can
-// prepare the store (or break it) first.
+// newStore is a harness over a fresh demo memory store whose server is not
+// started yet, so a test can prepare the store (or break it) first.
 func newStore(t testing.TB) *harness {
+	t.Helper()
+	c := newClock()
+	return newStoreWith(t, c, memory.NewDemo(memory.WithClock(c.now)))
+}
+
+// newStoreWith is newStore over st, whose clock is c.
+func newStoreWith(t testing.TB, c *clock, st store.Store) *harness {
 	t.Helper()
 	if _, err := spec(); err != nil {
 		t.Fatalf("openapi.yaml: %v", err)
 	}
-	h := &harness{clock: newClock(), logs: &syncBuffer{}}
-	h.store = &faultyStore{Store: memory.NewDemo(memory.WithClock(h.clock.now))}
-	return h
+	return &harness{clock: c, logs: &syncBuffer{}, store: &faultyStore{Store: st}}
 }
 
 // start starts the server over the harness's store.

@@ -1,17 +1,89 @@
 package server
 
 import (
+	"context"
+	"crypto/rand"
+	"log/slog"
 	"net/http"
+	neturl "net/url"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/postgres"
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // TestOperatorRunbook walks the incident runbook end to end: exam mode on,
 // updates frozen, the fleet moved to the fallback profile, then each
 // restored, checking after every step what applications read over OFREP.
 func TestOperatorRunbook(t *testing.T) {
-	h := newHarness(t)
+	runbook(t, newHarness(t))
+}
+
+// TestOperatorRunbookOnPostgres walks the runbook over the production
+// store, in a schema of its own in SWITCHYARD_TEST_DATABASE_URL.
+func TestOperatorRunbookOnPostgres(t *testing.T) {
+	base := storetest.ServiceURL(t, "SWITCHYARD_TEST_DATABASE_URL")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := testSchema(t, ctx, base)
+	c := newClock()
+	opts := []postgres.Option{postgres.WithClock(c.now), postgres.WithLogger(slog.New(slog.DiscardHandler))}
+	if _, err := postgres.Migrate(ctx, url, opts...); err != nil {
+		t.Fatal(err)
+	}
+	st, err := postgres.Open(ctx, url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := newStoreWith(t, c, st)
+	h.start()
+	runbook(t, h)
+}
+
+// testSchema creates a schema dropped when the test ends and returns base
+// with its search_path set to it.
+func testSchema(t *testing.T, ctx context.Context, base string) string {
+	t.Helper()
+	schema := "switchyard_server_test_" + strings.ToLower(rand.Text()[:10])
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to the test database: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := neturl.Parse(base)
+	if err != nil {
+		t.Fatalf("SWITCHYARD_TEST_DATABASE_URL must be a postgres:// URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// runbook is the runbook against the harness h, whatever its store.
+func runbook(t *testing.T, h *harness) {
 	if res := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"exam-1","user_id":"student-7"}`}); res.status != http.StatusCreated {
 		t.Fatalf("create session = %d %s", res.status, res.body)
 	}

@@ -30,8 +30,6 @@ type ofrepError struct {
 	details string
 }
 
-func (e *ofrepError) Error() string { return string(e.code) + ": " + e.details }
-
 func parseError(details string) *ofrepError {
 	return &ofrepError{status: http.StatusBadRequest, code: evaluator.ParseError, details: details}
 }

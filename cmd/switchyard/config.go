@@ -1,0 +1,123 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// config is every setting of switchyard serve. Each has a flag and a
+// SWITCHYARD_* environment variable; the flag wins. Defaults live here and
+// nowhere else.
+type config struct {
+	Addr            string
+	Mode            string
+	Tokens          string
+	DatabaseURL     string
+	Migrate         string
+	LogFormat       string
+	LogLevel        string
+	SessionTTL      time.Duration
+	CacheTTL        time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// setting describes one configuration entry: its flag, its environment
+// variable, its default and its help text. The README's configuration
+// table lists the same entries.
+type setting struct {
+	flag, env, def, help string
+	bind             func(fs *flag.FlagSet, name, value, help string)
+}
+
+func (c *config) settings() []setting {
+	str := func(p *string) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, value, help string) { fs.StringVar(p, name, value, help) }
+	}
+	dur := func(p *time.Duration) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, value, help string) {
+			fs.Func(name, help+" (default "+value+")", func(s string) error { return parseDuration(p, name, s) })
+		}
+	}
+	return []setting{
+		{"addr", "SWITCHYARD_ADDR", "127.0.0.1:8080", "address to listen on", str(&c.Addr)},
+		{"mode", "SWITCHYARD_MODE", "", "runtime mode: demo (in memory, fixtures) or production (Postgres); empty: production when a database URL is set, else demo", str(&c.Mode)},
+		{"database-url", "SWITCHYARD_DATABASE_URL", "", "Postgres URL (postgres://user@host:5432/db?sslmode=disable); the store of production mode", str(&c.DatabaseURL)},
+		{"migrate", "SWITCHYARD_MIGRATE", "true", "apply pending migrations at start (true or false)", str(&c.Migrate)},
+		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as role:token,... (roles admin, viewer); demo mode generates an admin token when empty", str(&c.Tokens)},
+		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
+		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},
+		{"session-ttl", "SWITCHYARD_SESSION_TTL", "24h", "how long a session's snapshot is kept", dur(&c.SessionTTL)},
+		{"cache-ttl", "SWITCHYARD_CACHE_TTL", "5s", "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
+		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
+	}
+}
+
+func parseDuration(p *time.Duration, name, s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%s: %q is not a positive duration like 30s or 24h", name, s)
+	}
+	*p = d
+	return nil
+}
+
+// loadConfig parses args over the environment over the defaults.
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("switchyard "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, s := range c.settings() {
+		value := s.def
+		if v := getenv(s.env); v != "" {
+			value = v
+		}
+		s.bind(fs, s.flag, value, s.help+" ["+s.env+"]")
+		// Durations bind through Func, which has no default: set it now.
+		if err := fs.Set(s.flag, value); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.env, err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if c.Mode == "" {
+		c.Mode = "demo"
+		if c.DatabaseURL != "" {
+			c.Mode = "production"
+		}
+	}
+	switch {
+	case c.Mode != "demo" && c.Mode != "production":
+		return nil, fmt.Errorf("mode %q: use demo or production", c.Mode)
+	case c.Mode == "production" && c.DatabaseURL == "":
+		return nil, fmt.Errorf("production mode needs a database URL (--database-url or SWITCHYARD_DATABASE_URL)")
+	case c.Mode == "demo" && c.DatabaseURL != "":
+		return nil, fmt.Errorf("demo mode runs in memory: unset the database URL or choose production mode")
+	case c.Migrate != "true" && c.Migrate != "false":
+		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)
+	}
+	return c, nil
+}
+
+// logger builds the slog logger the configuration asks for.
+func (c *config) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", c.LogFormat)
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// process is a running `switchyard serve` started through run.
+type process struct {
+	url, token string
+	stop       func() error
+}
+
+// startServe runs `switchyard serve` on a free port with the given
+// environment and waits until it says where it listens.
+func startServe(t *testing.T, env map[string]string, args ...string) *process {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		err := run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...),
+			func(k string) string { return env[k] }, pw, io.Discard)
+		pw.CloseWithError(fmt.Errorf("serve returned: %v", err))
+		errc <- err
+	}()
+	s := &process{}
+	lines := bufio.NewScanner(pr)
+	for s.url == "" && lines.Scan() {
+		line := lines.Text()
+		if tok, ok := strings.CutPrefix(line, "demo admin token (generated, shown once): "); ok {
+			s.token = tok
+		}
+		if i := strings.Index(line, "listening on "); i >= 0 {
+			s.url = line[i+len("listening on "):]
+		}
+	}
+	if s.url == "" {
+		cancel()
+		t.Fatalf("serve did not start: %v", lines.Err())
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	s.stop = func() error {
+		cancel()
+		return <-errc
+	}
+	return s
+}
+
+// runbook returns the shell commands of the README's operator runbook.
+func runbook(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- runbook -->\n```sh\n(.*?)```\n<!-- /runbook -->").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no runbook block")
+	}
+	return string(m[1])
+}
+
+// runRunbook runs the README's runbook verbatim with bash and curl, with
+// only the address replaced by the test server's.
+func runRunbook(t *testing.T, s *process) string {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed; the runbook needs it")
+	}
+	script := "set -e\n" + strings.ReplaceAll(runbook(t), "http://127.0.0.1:8080", s.url)
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "TOKEN="+s.token)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("runbook failed: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+func getJSON(t *testing.T, s *process, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type verification struct {
+	OK      bool  `json:"ok"`
+	Entries int64 `json:"entries"`
+}
+
+type status struct {
+	Revision int64           `json:"revision"`
+	Profile  string          `json:"profile"`
+	Flags    map[string]bool `json:"flags"`
+}
+
+func TestRunbookInDemoMode(t *testing.T) {
+	s := startServe(t, nil)
+	if s.token == "" {
+		t.Fatal("demo mode printed no admin token")
+	}
+	out := runRunbook(t, s)
+	if !strings.Contains(out, `"ok":true`) {
+		t.Fatalf("runbook output does not end with a verified audit chain:\n%s", out)
+	}
+	var st status
+	getJSON(t, s, "/v1/admin/runtime/status", &st)
+	if st.Revision != 7 || st.Profile != "primary" || st.Flags["EXAM_MODE"] || st.Flags["FREEZE_UPDATES"] {
+		t.Fatalf("after the runbook: %+v, want revision 7 restored to primary with flags off", st)
+	}
+	var v verification
+	getJSON(t, s, "/v1/admin/audit/verify", &v)
+	if !v.OK || v.Entries != 6 {
+		t.Fatalf("verify = %+v, want ok with 6 entries", v)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("graceful shutdown: %v", err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown command", []string{"launch"}, nil, `unknown command "launch"`},
+		{"no command", nil, nil, "no command given"},
+		{"bad mode", []string{"serve", "--mode", "turbo"}, nil, `mode "turbo"`},
+		{"production without database", []string{"serve", "--mode", "production"}, nil, "production mode needs a database URL"},
+		{"demo with database", []string{"serve", "--mode", "demo", "--database-url", "postgres://x"}, nil, "demo mode runs in memory"},
+		{"bad duration from env", []string{"serve"}, map[string]string{"SWITCHYARD_SESSION_TTL": "forever"}, "SWITCHYARD_SESSION_TTL"},
+		{"bad log level", []string{"serve", "--log-level", "loud"}, nil, `log level "loud"`},
+		{"bad tokens", []string{"serve", "--tokens", "root:x"}, nil, "SWITCHYARD_TOKENS"},
+		{"production without tokens", []string{"serve", "--database-url", "postgres://127.0.0.1:1/x"}, nil, "production mode needs admin tokens"},
+		{"migrate without database", []string{"migrate", "up"}, nil, "no database"},
+		{"migrate without subcommand", []string{"migrate"}, nil, "usage: switchyard migrate"},
+		{"audit without verify", []string{"audit"}, nil, "usage: switchyard audit verify"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := run(ctx, tt.args, func(k string) string { return tt.env[k] }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The README's configuration table lists every setting serve accepts.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range (&config{}).settings() {
+		row := fmt.Sprintf("| `--%s` | `%s` |", s.flag, s.env)
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md configuration table has no row starting %q", row)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -136,3 +138,25 @@ func FuzzLaunchDarkly(f *testing.F)  { fuzzImport(f, FormatLaunchDarkly) }
 func FuzzUnleash(f *testing.F)       { fuzzImport(f, FormatUnleash) }
 func FuzzGoFeatureFlag(f *testing.F) { fuzzImport(f, FormatGoFeatureFlag) }
 func FuzzFlagd(f *testing.F)         { fuzzImport(f, FormatFlagd) }
+
+func BenchmarkImport(b *testing.B) {
+	for _, tc := range []struct{ format, file string }{
+		{FormatFlagd, "flagd.json"},
+		{FormatLaunchDarkly, "launchdarkly.json"},
+		{FormatUnleash, "unleash.json"},
+		{FormatGoFeatureFlag, "gofeatureflag.yaml"},
+	} {
+		content, err := os.ReadFile(filepath.Join("testdata", tc.file))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.format, func(b *testing.B) {
+			b.SetBytes(int64(len(content)))
+			for b.Loop() {
+				if _, err := Import(tc.format, content, Options{Environment: "production"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -81,6 +81,7 @@ type ldPrereq struct {
 
 // ldParsed is one flag with the chosen environment's configuration.
 type ldParsed struct {
+	size    int // bytes of the environment's JSON, the cost of inlining it
 	key     string
 	flag    ldFlag
 	env     ldEnvironment
@@ -92,6 +93,10 @@ type ldParsed struct {
 // itself allows long chains, but each level copies the prerequisite's whole
 // targeting into its dependants.
 const maxPrerequisiteDepth = 8
+
+// maxInlined bounds the JSON a flag's prerequisites may copy into it, so
+// prerequisites shared many times over cannot blow a flag up exponentially.
+const maxInlined = 1 << 20
 
 func importLaunchDarkly(content []byte, opts Options, c *converted) error {
 	var top map[string]json.RawMessage
@@ -163,6 +168,7 @@ func importLaunchDarkly(content []byte, opts Options, c *converted) error {
 			return flagError(f.Key, "environments", "has no environment %q (it has %s)", env,
 				strings.Join(sortedKeys(f.Environments), ", "))
 		}
+		p.size = len(raw)
 		if err := json.Unmarshal(raw, &p.env); err != nil {
 			return decodeError(f.Key, p.envPath, err)
 		}
@@ -214,6 +220,9 @@ func ldVariantNames(vars []ldVariation) []string {
 type ldConverter struct {
 	all map[string]*ldParsed
 	c   *converted
+	// inlined counts the bytes of prerequisite rules copied into the flag
+	// being converted.
+	inlined int
 }
 
 func (l *ldConverter) flag(p *ldParsed) (evaluator.Flag, error) {
@@ -247,6 +256,7 @@ func (l *ldConverter) flag(p *ldParsed) (evaluator.Flag, error) {
 	// prerequisite must yield the application's default (no off variation)
 	// does the targeting spell the fallthrough out and leave no default.
 	explicit := p.env.Fallthrough.Variation == nil || (len(p.env.Prerequisites) > 0 && off == nil)
+	l.inlined = 0
 	rule, err := l.expr(p, explicit, nil, true)
 	if err != nil {
 		return f, err
@@ -328,6 +338,9 @@ func (l *ldConverter) expr(p *ldParsed, explicit bool, chain []string, report bo
 			// LaunchDarkly treats a prerequisite that is off as failed,
 			// whatever its off variation.
 			return off, nil
+		}
+		if l.inlined += q.size; l.inlined > maxInlined {
+			return nil, flagError(p.key, path, "prerequisites would copy more than %d bytes of rules into the flag", maxInlined)
 		}
 		sub, err := l.expr(q, true, chain, false)
 		if err != nil {

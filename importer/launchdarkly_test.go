@@ -144,6 +144,7 @@ func TestLaunchDarklyPrerequisites(t *testing.T) {
 		{name: "prerequisite serving another variation", items: []string{flag("a", true, `[{"key": "b", "variation": 1}]`), flag("b", true, `[]`)}, want: "false"},
 		{name: "chained prerequisites", items: []string{flag("a", true, `[{"key": "b", "variation": 0}]`), flag("b", true, `[{"key": "c", "variation": 0}]`), flag("c", false, `[]`)}, want: "false"},
 		{name: "missing prerequisite is reported", items: []string{flag("a", true, `[{"key": "elsewhere", "variation": 0}]`)}, want: "true", changed: true},
+		{name: "exponential sharing", items: fanOut(), err: "more than"},
 		{name: "cycle", items: []string{flag("a", true, `[{"key": "b", "variation": 0}]`), flag("b", true, `[{"key": "a", "variation": 0}]`)}, err: "circular prerequisite"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,4 +216,27 @@ func TestLaunchDarklyClauseOperators(t *testing.T) {
 			t.Errorf("%s: got %q (%s), want %q", name, got.Variant, got.ErrorMessage, tc.want)
 		}
 	}
+}
+
+// fanOut builds flags whose prerequisites each name the next flag many
+// times: inlined naively, the first flag would hold 16^7 copies.
+func fanOut() []string {
+	var items []string
+	for level := range 8 {
+		var prereqs []string
+		if level < 7 {
+			for range 16 {
+				prereqs = append(prereqs, fmt.Sprintf(`{"key": "f%d", "variation": 0}`, level+1))
+			}
+		}
+		key := fmt.Sprintf("f%d", level)
+		if level == 0 {
+			key = "a"
+		}
+		items = append(items, fmt.Sprintf(`{"key": %q, "variations": [{"value": true}, {"value": false}],
+			"environments": {"production": {"on": true, "salt": "s", "fallthrough": {"variation": 0}, "offVariation": 1,
+			"rules": [{"variation": 0, "clauses": [{"attribute": "email", "op": "endsWith", "values": ["@example.com"]}]}],
+			"prerequisites": [%s]}}}`, key, strings.Join(prereqs, ",")))
+	}
+	return items
 }

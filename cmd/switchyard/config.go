@@ -30,7 +30,7 @@ type config struct {
 // table lists the same entries.
 type setting struct {
 	flag, env, def, help string
-	bind             func(fs *flag.FlagSet, name, value, help string)
+	bind                 func(fs *flag.FlagSet, name, value, help string)
 }
 
 func (c *config) settings() []setting {

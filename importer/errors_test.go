@@ -78,6 +78,8 @@ func TestBadInput(t *testing.T) {
 		{"Unleash wrong type", FormatUnleash, `{"features": [{"name": "bad-flag", "enabled": "yes"}]}`, "bad-flag", "features[0].enabled"},
 		{"Unleash bad rollout", FormatUnleash, `{"features": [{"name": "bad-flag", "enabled": true, "strategies": [{"name": "flexibleRollout", "parameters": {"rollout": "half"}}]}]}`,
 			"bad-flag", "features[0].strategies[0].parameters.rollout"},
+		{"Unleash deep nesting", FormatUnleash, `{"features": [{"name": "bad-flag", "tags": ` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}]}`,
+			"bad-flag", "features[0].tags"},
 		{"Unleash not an export", FormatUnleash, `{"flags": {}}`, "", "features"},
 		{"GOFF malformed YAML", FormatGoFeatureFlag, "flag: [unclosed\n", "", "YAML"},
 		{"GOFF unknown variation", FormatGoFeatureFlag, "bad-flag:\n  variations: {a: 1}\n  defaultRule: {variation: b}\n", "bad-flag", "defaultRule.variation"},

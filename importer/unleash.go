@@ -132,9 +132,8 @@ func decodeNamed(raw json.RawMessage, path, nameField string, v any) (string, er
 }
 
 func importUnleash(content []byte, opts Options, c *converted) error {
-	if err := checkDepth("", "", content); err != nil {
-		return err
-	}
+	// Each item's depth is checked where it is decoded, so the error can
+	// name its flag; the lists themselves decode without recursion.
 	var file unleashFile
 	dec := json.NewDecoder(bytes.NewReader(content))
 	if err := dec.Decode(&file); err != nil {
@@ -207,7 +206,7 @@ func importUnleash(content []byte, opts Options, c *converted) error {
 		if _, err := decodeNamed(raw, path, "name", &f); err != nil {
 			return err
 		}
-		u := &unleashConverter{c: c, feature: f, segments: segments}
+		u := &unleashConverter{c: c, feature: f, segments: segments, path: path}
 		if f.Archived {
 			c.note(f.Name, path, SeverityUnsupported, "archived in Unleash: not imported")
 			continue
@@ -251,6 +250,7 @@ func importUnleash(content []byte, opts Options, c *converted) error {
 type unleashConverter struct {
 	c        *converted
 	feature  unleashFeature
+	path     string
 	segments map[int]unleashSegment
 	// For features with variants: the object flag's variants.
 	variants map[string]any
@@ -375,7 +375,7 @@ func (u *unleashConverter) variantFor(s unleashStrategy, featureVariants []unlea
 	if len(featureVariants) > 0 {
 		stickiness = featureVariants[0].Stickiness
 	}
-	return u.pickVariant(u.name(), stickiness, featureVariants, "variants", none)
+	return u.pickVariant(u.name(), stickiness, featureVariants, u.path+".variants", none)
 }
 
 func totalWeight(vs []unleashVariant) int {

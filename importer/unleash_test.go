@@ -120,7 +120,7 @@ func TestUnleashImport(t *testing.T) {
 		{"pricing-page", "features[5].variants", SeverityChanged},
 		{"pricing-page", "featureStrategies[7].variants", SeverityChanged},
 		{"search-ranking", "features[2].variants", SeverityChanged},
-		{"search-ranking", "variants", SeverityChanged},
+		{"search-ranking", "features[2].variants", SeverityChanged},
 	})
 }
 

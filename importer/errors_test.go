@@ -69,6 +69,8 @@ func TestBadInput(t *testing.T) {
 		{"LD variation out of range", FormatLaunchDarkly, ldFlag(`{"on": true, "fallthrough": {"variation": 5}}`), "bad-flag", "environments.production.fallthrough.variation"},
 		{"LD rollout weight negative", FormatLaunchDarkly, ldFlag(`{"on": true, "fallthrough": {"rollout": {"variations": [{"variation": 0, "weight": -1}]}}}`),
 			"bad-flag", "environments.production.fallthrough.rollout.variations[0].weight"},
+		{"LD target variation out of range", FormatLaunchDarkly, ldFlag(`{"on": true, "fallthrough": {"variation": 0}, "targets": [{"values": ["u"], "variation": 2}]}`),
+			"bad-flag", "environments.production.targets[0].variation"},
 		{"LD no fallthrough", FormatLaunchDarkly, ldFlag(`{"on": true}`), "bad-flag", "environments.production.fallthrough"},
 		{"LD deep nesting", FormatLaunchDarkly, `{"key": "bad-flag", "variations": [{"value": ` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}]}`,
 			"bad-flag", "variations[0].value"},

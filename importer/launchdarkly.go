@@ -349,9 +349,9 @@ func (l *ldConverter) expr(p *ldParsed, explicit bool, chain []string, report bo
 		prereqs = append(prereqs, op("==", sub, want))
 	}
 
-	var pairs [][2]any
-	for _, t := range l.targets(p, report) {
-		pairs = append(pairs, t)
+	pairs, err := l.targets(p, report)
+	if err != nil {
+		return nil, err
 	}
 	for i, r := range p.env.Rules {
 		path := index(p.envPath+".rules", i)
@@ -387,44 +387,56 @@ func (l *ldConverter) expr(p *ldParsed, explicit bool, chain []string, report bo
 // targets converts the individual targets of the user context kind, in
 // LaunchDarkly's order (contextTargets, whose empty user entries stand for
 // the matching entry of targets; or targets alone).
-func (l *ldConverter) targets(p *ldParsed, report bool) [][2]any {
+func (l *ldConverter) targets(p *ldParsed, report bool) ([][2]any, error) {
 	var pairs [][2]any
-	add := func(t ldTarget) {
-		if len(t.Values) == 0 || t.Variation < 0 || t.Variation >= len(p.names) {
-			return
+	add := func(t ldTarget, path string) error {
+		if len(t.Values) == 0 {
+			return nil
+		}
+		name, err := p.variation(t.Variation, path+".variation")
+		if err != nil {
+			return err
 		}
 		keys := make([]any, len(t.Values))
 		for i, v := range t.Values {
 			keys[i] = v
 		}
-		pairs = append(pairs, [2]any{op("in", attr(targetingKey), keys), p.names[t.Variation]})
+		pairs = append(pairs, [2]any{op("in", attr(targetingKey), keys), name})
+		return nil
 	}
 	if len(p.env.ContextTargets) == 0 {
-		for _, t := range p.env.Targets {
-			add(t)
+		for i, t := range p.env.Targets {
+			if err := add(t, index(p.envPath+".targets", i)); err != nil {
+				return nil, err
+			}
 		}
-		return pairs
+		return pairs, nil
 	}
 	for i, t := range p.env.ContextTargets {
+		path := index(p.envPath+".contextTargets", i)
 		if t.ContextKind != "" && t.ContextKind != "user" {
 			if report && len(t.Values) > 0 {
-				l.c.note(p.key, index(p.envPath+".contextTargets", i), SeverityUnsupported,
+				l.c.note(p.key, path, SeverityUnsupported,
 					"targets context kind %q; an OFREP evaluation context is a user, so these targets never match", t.ContextKind)
 			}
 			continue
 		}
 		if len(t.Values) > 0 {
-			add(t)
+			if err := add(t, path); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		for _, u := range p.env.Targets {
+		for j, u := range p.env.Targets {
 			if u.Variation == t.Variation {
-				add(u)
+				if err := add(u, index(p.envPath+".targets", j)); err != nil {
+					return nil, err
+				}
 				break
 			}
 		}
 	}
-	return pairs
+	return pairs, nil
 }
 
 // varOrRollout converts a fixed variation or a percentage rollout.

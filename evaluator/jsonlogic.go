@@ -397,6 +397,15 @@ func (c *compiler) varPath(p string, def expr) expr {
 		c.usesTime = true
 	}
 	if def.eval == nil {
+		if p != "" && p != flagdPrefix && !strings.Contains(p, ".") {
+			// A plain context attribute, the common case: one map read.
+			return expr{eval: func(e env) (value, error) {
+				if e.scoped {
+					return e.lookup(p, null)
+				}
+				return fromAny(e.ctx[p])
+			}}
+		}
 		return expr{eval: func(e env) (value, error) { return e.lookup(p, null) }}
 	}
 	if def.konst {
@@ -486,17 +495,19 @@ func (e env) lookup(p string, def value) (value, error) {
 		rest = r
 		if seg == flagdPrefix {
 			seg, r, ok = nextSegment(rest)
-			switch {
-			case !ok:
+			if !ok {
 				return value{k: kindObject, x: e.flagdProperties()}, nil
-			case seg == "flagKey":
-				cur = e.flagKey
-			case seg == "timestamp":
-				cur = float64(e.now)
-			default:
+			}
+			if _, _, deeper := nextSegment(r); deeper {
 				return def, nil
 			}
-			rest = r
+			switch seg {
+			case "flagKey":
+				return stringValue(e.flagKey), nil
+			case "timestamp":
+				return numberValue(float64(e.now)), nil
+			}
+			return def, nil
 		} else {
 			cur = e.ctx[seg]
 		}

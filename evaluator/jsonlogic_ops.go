@@ -17,22 +17,46 @@ func compileIf(c *compiler, args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
-	n := len(a)
+	if len(a) == 3 {
+		cond, then, otherwise := a[0].eval, a[1].eval, a[2].eval
+		return fold(expr{eval: func(e env) (value, error) {
+			v, err := cond(e)
+			if err != nil {
+				return null, err
+			}
+			if v.truthy() {
+				return then(e)
+			}
+			return otherwise(e)
+		}}, a...), nil
+	}
+	f := funcs(a)
+	n := len(f)
 	return fold(expr{eval: func(e env) (value, error) {
 		for i := 0; i+1 < n; i += 2 {
-			cond, err := a[i].eval(e)
+			cond, err := f[i](e)
 			if err != nil {
 				return null, err
 			}
 			if cond.truthy() {
-				return a[i+1].eval(e)
+				return f[i+1](e)
 			}
 		}
 		if n%2 == 1 {
-			return a[n-1].eval(e)
+			return f[n-1](e)
 		}
 		return null, nil
 	}}, a...), nil
+}
+
+// funcs returns the evaluation functions of es, which closures iterate
+// over more cheaply than the exprs.
+func funcs(es []expr) []evalFunc {
+	out := make([]evalFunc, len(es))
+	for i, e := range es {
+		out[i] = e.eval
+	}
+	return out
 }
 
 // compileAnd returns the first falsy argument, or the last one.
@@ -50,10 +74,11 @@ func compileShortCircuit(c *compiler, args any, path string, depth int, stopOn b
 	if err != nil {
 		return expr{}, err
 	}
+	f := funcs(a)
 	return fold(expr{eval: func(e env) (value, error) {
 		var last value
-		for _, x := range a {
-			v, err := x.eval(e)
+		for _, x := range f {
+			v, err := x(e)
 			if err != nil {
 				return null, err
 			}
@@ -147,18 +172,35 @@ func compileLess(orEqual bool) operatorFunc {
 		if err != nil {
 			return expr{}, err
 		}
-		return fold(expr{eval: func(e env) (value, error) {
-			var v [3]value
-			for i, x := range a {
-				var err error
-				if v[i], err = x.eval(e); err != nil {
+		x, y := a[0].eval, a[1].eval
+		if len(a) == 2 {
+			return fold(expr{eval: func(e env) (value, error) {
+				l, err := x(e)
+				if err != nil {
 					return null, err
 				}
+				r, err := y(e)
+				if err != nil {
+					return null, err
+				}
+				return boolValue(cmp(l, r)), nil
+			}}, a...), nil
+		}
+		z := a[2].eval
+		return fold(expr{eval: func(e env) (value, error) {
+			l, err := x(e)
+			if err != nil {
+				return null, err
 			}
-			if len(a) == 3 {
-				return boolValue(cmp(v[0], v[1]) && cmp(v[1], v[2])), nil
+			m, err := y(e)
+			if err != nil {
+				return null, err
 			}
-			return boolValue(cmp(v[0], v[1])), nil
+			r, err := z(e)
+			if err != nil {
+				return null, err
+			}
+			return boolValue(cmp(l, m) && cmp(m, r)), nil
 		}}, a...), nil
 	}
 }
@@ -193,10 +235,11 @@ func arithmetic(c *compiler, args any, path string, depth, minN, maxN int, op st
 	if err != nil {
 		return expr{}, err
 	}
+	f := funcs(a)
 	return fold(expr{eval: func(e env) (value, error) {
 		var acc float64
-		for i, x := range a {
-			v, err := x.eval(e)
+		for i, x := range f {
+			v, err := x(e)
 			if err != nil {
 				return null, err
 			}
@@ -210,7 +253,7 @@ func arithmetic(c *compiler, args any, path string, depth, minN, maxN int, op st
 				acc = combine(acc, n)
 			}
 		}
-		if len(a) == 1 {
+		if len(f) == 1 {
 			acc = single(acc)
 		}
 		return numberValue(acc), nil
@@ -264,15 +307,15 @@ func compileIn(c *compiler, args any, path string, depth int) (expr, error) {
 		return expr{}, err
 	}
 	needle, haystack := a[0].eval, a[1]
-	if set, ok := stringSet(haystack); ok {
+	if list, ok := stringList(haystack); ok {
+		contains := containsFunc(list)
 		return expr{eval: func(e env) (value, error) {
 			n, err := needle(e)
 			if err != nil {
 				return null, err
 			}
 			if n.k == kindString {
-				_, found := set[n.s]
-				return boolValue(found), nil
+				return boolValue(contains(n.s)), nil
 			}
 			found, err := in(n, haystack.val)
 			return boolValue(found), err
@@ -292,20 +335,43 @@ func compileIn(c *compiler, args any, path string, depth int) (expr, error) {
 	}}, a...), nil
 }
 
-// stringSet returns a constant haystack of strings as a set.
-func stringSet(h expr) (map[string]struct{}, bool) {
+// stringList returns a constant haystack made only of strings.
+func stringList(h expr) ([]string, bool) {
 	if !h.konst || h.val.k != kindArray {
 		return nil, false
 	}
-	set := make(map[string]struct{}, len(h.val.array()))
+	list := make([]string, 0, len(h.val.array()))
 	for _, x := range h.val.array() {
 		s, ok := x.(string)
 		if !ok {
 			return nil, false
 		}
-		set[s] = struct{}{}
+		list = append(list, s)
 	}
-	return set, true
+	return list, true
+}
+
+// containsFunc returns a membership test for list: a scan for short lists,
+// where comparing lengths first beats hashing, a set for long ones.
+func containsFunc(list []string) func(string) bool {
+	if len(list) <= 16 {
+		return func(s string) bool {
+			for _, x := range list {
+				if len(x) == len(s) && x == s {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	set := make(map[string]struct{}, len(list))
+	for _, x := range list {
+		set[x] = struct{}{}
+	}
+	return func(s string) bool {
+		_, ok := set[s]
+		return ok
+	}
 }
 
 func in(needle, haystack value) (bool, error) {
@@ -389,9 +455,10 @@ func compileCat(c *compiler, args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
+	f := funcs(a)
 	return fold(expr{eval: func(e env) (value, error) {
-		if len(a) == 1 {
-			v, err := a[0].eval(e)
+		if len(f) == 1 {
+			v, err := f[0](e)
 			if err != nil {
 				return null, err
 			}
@@ -402,8 +469,8 @@ func compileCat(c *compiler, args any, path string, depth int) (expr, error) {
 			return stringValue(s), nil
 		}
 		var b strings.Builder
-		for _, x := range a {
-			v, err := x.eval(e)
+		for _, x := range f {
+			v, err := x(e)
 			if err != nil {
 				return null, err
 			}
@@ -425,11 +492,12 @@ func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) 
 	if err != nil {
 		return expr{}, err
 	}
+	f := funcs(a)
 	return fold(expr{eval: func(e env) (value, error) {
 		var v [3]value
-		for i, x := range a {
+		for i, x := range f {
 			var err error
-			if v[i], err = x.eval(e); err != nil {
+			if v[i], err = x(e); err != nil {
 				return null, err
 			}
 		}
@@ -449,7 +517,7 @@ func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) 
 		if from < 0 || from > length {
 			return stringValue(s), nil
 		}
-		if len(a) == 3 {
+		if len(f) == 3 {
 			l, err := v[2].number()
 			if err != nil {
 				return null, fmt.Errorf("substr: %w", err)
@@ -474,10 +542,11 @@ func compileMerge(c *compiler, args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
+	f := funcs(a)
 	return fold(expr{eval: func(e env) (value, error) {
-		out := make([]any, 0, len(a))
-		for _, x := range a {
-			v, err := x.eval(e)
+		out := make([]any, 0, len(f))
+		for _, x := range f {
+			v, err := x(e)
 			if err != nil {
 				return null, err
 			}
@@ -709,10 +778,21 @@ func compileAffix(test func(s, affix string) bool) operatorFunc {
 		if err != nil {
 			return expr{}, err
 		}
+		if len(a) == 2 && a[1].konst && a[1].val.k == kindString {
+			x, affix := a[0].eval, a[1].val.s
+			return fold(expr{eval: func(e env) (value, error) {
+				v, err := x(e)
+				if err != nil || v.k != kindString {
+					return null, err
+				}
+				return boolValue(test(v.s, affix)), nil
+			}}, a...), nil
+		}
+		f := funcs(a)
 		return fold(expr{eval: func(e env) (value, error) {
 			var v [2]value
-			for i, x := range a {
-				r, err := x.eval(e)
+			for i, x := range f {
+				r, err := x(e)
 				if err != nil {
 					return null, err
 				}
@@ -720,7 +800,7 @@ func compileAffix(test func(s, affix string) bool) operatorFunc {
 					v[i] = r
 				}
 			}
-			if len(a) != 2 || v[0].k != kindString || v[1].k != kindString {
+			if len(f) != 2 || v[0].k != kindString || v[1].k != kindString {
 				return null, nil
 			}
 			return boolValue(test(v[0].s, v[1].s)), nil

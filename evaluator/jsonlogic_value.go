@@ -77,6 +77,9 @@ var errContext = errors.New("evaluation context attribute cannot be encoded as J
 // allocating; anything else goes through its JSON encoding, as flagd
 // encodes the whole context before evaluating.
 func fromAny(x any) (value, error) {
+	if s, ok := x.(string); ok {
+		return stringValue(s), nil
+	}
 	switch v := x.(type) {
 	case nil:
 		return null, nil

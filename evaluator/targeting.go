@@ -22,11 +22,16 @@ type rule struct {
 
 // eval runs the rule for flag key against the flattened context ctx.
 func (r *rule) eval(key string, ctx map[string]any) (value, error) {
-	e := env{ctx: ctx, flagKey: key}
+	var now int64
 	if r.usesTime {
-		e.now = time.Now().Unix()
+		now = time.Now().Unix()
 	}
-	return r.root(e)
+	return r.evalAt(key, ctx, now)
+}
+
+// evalAt runs the rule with $flagd.timestamp set to now (Unix seconds).
+func (r *rule) evalAt(key string, ctx map[string]any, now int64) (value, error) {
+	return r.root(env{ctx: ctx, flagKey: key, now: now})
 }
 
 // compileTargeting compiles a flag's targeting rule. An empty rule ({})

@@ -4,38 +4,43 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
-// Apply implements store.Store as one transaction: lock the head, check
-// the expected revision, apply the mutation in Go, then in one round trip
-// insert the revision, move the head, rewrite the normalized tables, append
-// the audit row and notify RevisionChannel. A refusal commits only its
-// rejected audit row; any failure rolls everything back.
+// Apply implements store.Store as one transaction in two round trips:
+// the first opens it and locks the head; then the mutation is applied in
+// Go; the second inserts the revision, moves the head, rewrites the
+// normalized tables, appends the audit row, notifies RevisionChannel and
+// commits. A refusal commits only its rejected audit row; any failure
+// rolls everything back.
 func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	c.Attempt.Action, c.Attempt.Target = c.Mutation.Action, c.Mutation.Target
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, store.AuditEntry{}, dbError("begin the change", err)
+		return nil, store.AuditEntry{}, dbError("connect for the change", err)
 	}
-	// Rollback is a no-op after Commit; after a failure it ends the
-	// transaction or, when the connection is gone, discards it.
-	defer tx.Rollback(ctx)
-	// Locking the head queues concurrent changes behind this one. The lock
-	// is its own statement: the next one then reads, with a fresh snapshot,
-	// the revision the previous change committed.
-	if _, err := tx.Exec(ctx, `SELECT FROM runtime_head FOR UPDATE`); err != nil {
+	defer conn.Release()
+	defer s.rollback(conn)
+	// Locking the head queues concurrent changes behind this one; each then
+	// reads, in its next statement, the revision the previous one committed.
+	var head int64
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(`SELECT revision FROM runtime_head FOR UPDATE`).QueryRow(func(row pgx.Row) error { return row.Scan(&head) })
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, store.AuditEntry{}, dbError("lock the runtime head", err)
 	}
-	cur, err := s.current(ctx, tx)
+	cur, err := s.revision(ctx, conn, head)
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
@@ -44,11 +49,11 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision,
 		refusal := evaluator.Errorf(evaluator.CodeRevisionConflict,
 			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
 			With("current_revision", cur.Number)
-		return s.refuse(ctx, tx, c.Attempt, now, cur.Number, refusal)
+		return s.refuse(ctx, conn, c.Attempt, now, cur.Number, refusal)
 	}
 	next, refusal := c.Mutation.Apply(cur, now)
 	if refusal != nil {
-		return s.refuse(ctx, tx, c.Attempt, now, cur.Number, refusal)
+		return s.refuse(ctx, conn, c.Attempt, now, cur.Number, refusal)
 	}
 	e, err := store.NewAuditEntry(c.Attempt, now, next.Number, nil, c.Mutation.View(cur), c.Mutation.View(next))
 	if err != nil {
@@ -58,37 +63,46 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision,
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
-	b := &pgx.Batch{}
+	b = &pgx.Batch{}
 	b.Queue(`INSERT INTO revisions (number, created_at, state) VALUES ($1, $2, $3)`, next.Number, next.CreatedAt, state)
 	b.Queue(`UPDATE runtime_head SET revision = $1`, next.Number)
-	if err := queueTables(b, next); err != nil {
+	if err := queueTables(b, cur, next); err != nil {
 		return nil, store.AuditEntry{}, err
 	}
 	queueAudit(b, &e)
 	b.Queue(`SELECT pg_notify($1, $2)`, RevisionChannel, strconv.FormatInt(next.Number, 10))
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	b.Queue(`COMMIT`)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, store.AuditEntry{}, dbError(fmt.Sprintf("write revision %d", next.Number), err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, store.AuditEntry{}, dbError(fmt.Sprintf("commit revision %d", next.Number), err)
 	}
 	s.remember(next)
 	s.logged(e)
 	return next, e, nil
 }
 
+// rollback ends a transaction that Apply left open after a failure (once
+// it has committed, the connection is idle and this does nothing). When
+// that fails too, the pool discards the connection on release, as it does
+// any connection not idle.
+func (s *Store) rollback(conn *pgxpool.Conn) {
+	if conn.Conn().PgConn().TxStatus() == 'I' || conn.Conn().IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
+	defer cancel()
+	conn.Exec(ctx, `ROLLBACK`)
+}
+
 // refuse commits a rejected audit entry for a refused change and returns
 // the refusal, as store.Store promises.
-func (s *Store) refuse(ctx context.Context, tx pgx.Tx, a store.Attempt, now time.Time, revision int64, refusal error) (*evaluator.Revision, store.AuditEntry, error) {
+func (s *Store) refuse(ctx context.Context, conn *pgxpool.Conn, a store.Attempt, now time.Time, revision int64, refusal error) (*evaluator.Revision, store.AuditEntry, error) {
 	// Without before and after the entry always encodes.
 	e, _ := store.NewAuditEntry(a, now, revision, refusal, nil, nil)
 	b := &pgx.Batch{}
 	queueAudit(b, &e)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	b.Queue(`COMMIT`)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, store.AuditEntry{}, dbError("record the refused change", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, store.AuditEntry{}, dbError("commit the refused change", err)
 	}
 	s.logged(e)
 	return nil, e, refusal
@@ -164,14 +178,36 @@ func (s *Store) logged(e store.AuditEntry) {
 }
 
 // queueTables rewrites the normalized tables (catalog, system flags,
-// profiles, overrides) to show r. They are small, so rewriting them whole
-// is simpler than diffing and cannot leave a stale row behind.
-func queueTables(b *pgx.Batch, r *evaluator.Revision) error {
-	b.Queue(`DELETE FROM module_overrides`)
-	b.Queue(`DELETE FROM module_catalog`)
-	b.Queue(`DELETE FROM system_flags`)
-	b.Queue(`DELETE FROM runtime_profiles`)
+// profiles, overrides) whose content differs between cur and next; all of
+// them when cur is nil. Each table is small, so rewriting one whole is
+// simpler than diffing rows and cannot leave a stale row behind.
+func queueTables(b *pgx.Batch, cur, next *evaluator.Revision) error {
+	catalog := cur == nil || !reflect.DeepEqual(cur.Catalog, next.Catalog)
+	// Overrides reference the catalog, so they go whenever it is rewritten.
+	overrides := catalog || !reflect.DeepEqual(cur.Overrides, next.Overrides)
+	if overrides {
+		b.Queue(`DELETE FROM module_overrides`)
+	}
+	if catalog {
+		if err := queueCatalog(b, next); err != nil {
+			return err
+		}
+	}
+	if cur == nil || cur.System != next.System {
+		queueSystemFlags(b, next)
+	}
+	if cur == nil || cur.ActiveProfile != next.ActiveProfile || !reflect.DeepEqual(cur.Profiles, next.Profiles) {
+		if err := queueProfiles(b, next); err != nil {
+			return err
+		}
+	}
+	if overrides {
+		queueOverrides(b, next)
+	}
+	return nil
+}
 
+func queueCatalog(b *pgx.Batch, r *evaluator.Revision) error {
 	keys, kinds, versions := make([]string, len(r.Catalog)), make([]string, len(r.Catalog)), make([]string, len(r.Catalog))
 	for i, m := range r.Catalog {
 		v, err := json.Marshal(m.Versions)
@@ -180,19 +216,26 @@ func queueTables(b *pgx.Batch, r *evaluator.Revision) error {
 		}
 		keys[i], kinds[i], versions[i] = m.Key, string(m.Kind), string(v)
 	}
+	b.Queue(`DELETE FROM module_catalog`)
 	b.Queue(`
 		INSERT INTO module_catalog (module_key, kind, versions)
 		SELECT k, kind, ARRAY(SELECT jsonb_array_elements_text(v::jsonb))
 		FROM unnest($1::text[], $2::text[], $3::text[]) AS m(k, kind, v)`, keys, kinds, versions)
+	return nil
+}
 
+func queueSystemFlags(b *pgx.Batch, r *evaluator.Revision) {
 	names := make([]string, len(evaluator.SystemFlagNames))
 	values := make([]bool, len(evaluator.SystemFlagNames))
 	for i, name := range evaluator.SystemFlagNames {
 		names[i] = name
 		values[i], _ = r.System.Get(name)
 	}
+	b.Queue(`DELETE FROM system_flags`)
 	b.Queue(`INSERT INTO system_flags (name, enabled) SELECT * FROM unnest($1::text[], $2::bool[])`, names, values)
+}
 
+func queueProfiles(b *pgx.Batch, r *evaluator.Revision) error {
 	profiles := r.ProfileNames()
 	configs, active := make([]string, len(profiles)), make([]bool, len(profiles))
 	for i, name := range profiles {
@@ -202,25 +245,28 @@ func queueTables(b *pgx.Batch, r *evaluator.Revision) error {
 		}
 		configs[i], active[i] = string(c), name == r.ActiveProfile
 	}
+	b.Queue(`DELETE FROM runtime_profiles`)
 	b.Queue(`
 		INSERT INTO runtime_profiles (name, config, is_active)
 		SELECT name, config::jsonb, is_active FROM unnest($1::text[], $2::text[], $3::bool[]) AS p(name, config, is_active)`,
 		profiles, configs, active)
+	return nil
+}
 
+func queueOverrides(b *pgx.Batch, r *evaluator.Revision) {
 	var modules []string
-	var overrideVersions []*string
-	var overrideEnabled []*bool
+	var versions []*string
+	var enabled []*bool
 	for _, m := range r.Catalog {
 		if o, ok := r.Overrides[m.Key]; ok {
 			modules = append(modules, m.Key)
-			overrideVersions = append(overrideVersions, o.Version)
-			overrideEnabled = append(overrideEnabled, o.Enabled)
+			versions = append(versions, o.Version)
+			enabled = append(enabled, o.Enabled)
 		}
 	}
 	b.Queue(`
 		INSERT INTO module_overrides (module_key, version_key, is_enabled)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bool[])`, modules, overrideVersions, overrideEnabled)
-	return nil
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bool[])`, modules, versions, enabled)
 }
 
 // jsonState encodes a revision as its immutable JSONB record.

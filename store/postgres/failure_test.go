@@ -125,7 +125,8 @@ func TestKilledConnectionLeavesNothing(t *testing.T) {
 // store's timeout with UNAVAILABLE, instead of hanging.
 func TestCallDeadline(t *testing.T) {
 	f := newFixture(t)
-	s, err := Open(testContext(t), f.url, WithLogger(quiet), WithTimeout(300*time.Millisecond))
+	const timeout = time.Second
+	s, err := Open(testContext(t), f.url, WithLogger(quiet), WithTimeout(timeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +137,8 @@ func TestCallDeadline(t *testing.T) {
 	if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
 		t.Fatalf("Reject while the chain is locked = %v, want UNAVAILABLE", err)
 	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Fatalf("Reject took %v with a 300ms timeout", took)
+	if took := time.Since(start); took < timeout || took > 5*timeout {
+		t.Fatalf("Reject gave up after %v with a %v timeout", took, timeout)
 	}
 }
 

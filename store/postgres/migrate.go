@@ -172,7 +172,7 @@ func seed(ctx context.Context, pool *pgxpool.Pool, c config) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO runtime_head (revision) VALUES (1)`)
-	if err := queueTables(b, first); err != nil {
+	if err := queueTables(b, nil, first); err != nil {
 		return err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {

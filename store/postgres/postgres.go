@@ -188,33 +188,19 @@ func dbError(op string, err error) error {
 func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	return s.current(ctx, s.pool)
-}
-
-// querier is what both the pool and a transaction offer.
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// current reads the revision the head names, through the cache.
-func (s *Store) current(ctx context.Context, q querier) (*evaluator.Revision, error) {
-	cached := s.latest.Load()
 	var number int64
-	var createdAt time.Time
-	if cached != nil {
-		number, createdAt = cached.Number, cached.CreatedAt
+	if cached := s.latest.Load(); cached != nil {
+		number = cached.Number
 	}
 	var state []byte
-	err := q.QueryRow(ctx, `
-		SELECT r.number, r.created_at,
-		       CASE WHEN r.number = $1 AND r.created_at = $2 THEN NULL ELSE r.state END
-		FROM runtime_head h JOIN revisions r ON r.number = h.revision`,
-		number, createdAt).Scan(&number, &createdAt, &state)
+	err := s.pool.QueryRow(ctx, `
+		SELECT h.revision, CASE WHEN h.revision = $1 THEN NULL ELSE r.state END
+		FROM runtime_head h JOIN revisions r ON r.number = h.revision`, number).Scan(&number, &state)
 	if err != nil {
 		return nil, dbError("read the current revision", err)
 	}
 	if state == nil {
-		return cached, nil
+		return s.latest.Load(), nil
 	}
 	r, err := decodeRevision(number, state)
 	if err != nil {
@@ -225,6 +211,8 @@ func (s *Store) current(ctx context.Context, q querier) (*evaluator.Revision, er
 }
 
 // remember caches r as the newest revision unless a newer one is cached.
+// Revisions are immutable and their numbers never reused, so a number
+// names the same content for as long as the database lives.
 func (s *Store) remember(r *evaluator.Revision) {
 	for {
 		old := s.latest.Load()
@@ -237,22 +225,37 @@ func (s *Store) remember(r *evaluator.Revision) {
 	}
 }
 
+// querier is what both the pool and a single connection offer.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Revision implements store.Store.
 func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	return s.revision(ctx, s.pool, n)
+}
+
+// revision reads revision n through q, or from the cache.
+func (s *Store) revision(ctx context.Context, q querier, n int64) (*evaluator.Revision, error) {
 	if r := s.latest.Load(); r != nil && r.Number == n {
 		return r, nil
 	}
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
 	var state []byte
-	err := s.pool.QueryRow(ctx, `SELECT state FROM revisions WHERE number = $1`, n).Scan(&state)
+	err := q.QueryRow(ctx, `SELECT state FROM revisions WHERE number = $1`, n).Scan(&state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, evaluator.Errorf(evaluator.CodeNotFound, "revision %d does not exist", n)
 	}
 	if err != nil {
 		return nil, dbError(fmt.Sprintf("read revision %d", n), err)
 	}
-	return decodeRevision(n, state)
+	r, err := decodeRevision(n, state)
+	if err != nil {
+		return nil, err
+	}
+	s.remember(r)
+	return r, nil
 }
 
 func decodeRevision(n int64, state []byte) (*evaluator.Revision, error) {

@@ -16,27 +16,11 @@ import (
 const snapshotColumns = `session_id, user_id, revision, profile, modules::text,
 	exam_mode_at_start, freeze_updates_at_start, created_at, expires_at`
 
-// createSession inserts the snapshot unless its session ID exists and, in
-// the same statement, reads the row that won. When the winner committed
-// after this statement began, the read part cannot see it and no row comes
-// back; the caller then asks again.
-const createSession = `
-	WITH ins AS (
-		INSERT INTO session_runtime_snapshot (session_id, user_id, revision, profile, modules,
-			exam_mode_at_start, freeze_updates_at_start, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)
-		ON CONFLICT (session_id) DO NOTHING
-		RETURNING ` + snapshotColumns + `
-	)
-	SELECT true, * FROM ins
-	UNION ALL
-	SELECT false, ` + snapshotColumns + ` FROM session_runtime_snapshot
-	WHERE session_id = $1 AND NOT EXISTS (SELECT FROM ins)`
-
 // CreateSession implements store.Store. The insert cannot race: Postgres'
 // ON CONFLICT DO NOTHING lets exactly one of several concurrent creators
-// store the row, and every creator returns that row. An expired snapshot
-// under the same ID is deleted and the insert tried again.
+// store the row (the others wait for it to commit), and every other
+// creator then reads that row. A new session costs one statement. An
+// expired snapshot under the same ID is deleted and the insert tried again.
 func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
 	if err := evaluator.ValidateSessionID(snap.SessionID); err != nil {
 		return evaluator.Snapshot{}, false, err
@@ -45,24 +29,38 @@ func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (eva
 	if err != nil {
 		return evaluator.Snapshot{}, false, fmt.Errorf("encode session %q modules: %w", snap.SessionID, err)
 	}
+	// Postgres keeps microseconds, as pgx sends them: this is what is stored.
+	snap.CreatedAt = snap.CreatedAt.UTC().Truncate(time.Microsecond)
+	snap.ExpiresAt = snap.ExpiresAt.UTC().Truncate(time.Microsecond)
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	// Three rounds cover a winner committing mid-statement and an expired
-	// snapshot being replaced; more would mean the row keeps changing under
-	// us, which only a broken clock or a flood of deletes can cause.
+	// Three rounds cover an expired snapshot being replaced while another
+	// creator or the sweep races us; more would mean the row keeps
+	// changing under us, which only a broken clock can cause.
 	for range 3 {
-		var created bool
-		var got evaluator.Snapshot
-		err := scanSnapshot(s.pool.QueryRow(ctx, createSession,
+		tag, err := s.pool.Exec(ctx, `
+			INSERT INTO session_runtime_snapshot (session_id, user_id, revision, profile, modules,
+				exam_mode_at_start, freeze_updates_at_start, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)
+			ON CONFLICT (session_id) DO NOTHING`,
 			snap.SessionID, snap.UserID, snap.Revision, snap.Profile, string(modules),
-			snap.ExamModeAtStart, snap.FreezeUpdatesAtStart, snap.CreatedAt, snap.ExpiresAt), &got, &created)
+			snap.ExamModeAtStart, snap.FreezeUpdatesAtStart, snap.CreatedAt, snap.ExpiresAt)
+		if err != nil {
+			return evaluator.Snapshot{}, false, dbError(fmt.Sprintf("create session %q", snap.SessionID), err)
+		}
+		if tag.RowsAffected() == 1 {
+			return snap, true, nil
+		}
+		var got evaluator.Snapshot
+		err = scanSnapshot(s.pool.QueryRow(ctx,
+			`SELECT `+snapshotColumns+` FROM session_runtime_snapshot WHERE session_id = $1`, snap.SessionID), &got)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			continue
+			continue // Swept since the insert: try again.
 		case err != nil:
-			return evaluator.Snapshot{}, false, dbError(fmt.Sprintf("create session %q", snap.SessionID), err)
-		case created || s.cfg.now().Before(got.ExpiresAt):
-			return got, created, nil
+			return evaluator.Snapshot{}, false, dbError(fmt.Sprintf("read session %q", snap.SessionID), err)
+		case s.cfg.now().Before(got.ExpiresAt):
+			return got, false, nil
 		}
 		if _, err := s.pool.Exec(ctx,
 			`DELETE FROM session_runtime_snapshot WHERE session_id = $1 AND expires_at <= $2`,
@@ -81,7 +79,7 @@ func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, err
 	var snap evaluator.Snapshot
 	err := scanSnapshot(s.pool.QueryRow(ctx,
 		`SELECT `+snapshotColumns+` FROM session_runtime_snapshot WHERE session_id = $1 AND expires_at > $2`,
-		id, s.cfg.now()), &snap, nil)
+		id, s.cfg.now()), &snap)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return evaluator.Snapshot{}, evaluator.Errorf(evaluator.CodeNotFound, "session %q does not exist or has expired", id)
 	}
@@ -91,16 +89,11 @@ func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, err
 	return snap, nil
 }
 
-// scanSnapshot reads a row selected with snapshotColumns, preceded by the
-// created flag when created is not nil.
-func scanSnapshot(row pgx.Row, snap *evaluator.Snapshot, created *bool) error {
+// scanSnapshot reads a row selected with snapshotColumns.
+func scanSnapshot(row pgx.Row, snap *evaluator.Snapshot) error {
 	var modules string
-	dest := []any{&snap.SessionID, &snap.UserID, &snap.Revision, &snap.Profile, &modules,
-		&snap.ExamModeAtStart, &snap.FreezeUpdatesAtStart, &snap.CreatedAt, &snap.ExpiresAt}
-	if created != nil {
-		dest = append([]any{created}, dest...)
-	}
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(&snap.SessionID, &snap.UserID, &snap.Revision, &snap.Profile, &modules,
+		&snap.ExamModeAtStart, &snap.FreezeUpdatesAtStart, &snap.CreatedAt, &snap.ExpiresAt); err != nil {
 		return err
 	}
 	snap.CreatedAt, snap.ExpiresAt = snap.CreatedAt.UTC(), snap.ExpiresAt.UTC()

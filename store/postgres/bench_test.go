@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+// benchClients is the number of concurrent clients of the parallel
+// benchmarks, whatever GOMAXPROCS is.
+const benchClients = 16
+
+func setClients(b *testing.B) {
+	b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
+}
+
+func benchSnapshot(b *testing.B, f *fixture) evaluator.Snapshot {
+	cur, err := f.store.Current(testContext(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return evaluator.NewSnapshot("template", "user", cur, time.Now(), time.Hour)
+}
+
+// BenchmarkCreateSession measures create-if-absent of new sessions by 16
+// concurrent clients.
+func BenchmarkCreateSession(b *testing.B) {
+	f := newFixture(b)
+	template := benchSnapshot(b, f)
+	var next atomic.Int64
+	setClients(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := testContext(b)
+		for pb.Next() {
+			snap := template
+			snap.SessionID = fmt.Sprintf("bench-%d", next.Add(1))
+			if _, created, err := f.store.CreateSession(ctx, snap); err != nil || !created {
+				b.Errorf("create %s: %v, %v", snap.SessionID, created, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+}
+
+// BenchmarkSession measures reading live snapshots by 16 concurrent clients.
+func BenchmarkSession(b *testing.B) {
+	f := newFixture(b)
+	template := benchSnapshot(b, f)
+	const sessions = 1000
+	for i := range sessions {
+		snap := template
+		snap.SessionID = fmt.Sprintf("bench-%d", i)
+		if _, _, err := f.store.CreateSession(testContext(b), snap); err != nil {
+			b.Fatal(err)
+		}
+	}
+	setClients(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := testContext(b)
+		for pb.Next() {
+			id := fmt.Sprintf("bench-%d", rand.IntN(sessions))
+			if _, err := f.store.Session(ctx, id); err != nil {
+				b.Errorf("read %s: %v", id, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}
+
+// BenchmarkApply measures one audited change at a time (the operator's
+// path: lock, revision, normalized tables, audit row, notify, commit) and
+// reports its latency percentiles.
+func BenchmarkApply(b *testing.B) {
+	f := newFixture(b)
+	ctx := testContext(b)
+	took := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		_, _, err := f.store.Apply(ctx, store.Change{Attempt: store.Attempt{Actor: "bench", Role: "admin"},
+			Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, i%2 == 0)})
+		took = append(took, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	pct := func(p float64) float64 {
+		return float64(took[int(p*float64(len(took)-1))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}

@@ -169,11 +169,15 @@ CREATE TRIGGER session_runtime_snapshot_immutable BEFORE UPDATE ON session_runti
 -- switchyard_app is the role the service works as (store/postgres runs SET
 -- ROLE switchyard_app on every connection): it may read and append the
 -- audit log but never update, delete or truncate it. Several installations
--- share the cluster-wide role, and may create it at the same moment.
+-- share the cluster-wide role, and may create it at the same moment. An
+-- owner without CREATEROLE needs a DBA to create it and grant it to them
+-- first; the migration then uses it as it is.
 -- +goose StatementBegin
 DO $$
 BEGIN
-    CREATE ROLE switchyard_app NOLOGIN;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'switchyard_app') THEN
+        CREATE ROLE switchyard_app NOLOGIN;
+    END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN
     NULL;
 END

@@ -2,12 +2,16 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
@@ -220,6 +224,12 @@ func TestOpenNeedsMigrations(t *testing.T) {
 		want  string
 	}{
 		{"empty schema", func(*testing.T, string, *fixture) {}, "has no Switchyard schema"},
+		{"user outside the service role", func(t *testing.T, u string, f *fixture) {
+			if _, err := Migrate(testContext(t), u, WithLogger(quiet)); err != nil {
+				t.Fatal(err)
+			}
+			f.url = loginAs(t, f.owner, u)
+		}, `cannot work as role switchyard_app (permission denied to set role "switchyard_app")`},
 		{"old schema", func(t *testing.T, u string, f *fixture) {
 			if _, err := Migrate(testContext(t), u, WithLogger(quiet)); err != nil {
 				t.Fatal(err)
@@ -233,8 +243,9 @@ func TestOpenNeedsMigrations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			u, schema, owner := newSchema(t)
-			tt.setup(t, u, &fixture{url: u, schema: schema, owner: owner})
-			_, err := Open(testContext(t), u, WithLogger(quiet))
+			f := &fixture{url: u, schema: schema, owner: owner}
+			tt.setup(t, u, f)
+			_, err := Open(testContext(t), f.url, WithLogger(quiet))
 			if evaluator.ErrorCode(err) != evaluator.CodeUnavailable || !strings.Contains(err.Error(), tt.want) ||
 				!strings.Contains(err.Error(), "switchyard migrate up") {
 				t.Fatalf("Open = %v, want UNAVAILABLE saying %q and to run `switchyard migrate up`", err, tt.want)
@@ -249,4 +260,34 @@ func mustLatest() int64 {
 		panic(err)
 	}
 	return v
+}
+
+// loginAs creates a login role that is not a member of ServiceRole,
+// dropped when the test ends, and returns u with it as the user.
+func loginAs(t *testing.T, owner *pgxpool.Pool, u string) string {
+	t.Helper()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	role := "switchyard_test_" + hex.EncodeToString(b[:])
+	if _, err := owner.Exec(testContext(t), "CREATE ROLE "+pgx.Identifier{role}.Sanitize()+" LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := owner.Exec(ctx, "DROP ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+		}
+	})
+	if !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		return withParam(t, u, "user", role)
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed.User = url.User(role)
+	return parsed.String()
 }

@@ -40,6 +40,9 @@ type MigrationState struct {
 // once: the others wait, then find nothing to do. A database without
 // revisions then gets revision 1, the defaults of a new install: the
 // default catalog, the three profiles, primary active, every flag off.
+// (On a database never migrated before, goose checks for pending
+// migrations before taking the lock, so a replica racing the first one
+// may retry creating goose's version table once, a second later.)
 func Migrate(ctx context.Context, url string, opts ...Option) ([]string, error) {
 	c := newConfig(opts)
 	ctx, cancel := context.WithTimeout(ctx, MigrateTimeout)

@@ -129,9 +129,16 @@ func (s *Store) check(ctx context.Context) error {
 	var version int64
 	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version`).Scan(&version)
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42501") {
-		return evaluator.Errorf(evaluator.CodeUnavailable,
-			"the database has no Switchyard schema (or no role %s): run `switchyard migrate up` first", ServiceRole)
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "42P01": // undefined_table
+			return evaluator.Errorf(evaluator.CodeUnavailable,
+				"the database has no Switchyard schema: run `switchyard migrate up` first")
+		case "22023", "42501": // no such role; not a member of it, or it lacks its grants
+			return evaluator.Errorf(evaluator.CodeUnavailable,
+				"cannot work as role %s (%s): run `switchyard migrate up` as the database owner, "+
+					"and connect as the owner or a member of %s", ServiceRole, pgErr.Message, ServiceRole)
+		}
 	}
 	if err != nil {
 		return dbError("connect to the database", err)

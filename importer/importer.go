@@ -117,6 +117,15 @@ func Import(format string, content []byte, opts Options) (Result, error) {
 	if err := check.Validate(); err != nil {
 		return Result{}, err
 	}
+	// And the document must read back as flagd JSON, since that is what
+	// export writes.
+	exported, err := json.Marshal(evaluator.Document{Flags: c.flags, Evaluators: c.doc.Evaluators, Metadata: c.doc.Metadata})
+	if err != nil {
+		return Result{}, fmt.Errorf("encode the imported document: %w", err)
+	}
+	if _, err := evaluator.ParseDocument(exported); err != nil {
+		return Result{}, err
+	}
 	slices.SortStableFunc(c.notes, func(a, b Note) int { return strings.Compare(a.Flag, b.Flag) })
 	doc := c.doc
 	doc.Schema = evaluator.FlagdSchema

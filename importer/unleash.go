@@ -399,6 +399,9 @@ func (u *unleashConverter) pickVariant(group, stickiness string, vs []unleashVar
 		if v.Weight < 0 {
 			return nil, flagError(u.name(), index(path, i)+".weight", "weight %d is negative", v.Weight)
 		}
+		if strings.TrimSpace(v.Name) == "" {
+			return nil, flagError(u.name(), index(path, i)+".name", "a variant needs a name")
+		}
 		value := map[string]any{"name": v.Name, "enabled": true, "feature_enabled": true}
 		if v.Payload != nil {
 			value["payload"] = map[string]any{"type": v.Payload.Type, "value": v.Payload.Value}

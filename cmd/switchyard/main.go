@@ -30,6 +30,8 @@ commands:
   serve          run the HTTP server (demo mode, in memory, unless a database URL is given)
   migrate        up | status: apply or list the Postgres migrations
   audit          verify: walk the audit hash chain; exits non-zero when it is broken
+  import         --from FORMAT FILE: import flagd, LaunchDarkly, Unleash or GO Feature Flag flags (--dry-run converts locally)
+  export         --format flagd: write the server's current flags as a flagd document
   help           show this text
 
 Run "switchyard <command> -h" for a command's flags.
@@ -48,6 +50,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, rest, getenv, stdout, stderr)
+	case "import":
+		return importCmd(ctx, rest, getenv, stdout, stderr)
+	case "export":
+		return exportCmd(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -5,20 +5,24 @@ import "github.com/gin-gonic/gin"
 // routes registers every route. openapi/openapi.yaml describes each; a test
 // fails when the two disagree.
 func (s *server) routes(r *gin.Engine) {
-	r.Use(assignRequestID, s.recoverPanics, s.limitBody)
+	r.Use(assignRequestID, s.recoverPanics)
 	r.NoRoute(s.notFound)
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 
+	// Every body is capped at MaxBodyBytes but an import's, which carries a
+	// whole flag file and has its own cap (limitImportBody).
+	api := r.Group("", s.limitBody)
+
 	// Evaluation needs no token: applications read flags, they do not
 	// change them.
-	r.POST("/ofrep/v1/evaluate/flags/:key", s.evaluateFlag)
-	r.POST("/ofrep/v1/evaluate/flags", s.evaluateFlags)
-	r.POST("/v1/sessions", s.createSession)
-	r.GET("/v1/sessions/:id", s.getSession)
+	api.POST("/ofrep/v1/evaluate/flags/:key", s.evaluateFlag)
+	api.POST("/ofrep/v1/evaluate/flags", s.evaluateFlags)
+	api.POST("/v1/sessions", s.createSession)
+	api.GET("/v1/sessions/:id", s.getSession)
 
-	admin := r.Group("/v1/admin", s.authenticate)
+	admin := api.Group("/v1/admin", s.authenticate)
 	admin.GET("/runtime/status", s.getStatus)
 	admin.POST("/runtime/flags", s.setFlag)
 	admin.POST("/runtime/profile", s.setProfile)
@@ -29,4 +33,7 @@ func (s *server) routes(r *gin.Engine) {
 	admin.POST("/system/exam-mode", s.setExamMode)
 	admin.GET("/audit", s.listAudit)
 	admin.GET("/audit/verify", s.verifyAudit)
+	admin.GET("/export", s.exportFlags)
+
+	r.POST("/v1/admin/import", s.limitImportBody, s.authenticate, s.importFlags)
 }

@@ -60,7 +60,12 @@ func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
 		return Result{Key: key, Reason: ReasonDisabled, Metadata: md}
 	}
 	if f.parseErr != nil {
-		return Result{Key: key, Reason: ReasonError, ErrorCode: ParseError, ErrorMessage: f.parseErr.Error(), Metadata: md}
+		msg := f.parseErr.Error()
+		var e *Error
+		if errors.As(f.parseErr, &e) {
+			msg = e.Message
+		}
+		return Result{Key: key, Reason: ReasonError, ErrorCode: ParseError, ErrorMessage: msg, Metadata: md}
 	}
 	if f.targeting != nil {
 		v, err := f.targeting.eval(key, ctx)

@@ -104,7 +104,7 @@ func compileUnleashHash(c *compiler, args any, path string, depth int) (expr, er
 		if err != nil {
 			return null, err
 		}
-		if x.k == kindString && x.s == "" {
+		if x.k == kindString && x.text() == "" {
 			return null, nil
 		}
 		var buf [256]byte
@@ -121,7 +121,7 @@ func compileUnleashHash(c *compiler, args any, path string, depth int) (expr, er
 func appendBucketingValue(b []byte, v value) ([]byte, bool) {
 	switch {
 	case v.k == kindString:
-		return append(b, v.s...), true
+		return append(b, v.text()...), true
 	case v.k == kindNumber && isIntegral(v.n):
 		return strconv.AppendInt(b, int64(v.n), 10), true
 	}

@@ -68,7 +68,7 @@ func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: ParseError, ErrorMessage: msg, Metadata: md}
 	}
 	if f.targeting != nil {
-		v, err := f.targeting.eval(key, ctx)
+		v, err := f.targeting.eval(ctx)
 		if err != nil {
 			return targetingError(key, err, md)
 		}

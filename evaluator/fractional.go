@@ -268,7 +268,7 @@ func (k bucketKey) hash(e env) (h uint32, ok bool, err error) {
 			return 0, false, err
 		}
 		if v.k == kindString {
-			return murmur3.StringSum32(v.s), true, nil
+			return murmur3.StringSum32(v.text()), true, nil
 		}
 	case !k.implicit:
 		return murmur3.StringSum32(k.literal), true, nil
@@ -308,7 +308,7 @@ func (k bucketKey) appendCat(e env, b []byte) ([]byte, error) {
 // element's, as flagd reads them from whatever data it is given.
 func (e env) bucketingIdentity() (flagKey string, targetingKey any, ok bool) {
 	if !e.scoped {
-		return e.flagKey, e.ctx["targetingKey"], true
+		return e.key(), e.ctx["targetingKey"], true
 	}
 	m, isMap := e.elem.(map[string]any)
 	if !isMap {

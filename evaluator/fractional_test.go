@@ -124,7 +124,7 @@ func TestFractionalDistribution(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.s == "on" {
+		if v.text() == "on" {
 			on++
 		}
 	}

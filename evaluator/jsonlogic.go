@@ -22,8 +22,9 @@ const (
 // evaluation keeps it on the stack. Inside map, filter, all, none, some and
 // reduce, var reads the current element (elem) instead.
 type env struct {
-	ctx     map[string]any
-	flagKey string
+	ctx map[string]any
+	// flagKey is the flag's key, boxed once per flag.
+	flagKey any
 	now     int64
 	elem    any
 	scoped  bool
@@ -382,7 +383,7 @@ func compileVar(c *compiler, args any, path string, depth int) (expr, error) {
 				if pv.k != kindString {
 					return null, ruleErrorf("var: the path is %s, not a string", pv.k)
 				}
-				return e.lookup(pv.s, d)
+				return e.lookup(pv.text(), d)
 			}}, nil
 		}
 		return expr{}, errorAt(path+"[0]", "the path must be a string, not %s", jsonType(a[0]))
@@ -397,13 +398,24 @@ func (c *compiler) varPath(p string, def expr) expr {
 		c.usesTime = true
 	}
 	if def.eval == nil {
-		if p != "" && p != flagdPrefix && !strings.Contains(p, ".") {
+		segs := segments(p)
+		switch {
+		case len(segs) == 1 && segs[0] != flagdPrefix:
 			// A plain context attribute, the common case: one map read.
+			name := segs[0]
 			return expr{eval: func(e env) (value, error) {
 				if e.scoped {
 					return e.lookup(p, null)
 				}
-				return fromAny(e.ctx[p])
+				return fromAny(e.ctx[name])
+			}}
+		case len(segs) > 1 && segs[0] != flagdPrefix:
+			// A nested attribute: the path is split once, here.
+			return expr{eval: func(e env) (value, error) {
+				if e.scoped {
+					return e.lookup(p, null)
+				}
+				return walk(e.ctx[segs[0]], segs[1:], null)
 			}}
 		}
 		return expr{eval: func(e env) (value, error) { return e.lookup(p, null) }}
@@ -442,7 +454,7 @@ func readsTime(p string) bool {
 func (e env) lookupValue(p value) (value, error) {
 	switch p.k {
 	case kindString:
-		return e.lookup(p.s, null)
+		return e.lookup(p.text(), null)
 	case kindNumber:
 		s, _ := p.str()
 		return e.lookup(s, null)
@@ -503,47 +515,78 @@ func (e env) lookup(p string, def value) (value, error) {
 			}
 			switch seg {
 			case "flagKey":
-				return stringValue(e.flagKey), nil
+				return value{k: kindString, x: e.flagKey}, nil
 			case "timestamp":
 				return numberValue(float64(e.now)), nil
 			}
 			return def, nil
-		} else {
-			cur = e.ctx[seg]
 		}
+		cur = e.ctx[seg]
 		if cur == nil {
 			return def, nil
 		}
 	}
-	for {
-		seg, r, ok := nextSegment(rest)
-		if !ok {
-			break
-		}
-		rest = r
-		c, isContainer, err := container(cur)
+	for seg, r, ok := nextSegment(rest); ok; seg, r, ok = nextSegment(r) {
+		next, found, err := step(cur, seg)
 		if err != nil {
 			return null, err
 		}
-		if !isContainer {
+		if !found {
 			return def, nil
 		}
-		switch c := c.(type) {
-		case map[string]any:
-			cur = c[seg]
-		case []any:
-			f, _ := strconv.ParseFloat(seg, 64)
-			i := int(f)
-			if i < 0 || i >= len(c) {
-				return def, nil
-			}
-			cur = c[i]
-		}
-		if cur == nil {
-			return def, nil
-		}
+		cur = next
 	}
 	return fromAny(cur)
+}
+
+// segments splits a path into its non-empty segments.
+func segments(p string) []string {
+	var out []string
+	for seg, rest, ok := nextSegment(p); ok; seg, rest, ok = nextSegment(rest) {
+		out = append(out, seg)
+	}
+	return out
+}
+
+// walk follows segs down from cur, as lookup does after the first segment.
+func walk(cur any, segs []string, def value) (value, error) {
+	if cur == nil {
+		return def, nil
+	}
+	for _, seg := range segs {
+		next, ok, err := step(cur, seg)
+		if err != nil || !ok {
+			return def, err
+		}
+		cur = next
+	}
+	return fromAny(cur)
+}
+
+// step reads segment seg of cur: a key of an object or, by its numeric
+// value, an index of an array. ok is false when there is nothing there
+// (or nothing but null).
+func step(cur any, seg string) (next any, ok bool, err error) {
+	if m, isMap := cur.(map[string]any); isMap {
+		next = m[seg]
+		return next, next != nil, nil
+	}
+	c, isContainer, err := container(cur)
+	if err != nil || !isContainer {
+		return nil, false, err
+	}
+	switch c := c.(type) {
+	case map[string]any:
+		next = c[seg]
+	case []any:
+		f, _ := strconv.ParseFloat(seg, 64)
+		i := int(f)
+		if i < 0 || i >= len(c) {
+			return nil, false, nil
+		}
+		next = c[i]
+	}
+	return next, next != nil, nil
 }
 
 // nextSegment splits the first non-empty dot-separated segment off p.
@@ -559,6 +602,12 @@ func nextSegment(p string) (seg, rest string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// key returns the key of the flag being evaluated.
+func (e env) key() string {
+	s, _ := e.flagKey.(string)
+	return s
 }
 
 func (e env) flagdProperties() map[string]any {
@@ -602,7 +651,7 @@ func compileMissing(c *compiler, args any, path string, depth int) (expr, error)
 		}
 		switch l.k {
 		case kindString:
-			l = arrayValue([]any{l.s})
+			l = arrayValue([]any{l.x})
 		case kindArray:
 		default:
 			return null, ruleErrorf("missing: takes an array of paths, not %s", l.k)

@@ -315,7 +315,7 @@ func compileIn(c *compiler, args any, path string, depth int) (expr, error) {
 				return null, err
 			}
 			if n.k == kindString {
-				return boolValue(contains(n.s)), nil
+				return boolValue(contains(n.text())), nil
 			}
 			found, err := in(n, haystack.val)
 			return boolValue(found), err
@@ -380,7 +380,7 @@ func in(needle, haystack value) (bool, error) {
 		if needle.k != kindString {
 			return false, ruleErrorf("in: looking for %s in a string", needle.k)
 		}
-		return strings.Contains(haystack.s, needle.s), nil
+		return strings.Contains(haystack.text(), needle.text()), nil
 	case kindArray:
 		for _, raw := range haystack.array() {
 			el, err := fromAny(raw)
@@ -415,7 +415,7 @@ func matches(needle, el value) (bool, error) {
 	case kindBool:
 		return el.b == needle.b, nil
 	case kindString:
-		return el.s == needle.s, nil
+		return el.text() == needle.text(), nil
 	}
 	return false, ruleErrorf("in: objects cannot be compared")
 }
@@ -459,8 +459,8 @@ func compileCat(c *compiler, args any, path string, depth int) (expr, error) {
 	return fold(expr{eval: func(e env) (value, error) {
 		if len(f) == 1 {
 			v, err := f[0](e)
-			if err != nil {
-				return null, err
+			if err != nil || v.k == kindString {
+				return v, err
 			}
 			s, err := v.str()
 			if err != nil {
@@ -515,6 +515,9 @@ func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) 
 			from += length
 		}
 		if from < 0 || from > length {
+			if v[0].k == kindString {
+				return v[0], nil
+			}
 			return stringValue(s), nil
 		}
 		if len(f) == 3 {
@@ -757,6 +760,10 @@ func compileReduce(c *compiler, args any, path string, depth int) (expr, error) 
 				}
 				acc = numberValue(n)
 			case kindString:
+				if v.k == kindString {
+					acc = v
+					break
+				}
 				s, err := v.str()
 				if err != nil {
 					return null, fmt.Errorf("reduce: %w", err)
@@ -779,13 +786,13 @@ func compileAffix(test func(s, affix string) bool) operatorFunc {
 			return expr{}, err
 		}
 		if len(a) == 2 && a[1].konst && a[1].val.k == kindString {
-			x, affix := a[0].eval, a[1].val.s
+			x, affix := a[0].eval, a[1].val.text()
 			return fold(expr{eval: func(e env) (value, error) {
 				v, err := x(e)
 				if err != nil || v.k != kindString {
 					return null, err
 				}
-				return boolValue(test(v.s, affix)), nil
+				return boolValue(test(v.text(), affix)), nil
 			}}, a...), nil
 		}
 		f := funcs(a)
@@ -803,7 +810,7 @@ func compileAffix(test func(s, affix string) bool) operatorFunc {
 			if len(f) != 2 || v[0].k != kindString || v[1].k != kindString {
 				return null, nil
 			}
-			return boolValue(test(v[0].s, v[1].s)), nil
+			return boolValue(test(v[0].text(), v[1].text())), nil
 		}}, a...), nil
 	}
 }

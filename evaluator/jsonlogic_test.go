@@ -363,10 +363,10 @@ func TestConstantFolding(t *testing.T) {
 	}
 	c := &compiler{}
 	folded, err := c.compile(decodeJSON(t, `{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), "t", 0)
-	if err != nil || !folded.konst || folded.val.s != "ab" {
+	if err != nil || !folded.konst || folded.val.text() != "ab" {
 		t.Fatalf("folded to %+v, %v; want the constant \"ab\"", folded, err)
 	}
-	if v, err := r.evalAt("f", nil, 0); err != nil || v.s != "ab" {
+	if v, err := r.evalAt("f", nil, 0); err != nil || v.text() != "ab" {
 		t.Fatalf("got %v, %v", v.toAny(), err)
 	}
 	kept, err := c.compile(decodeJSON(t, `{"/": [1, {"var": "x"}]}`), "t", 0)

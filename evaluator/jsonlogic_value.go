@@ -25,15 +25,15 @@ func (k kind) String() string {
 	return [...]string{"null", "boolean", "number", "string", "array", "object"}[k]
 }
 
-// value is what a compiled rule computes: a JSON value held without boxing,
-// so evaluating a rule over strings, numbers and booleans allocates
-// nothing. Arrays and objects keep the []any or map[string]any they came
-// from in x; their elements are converted when read.
+// value is what a compiled rule computes: a JSON value kept small (four
+// words, returned in registers) and built without allocating. Booleans
+// and numbers are held unboxed. Strings, arrays and objects stay in the
+// interface they came from (the context's or the rule's) in x, so reading
+// them allocates nothing; elements are converted when read.
 type value struct {
 	k kind
 	b bool
 	n float64
-	s string
 	x any
 }
 
@@ -45,8 +45,14 @@ var (
 
 func boolValue(b bool) value      { return value{k: kindBool, b: b} }
 func numberValue(n float64) value { return value{k: kindNumber, n: n} }
-func stringValue(s string) value  { return value{k: kindString, s: s} }
+func stringValue(s string) value  { return value{k: kindString, x: s} }
 func arrayValue(a []any) value    { return value{k: kindArray, x: a} }
+
+// text returns the string a string value holds.
+func (v value) text() string {
+	s, _ := v.x.(string)
+	return s
+}
 
 func (v value) array() []any {
 	a, _ := v.x.([]any)
@@ -77,14 +83,12 @@ var errContext = errors.New("evaluation context attribute cannot be encoded as J
 // allocating; anything else goes through its JSON encoding, as flagd
 // encodes the whole context before evaluating.
 func fromAny(x any) (value, error) {
-	if s, ok := x.(string); ok {
-		return stringValue(s), nil
+	if _, ok := x.(string); ok {
+		return value{k: kindString, x: x}, nil
 	}
 	switch v := x.(type) {
 	case nil:
 		return null, nil
-	case string:
-		return stringValue(v), nil
 	case bool:
 		return boolValue(v), nil
 	case float64:
@@ -162,9 +166,7 @@ func (v value) toAny() any {
 		return v.b
 	case kindNumber:
 		return v.n
-	case kindString:
-		return v.s
-	case kindArray, kindObject:
+	case kindString, kindArray, kindObject:
 		return v.x
 	}
 	return nil
@@ -179,7 +181,7 @@ func (v value) truthy() bool {
 	case kindNumber:
 		return v.n != 0
 	case kindString:
-		return v.s != ""
+		return v.text() != ""
 	case kindArray:
 		return len(v.array()) > 0
 	case kindObject:
@@ -203,10 +205,11 @@ func (v value) looseNumber() float64 {
 	case kindNumber:
 		return v.n
 	case kindString:
-		if strings.TrimSpace(v.s) == "" {
+		s := v.text()
+		if strings.TrimSpace(s) == "" {
 			return 0
 		}
-		n, err := strconv.ParseFloat(v.s, 64)
+		n, err := strconv.ParseFloat(s, 64)
 		if err == nil || errors.Is(err, strconv.ErrRange) {
 			return n
 		}
@@ -221,7 +224,7 @@ func (v value) number() (float64, error) {
 	case kindNumber:
 		return v.n, nil
 	case kindString:
-		n, _ := strconv.ParseFloat(v.s, 64)
+		n, _ := strconv.ParseFloat(v.text(), 64)
 		return n, nil
 	}
 	return 0, ruleErrorf("%s is not a number", v.k)
@@ -233,7 +236,7 @@ func (v value) number() (float64, error) {
 func (v value) str() (string, error) {
 	switch v.k {
 	case kindString:
-		return v.s, nil
+		return v.text(), nil
 	case kindNumber:
 		return strconv.FormatFloat(v.n, 'f', -1, 64), nil
 	case kindNull:
@@ -249,7 +252,7 @@ func looseEquals(a, b value) bool {
 		return a.k == b.k
 	}
 	if a.k == kindString && b.k == kindString {
-		return a.s == b.s
+		return a.text() == b.text()
 	}
 	return a.looseNumber() == b.looseNumber()
 }
@@ -269,7 +272,7 @@ func strictEquals(a, b value) bool {
 // as numbers.
 func less(a, b value) bool {
 	if a.k == kindString && b.k == kindString {
-		return a.s < b.s
+		return a.text() < b.text()
 	}
 	return a.looseNumber() < b.looseNumber()
 }

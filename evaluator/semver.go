@@ -91,7 +91,7 @@ func semverOpOf(v value) (semverOp, bool) {
 	if v.k != kindString {
 		return nil, false
 	}
-	op, ok := semverOps[v.s]
+	op, ok := semverOps[v.text()]
 	return op, ok
 }
 
@@ -101,7 +101,7 @@ func semverOpOf(v value) (semverOp, bool) {
 func parseVersionValue(v value) (version, bool) {
 	switch v.k {
 	case kindString:
-		return parseVersion(v.s)
+		return parseVersion(v.text())
 	case kindNumber:
 		return parseVersion(strconv.FormatFloat(v.n, 'g', -1, 64))
 	}

@@ -15,21 +15,25 @@ import (
 // maps and parses no JSON.
 type rule struct {
 	root evalFunc
+	// flagKey is the key of the flag the rule belongs to, boxed once so
+	// $flagd.flagKey costs nothing per evaluation.
+	flagKey any
 	// usesTime is set when the rule may read $flagd.timestamp, so other
 	// rules never read the clock.
 	usesTime bool
 }
 
-// eval runs the rule for flag key against the flattened context ctx.
-func (r *rule) eval(key string, ctx map[string]any) (value, error) {
-	var now int64
+// eval runs the rule for its flag against the flattened context ctx.
+func (r *rule) eval(ctx map[string]any) (value, error) {
+	e := env{ctx: ctx, flagKey: r.flagKey}
 	if r.usesTime {
-		now = time.Now().Unix()
+		e.now = time.Now().Unix()
 	}
-	return r.evalAt(key, ctx, now)
+	return r.root(e)
 }
 
-// evalAt runs the rule with $flagd.timestamp set to now (Unix seconds).
+// evalAt runs the rule for flag key with $flagd.timestamp set to now
+// (Unix seconds).
 func (r *rule) evalAt(key string, ctx map[string]any, now int64) (value, error) {
 	return r.root(env{ctx: ctx, flagKey: key, now: now})
 }
@@ -48,6 +52,7 @@ func compileTargeting(key string, raw json.RawMessage, evaluators map[string]jso
 		}
 		return nil, flagError(key, "targeting", "%v", err)
 	}
+	r.flagKey = key
 	return r, nil
 }
 
@@ -89,7 +94,7 @@ func targetingError(key string, err error, md map[string]any) Result {
 func variantName(v value) (string, error) {
 	switch v.k {
 	case kindString:
-		return v.s, nil
+		return v.text(), nil
 	case kindBool:
 		if v.b {
 			return "true", nil

@@ -107,11 +107,11 @@ func compileRule(raw json.RawMessage, root string, evaluators map[string]json.Ra
 		return nil, errorAt(root, "must be a JsonLogic object, not %s", jsonType(x))
 	}
 	c := &compiler{evaluators: evaluators}
-	root1, err := c.compile(x, root, 0)
+	top, err := c.compile(x, root, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &rule{root: root1.eval, usesTime: c.usesTime}, nil
+	return &rule{root: top.eval, usesTime: c.usesTime}, nil
 }
 
 // compile compiles x, a rule, an argument or a literal, found at path.

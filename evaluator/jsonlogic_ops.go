@@ -702,9 +702,9 @@ func compileQuantifier(q quantifier) operatorFunc {
 				}
 				switch t := v.truthy(); {
 				case q == quantAll && !t:
-					return falseVal, nil
+					return falseValue, nil
 				case q == quantNone && t:
-					return falseVal, nil
+					return falseValue, nil
 				case q == quantSome && t:
 					return trueValue, nil
 				}

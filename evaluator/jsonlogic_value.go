@@ -40,7 +40,7 @@ type value struct {
 var (
 	null      = value{}
 	trueValue = value{k: kindBool, b: true}
-	falseVal  = value{k: kindBool}
+	falseValue  = value{k: kindBool}
 )
 
 func boolValue(b bool) value      { return value{k: kindBool, b: b} }

@@ -38,9 +38,9 @@ type value struct {
 }
 
 var (
-	null      = value{}
-	trueValue = value{k: kindBool, b: true}
-	falseValue  = value{k: kindBool}
+	null       = value{}
+	trueValue  = value{k: kindBool, b: true}
+	falseValue = value{k: kindBool}
 )
 
 func boolValue(b bool) value      { return value{k: kindBool, b: b} }

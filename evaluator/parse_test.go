@@ -130,7 +130,7 @@ func TestImportRefusesBadTargeting(t *testing.T) {
 			`flag "checkout": targeting.if[0].$ref: no evaluator named "staff" in $evaluators`},
 		{`{"flags": {"checkout": {"state": "ENABLED", "variants": {"on": true}}},
 			"$evaluators": {"unused": {"startswith": ["a", "b"]}}}`,
-			`evaluator "unused": $evaluators.$ref(unused).startswith: unknown operator "startswith"`},
+			`$evaluators.unused.startswith: unknown operator "startswith"`},
 	}
 	for _, tt := range tests {
 		doc, err := ParseDocument([]byte(tt.doc))

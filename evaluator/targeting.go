@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -59,18 +61,13 @@ func compileTargeting(key string, raw json.RawMessage, evaluators map[string]jso
 // validateEvaluators compiles every shared evaluator on its own, so one
 // that no flag uses yet cannot hide an error until a flag does.
 func validateEvaluators(evaluators map[string]json.RawMessage) error {
-	for name := range evaluators {
-		ref, err := json.Marshal(map[string]string{"$ref": name})
-		if err != nil {
-			return err
-		}
-		if _, err := compileRule(ref, "$evaluators", evaluators); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(evaluators)) {
+		if _, err := compileRule(evaluators[name], "$evaluators."+name, evaluators); err != nil {
 			var ce *compileError
 			if errors.As(err, &ce) {
-				return Errorf(CodeInvalidRequest, "evaluator %q: %s: %s", name, ce.path, ce.msg).
-					With("evaluator", name).With("path", ce.path)
+				return pathError(ce.path, "%s", ce.msg).With("evaluator", name)
 			}
-			return Errorf(CodeInvalidRequest, "evaluator %q: %v", name, err).With("evaluator", name)
+			return pathError("$evaluators."+name, "%v", err).With("evaluator", name)
 		}
 	}
 	return nil

@@ -1,0 +1,476 @@
+// Package rediscache is the shared TTL cache in front of any store.Store:
+// Redis holds the current revision number, immutable revisions and session
+// snapshots for every replica, and each replica keeps the hot ones in
+// process. A commit is announced on a Redis channel and in a shared version
+// key that every replica polls, so a change reaches all replicas within
+// milliseconds; the TTLs are only the last backstop.
+//
+// Redis is never on the critical path: every call has a short deadline, a
+// failure falls back to the wrapped store (the truth), is logged once per
+// outage and counted, and reads skip Redis for a moment after a failure so
+// an outage does not cost every read a deadline.
+//
+// Keys (with the default prefix "switchyard:"):
+//
+//	switchyard:current       the current revision number, TTL RedisTTL
+//	switchyard:rev:<n>       revision n as JSON, TTL RevisionTTL (immutable)
+//	switchyard:session:<id>  a session snapshot as JSON, until it expires
+//	switchyard:revisions     the pub/sub channel announcing new numbers
+package rediscache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Defaults, chosen so that Redis speeds reads up without ever slowing one
+// down noticeably: go-redis' own defaults spend seconds on a dead server.
+const (
+	DefaultPrefix       = "switchyard:"
+	DefaultLocalTTL     = 5 * time.Second
+	DefaultRedisTTL     = 10 * time.Second
+	DefaultRevisionTTL  = 24 * time.Hour
+	DefaultTimeout      = 250 * time.Millisecond
+	DefaultPollInterval = 2 * time.Second
+)
+
+// The environment variables OptionsFromEnv reads.
+const (
+	EnvCacheTTL = "SWITCHYARD_CACHE_TTL"
+	EnvRedisTTL = "SWITCHYARD_REDIS_TTL"
+)
+
+// Store is a store.Store that caches another one in Redis and in process.
+// Create it with New; it is safe for concurrent use. Run keeps it in step
+// with the other replicas.
+type Store struct {
+	inner store.Store
+	rdb   redis.UniversalClient
+	cfg   config
+	keys  keys
+
+	group     singleflight.Group
+	current   atomic.Pointer[currentEntry]
+	revisions *lru[int64, *evaluator.Revision]
+	sessions  *lru[string, evaluator.Snapshot]
+	health    health
+
+	// notifyMu orders OnChange callbacks: each sees a higher number than
+	// the one before.
+	notifyMu  sync.Mutex
+	notified  int64
+	listeners []func(revision int64)
+}
+
+// currentEntry is the in-process current revision and when it stops being
+// trusted without asking Redis.
+type currentEntry struct {
+	rev     *evaluator.Revision
+	expires time.Time
+}
+
+type config struct {
+	prefix       string
+	localTTL     time.Duration
+	redisTTL     time.Duration
+	revisionTTL  time.Duration
+	timeout      time.Duration
+	pollInterval time.Duration
+	revisionMax  int
+	sessionMax   int
+	log          *slog.Logger
+	now          func() time.Time
+}
+
+type keys struct {
+	current, revision, session, channel string
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithPrefix sets the prefix of every key and of the channel, so several
+// deployments (or parallel tests) can share one Redis.
+func WithPrefix(p string) Option { return func(c *config) { c.prefix = p } }
+
+// WithLocalTTL sets how long a replica trusts its in-process current
+// revision without asking Redis (SWITCHYARD_CACHE_TTL). Invalidation
+// normally replaces it much sooner; the TTL bounds staleness when every
+// announcement was lost.
+func WithLocalTTL(d time.Duration) Option { return func(c *config) { c.localTTL = d } }
+
+// WithRedisTTL sets the TTL of the shared current-revision key
+// (SWITCHYARD_REDIS_TTL); once it lapses the next reader reloads it from
+// the wrapped store.
+func WithRedisTTL(d time.Duration) Option { return func(c *config) { c.redisTTL = d } }
+
+// WithRevisionTTL sets the TTL of immutable revisions in Redis; they never
+// change, so it only bounds the memory old ones take.
+func WithRevisionTTL(d time.Duration) Option { return func(c *config) { c.revisionTTL = d } }
+
+// WithTimeout sets the deadline of every Redis call. A dead Redis costs a
+// read at most this long, and then nothing until the next probe.
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithPollInterval sets the mean interval at which Run compares the shared
+// version key with the in-process revision (jittered by ±25% so replicas
+// spread out). It is also how long reads skip Redis after a failure.
+func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
+
+// WithLocalSize bounds the in-process caches of immutable revisions and of
+// session snapshots (64 and 4096 when unset).
+func WithLocalSize(revisions, sessions int) Option {
+	return func(c *config) { c.revisionMax, c.sessionMax = revisions, sessions }
+}
+
+// WithLogger sets the logger that hears of Redis outages, once each;
+// slog.Default when unset.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithClock sets the clock that ages in-process entries and judges
+// session expiry; tests use it to move time.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// OptionsFromEnv reads SWITCHYARD_CACHE_TTL and SWITCHYARD_REDIS_TTL (Go
+// durations such as "7s") through getenv (os.Getenv when nil), so the
+// binary and its tests configure the cache the same way.
+func OptionsFromEnv(getenv func(string) string) ([]Option, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var opts []Option
+	for _, v := range []struct {
+		env string
+		opt func(time.Duration) Option
+	}{{EnvCacheTTL, WithLocalTTL}, {EnvRedisTTL, WithRedisTTL}} {
+		raw := getenv(v.env)
+		if raw == "" {
+			continue
+		}
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "%s=%q: want a positive duration such as 7s", v.env, raw)
+		}
+		opts = append(opts, v.opt(d))
+	}
+	return opts, nil
+}
+
+// New wraps inner with a cache in the Redis behind client (see NewClient).
+// It does not contact Redis: a cache whose Redis is down still serves
+// reads from inner.
+func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store {
+	c := config{
+		prefix: DefaultPrefix, localTTL: DefaultLocalTTL, redisTTL: DefaultRedisTTL,
+		revisionTTL: DefaultRevisionTTL, timeout: DefaultTimeout, pollInterval: DefaultPollInterval,
+		revisionMax: 64, sessionMax: 4096, log: slog.Default(), now: time.Now,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	return &Store{
+		inner: inner, rdb: client, cfg: c,
+		keys: keys{
+			current: c.prefix + "current", revision: c.prefix + "rev:",
+			session: c.prefix + "session:", channel: c.prefix + "revisions",
+		},
+		revisions: newLRU[int64, *evaluator.Revision](c.revisionMax),
+		sessions:  newLRU[string, evaluator.Snapshot](c.sessionMax),
+	}
+}
+
+// Health reports whether Redis answered the last call and why not.
+func (s *Store) Health() Health { return s.health.snapshot() }
+
+// Current implements store.Store: the in-process revision while its TTL
+// lasts, else the number in the shared version key and that revision from
+// the caches, else the wrapped store. Concurrent misses load once.
+func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
+	if e := s.current.Load(); e != nil && s.cfg.now().Before(e.expires) {
+		return e.rev, nil
+	}
+	v, err := s.once(ctx, "current", func(ctx context.Context) (any, error) { return s.loadCurrent(ctx) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*evaluator.Revision), nil
+}
+
+func (s *Store) loadCurrent(ctx context.Context) (*evaluator.Revision, error) {
+	if raw, ok := s.get(ctx, s.keys.current); ok {
+		if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
+			if rev, err := s.Revision(ctx, n); err == nil {
+				return s.observe(rev), nil
+			}
+		}
+	}
+	rev, err := s.inner.Current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.share(ctx, rev, false)
+	return s.observe(rev), nil
+}
+
+// Revision implements store.Store. Revisions are immutable, so a cached
+// one is good for as long as it is kept; a missing one is never cached.
+func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+	if rev, ok := s.revisions.get(n); ok {
+		return rev, nil
+	}
+	v, err := s.once(ctx, "rev:"+strconv.FormatInt(n, 10), func(ctx context.Context) (any, error) {
+		key := s.keys.revision + strconv.FormatInt(n, 10)
+		if raw, ok := s.get(ctx, key); ok {
+			if rev, err := decodeRevision(n, raw); err == nil {
+				s.revisions.put(n, rev)
+				return rev, nil
+			}
+		}
+		rev, err := s.inner.Revision(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		s.revisions.put(n, rev)
+		if data, err := json.Marshal(rev); err == nil {
+			s.do(ctx, func(ctx context.Context) error { return s.rdb.Set(ctx, key, data, s.cfg.revisionTTL).Err() })
+		}
+		return rev, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*evaluator.Revision), nil
+}
+
+// Session implements store.Store. A snapshot never changes, so it is cached
+// until it expires; NOT_FOUND is never cached, because the session may be
+// created a moment later.
+func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
+	if snap, ok := s.sessions.get(id); ok {
+		if s.cfg.now().Before(snap.ExpiresAt) {
+			return snap, nil
+		}
+		s.sessions.remove(id)
+	}
+	v, err := s.once(ctx, "session:"+id, func(ctx context.Context) (any, error) {
+		if raw, ok := s.get(ctx, s.keys.session+id); ok {
+			var snap evaluator.Snapshot
+			if err := json.Unmarshal([]byte(raw), &snap); err == nil && s.cfg.now().Before(snap.ExpiresAt) {
+				s.sessions.put(id, snap)
+				return snap, nil
+			}
+		}
+		snap, err := s.inner.Session(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		s.cacheSession(ctx, snap)
+		return snap, nil
+	})
+	if err != nil {
+		return evaluator.Snapshot{}, err
+	}
+	return v.(evaluator.Snapshot), nil
+}
+
+// CreateSession implements store.Store. The wrapped store decides which
+// writer wins; whatever it returns is the snapshot, so that is cached.
+func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
+	stored, created, err := s.inner.CreateSession(ctx, snap)
+	if err != nil {
+		return stored, created, err
+	}
+	s.cacheSession(context.WithoutCancel(ctx), stored)
+	return stored, created, nil
+}
+
+// cacheSession keeps a live snapshot in process and in Redis until it
+// expires; an expired one is not cached at all.
+func (s *Store) cacheSession(ctx context.Context, snap evaluator.Snapshot) {
+	ttl := snap.ExpiresAt.Sub(s.cfg.now())
+	if ttl <= 0 {
+		return
+	}
+	s.sessions.put(snap.SessionID, snap)
+	data, err := json.Marshal(snap)
+	if err != nil {
+		return
+	}
+	s.do(ctx, func(ctx context.Context) error { return s.rdb.Set(ctx, s.keys.session+snap.SessionID, data, ttl).Err() })
+}
+
+// Apply implements store.Store. After a successful change the new revision
+// is stored in Redis, the shared version key moves to it and the number is
+// published, so other replicas switch at once; then OnChange listeners hear
+// of it. The change itself is the wrapped store's: a Redis failure after it
+// never turns it into an error.
+func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
+	next, entry, err := s.inner.Apply(ctx, c)
+	if err != nil {
+		return next, entry, err
+	}
+	s.revisions.put(next.Number, next)
+	s.share(context.WithoutCancel(ctx), next, true)
+	s.observe(next)
+	return next, entry, nil
+}
+
+// Reject implements store.Store; rejections change no revision.
+func (s *Store) Reject(ctx context.Context, a store.Attempt, why error) (store.AuditEntry, error) {
+	return s.inner.Reject(ctx, a, why)
+}
+
+// Audit implements store.Store; the audit log is read from the truth.
+func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
+	return s.inner.Audit(ctx, q)
+}
+
+// VerifyAudit implements store.Store; verification reads the truth.
+func (s *Store) VerifyAudit(ctx context.Context) (store.Verification, error) {
+	return s.inner.VerifyAudit(ctx)
+}
+
+// advanceScript sets the version key to ARGV[1] unless it already holds a
+// higher number, and renews its TTL (ARGV[2] ms) when it holds this one.
+// A replica that read an old revision slowly therefore never moves the
+// shared key backwards over a newer change.
+var advanceScript = redis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[1]))
+local n = tonumber(ARGV[1])
+if cur == nil or cur < n then
+	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+	return 1
+end
+if cur == n then
+	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`)
+
+// share stores rev in Redis, advances the version key to it and, for a new
+// revision, announces it on the channel.
+func (s *Store) share(ctx context.Context, rev *evaluator.Revision, announce bool) {
+	data, err := json.Marshal(rev)
+	if err != nil {
+		return
+	}
+	n := strconv.FormatInt(rev.Number, 10)
+	s.do(ctx, func(ctx context.Context) error {
+		if err := s.rdb.Set(ctx, s.keys.revision+n, data, s.cfg.revisionTTL).Err(); err != nil {
+			return fmt.Errorf("store revision %s: %w", n, err)
+		}
+		if err := advanceScript.Run(ctx, s.rdb, []string{s.keys.current}, n, s.cfg.redisTTL.Milliseconds()).Err(); err != nil {
+			return fmt.Errorf("advance the version key to %s: %w", n, err)
+		}
+		if announce {
+			if err := s.rdb.Publish(ctx, s.keys.channel, n).Err(); err != nil {
+				return fmt.Errorf("announce revision %s: %w", n, err)
+			}
+		}
+		return nil
+	})
+}
+
+// observe installs rev as the in-process current revision unless a newer
+// one is installed, restarting its TTL, tells listeners of a new number and
+// returns the newer of the two: a number seen once never goes backwards.
+func (s *Store) observe(rev *evaluator.Revision) *evaluator.Revision {
+	s.revisions.put(rev.Number, rev)
+	next := &currentEntry{rev: rev, expires: s.cfg.now().Add(s.cfg.localTTL)}
+	for {
+		old := s.current.Load()
+		if old != nil && old.rev.Number > rev.Number {
+			return old.rev
+		}
+		if s.current.CompareAndSwap(old, next) {
+			s.notify(rev.Number)
+			return rev
+		}
+	}
+}
+
+// once runs load for key at most once at a time, whoever asks. The load
+// does not inherit the caller's cancellation, so one caller giving up does
+// not fail the others; every call inside it carries its own deadline.
+func (s *Store) once(ctx context.Context, key string, load func(context.Context) (any, error)) (any, error) {
+	ch := s.group.DoChan(key, func() (any, error) { return load(context.WithoutCancel(ctx)) })
+	select {
+	case r := <-ch:
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, evaluator.Errorf(evaluator.CodeUnavailable, "read %s: %v", key, ctx.Err())
+	}
+}
+
+// get reads a string key; ok is false on a miss or when Redis failed or is
+// being skipped after a failure.
+func (s *Store) get(ctx context.Context, key string) (string, bool) {
+	var raw string
+	err := s.do(ctx, func(ctx context.Context) error {
+		var err error
+		raw, err = s.rdb.Get(ctx, key).Result()
+		return err
+	})
+	return raw, err == nil
+}
+
+// errSkipped says that a call was not made because Redis failed recently.
+var errSkipped = errors.New("redis skipped after a recent failure")
+
+// do runs one Redis call under the deadline, unless Redis failed within the
+// last poll interval, and records the outcome. A miss (redis.Nil) is a
+// successful call.
+func (s *Store) do(ctx context.Context, call func(context.Context) error) error {
+	if !s.health.usable(s.cfg.now()) {
+		return errSkipped
+	}
+	return s.probe(ctx, call)
+}
+
+// probe runs one Redis call under the deadline even when Redis is being
+// skipped, and records the outcome; the invalidation loop probes so that
+// recovery is noticed without waiting for a read.
+func (s *Store) probe(ctx context.Context, call func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
+	defer cancel()
+	err := call(ctx)
+	if err == nil || errors.Is(err, redis.Nil) {
+		if down := s.health.ok(s.cfg.now()); down > 0 {
+			s.cfg.log.Info("redis is reachable again; caching through it", "down_for", down.Round(time.Millisecond))
+		}
+		return err
+	}
+	if s.health.fail(err, s.cfg.now(), s.cfg.pollInterval) {
+		s.cfg.log.Warn("redis is unreachable; reading the store directly until it answers", "err", err)
+	}
+	return err
+}
+
+func decodeRevision(n int64, raw string) (*evaluator.Revision, error) {
+	var r evaluator.Revision
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		return nil, fmt.Errorf("decode cached revision %d: %w", n, err)
+	}
+	if r.Number != n {
+		return nil, fmt.Errorf("cached revision %d holds revision %d", n, r.Number)
+	}
+	if r.Overrides == nil {
+		r.Overrides = map[string]evaluator.Override{}
+	}
+	return &r, nil
+}

@@ -1,0 +1,454 @@
+package rediscache_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/memory"
+	"github.com/switchyard-dev/switchyard/store/rediscache"
+	"github.com/switchyard-dev/switchyard/store/storetest"
+)
+
+const prefix = "test:"
+
+// counting wraps a store and counts the reads that reach it; when gate is
+// set, reads wait for it to close, so concurrent misses pile up.
+type counting struct {
+	store.Store
+	current, revision, session atomic.Int64
+	entered                    chan struct{}
+	gate                       chan struct{}
+}
+
+func (c *counting) wait() {
+	if c.gate == nil {
+		return
+	}
+	select {
+	case c.entered <- struct{}{}:
+	default:
+	}
+	<-c.gate
+}
+
+func (c *counting) Current(ctx context.Context) (*evaluator.Revision, error) {
+	c.current.Add(1)
+	c.wait()
+	return c.Store.Current(ctx)
+}
+
+func (c *counting) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+	c.revision.Add(1)
+	c.wait()
+	return c.Store.Revision(ctx, n)
+}
+
+func (c *counting) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
+	c.session.Add(1)
+	c.wait()
+	return c.Store.Session(ctx, id)
+}
+
+// clock is a settable clock for in-process TTLs.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// fixture is a cache over a counting memory store and a miniredis.
+type fixture struct {
+	mr    *miniredis.Miniredis
+	rdb   redis.UniversalClient
+	mem   *memory.Store
+	inner *counting
+	clock *clock
+	cache *rediscache.Store
+}
+
+func newFixture(t *testing.T, opts ...rediscache.Option) *fixture {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	f := &fixture{mr: mr, clock: newClock()}
+	f.mem = memory.NewDemo(memory.WithClock(f.clock.Now))
+	f.inner = &counting{Store: f.mem}
+	f.rdb = client(t, mr.Addr())
+	f.cache = f.newCache(opts...)
+	return f
+}
+
+func client(t testing.TB, addr string) redis.UniversalClient {
+	t.Helper()
+	rdb, err := rediscache.NewClient("redis://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// newCache makes another replica: a cache over the same store and Redis.
+func (f *fixture) newCache(opts ...rediscache.Option) *rediscache.Store {
+	base := []rediscache.Option{rediscache.WithPrefix(prefix), rediscache.WithClock(f.clock.Now),
+		rediscache.WithLogger(slog.New(slog.DiscardHandler))}
+	return rediscache.New(f.inner, f.rdb, append(base, opts...)...)
+}
+
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// applyBehind changes the truth without the cache knowing, as another
+// replica whose announcements were all lost would.
+func applyBehind(t *testing.T, s store.Store) *evaluator.Revision {
+	t.Helper()
+	next, _, err := s.Apply(ctx(t), store.Change{Attempt: store.Attempt{Actor: "other"},
+		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+func current(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	rev, err := s.Current(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev.Number
+}
+
+func TestContractMiniredis(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		mem := memory.NewDemo()
+		cache := rediscache.New(mem, client(t, miniredis.RunT(t).Addr()))
+		return storetest.Harness{Store: cache, Tamper: func(t *testing.T, seq int64, reason string) {
+			mem.Tamper(seq, func(e *store.AuditEntry) { e.Reason = reason })
+		}}
+	})
+}
+
+func TestLayersAndTTLs(t *testing.T) {
+	f := newFixture(t)
+	if got := current(t, f.cache); got != 1 || f.inner.current.Load() != 1 {
+		t.Fatalf("first read = revision %d after %d store reads, want 1 after 1", got, f.inner.current.Load())
+	}
+	if ttl := f.mr.TTL(prefix + "current"); ttl != rediscache.DefaultRedisTTL {
+		t.Fatalf("version key TTL = %v, want %v", ttl, rediscache.DefaultRedisTTL)
+	}
+	applyBehind(t, f.mem)
+
+	// In process: served without asking anyone.
+	if got := current(t, f.cache); got != 1 || f.inner.current.Load() != 1 {
+		t.Fatalf("in-process read = %d after %d store reads", got, f.inner.current.Load())
+	}
+	// Past the in-process TTL: Redis still names revision 1.
+	f.clock.Add(rediscache.DefaultLocalTTL)
+	if got := current(t, f.cache); got != 1 || f.inner.current.Load() != 1 {
+		t.Fatalf("read through Redis = %d after %d store reads", got, f.inner.current.Load())
+	}
+	// Past the Redis TTL too: the store is asked and the key refilled.
+	f.mr.FastForward(rediscache.DefaultRedisTTL)
+	f.clock.Add(rediscache.DefaultLocalTTL)
+	if got := current(t, f.cache); got != 2 || f.inner.current.Load() != 2 {
+		t.Fatalf("read after both TTLs = %d after %d store reads, want 2 after 2", got, f.inner.current.Load())
+	}
+	if got, _ := f.mr.Get(prefix + "current"); got != "2" {
+		t.Fatalf("version key = %q, want 2", got)
+	}
+}
+
+func TestSessionCachedUntilExpiry(t *testing.T) {
+	f := newFixture(t)
+	rev, _ := f.mem.Current(ctx(t))
+	snap := evaluator.NewSnapshot("s-1", "u", rev, f.clock.Now(), time.Hour)
+
+	// NOT_FOUND is never cached: the session may be created a moment later.
+	if _, err := f.cache.Session(ctx(t), "s-1"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+		t.Fatalf("missing session error = %v", err)
+	}
+	if _, _, err := f.cache.CreateSession(ctx(t), snap); err != nil {
+		t.Fatal(err)
+	}
+	ttl := f.mr.TTL(prefix + "session:s-1")
+	if ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("snapshot TTL in Redis = %v, want about an hour", ttl)
+	}
+	other := f.newCache()
+	for _, c := range []*rediscache.Store{f.cache, other} {
+		got, err := c.Session(ctx(t), "s-1")
+		if err != nil || got.Revision != 1 || got.UserID != "u" {
+			t.Fatalf("Session = %+v, %v", got, err)
+		}
+	}
+	if n := f.inner.session.Load(); n != 1 {
+		t.Fatalf("store read %d times, want once (the miss before creation)", n)
+	}
+	// Expired: gone from Redis and not served from process either.
+	f.mr.FastForward(time.Hour)
+	f.clock.Add(time.Hour)
+	for _, c := range []*rediscache.Store{f.cache, other} {
+		if _, err := c.Session(ctx(t), "s-1"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+			t.Fatalf("expired session error = %v, want NOT_FOUND", err)
+		}
+	}
+}
+
+func TestConcurrentMissesLoadOnce(t *testing.T) {
+	const n = 64
+	tests := []struct {
+		name  string
+		read  func(*fixture) error
+		loads func(*counting) int64
+	}{
+		{"Current", func(f *fixture) error { _, err := f.cache.Current(context.Background()); return err },
+			func(c *counting) int64 { return c.current.Load() }},
+		{"Revision", func(f *fixture) error { _, err := f.cache.Revision(context.Background(), 1); return err },
+			func(c *counting) int64 { return c.revision.Load() }},
+		{"Session", func(f *fixture) error { _, err := f.cache.Session(context.Background(), "s"); return err },
+			func(c *counting) int64 { return c.session.Load() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rev, _ := f.mem.Current(ctx(t))
+			if _, _, err := f.mem.CreateSession(ctx(t), evaluator.NewSnapshot("s", "u", rev, time.Now(), time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			f.inner.entered, f.inner.gate = make(chan struct{}, 1), make(chan struct{})
+			var wg sync.WaitGroup
+			for range n {
+				wg.Go(func() {
+					if err := tt.read(f); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			<-f.inner.entered
+			close(f.inner.gate)
+			wg.Wait()
+			if got := tt.loads(f.inner); got != 1 {
+				t.Fatalf("%d concurrent misses made %d store reads, want 1", n, got)
+			}
+		})
+	}
+}
+
+func TestRedisErrorsFallBack(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	var logs bytes.Buffer
+	f := newFixture(t, rediscache.WithTimeout(timeout), rediscache.WithPollInterval(time.Second),
+		rediscache.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	f.mr.SetError("ERR injected failure")
+	for i := range 3 {
+		// Each round is past the skip window, so Redis is tried again.
+		f.clock.Add(rediscache.DefaultLocalTTL)
+		start := time.Now()
+		rev, err := f.cache.Current(ctx(t))
+		if err != nil || rev.Number != 1 {
+			t.Fatalf("read %d with Redis failing = %v, %v", i, rev, err)
+		}
+		if _, err := f.cache.Session(ctx(t), "nope"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+			t.Fatalf("session read with Redis failing = %v, want the store's NOT_FOUND", err)
+		}
+		if elapsed := time.Since(start); elapsed > 2*timeout {
+			t.Fatalf("reads with Redis failing took %v, want under %v", elapsed, 2*timeout)
+		}
+	}
+	h := f.cache.Health()
+	if h.OK || !strings.Contains(h.Error, "injected failure") || h.Outages != 1 || h.Failures < 3 {
+		t.Fatalf("health = %+v, want one outage with the injected error", h)
+	}
+	if n := strings.Count(logs.String(), "unreachable"); n != 1 {
+		t.Fatalf("logged the outage %d times, want once:\n%s", n, logs.String())
+	}
+	// A write while Redis fails is still the store's success.
+	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+		t.Fatalf("Apply with Redis failing = %v", err)
+	}
+	if got := current(t, f.cache); got != 2 {
+		t.Fatalf("after Apply, Current = %d, want 2", got)
+	}
+
+	f.mr.SetError("")
+	f.clock.Add(time.Second)
+	f.clock.Add(rediscache.DefaultLocalTTL)
+	if got := current(t, f.cache); got != 2 {
+		t.Fatalf("after recovery, Current = %d, want 2", got)
+	}
+	if h := f.cache.Health(); !h.OK || h.Error != "" {
+		t.Fatalf("health after recovery = %+v", h)
+	}
+	if !strings.Contains(logs.String(), "reachable again") {
+		t.Fatalf("recovery not logged:\n%s", logs.String())
+	}
+}
+
+// changes runs s's invalidation loop and returns the numbers its OnChange
+// listener hears.
+func changes(t *testing.T, s *rediscache.Store) <-chan int64 {
+	t.Helper()
+	ch := make(chan int64, 64)
+	s.OnChange(func(n int64) { ch <- n })
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(c) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	return ch
+}
+
+// waitFor waits until ch delivers want; the timeout only bounds a failing
+// test.
+func waitFor(t *testing.T, ch <-chan int64, want int64) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case n := <-ch:
+			if n == want {
+				return
+			}
+			if n > want {
+				t.Fatalf("heard of revision %d, want %d", n, want)
+			}
+		case <-timeout:
+			t.Fatalf("never heard of revision %d", want)
+		}
+	}
+}
+
+func TestInvalidation(t *testing.T) {
+	tests := []struct {
+		name string
+		poll time.Duration
+		// change makes revision 2 in a way the watching replica must learn.
+		change func(t *testing.T, f *fixture)
+	}{
+		{"PubSubFromAnotherReplica", time.Hour, func(t *testing.T, f *fixture) {
+			if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"PollCatchesMissedMessage", 20 * time.Millisecond, func(t *testing.T, f *fixture) {
+			applyBehind(t, f.mem)
+			f.mr.Set(prefix+"current", "2")
+		}},
+		{"PollAsksStoreWhileRedisDown", 20 * time.Millisecond, func(t *testing.T, f *fixture) {
+			f.mr.SetError("ERR down")
+			applyBehind(t, f.mem)
+		}},
+		{"ResyncAfterReconnect", time.Hour, func(t *testing.T, f *fixture) {
+			f.mr.Close()
+			applyBehind(t, f.mem)
+			if err := f.mr.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			watcher := f.newCache(rediscache.WithPollInterval(tt.poll))
+			heard := changes(t, watcher)
+			waitFor(t, heard, 1) // subscribed and synced
+			reads := f.inner.current.Load()
+			tt.change(t, f)
+			waitFor(t, heard, 2)
+			if got := current(t, watcher); got != 2 {
+				t.Fatalf("watcher's Current = %d after hearing of 2", got)
+			}
+			if tt.name == "PubSubFromAnotherReplica" && f.inner.current.Load() != reads {
+				t.Fatalf("the watcher read the store's current revision; the announcement should suffice")
+			}
+		})
+	}
+}
+
+func TestOwnApplyNotifiesOnce(t *testing.T) {
+	f := newFixture(t)
+	heard := changes(t, f.cache)
+	waitFor(t, heard, 1)
+	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, heard, 2)
+	// Its own announcement comes back on the channel; it is not news.
+	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, false)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, heard, 3)
+}
+
+func TestVersionKeyNeverMovesBack(t *testing.T) {
+	f := newFixture(t)
+	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+		t.Fatal(err)
+	}
+	// A replica over a store that is behind (a lagging read replica, say)
+	// cannot load revision 2 and shares its revision 1.
+	f.mr.Del(prefix + "rev:2")
+	slow := rediscache.New(&counting{Store: memory.NewDemo()}, f.rdb, rediscache.WithPrefix(prefix))
+	if got := current(t, slow); got != 1 {
+		t.Fatalf("lagging replica's Current = %d, want its store's 1", got)
+	}
+	if got, _ := f.mr.Get(prefix + "current"); got != "2" {
+		t.Fatalf("version key = %q after a stale share, want 2", got)
+	}
+}
+
+func TestOptionsFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		n       int
+		wantErr bool
+	}{
+		{"unset", nil, 0, false},
+		{"both", map[string]string{rediscache.EnvCacheTTL: "7s", rediscache.EnvRedisTTL: "15s"}, 2, false},
+		{"garbage", map[string]string{rediscache.EnvCacheTTL: "soon"}, 0, true},
+		{"zero", map[string]string{rediscache.EnvRedisTTL: "0s"}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts, err := rediscache.OptionsFromEnv(func(k string) string { return tt.env[k] })
+			if (err != nil) != tt.wantErr || len(opts) != tt.n {
+				t.Fatalf("OptionsFromEnv = %d options, %v", len(opts), err)
+			}
+			if err != nil && evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+				t.Fatalf("error code = %s", evaluator.ErrorCode(err))
+			}
+		})
+	}
+}

@@ -1,0 +1,149 @@
+package rediscache
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// OnChange registers fn to be told every new current revision number this
+// replica learns of: from its own Apply, the Redis channel, the version
+// key poll or a resync. Calls come one at a time with rising numbers; fn
+// must return quickly and must not call OnChange. The server refreshes its
+// compiled flag set and feeds /v1/stream from it.
+func (s *Store) OnChange(fn func(revision int64)) {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	s.listeners = append(s.listeners, fn)
+}
+
+// notify tells the listeners of n unless they already heard of it or of a
+// newer one.
+func (s *Store) notify(n int64) {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	if n <= s.notified {
+		return
+	}
+	s.notified = n
+	for _, fn := range s.listeners {
+		fn(n)
+	}
+}
+
+// Run keeps this replica's cache in step with the others until ctx ends.
+// It listens on the Redis channel for new revision numbers and, because
+// pub/sub is fire-and-forget, also polls the shared version key every poll
+// interval (with jitter), and resyncs from the wrapped store in full when
+// it (re)subscribes and when Redis comes back from an outage. While Redis
+// is down the poll asks the wrapped store instead, so changes still arrive.
+// It returns nil when ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	ps := s.rdb.Subscribe(ctx, s.keys.channel)
+	defer ps.Close()
+	msgs := ps.ChannelWithSubscriptions()
+	timer := time.NewTimer(s.jitter())
+	defer timer.Stop()
+	outages := s.health.outageCount()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			switch m := m.(type) {
+			case *redis.Subscription:
+				// Every (re)subscription may follow missed messages.
+				if m.Kind == "subscribe" {
+					s.resync(ctx)
+				}
+			case *redis.Message:
+				if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
+					s.advance(ctx, n)
+				}
+			}
+		case <-timer.C:
+			outages = s.poll(ctx, outages)
+			timer.Reset(s.jitter())
+		}
+	}
+}
+
+// jitter returns the poll interval ±25%, so replicas do not poll in step.
+func (s *Store) jitter() time.Duration {
+	d := s.cfg.pollInterval
+	return d*3/4 + rand.N(d/2+1)
+}
+
+// poll compares the shared version key with the in-process revision. It
+// probes Redis even while reads skip it, and resyncs in full when an outage
+// began since the last poll (outages is the count then; the new count is
+// returned). When Redis is down it asks the wrapped store directly.
+func (s *Store) poll(ctx context.Context, outages int64) int64 {
+	var raw string
+	err := s.probe(ctx, func(ctx context.Context) error {
+		var err error
+		raw, err = s.rdb.Get(ctx, s.keys.current).Result()
+		return err
+	})
+	now := s.health.outageCount()
+	switch {
+	case errors.Is(err, redis.Nil) || (err == nil && now != outages):
+		s.resync(ctx)
+	case err != nil:
+		// Redis is down: the truth is still there, and cheap to ask.
+		if rev, err := s.inner.Current(ctx); err == nil {
+			s.observe(rev)
+		}
+		// Stay behind the outage count so the first poll after recovery
+		// resyncs.
+		return outages
+	default:
+		if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
+			s.advance(ctx, n)
+		}
+	}
+	return now
+}
+
+// advance moves the in-process revision to n when n is newer, loading it
+// through the caches. When it cannot be loaded the in-process revision is
+// dropped, so the next read goes to the source rather than serve it stale.
+func (s *Store) advance(ctx context.Context, n int64) {
+	if e := s.current.Load(); e != nil && e.rev.Number >= n {
+		return
+	}
+	rev, err := s.Revision(ctx, n)
+	if err != nil {
+		s.drop(n)
+		return
+	}
+	s.observe(rev)
+}
+
+// drop forgets the in-process current revision if it is older than n.
+func (s *Store) drop(n int64) {
+	if e := s.current.Load(); e != nil && e.rev.Number < n {
+		s.current.CompareAndSwap(e, nil)
+	}
+}
+
+// resync reads the current revision from the wrapped store, the truth, and
+// shares it: after an outage or a reconnect, Redis may hold a number older
+// than a change made meanwhile, and messages may have been lost.
+func (s *Store) resync(ctx context.Context) {
+	rev, err := s.inner.Current(ctx)
+	if err != nil {
+		if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+			s.cfg.log.Warn("resync the revision cache", "err", err)
+		}
+		return
+	}
+	s.share(ctx, rev, false)
+	s.observe(rev)
+}

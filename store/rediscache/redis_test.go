@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
@@ -151,7 +152,7 @@ func TestDeadRedisCostsAtMostTheDeadline(t *testing.T) {
 }
 
 func BenchmarkCurrentHitInProcess(b *testing.B) {
-	cache := rediscache.New(memory.NewDemo(), client(b, "127.0.0.1:1"), rediscache.WithLocalTTL(time.Hour))
+	cache := rediscache.New(memory.NewDemo(), client(b, miniredis.RunT(b).Addr()), rediscache.WithLocalTTL(time.Hour))
 	if _, err := cache.Current(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -166,13 +167,13 @@ func BenchmarkCurrentHitInProcess(b *testing.B) {
 
 func BenchmarkSessionHitInProcess(b *testing.B) {
 	mem := memory.NewDemo()
-	cache := rediscache.New(mem, client(b, "127.0.0.1:1"))
-	seed(b, cache, 1000)
+	cache := rediscache.New(mem, client(b, miniredis.RunT(b).Addr()))
+	ids := seed(b, cache, 1000)
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := cache.Session(ctx, sessionID(i%1000)); err != nil {
+		if _, err := cache.Session(ctx, ids[i%len(ids)]); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -201,29 +202,31 @@ func BenchmarkCurrentRedisHit(b *testing.B) {
 func BenchmarkSessionRedisHit(b *testing.B) {
 	rdb, p := realRedis(b)
 	cache := rediscache.New(memory.NewDemo(), rdb, rediscache.WithPrefix(p), rediscache.WithLocalSize(64, 0))
-	seed(b, cache, 1000)
+	ids := seed(b, cache, 1000)
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := cache.Session(ctx, sessionID(i%1000)); err != nil {
+		if _, err := cache.Session(ctx, ids[i%len(ids)]); err != nil {
 			b.Fatal(err)
 		}
 		i++
 	}
 }
 
-func sessionID(i int) string { return fmt.Sprintf("s-%d", i) }
-
-func seed(b *testing.B, s store.Store, n int) {
+// seed creates n sessions and returns their IDs.
+func seed(b *testing.B, s store.Store, n int) []string {
 	ctx := context.Background()
 	rev, err := s.Current(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for i := range n {
-		if _, _, err := s.CreateSession(ctx, evaluator.NewSnapshot(sessionID(i), "u", rev, time.Now(), time.Hour)); err != nil {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s-%d", i)
+		if _, _, err := s.CreateSession(ctx, evaluator.NewSnapshot(ids[i], "u", rev, time.Now(), time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return ids
 }

@@ -268,6 +268,10 @@ func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, err
 		}
 		s.sessions.remove(id)
 	}
+	if evaluator.ValidateSessionID(id) != nil {
+		// No such session can exist; the store says so without a cache key.
+		return s.inner.Session(ctx, id)
+	}
 	v, err := s.once(ctx, "session:"+id, func(ctx context.Context) (any, error) {
 		if raw, ok := s.get(ctx, s.keys.session+id); ok {
 			var snap evaluator.Snapshot
@@ -325,7 +329,6 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision,
 	if err != nil {
 		return next, entry, err
 	}
-	s.revisions.put(next.Number, next)
 	s.share(context.WithoutCancel(ctx), next, true)
 	s.observe(next)
 	return next, entry, nil

@@ -369,6 +369,11 @@ func TestInvalidation(t *testing.T) {
 			f.mr.SetError("ERR down")
 			applyBehind(t, f.mem)
 		}},
+		{"AnnouncedByTheStoreFeed", time.Hour, func(t *testing.T, f *fixture) {
+			// Another replica heard the commit from Postgres and announced it.
+			next := applyBehind(t, f.mem)
+			f.newCache().Announce(ctx(t), next.Number)
+		}},
 		{"ResyncAfterReconnect", time.Hour, func(t *testing.T, f *fixture) {
 			f.mr.Close()
 			applyBehind(t, f.mem)

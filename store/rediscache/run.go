@@ -126,6 +126,25 @@ func (s *Store) advance(ctx context.Context, n int64) {
 	s.observe(rev)
 }
 
+// Announce tells the cache that a commit made revision n, as the store's
+// own change feed reports it (Postgres LISTEN/NOTIFY through
+// postgres.(*Store).Listen): the revision is loaded and installed at once,
+// shared and republished on the Redis channel for replicas whose feed
+// lagged, and OnChange listeners hear of it. Announcing an old number does
+// nothing, so every replica may announce every commit.
+func (s *Store) Announce(ctx context.Context, n int64) {
+	if e := s.current.Load(); e != nil && e.rev.Number >= n {
+		return
+	}
+	rev, err := s.Revision(ctx, n)
+	if err != nil {
+		s.drop(n)
+		return
+	}
+	s.share(ctx, rev, true)
+	s.observe(rev)
+}
+
 // drop forgets the in-process current revision if it is older than n.
 func (s *Store) drop(n int64) {
 	if e := s.current.Load(); e != nil && e.rev.Number < n {

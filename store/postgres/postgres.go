@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,13 @@ func poolConfig(url string, c config) (*pgxpool.Config, error) {
 	if pc.ConnConfig.ConnectTimeout == 0 || pc.ConnConfig.ConnectTimeout > c.timeout {
 		pc.ConnConfig.ConnectTimeout = c.timeout
 	}
+	// pgx's default pool (4 connections on a small machine) starves
+	// concurrent session creates, whose cost is mostly the commit: more
+	// commits in flight share each WAL flush. The URL's pool_max_conns
+	// still wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		pc.MaxConns = max(pc.MaxConns, int32(4*runtime.GOMAXPROCS(0)))
+	}
 	pc.HealthCheckPeriod = 15 * time.Second
 	pc.MaxConnIdleTime = 5 * time.Minute
 	return pc, nil
@@ -97,7 +105,8 @@ func poolConfig(url string, c config) (*pgxpool.Config, error) {
 
 // Open connects to the database at url, checks that it has been migrated
 // (run Migrate first) and returns the store. Every pooled connection works
-// as ServiceRole. Pool sizes come from the URL (pool_max_conns, ...).
+// as ServiceRole. Pool settings come from the URL (pool_max_conns, ...);
+// without pool_max_conns the pool holds up to four connections per CPU.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	c := newConfig(opts)
 	pc, err := poolConfig(url, c)

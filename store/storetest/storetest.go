@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -41,6 +42,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"ConcurrentMutations", testConcurrentMutations},
 		{"AuditPagination", testAuditPagination},
 		{"TamperDetected", testTamper},
+		{"AuditListsWhatWasReturned", testAuditAsReturned},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -360,6 +362,42 @@ func seqs(es []store.AuditEntry) []int64 {
 		out[i] = e.Seq
 	}
 	return out
+}
+
+// testAuditAsReturned checks the entries Apply and Reject return are
+// exactly those the log keeps, each chained to the one before.
+func testAuditAsReturned(t *testing.T, h Harness) {
+	var returned []store.AuditEntry
+	_, e, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"), Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	returned = append(returned, e)
+	_, e, err = h.Store.Apply(ctx(t), store.Change{Attempt: attempt("b"), Expected: 1, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, false)})
+	wantCode(t, err, evaluator.CodeRevisionConflict)
+	returned = append(returned, e)
+	e, err = h.Store.Reject(ctx(t), attempt("c"), evaluator.Errorf(evaluator.CodePhraseMismatch, "say the phrase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	returned = append(returned, e)
+	listed, err := h.Store.Audit(ctx(t), store.AuditQuery{})
+	if err != nil || len(listed) != len(returned) {
+		t.Fatalf("Audit = %d entries, %v; want %d", len(listed), err, len(returned))
+	}
+	prev := ""
+	for i, r := range returned {
+		l := listed[len(listed)-1-i]
+		rj, _ := json.Marshal(r)
+		lj, _ := json.Marshal(l)
+		if string(rj) != string(lj) {
+			t.Fatalf("entry %d returned as %s but listed as %s", i+1, rj, lj)
+		}
+		if r.Seq != int64(i+1) || r.PrevHash != prev || store.ChainHash(prev, r) != r.Hash {
+			t.Fatalf("entry %d is not chained: %+v", i+1, r)
+		}
+		prev = r.Hash
+	}
 }
 
 func testTamper(t *testing.T, h Harness) {

@@ -39,11 +39,13 @@ type flagSets struct {
 	cur       atomic.Pointer[compiled]
 	reloading atomic.Bool
 	old       *lru[int64, *evaluator.FlagSet]
+	// changes hears of every newly installed revision, for /v1/stream.
+	changes *broadcaster
 }
 
 func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time) *flagSets {
 	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now,
-		old: newLRU[int64, *evaluator.FlagSet](oldRevisionsCached)}
+		old: newLRU[int64, *evaluator.FlagSet](oldRevisionsCached), changes: newBroadcaster()}
 }
 
 // warm loads the current revision. When the store does not answer it
@@ -122,9 +124,12 @@ func (f *flagSets) install(rev *evaluator.Revision) error {
 			}
 		}
 		if f.cur.CompareAndSwap(c, &compiled{rev: rev, set: fs, loaded: now}) {
+			var prev *evaluator.Revision
 			if c != nil && !c.fallback {
 				f.old.add(c.rev.Number, c.set)
+				prev = c.rev
 			}
+			f.changes.publish(prev, rev, f.mode)
 			return nil
 		}
 	}
@@ -150,4 +155,18 @@ func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet
 	}
 	f.old.add(n, fs)
 	return fs, nil
+}
+
+// revision returns revision n itself, for GET /v1/bundle?revision=N.
+func (f *flagSets) revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+	if c := f.cur.Load(); !c.fallback && c.rev.Number == n {
+		return c.rev, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	rev, err := f.store.Revision(rctx, n)
+	if err != nil {
+		return nil, fmt.Errorf("load revision %d: %w", n, err)
+	}
+	return rev, nil
 }

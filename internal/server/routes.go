@@ -21,6 +21,9 @@ func (s *server) routes(r *gin.Engine) {
 	api.POST("/ofrep/v1/evaluate/flags", s.evaluateFlags)
 	api.POST("/v1/sessions", s.createSession)
 	api.GET("/v1/sessions/:id", s.getSession)
+	// In-process providers fetch the compiled state and follow its changes.
+	api.GET("/v1/bundle", s.getBundle)
+	api.GET("/v1/stream", s.stream)
 
 	admin := api.Group("/v1/admin", s.authenticate)
 	admin.GET("/runtime/status", s.getStatus)

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// heartbeatInterval spaces the comment lines that keep an idle stream's
+// connection (and the proxies on its way) from timing out.
+const heartbeatInterval = 15 * time.Second
+
+// subscriberBuffer is how many revisions a slow stream client may fall
+// behind before it is dropped; it then reconnects and resyncs.
+const subscriberBuffer = 16
+
+// revisionEvent announces a new revision and the flags it changed.
+type revisionEvent struct {
+	Revision int64    `json:"revision"`
+	Changed  []string `json:"changed"`
+}
+
+// broadcaster fans newly installed revisions out to the /v1/stream
+// clients. Publishing never blocks an admin write: a subscriber that cannot
+// keep up is dropped, its channel closed.
+type broadcaster struct {
+	mu   sync.Mutex
+	subs map[chan revisionEvent]struct{}
+}
+
+func newBroadcaster() *broadcaster {
+	return &broadcaster{subs: map[chan revisionEvent]struct{}{}}
+}
+
+// subscribe returns a channel of revision events and the function that
+// ends the subscription.
+func (b *broadcaster) subscribe() (<-chan revisionEvent, func()) {
+	ch := make(chan revisionEvent, subscriberBuffer)
+	b.mu.Lock()
+	b.subs[ch] = struct{}{}
+	b.mu.Unlock()
+	return ch, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if _, ok := b.subs[ch]; ok {
+			delete(b.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// publish announces next, which replaced prev (nil when nothing or only
+// the conservative fallback was installed before). The changed keys are
+// computed only when someone listens.
+func (b *broadcaster) publish(prev, next *evaluator.Revision, mode string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.subs) == 0 {
+		return
+	}
+	ev := revisionEvent{Revision: next.Number, Changed: evaluator.ChangedFlags(prev, next, mode)}
+	for ch := range b.subs {
+		select {
+		case ch <- ev:
+		default:
+			delete(b.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// stream serves GET /v1/stream, server-sent events: the current revision
+// at once, then one `revision` event per newly installed revision, and a
+// comment heartbeat while idle. It ends when the client goes away.
+func (s *server) stream(c *gin.Context) {
+	events, unsubscribe := s.flags.changes.subscribe()
+	defer unsubscribe()
+	ctx := c.Request.Context()
+	cur := s.flags.live(ctx)
+
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.Writer.WriteHeader(http.StatusOK)
+	last := cur.rev.Number
+	if !writeEvent(c, revisionEvent{Revision: last, Changed: []string{}}) {
+		return
+	}
+	heartbeat := time.NewTicker(heartbeatInterval)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev.Revision <= last {
+				continue
+			}
+			last = ev.Revision
+			if !writeEvent(c, ev) {
+				return
+			}
+		case <-heartbeat.C:
+			if _, err := c.Writer.WriteString(": heartbeat\n\n"); err != nil {
+				return
+			}
+			c.Writer.Flush()
+		}
+	}
+}
+
+// writeEvent writes one `revision` event and flushes it; false means the
+// client is gone.
+func writeEvent(c *gin.Context, ev revisionEvent) bool {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return false
+	}
+	if _, err := c.Writer.WriteString("event: revision\ndata: " + string(data) + "\n\n"); err != nil {
+		return false
+	}
+	c.Writer.Flush()
+	return true
+}

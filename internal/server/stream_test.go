@@ -1,0 +1,104 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readEvent reads the next `revision` event of an SSE stream, skipping
+// comments.
+func readEvent(t *testing.T, r *bufio.Reader) revisionEvent {
+	t.Helper()
+	var event, data string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read the stream: %v", err)
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data = strings.TrimPrefix(line, "data: ")
+		case line == "" && data != "":
+			if event != "revision" {
+				t.Fatalf("event %q, want revision", event)
+			}
+			var ev revisionEvent
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				t.Fatalf("event data %q: %v", data, err)
+			}
+			return ev
+		}
+	}
+}
+
+func TestStream(t *testing.T) {
+	h := newHarness(t)
+	srv := httptest.NewServer(h.handler)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" || res.Header.Get(headerRequestID) == "" {
+		t.Fatalf("stream = %d %v", res.StatusCode, res.Header)
+	}
+	r := bufio.NewReader(res.Body)
+	if ev := readEvent(t, r); ev.Revision != 1 || len(ev.Changed) != 0 {
+		t.Fatalf("first event = %+v, want the current revision 1", ev)
+	}
+
+	changes := []struct {
+		path string
+		body map[string]any
+		want []string
+	}{
+		{"/v1/admin/runtime/flags", map[string]any{"flag": "EXAM_MODE", "value": true, "phrase": "ENABLE EXAM MODE", "reason": "exam"},
+			[]string{"EXAM_MODE"}},
+		{"/v1/admin/runtime/override", map[string]any{"module": "mastery", "version": "v0", "phrase": "OVERRIDE MODULE mastery TO v0", "reason": "bug"},
+			[]string{"module.mastery"}},
+	}
+	for i, c := range changes {
+		h.admin(t, "POST", c.path, c.body)
+		if ev := readEvent(t, r); ev.Revision != int64(i+2) || !slices.Equal(ev.Changed, c.want) {
+			t.Fatalf("after %s: event = %+v, want revision %d changing %v", c.path, ev, i+2, c.want)
+		}
+	}
+	// The client hangs up: the handler must return, or srv.Close would
+	// wait for it forever.
+	cancel()
+}
+
+func TestBroadcasterDropsSlowSubscribers(t *testing.T) {
+	h := newHarness(t)
+	b := newBroadcaster()
+	events, unsubscribe := b.subscribe()
+	defer unsubscribe()
+	rev := h.current(t)
+	for range subscriberBuffer + 1 {
+		b.publish(rev, rev, "demo")
+	}
+	n := 0
+	for range events {
+		n++
+	}
+	if n != subscriberBuffer {
+		t.Fatalf("a slow subscriber got %d events before its channel closed, want %d", n, subscriberBuffer)
+	}
+}

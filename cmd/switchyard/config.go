@@ -17,6 +17,9 @@ type config struct {
 	Mode            string
 	Tokens          string
 	DatabaseURL     string
+	RedisURL        string
+	RedisTTL        time.Duration
+	RedisPrefix     string
 	Migrate         string
 	LogFormat       string
 	LogLevel        string
@@ -46,6 +49,9 @@ func (c *config) settings() []setting {
 		{"addr", "SWITCHYARD_ADDR", "127.0.0.1:8080", "address to listen on", str(&c.Addr)},
 		{"mode", "SWITCHYARD_MODE", "", "runtime mode: demo (in memory, fixtures) or production (Postgres); empty: production when a database URL is set, else demo", str(&c.Mode)},
 		{"database-url", "SWITCHYARD_DATABASE_URL", "", "Postgres URL (postgres://user@host:5432/db?sslmode=disable); the store of production mode", str(&c.DatabaseURL)},
+		{"redis-url", "SWITCHYARD_REDIS_URL", "", "Redis URL (redis://host:6379/0; Sentinel and Cluster forms too): the shared cache of production mode", str(&c.RedisURL)},
+		{"redis-ttl", "SWITCHYARD_REDIS_TTL", "10s", "how long Redis holds the current revision's number before replicas read the store", dur(&c.RedisTTL)},
+		{"redis-prefix", "SWITCHYARD_REDIS_PREFIX", "switchyard:", "prefix of every Redis key and channel; installations sharing a Redis need distinct prefixes", str(&c.RedisPrefix)},
 		{"migrate", "SWITCHYARD_MIGRATE", "true", "apply pending migrations at start (true or false)", str(&c.Migrate)},
 		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as role:token,... (roles admin, viewer); demo mode generates an admin token when empty", str(&c.Tokens)},
 		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
@@ -98,8 +104,8 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		return nil, fmt.Errorf("mode %q: use demo or production", c.Mode)
 	case c.Mode == "production" && c.DatabaseURL == "":
 		return nil, fmt.Errorf("production mode needs a database URL (--database-url or SWITCHYARD_DATABASE_URL)")
-	case c.Mode == "demo" && c.DatabaseURL != "":
-		return nil, fmt.Errorf("demo mode runs in memory: unset the database URL or choose production mode")
+	case c.Mode == "demo" && (c.DatabaseURL != "" || c.RedisURL != ""):
+		return nil, fmt.Errorf("demo mode runs in memory: unset the database and Redis URLs or choose production mode")
 	case c.Migrate != "true" && c.Migrate != "false":
 		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -109,4 +110,57 @@ func TestRunbookInProductionMode(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"ok": true`) {
 		t.Fatalf("audit verify = %q, %v", out, err)
 	}
+}
+
+// Two replicas sharing Postgres and Redis: a change made through one is
+// served by the other through invalidation, long before any TTL expires.
+func TestReplicasConverge(t *testing.T) {
+	redisURL := storetest.ServiceURL(t, "SWITCHYARD_TEST_REDIS_URL")
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	env := map[string]string{
+		"SWITCHYARD_DATABASE_URL": testDatabase(t),
+		"SWITCHYARD_REDIS_URL":    redisURL,
+		"SWITCHYARD_REDIS_PREFIX": "switchyard_cmd_test_" + hex.EncodeToString(b[:]) + ":",
+		"SWITCHYARD_TOKENS":       "admin:test-admin-secret",
+		// Only invalidation can deliver the change within the test.
+		"SWITCHYARD_CACHE_TTL": "10m",
+		"SWITCHYARD_REDIS_TTL": "10m",
+	}
+	a := startServe(t, env)
+	defer a.stop()
+	b2 := startServe(t, env, "--migrate=false")
+	defer b2.stop()
+	a.token, b2.token = "test-admin-secret", "test-admin-secret"
+	var st status
+	getJSON(t, b2, "/v1/admin/runtime/status", &st)
+	if st.Revision != 1 {
+		t.Fatalf("replica B starts at revision %d, want 1", st.Revision)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, a.url+"/v1/admin/system/exam-mode", strings.NewReader(
+		`{"enabled": true, "phrase": "ENABLE EXAM MODE", "reason": "replica test"}`))
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("exam mode on through replica A: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		getJSON(t, b2, "/v1/admin/runtime/status", &st)
+		if st.Revision == 2 && st.Flags["EXAM_MODE"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B still serves revision %d 10s after the change", st.Revision)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("change made through replica A served by replica B after %v", time.Since(start))
 }

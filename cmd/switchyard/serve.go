@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 	"github.com/switchyard-dev/switchyard/store/postgres"
+	"github.com/switchyard-dev/switchyard/store/rediscache"
 )
 
 // serve runs the HTTP server until ctx is cancelled, then drains in-flight
@@ -94,7 +96,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 // openStore returns the store of the configured mode and the function that
 // releases it: the in-memory demo fixtures, or Postgres (migrated first
-// unless told not to, with the expired-session sweeper running).
+// unless told not to, with the expired-session sweeper running), behind the
+// Redis cache when a Redis URL is set.
 func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (store.Store, func(), error) {
 	if cfg.Mode == "demo" {
 		return memory.NewDemo(), func() {}, nil
@@ -110,16 +113,33 @@ func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (store.Sto
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the database: %w", err)
 	}
-	sweepCtx, stopSweeper := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		pg.RunSweeper(sweepCtx, sweepInterval)
-	}()
-	return pg, func() {
-		stopSweeper()
-		<-done
+	// Background loops run until the store is released, not until a
+	// signal: serve drains requests first and releases the store last.
+	bg, stopBackground := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { pg.RunSweeper(bg, sweepInterval) })
+	release := func() {
+		stopBackground()
+		wg.Wait()
 		pg.Close()
+	}
+	if cfg.RedisURL == "" {
+		return pg, release, nil
+	}
+	rdb, err := rediscache.NewClient(cfg.RedisURL)
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("redis URL: %w", err)
+	}
+	cache := rediscache.New(pg, rdb, rediscache.WithLogger(logger), rediscache.WithPrefix(cfg.RedisPrefix),
+		rediscache.WithLocalTTL(cfg.CacheTTL), rediscache.WithRedisTTL(cfg.RedisTTL))
+	wg.Go(func() { _ = cache.Run(bg) })
+	// A commit on any replica reaches this one through Postgres NOTIFY; the
+	// cache's own channel and version-key poll cover a missed notification.
+	wg.Go(func() { _ = pg.Listen(bg, func(n int64) { cache.Announce(bg, n) }) })
+	return cache, func() {
+		release()
+		_ = rdb.Close()
 	}, nil
 }
 

@@ -83,14 +83,13 @@ func refSemVer(values, _ any) any {
 		}
 		return fmt.Sprintf("%v", x)
 	}
-	have, ok1 := parseVersion(text(a[0]))
-	op, ok2 := a[1].(string)
-	want, ok3 := parseVersion(text(a[2]))
-	cmp, ok4 := semverOps[op]
-	if !ok1 || !ok2 || !ok3 || !ok4 {
+	var have, want version
+	name, _ := a[1].(string)
+	op, ok := semverOps[name]
+	if !parseVersion(text(a[0]), &have) || !ok || !parseVersion(text(a[2]), &want) {
 		return nil
 	}
-	return cmp(have, want)
+	return op.test(&have, &want)
 }
 
 func refFractional(values, data any) any {

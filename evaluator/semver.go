@@ -23,19 +23,54 @@ type version struct {
 	prerelease          string
 }
 
-type semverOp func(a, b version) bool
+// semverOp is a sem_ver operator.
+type semverOp uint8
+
+const (
+	semverEqual semverOp = iota
+	semverNotEqual
+	semverLess
+	semverLessOrEqual
+	semverGreater
+	semverGreaterOrEqual
+	semverSameMajor
+	semverSameMinor
+)
 
 var semverOps = map[string]semverOp{
-	"=":  func(a, b version) bool { return compareVersions(a, b) == 0 },
-	"!=": func(a, b version) bool { return compareVersions(a, b) != 0 },
-	"<":  func(a, b version) bool { return compareVersions(a, b) < 0 },
-	"<=": func(a, b version) bool { return compareVersions(a, b) <= 0 },
-	">":  func(a, b version) bool { return compareVersions(a, b) > 0 },
-	">=": func(a, b version) bool { return compareVersions(a, b) >= 0 },
-	"^":  func(a, b version) bool { return compareNumeric(a.major, b.major) == 0 },
-	"~": func(a, b version) bool {
-		return compareNumeric(a.major, b.major) == 0 && compareNumeric(a.minor, b.minor) == 0
-	},
+	"=": semverEqual, "!=": semverNotEqual, "<": semverLess, "<=": semverLessOrEqual,
+	">": semverGreater, ">=": semverGreaterOrEqual, "^": semverSameMajor, "~": semverSameMinor,
+}
+
+// semverOpOf returns the operator v names; ok is false for anything sem_ver
+// does not know.
+func semverOpOf(v value) (op semverOp, ok bool) {
+	if v.k != kindString {
+		return 0, false
+	}
+	op, ok = semverOps[v.text()]
+	return op, ok
+}
+
+// test applies the operator to a and b.
+func (op semverOp) test(a, b *version) bool {
+	switch op {
+	case semverEqual:
+		return compareVersions(a, b) == 0
+	case semverNotEqual:
+		return compareVersions(a, b) != 0
+	case semverLess:
+		return compareVersions(a, b) < 0
+	case semverLessOrEqual:
+		return compareVersions(a, b) <= 0
+	case semverGreater:
+		return compareVersions(a, b) > 0
+	case semverGreaterOrEqual:
+		return compareVersions(a, b) >= 0
+	case semverSameMajor:
+		return compareNumeric(a.major, b.major) == 0
+	}
+	return compareNumeric(a.major, b.major) == 0 && compareNumeric(a.minor, b.minor) == 0
 }
 
 func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) {
@@ -53,93 +88,88 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 			return null, nil
 		}}, a...), nil
 	}
-	actual, opArg, target := a[0], a[1], a[2]
-	if opArg.konst && target.konst {
-		op, okOp := semverOpOf(opArg.val)
-		want, okTarget := parseVersionValue(target.val)
+	if a[1].konst && a[2].konst {
+		// The usual form, {"sem_ver": [{"var": ...}, ">=", "2.0.0"]}: the
+		// operator and the target are read once, here.
+		actual := a[0].eval
+		op, okOp := semverOpOf(a[1].val)
+		var want version
+		okTarget := parseVersionValue(a[2].val, &want)
 		return fold(expr{eval: func(e env) (value, error) {
-			v, err := actual.eval(e)
+			v, err := actual(e)
 			if err != nil {
 				return null, err
 			}
-			have, ok := parseVersionValue(v)
-			if !ok || !okOp || !okTarget {
+			var have version
+			if !parseVersionValue(v, &have) || !okOp || !okTarget {
 				return null, nil
 			}
-			return boolValue(op(have, want)), nil
-		}}, actual), nil
+			return boolValue(op.test(&have, &want)), nil
+		}}, a[0]), nil
 	}
+	f := funcs(a)
 	return fold(expr{eval: func(e env) (value, error) {
 		var v [3]value
-		for i, x := range a {
+		for i, x := range f {
 			var err error
-			if v[i], err = x.eval(e); err != nil {
+			if v[i], err = x(e); err != nil {
 				return null, err
 			}
 		}
-		have, ok1 := parseVersionValue(v[0])
-		op, ok2 := semverOpOf(v[1])
-		want, ok3 := parseVersionValue(v[2])
-		if !ok1 || !ok2 || !ok3 {
+		var have, want version
+		op, ok := semverOpOf(v[1])
+		if !parseVersionValue(v[0], &have) || !ok || !parseVersionValue(v[2], &want) {
 			return null, nil
 		}
-		return boolValue(op(have, want)), nil
+		return boolValue(op.test(&have, &want)), nil
 	}}, a...), nil
-}
-
-func semverOpOf(v value) (semverOp, bool) {
-	if v.k != kindString {
-		return nil, false
-	}
-	op, ok := semverOps[v.text()]
-	return op, ok
 }
 
 // parseVersionValue reads a version from a rule value as flagd does: a
 // string as it is, anything else in Go's %v form (numbers in their
 // shortest form, which can only be valid for numbers).
-func parseVersionValue(v value) (version, bool) {
+func parseVersionValue(v value, out *version) bool {
 	switch v.k {
 	case kindString:
-		return parseVersion(v.text())
+		return parseVersion(v.text(), out)
 	case kindNumber:
-		return parseVersion(strconv.FormatFloat(v.n, 'g', -1, 64))
+		return parseVersion(strconv.FormatFloat(v.n, 'g', -1, 64), out)
 	}
-	return version{}, false
+	return false
 }
 
-// parseVersion parses s, with an optional leading "v" or "V", by the rules
+// parseVersion parses s into v, with an optional leading "v" or "V", by the rules
 // of golang.org/x/mod/semver (the package flagd uses): MAJOR[.MINOR[.PATCH
 // [-PRERELEASE][+BUILD]]] with no leading zeros; the shorthand forms take
 // no prerelease or build.
-func parseVersion(s string) (version, bool) {
+func parseVersion(s string, v *version) bool {
 	if s != "" && (s[0] == 'v' || s[0] == 'V') {
 		s = s[1:]
 	}
-	var v version
+	*v = version{}
 	var ok bool
 	if v.major, s, ok = parseNumber(s); !ok {
-		return version{}, false
+		return false
 	}
 	if s == "" {
 		v.minor, v.patch = "0", "0"
-		return v, true
+		return true
 	}
 	if s[0] != '.' {
-		return version{}, false
+		return false
 	}
 	if v.minor, s, ok = parseNumber(s[1:]); !ok {
-		return version{}, false
+		return false
 	}
 	if s == "" {
 		v.patch = "0"
-		return v, true
+		return true
 	}
 	if s[0] != '.' {
-		return version{}, false
+		return false
 	}
 	if v.patch, s, ok = parseNumber(s[1:]); !ok {
-		return version{}, false
+		return false
 	}
 	if s != "" && s[0] == '-' {
 		i := strings.IndexByte(s, '+')
@@ -147,17 +177,17 @@ func parseVersion(s string) (version, bool) {
 			i = len(s)
 		}
 		if !validIdentifiers(s[1:i], true) {
-			return version{}, false
+			return false
 		}
 		v.prerelease, s = s[:i], s[i:]
 	}
 	if s != "" && s[0] == '+' {
 		if !validIdentifiers(s[1:], false) {
-			return version{}, false
+			return false
 		}
 		s = ""
 	}
-	return v, s == ""
+	return s == ""
 }
 
 // parseNumber splits a numeric identifier without leading zeros off s.
@@ -217,7 +247,7 @@ func compareNumeric(a, b string) int {
 }
 
 // compareVersions orders versions by semantic version precedence.
-func compareVersions(a, b version) int {
+func compareVersions(a, b *version) int {
 	if c := compareNumeric(a.major, b.major); c != 0 {
 		return c
 	}

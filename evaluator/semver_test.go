@@ -20,14 +20,16 @@ func TestParseVersion(t *testing.T) {
 		"1.0.0-0a.x-y":   {major: "1", minor: "0", patch: "0", prerelease: "-0a.x-y"},
 	}
 	for s, want := range valid {
-		if got, ok := parseVersion(s); !ok || got != want {
+		var got version
+		if ok := parseVersion(s, &got); !ok || got != want {
 			t.Errorf("parseVersion(%q) = %+v, %v; want %+v", s, got, ok, want)
 		}
 	}
 	for _, s := range []string{"", "v", "V", "vv1.2.3", "01.2.3", "1.02.3", "1.2.03", "1.2.3.4", "1.2-beta",
 		"1-beta", "1.2.3-", "1.2.3-01", "1.2.3-a..b", "1.2.3+", "1.2.3+a..b", "1.2.3-a_b", " 1.2.3", "1.2.3 ",
 		"1.2.", "1..2", "x.y.z", "1.2.3-+b"} {
-		if v, ok := parseVersion(s); ok {
+		var v version
+		if parseVersion(s, &v) {
 			t.Errorf("parseVersion(%q) = %+v, want invalid", s, v)
 		}
 	}
@@ -40,23 +42,26 @@ func TestVersionPrecedence(t *testing.T) {
 		"1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "1.10.0", "2.0.0", "10.0.0"}
 	for i, a := range order {
 		for j, b := range order {
-			va, _ := parseVersion(a)
-			vb, _ := parseVersion(b)
+			var va, vb version
+			parseVersion(a, &va)
+			parseVersion(b, &vb)
 			want := 0
 			if i < j {
 				want = -1
 			} else if i > j {
 				want = 1
 			}
-			if got := compareVersions(va, vb); got != want {
+			if got := compareVersions(&va, &vb); got != want {
 				t.Errorf("compare(%s, %s) = %d, want %d", a, b, got, want)
 			}
 		}
 	}
 	for a, b := range map[string]string{"1.0.0+a": "1.0.0+b", "1": "1.0.0", "v1.2": "1.2.0", "V2": "2.0.0"} {
-		va, _ := parseVersion(a)
-		vb, _ := parseVersion(b)
-		if c := compareVersions(va, vb); c != 0 {
+		var va, vb version
+		if !parseVersion(a, &va) || !parseVersion(b, &vb) {
+			t.Fatalf("%s or %s does not parse", a, b)
+		}
+		if c := compareVersions(&va, &vb); c != 0 {
 			t.Errorf("compare(%s, %s) = %d, want 0", a, b, c)
 		}
 	}

@@ -279,14 +279,12 @@ func scanDocument(data []byte) error {
 				}
 				continue
 			}
-			k := tok.(string)
 			top := &stack[n-1]
-			if _, dup := top.seen[k]; dup {
-				top.key, top.wantKey = k, false
-				return locate(stack, "duplicate key %q", k)
+			top.key, top.wantKey = tok.(string), false
+			if _, dup := top.seen[top.key]; dup {
+				return locate(stack, "duplicate key %q", top.key)
 			}
-			top.seen[k] = struct{}{}
-			top.key, top.wantKey = k, false
+			top.seen[top.key] = struct{}{}
 			continue
 		}
 		switch tok {
@@ -294,7 +292,8 @@ func scanDocument(data []byte) error {
 			if len(stack) >= MaxDocumentDepth {
 				return locate(stack, "nested deeper than %d levels", MaxDocumentDepth)
 			}
-			f := frame{object: tok == json.Delim('{'), wantKey: true}
+			f := frame{object: tok == json.Delim('{')}
+			f.wantKey = f.object
 			if f.object {
 				f.seen = map[string]struct{}{}
 			}

@@ -1,0 +1,281 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// Provider is Switchyard's OpenFeature provider. In-process (the default)
+// it evaluates a local copy of the server's compiled flag set and follows
+// its changes; remote, it asks the server's OFREP API on every evaluation.
+// Either way the context attribute sessionId (SessionIDKey) pins every flag
+// to that session's snapshot, and no evaluation ever panics.
+type Provider struct {
+	cfg    config
+	base   string
+	events chan openfeature.Event
+
+	// live is the current revision's flag set; nil until Init.
+	live atomic.Pointer[bundleState]
+	// stale is set while the server has been out of reach beyond the grace
+	// period: live results then say STALE.
+	stale atomic.Bool
+	// sessions maps a session ID to its pinned flag set; revisions holds
+	// the compiled flag sets of old revisions sessions are pinned to.
+	sessions  *lru[string, *evaluator.FlagSet]
+	revisions *lru[int64, *evaluator.FlagSet]
+	// retryUntil is when a remote provider, told 429, may call again
+	// (Unix nanoseconds; 0 when it may call now).
+	retryUntil atomic.Int64
+
+	mu   sync.Mutex
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// bundleState is a compiled bundle and the ETag it was served with.
+type bundleState struct {
+	rev  *evaluator.Revision
+	mode string
+	set  *evaluator.FlagSet
+	etag string
+}
+
+var (
+	_ openfeature.FeatureProvider          = (*Provider)(nil)
+	_ openfeature.ContextAwareStateHandler = (*Provider)(nil)
+	_ openfeature.EventHandler             = (*Provider)(nil)
+)
+
+// New returns a provider for the Switchyard server at baseURL (e.g.
+// "http://switchyard:8080"); an empty baseURL reads OFREP_ENDPOINT. Nothing
+// is fetched until the SDK calls Init.
+func New(baseURL string, opts ...Option) (*Provider, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("switchyard provider: %w", err)
+	}
+	if baseURL == "" {
+		baseURL = os.Getenv(EnvEndpoint)
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("switchyard provider: base URL %q (or %s) must be an http or https URL", baseURL, EnvEndpoint)
+	}
+	return &Provider{
+		cfg:       cfg,
+		base:      strings.TrimRight(baseURL, "/"),
+		events:    make(chan openfeature.Event, 16),
+		sessions:  newLRU[string, *evaluator.FlagSet](cfg.sessions),
+		revisions: newLRU[int64, *evaluator.FlagSet](revisionsCached),
+	}, nil
+}
+
+// Metadata names the provider.
+func (p *Provider) Metadata() openfeature.Metadata { return openfeature.Metadata{Name: "switchyard"} }
+
+// Hooks returns no hooks: the provider needs none.
+func (p *Provider) Hooks() []openfeature.Hook { return nil }
+
+// EventChannel carries PROVIDER_CONFIGURATION_CHANGED, PROVIDER_STALE and
+// PROVIDER_READY (on recovery) to the SDK.
+func (p *Provider) EventChannel() <-chan openfeature.Event { return p.events }
+
+// Init is InitWithContext without a deadline of the caller's; each request
+// still has the provider's timeout.
+func (p *Provider) Init(evalCtx openfeature.EvaluationContext) error {
+	return p.InitWithContext(context.Background(), evalCtx)
+}
+
+// InitWithContext makes the provider ready. In-process it fetches the
+// current flag set, failing unless it gets a usable one, and starts
+// following changes; remote it checks the server answers and accepts the
+// token. A refused token (401/403) is PROVIDER_FATAL: retrying cannot help.
+func (p *Provider) InitWithContext(ctx context.Context, _ openfeature.EvaluationContext) error {
+	if p.cfg.mode == Remote {
+		return initError(p.probe(ctx))
+	}
+	st, _, err := p.fetchBundle(ctx, 0, "")
+	if err != nil {
+		return initError(err)
+	}
+	p.live.Store(st)
+	p.stale.Store(false)
+	fctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.stop, p.done = stop, done
+	p.mu.Unlock()
+	go p.follow(fctx, done)
+	return nil
+}
+
+// Shutdown stops following changes and waits for that to end.
+func (p *Provider) Shutdown() { _ = p.ShutdownWithContext(context.Background()) }
+
+// ShutdownWithContext stops following changes, waiting until it has ended
+// or ctx is done.
+func (p *Provider) ShutdownWithContext(ctx context.Context) error {
+	p.mu.Lock()
+	stop, done := p.stop, p.done
+	p.stop, p.done = nil, nil
+	p.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("switchyard provider: shut down: %w", ctx.Err())
+	}
+}
+
+// initError marks a refused credential as fatal for the SDK.
+func initError(err error) error {
+	var se *statusError
+	if errors.As(err, &se) && (se.status == http.StatusUnauthorized || se.status == http.StatusForbidden) {
+		return &openfeature.ProviderInitError{ErrorCode: openfeature.ProviderFatalCode, Message: err.Error()}
+	}
+	return err
+}
+
+// BooleanEvaluation resolves a boolean flag.
+func (p *Provider) BooleanEvaluation(ctx context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) (d openfeature.BoolResolutionDetail) {
+	defer func() {
+		if v := recover(); v != nil {
+			d = openfeature.BoolResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
+		}
+	}()
+	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeBoolean)
+	v, ok := r.Value.(bool)
+	if !ok {
+		v = defaultValue
+	}
+	return openfeature.BoolResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+}
+
+// StringEvaluation resolves a string flag.
+func (p *Provider) StringEvaluation(ctx context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) (d openfeature.StringResolutionDetail) {
+	defer func() {
+		if v := recover(); v != nil {
+			d = openfeature.StringResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
+		}
+	}()
+	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeString)
+	v, ok := r.Value.(string)
+	if !ok {
+		v = defaultValue
+	}
+	return openfeature.StringResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+}
+
+// FloatEvaluation resolves a number flag as a float.
+func (p *Provider) FloatEvaluation(ctx context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) (d openfeature.FloatResolutionDetail) {
+	defer func() {
+		if v := recover(); v != nil {
+			d = openfeature.FloatResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
+		}
+	}()
+	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeFloat)
+	v, ok := r.Value.(float64)
+	if !ok {
+		v = defaultValue
+	}
+	return openfeature.FloatResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+}
+
+// IntEvaluation resolves a number flag as an integer; a fractional value
+// is a TYPE_MISMATCH.
+func (p *Provider) IntEvaluation(ctx context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) (d openfeature.IntResolutionDetail) {
+	defer func() {
+		if v := recover(); v != nil {
+			d = openfeature.IntResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
+		}
+	}()
+	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeInteger)
+	v, ok := r.Value.(int64)
+	if !ok {
+		v = defaultValue
+	}
+	return openfeature.IntResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+}
+
+// ObjectEvaluation resolves an object (or array) flag.
+func (p *Provider) ObjectEvaluation(ctx context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) (d openfeature.InterfaceResolutionDetail) {
+	defer func() {
+		if v := recover(); v != nil {
+			d = openfeature.InterfaceResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
+		}
+	}()
+	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeObject)
+	v := r.Value
+	if v == nil {
+		v = defaultValue
+	}
+	return openfeature.InterfaceResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+}
+
+// evaluate resolves flag in the provider's mode and checks its type.
+func (p *Provider) evaluate(ctx context.Context, flag string, flatCtx openfeature.FlattenedContext, t evaluator.Type) evaluator.Result {
+	if p.cfg.mode == Remote {
+		return p.remote(ctx, flag, flatCtx).As(t)
+	}
+	return p.local(ctx, flag, flatCtx).As(t)
+}
+
+// detail converts a result into the SDK's resolution detail. The metadata
+// map is shared, not copied: the evaluator never modifies it.
+func detail(r evaluator.Result) openfeature.ProviderResolutionDetail {
+	d := openfeature.ProviderResolutionDetail{Reason: openfeature.Reason(r.Reason), Variant: r.Variant, FlagMetadata: r.Metadata}
+	switch r.ErrorCode {
+	case "":
+	case evaluator.FlagNotFound:
+		d.ResolutionError = openfeature.NewFlagNotFoundResolutionError(r.ErrorMessage)
+	case evaluator.TypeMismatch:
+		d.ResolutionError = openfeature.NewTypeMismatchResolutionError(r.ErrorMessage)
+	case evaluator.ParseError:
+		d.ResolutionError = openfeature.NewParseErrorResolutionError(r.ErrorMessage)
+	case evaluator.TargetingKeyMissing:
+		d.ResolutionError = openfeature.NewTargetingKeyMissingResolutionError(r.ErrorMessage)
+	case evaluator.InvalidContext:
+		d.ResolutionError = openfeature.NewInvalidContextResolutionError(r.ErrorMessage)
+	default:
+		d.ResolutionError = openfeature.NewGeneralResolutionError(r.ErrorMessage)
+	}
+	return d
+}
+
+// generalError is a failure to evaluate at all: the caller's default
+// applies.
+func generalError(flag string, err error) evaluator.Result {
+	return evaluator.Result{Key: flag, Reason: evaluator.ReasonError, ErrorCode: evaluator.General,
+		ErrorMessage: fmt.Sprintf("flag %q: %v", flag, err)}
+}
+
+// panicked reports a recovered panic as a GENERAL error, so a bug or a
+// corrupt flag set costs the caller its default value, not its process.
+func panicked(flag string, v any) openfeature.ProviderResolutionDetail {
+	return openfeature.ProviderResolutionDetail{Reason: openfeature.ErrorReason,
+		ResolutionError: openfeature.NewGeneralResolutionError(fmt.Sprintf("flag %q: evaluation failed: %v", flag, v))}
+}
+
+// emit sends an event to the SDK unless the provider is shutting down.
+func (p *Provider) emit(ctx context.Context, t openfeature.EventType, details openfeature.ProviderEventDetails) {
+	select {
+	case p.events <- openfeature.Event{ProviderName: "switchyard", EventType: t, ProviderEventDetails: details}:
+	case <-ctx.Done():
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -67,8 +68,8 @@ type Store struct {
 
 	group     singleflight.Group
 	current   atomic.Pointer[currentEntry]
-	revisions *lru[int64, *evaluator.Revision]
-	sessions  *lru[string, evaluator.Snapshot]
+	revisions *lru.Cache[int64, *evaluator.Revision]
+	sessions  *lru.Cache[string, evaluator.Snapshot]
 	health    health
 
 	// notifyMu orders OnChange callbacks: each sees a higher number than
@@ -190,8 +191,8 @@ func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store
 			current: c.prefix + "current", revision: c.prefix + "rev:",
 			session: c.prefix + "session:", channel: c.prefix + "revisions",
 		},
-		revisions: newLRU[int64, *evaluator.Revision](c.revisionMax),
-		sessions:  newLRU[string, evaluator.Snapshot](c.sessionMax),
+		revisions: lru.New[int64, *evaluator.Revision](c.revisionMax),
+		sessions:  lru.New[string, evaluator.Snapshot](c.sessionMax),
 	}
 }
 
@@ -231,14 +232,14 @@ func (s *Store) loadCurrent(ctx context.Context) (*evaluator.Revision, error) {
 // Revision implements store.Store. Revisions are immutable, so a cached
 // one is good for as long as it is kept; a missing one is never cached.
 func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
-	if rev, ok := s.revisions.get(n); ok {
+	if rev, ok := s.revisions.Get(n); ok {
 		return rev, nil
 	}
 	v, err := s.once(ctx, "rev:"+strconv.FormatInt(n, 10), func(ctx context.Context) (any, error) {
 		key := s.keys.revision + strconv.FormatInt(n, 10)
 		if raw, ok := s.get(ctx, key); ok {
 			if rev, err := decodeRevision(n, raw); err == nil {
-				s.revisions.put(n, rev)
+				s.revisions.Add(n, rev)
 				return rev, nil
 			}
 		}
@@ -246,7 +247,7 @@ func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, err
 		if err != nil {
 			return nil, err
 		}
-		s.revisions.put(n, rev)
+		s.revisions.Add(n, rev)
 		if data, err := json.Marshal(rev); err == nil {
 			s.do(ctx, func(ctx context.Context) error { return s.rdb.Set(ctx, key, data, s.cfg.revisionTTL).Err() })
 		}
@@ -262,11 +263,11 @@ func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, err
 // until it expires; NOT_FOUND is never cached, because the session may be
 // created a moment later.
 func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
-	if snap, ok := s.sessions.get(id); ok {
+	if snap, ok := s.sessions.Get(id); ok {
 		if s.cfg.now().Before(snap.ExpiresAt) {
 			return snap, nil
 		}
-		s.sessions.remove(id)
+		s.sessions.Remove(id)
 	}
 	if evaluator.ValidateSessionID(id) != nil {
 		// No such session can exist; the store says so without a cache key.
@@ -276,7 +277,7 @@ func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, err
 		if raw, ok := s.get(ctx, s.keys.session+id); ok {
 			var snap evaluator.Snapshot
 			if err := json.Unmarshal([]byte(raw), &snap); err == nil && s.cfg.now().Before(snap.ExpiresAt) {
-				s.sessions.put(id, snap)
+				s.sessions.Add(id, snap)
 				return snap, nil
 			}
 		}
@@ -311,7 +312,7 @@ func (s *Store) cacheSession(ctx context.Context, snap evaluator.Snapshot) {
 	if ttl <= 0 {
 		return
 	}
-	s.sessions.put(snap.SessionID, snap)
+	s.sessions.Add(snap.SessionID, snap)
 	data, err := json.Marshal(snap)
 	if err != nil {
 		return
@@ -393,7 +394,7 @@ func (s *Store) share(ctx context.Context, rev *evaluator.Revision, announce boo
 // one is installed, restarting its TTL, tells listeners of a new number and
 // returns the newer of the two: a number seen once never goes backwards.
 func (s *Store) observe(rev *evaluator.Revision) *evaluator.Revision {
-	s.revisions.put(rev.Number, rev)
+	s.revisions.Add(rev.Number, rev)
 	next := &currentEntry{rev: rev, expires: s.cfg.now().Add(s.cfg.localTTL)}
 	for {
 		old := s.current.Load()

@@ -38,7 +38,7 @@ type testServer struct {
 	cut  context.CancelFunc
 }
 
-func newTestServer(t *testing.T, st store.Store) *testServer {
+func newTestServer(t testing.TB, st store.Store) *testServer {
 	t.Helper()
 	ts := &testServer{handler: server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)),
 		server.Config{Mode: "demo", Tokens: []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}}, st)}

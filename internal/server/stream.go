@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sync"
@@ -74,13 +75,48 @@ func (b *broadcaster) publish(prev, next *evaluator.Revision, mode string) {
 	}
 }
 
+// shutdowns hands each stream a channel closed when the *http.Server
+// serving it shuts down: http.Server.Shutdown waits for handlers but does
+// not cancel their contexts, so a stream must hear of it another way. The
+// handler is all the server package controls, hence the hook registered
+// from within it, once per *http.Server.
+var shutdowns = struct {
+	mu sync.Mutex
+	m  map[*http.Server]chan struct{}
+}{m: map[*http.Server]chan struct{}{}}
+
+// shutdownOf returns the channel closed when the server serving ctx's
+// request shuts down; nil (never ready) when ctx names no server.
+func shutdownOf(ctx context.Context) <-chan struct{} {
+	srv, ok := ctx.Value(http.ServerContextKey).(*http.Server)
+	if !ok {
+		return nil
+	}
+	shutdowns.mu.Lock()
+	defer shutdowns.mu.Unlock()
+	ch, ok := shutdowns.m[srv]
+	if !ok {
+		ch = make(chan struct{})
+		shutdowns.m[srv] = ch
+		srv.RegisterOnShutdown(func() {
+			shutdowns.mu.Lock()
+			defer shutdowns.mu.Unlock()
+			delete(shutdowns.m, srv)
+			close(ch)
+		})
+	}
+	return ch
+}
+
 // stream serves GET /v1/stream, server-sent events: the current revision
 // at once, then one `revision` event per newly installed revision, and a
-// comment heartbeat while idle. It ends when the client goes away.
+// comment heartbeat while idle. It ends when the client goes away or the
+// server shuts down.
 func (s *server) stream(c *gin.Context) {
 	events, unsubscribe := s.flags.changes.subscribe()
 	defer unsubscribe()
 	ctx := c.Request.Context()
+	shutdown := shutdownOf(ctx)
 	cur := s.flags.live(ctx)
 
 	h := c.Writer.Header()
@@ -97,6 +133,8 @@ func (s *server) stream(c *gin.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-shutdown:
 			return
 		case ev, ok := <-events:
 			if !ok {

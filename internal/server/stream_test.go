@@ -102,3 +102,26 @@ func TestBroadcasterDropsSlowSubscribers(t *testing.T) {
 		t.Fatalf("a slow subscriber got %d events before its channel closed, want %d", n, subscriberBuffer)
 	}
 }
+
+// TestStreamEndsAtShutdown: http.Server.Shutdown ends open streams rather
+// than waiting for their clients.
+func TestStreamEndsAtShutdown(t *testing.T) {
+	h := newHarness(t)
+	srv := httptest.NewServer(h.handler)
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + "/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	readEvent(t, r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Config.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a stream open: %v", err)
+	}
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Fatal("the stream is still open after shutdown")
+	}
+}

@@ -63,7 +63,7 @@ func (p *Provider) StartSession(ctx context.Context, sessionID, userID string) e
 
 // sessionSet returns session id's pinned flag set, pinning it at first sight.
 func (p *Provider) sessionSet(ctx context.Context, id string) (*evaluator.FlagSet, error) {
-	if set, ok := p.sessions.get(id); ok {
+	if set, ok := p.sessions.Get(id); ok {
 		return set, nil
 	}
 	return p.pin(ctx, id, "")
@@ -81,7 +81,7 @@ func (p *Provider) pin(ctx context.Context, id, userID string) (*evaluator.FlagS
 		return nil, fmt.Errorf("session %q: %w", id, err)
 	}
 	pinned := set.Pinned()
-	p.sessions.add(id, pinned)
+	p.sessions.Add(id, pinned)
 	return pinned, nil
 }
 
@@ -112,14 +112,14 @@ func (p *Provider) revisionSet(ctx context.Context, n int64) (*evaluator.FlagSet
 	if st := p.live.Load(); st != nil && st.rev.Number == n {
 		return st.set, nil
 	}
-	if set, ok := p.revisions.get(n); ok {
+	if set, ok := p.revisions.Get(n); ok {
 		return set, nil
 	}
 	st, _, err := p.fetchBundle(ctx, n, "")
 	if err != nil {
 		return nil, err
 	}
-	p.revisions.add(n, st.set)
+	p.revisions.Add(n, st.set)
 	return st.set, nil
 }
 
@@ -216,7 +216,7 @@ func (p *Provider) refresh(ctx context.Context) error {
 	var changed []string
 	if !notModified && st.rev.Number != cur.rev.Number {
 		changed = evaluator.ChangedFlags(cur.rev, st.rev, st.mode)
-		p.revisions.add(cur.rev.Number, cur.set)
+		p.revisions.Add(cur.rev.Number, cur.set)
 		p.live.Store(st)
 	}
 	if p.stale.Swap(false) {

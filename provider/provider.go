@@ -14,6 +14,7 @@ import (
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/lru"
 )
 
 // Provider is Switchyard's OpenFeature provider. In-process (the default)
@@ -33,8 +34,8 @@ type Provider struct {
 	stale atomic.Bool
 	// sessions maps a session ID to its pinned flag set; revisions holds
 	// the compiled flag sets of old revisions sessions are pinned to.
-	sessions  *lru[string, *evaluator.FlagSet]
-	revisions *lru[int64, *evaluator.FlagSet]
+	sessions  *lru.Cache[string, *evaluator.FlagSet]
+	revisions *lru.Cache[int64, *evaluator.FlagSet]
 	// retryUntil is when a remote provider, told 429, may call again
 	// (Unix nanoseconds; 0 when it may call now).
 	retryUntil atomic.Int64
@@ -77,8 +78,8 @@ func New(baseURL string, opts ...Option) (*Provider, error) {
 		cfg:       cfg,
 		base:      strings.TrimRight(baseURL, "/"),
 		events:    make(chan openfeature.Event, 16),
-		sessions:  newLRU[string, *evaluator.FlagSet](cfg.sessions),
-		revisions: newLRU[int64, *evaluator.FlagSet](revisionsCached),
+		sessions:  lru.New[string, *evaluator.FlagSet](cfg.sessions),
+		revisions: lru.New[int64, *evaluator.FlagSet](revisionsCached),
 	}, nil
 }
 

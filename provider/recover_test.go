@@ -20,7 +20,7 @@ func TestEvaluationsNeverPanic(t *testing.T) {
 	// A nil flag set is what a corrupted state looks like: every lookup
 	// through it panics.
 	p.live.Store(&bundleState{rev: &evaluator.Revision{Number: 1}})
-	p.sessions.add("s-corrupt", nil)
+	p.sessions.Add("s-corrupt", nil)
 	type check struct {
 		name        string
 		value, want any
@@ -67,5 +67,19 @@ func TestErrorCodes(t *testing.T) {
 		if rd.ErrorCode != tt.want || rd.ErrorMessage != "why" || rd.Reason != openfeature.ErrorReason {
 			t.Errorf("%s -> %s %q %s, want %s", tt.code, rd.ErrorCode, rd.ErrorMessage, rd.Reason, tt.want)
 		}
+	}
+}
+
+// TestSessionCacheBound: WithSessionCacheSize bounds the sessions kept.
+func TestSessionCacheBound(t *testing.T) {
+	p, err := New("http://switchyard.invalid", WithSessionCacheSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		p.sessions.Add(id, nil)
+	}
+	if _, ok := p.sessions.Get("a"); ok || p.sessions.Len() != 2 {
+		t.Fatalf("%d sessions kept, the oldest too (%v), want 2 without it", p.sessions.Len(), ok)
 	}
 }

@@ -44,7 +44,15 @@ func (p *Provider) local(ctx context.Context, flag string, flatCtx openfeature.F
 
 // snapshot is the part of a session snapshot the provider reads.
 type snapshot struct {
-	Revision int64 `json:"revision"`
+	Revision  int64     `json:"revision"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// session is a session's pinned flag set, kept until the session expires
+// on the server, which then pins it afresh.
+type session struct {
+	set     *evaluator.FlagSet
+	expires time.Time
 }
 
 // StartSession pins sessionID (for userID) to the current revision on the
@@ -63,8 +71,8 @@ func (p *Provider) StartSession(ctx context.Context, sessionID, userID string) e
 
 // sessionSet returns session id's pinned flag set, pinning it at first sight.
 func (p *Provider) sessionSet(ctx context.Context, id string) (*evaluator.FlagSet, error) {
-	if set, ok := p.sessions.Get(id); ok {
-		return set, nil
+	if s, ok := p.sessions.Get(id); ok && time.Now().Before(s.expires) {
+		return s.set, nil
 	}
 	return p.pin(ctx, id, "")
 }
@@ -81,7 +89,7 @@ func (p *Provider) pin(ctx context.Context, id, userID string) (*evaluator.FlagS
 		return nil, fmt.Errorf("session %q: %w", id, err)
 	}
 	pinned := set.Pinned()
-	p.sessions.Add(id, pinned)
+	p.sessions.Add(id, session{set: pinned, expires: snap.ExpiresAt})
 	return pinned, nil
 }
 
@@ -190,7 +198,7 @@ func (p *Provider) follow(ctx context.Context, done chan struct{}) {
 		if err := p.refresh(ctx); err == nil {
 			contact = time.Now()
 		} else if time.Since(contact) >= p.cfg.gracePeriod && !p.stale.Swap(true) {
-			p.emit(ctx, openfeature.ProviderStale, openfeature.ProviderEventDetails{
+			p.emit(openfeature.ProviderStale, openfeature.ProviderEventDetails{
 				Message: fmt.Sprintf("switchyard unreachable since %s: serving revision %d: %v",
 					contact.Format(time.RFC3339), p.live.Load().rev.Number, err)})
 		}
@@ -220,11 +228,11 @@ func (p *Provider) refresh(ctx context.Context) error {
 		p.live.Store(st)
 	}
 	if p.stale.Swap(false) {
-		p.emit(ctx, openfeature.ProviderReady, openfeature.ProviderEventDetails{
+		p.emit(openfeature.ProviderReady, openfeature.ProviderEventDetails{
 			Message: fmt.Sprintf("switchyard reachable again at revision %d", p.live.Load().rev.Number)})
 	}
 	if len(changed) > 0 {
-		p.emit(ctx, openfeature.ProviderConfigChange, openfeature.ProviderEventDetails{
+		p.emit(openfeature.ProviderConfigChange, openfeature.ProviderEventDetails{
 			Message:       fmt.Sprintf("revision %d", st.rev.Number),
 			FlagChanges:   changed,
 			EventMetadata: map[string]any{"revision": st.rev.Number}})

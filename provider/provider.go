@@ -34,7 +34,7 @@ type Provider struct {
 	stale atomic.Bool
 	// sessions maps a session ID to its pinned flag set; revisions holds
 	// the compiled flag sets of old revisions sessions are pinned to.
-	sessions  *lru.Cache[string, *evaluator.FlagSet]
+	sessions  *lru.Cache[string, session]
 	revisions *lru.Cache[int64, *evaluator.FlagSet]
 	// retryUntil is when a remote provider, told 429, may call again
 	// (Unix nanoseconds; 0 when it may call now).
@@ -77,8 +77,8 @@ func New(baseURL string, opts ...Option) (*Provider, error) {
 	return &Provider{
 		cfg:       cfg,
 		base:      strings.TrimRight(baseURL, "/"),
-		events:    make(chan openfeature.Event, 16),
-		sessions:  lru.New[string, *evaluator.FlagSet](cfg.sessions),
+		events:    make(chan openfeature.Event, eventBuffer),
+		sessions:  lru.New[string, session](cfg.sessions),
 		revisions: lru.New[int64, *evaluator.FlagSet](revisionsCached),
 	}, nil
 }
@@ -273,10 +273,16 @@ func panicked(flag string, v any) openfeature.ProviderResolutionDetail {
 		ResolutionError: openfeature.NewGeneralResolutionError(fmt.Sprintf("flag %q: evaluation failed: %v", flag, v))}
 }
 
-// emit sends an event to the SDK unless the provider is shutting down.
-func (p *Provider) emit(ctx context.Context, t openfeature.EventType, details openfeature.ProviderEventDetails) {
+// eventBuffer is how many events wait for the SDK, which drains the
+// channel as they come.
+const eventBuffer = 64
+
+// emit sends an event to the SDK. It never blocks: a provider used without
+// the SDK, which nobody drains, must still follow changes, so an event that
+// finds the buffer full is dropped.
+func (p *Provider) emit(t openfeature.EventType, details openfeature.ProviderEventDetails) {
 	select {
 	case p.events <- openfeature.Event{ProviderName: "switchyard", EventType: t, ProviderEventDetails: details}:
-	case <-ctx.Done():
+	default:
 	}
 }

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
 
@@ -20,7 +21,7 @@ func TestEvaluationsNeverPanic(t *testing.T) {
 	// A nil flag set is what a corrupted state looks like: every lookup
 	// through it panics.
 	p.live.Store(&bundleState{rev: &evaluator.Revision{Number: 1}})
-	p.sessions.Add("s-corrupt", nil)
+	p.sessions.Add("s-corrupt", session{expires: time.Now().Add(time.Hour)})
 	type check struct {
 		name        string
 		value, want any
@@ -77,7 +78,7 @@ func TestSessionCacheBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"a", "b", "c"} {
-		p.sessions.Add(id, nil)
+		p.sessions.Add(id, session{})
 	}
 	if _, ok := p.sessions.Get("a"); ok || p.sessions.Len() != 2 {
 		t.Fatalf("%d sessions kept, the oldest too (%v), want 2 without it", p.sessions.Len(), ok)

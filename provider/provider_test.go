@@ -32,6 +32,8 @@ type testServer struct {
 	url     string
 	handler http.Handler
 	down    atomic.Bool
+	// noStream answers /v1/stream 404, as a server without it would.
+	noStream atomic.Bool
 
 	mu   sync.Mutex
 	kill context.Context
@@ -52,6 +54,10 @@ func newTestServer(t testing.TB, st store.Store) *testServer {
 func (ts *testServer) serve(w http.ResponseWriter, r *http.Request) {
 	if ts.down.Load() {
 		http.Error(w, "down for the test", http.StatusServiceUnavailable)
+		return
+	}
+	if ts.noStream.Load() && r.URL.Path == "/v1/stream" {
+		http.NotFound(w, r)
 		return
 	}
 	ts.mu.Lock()
@@ -354,6 +360,23 @@ func TestConfigurationChanged(t *testing.T) {
 		if !tt.check() {
 			t.Fatalf("change %d: not visible after the event", i)
 		}
+	}
+}
+
+// TestPollingWithoutStream: where the stream is unavailable the provider
+// polls the bundle and still reports each change, without going STALE.
+func TestPollingWithoutStream(t *testing.T) {
+	ts := newTestServer(t, memory.NewDemo())
+	ts.noStream.Store(true)
+	_, c := newClient(t, ts, provider.WithPollInterval(time.Millisecond), provider.WithGracePeriod(time.Hour))
+	changes := events(c, openfeature.ProviderConfigChange)
+	examOn(t, ts)
+	if d := next(t, changes, "configuration changed"); !slices.Equal(d.FlagChanges, []string{"EXAM_MODE"}) {
+		t.Fatalf("changed %v, want [EXAM_MODE]", d.FlagChanges)
+	}
+	d, _ := c.BooleanValueDetails(context.Background(), "EXAM_MODE", false, openfeature.EvaluationContext{})
+	if !d.Value || d.Reason != openfeature.StaticReason {
+		t.Fatalf("after the change: %v %s, want true STATIC", d.Value, d.Reason)
 	}
 }
 

@@ -21,7 +21,8 @@ import (
 // it evaluates a local copy of the server's compiled flag set and follows
 // its changes; remote, it asks the server's OFREP API on every evaluation.
 // Either way the context attribute sessionId (SessionIDKey) pins every flag
-// to that session's snapshot, and no evaluation ever panics.
+// to that session's snapshot, and no evaluation ever panics. A pinned
+// session's results are never STALE: its snapshot cannot change.
 type Provider struct {
 	cfg    config
 	base   string
@@ -106,6 +107,10 @@ func (p *Provider) Init(evalCtx openfeature.EvaluationContext) error {
 func (p *Provider) InitWithContext(ctx context.Context, _ openfeature.EvaluationContext) error {
 	if p.cfg.mode == Remote {
 		return initError(p.probe(ctx))
+	}
+	// A second Init replaces the first: stop following for the old one.
+	if err := p.ShutdownWithContext(ctx); err != nil {
+		return err
 	}
 	st, _, err := p.fetchBundle(ctx, 0, "")
 	if err != nil {

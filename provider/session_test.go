@@ -43,3 +43,29 @@ func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 		t.Fatalf("expired session: EXAM_MODE = %v %v, want on, pinned afresh to the current revision", d.Value, d.FlagMetadata)
 	}
 }
+
+// TestInitTwice: a second Init replaces the first without leaving its
+// follower running.
+func TestInitTwice(t *testing.T) {
+	srv := httptest.NewServer(server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{}, memory.NewDemo()))
+	defer srv.Close()
+	p, err := New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 2 {
+		if err := p.InitWithContext(ctx, openfeature.EvaluationContext{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	p.Shutdown()
+	select {
+	case <-done:
+	default:
+		t.Fatal("the follower still runs after Shutdown")
+	}
+}

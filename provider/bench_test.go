@@ -45,6 +45,18 @@ func BenchmarkProvider(b *testing.B) {
 			}
 		}
 	})
+	remote, err := provider.New(ts.url, provider.WithMode(provider.Remote))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("remote pinned boolean", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if d := remote.BooleanEvaluation(ctx, "EXAM_MODE", true, pinned); d.Value {
+				b.Fatal(d)
+			}
+		}
+	})
 	b.Run("pinned string", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -110,8 +110,9 @@ func shutdownOf(ctx context.Context) <-chan struct{} {
 
 // stream serves GET /v1/stream, server-sent events: the current revision
 // at once, then one `revision` event per newly installed revision, and a
-// comment heartbeat while idle. It ends when the client goes away or the
-// server shuts down.
+// comment heartbeat while idle. Changes made through this server are sent
+// at once, other replicas' once the cache TTL reload sees them. It ends when
+// the client goes away or the server shuts down.
 func (s *server) stream(c *gin.Context) {
 	events, unsubscribe := s.flags.changes.subscribe()
 	defer unsubscribe()
@@ -130,6 +131,11 @@ func (s *server) stream(c *gin.Context) {
 	}
 	heartbeat := time.NewTicker(heartbeatInterval)
 	defer heartbeat.Stop()
+	// In-process providers make no evaluation requests, which are what
+	// reload the cache: open streams check it every TTL instead, so other
+	// replicas' changes reach them too. One reload serves every stream.
+	reload := time.NewTicker(s.cfg.CacheTTL)
+	defer reload.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -147,6 +153,8 @@ func (s *server) stream(c *gin.Context) {
 			if !writeEvent(c, ev) {
 				return
 			}
+		case <-reload.C:
+			s.flags.live(ctx)
 		case <-heartbeat.C:
 			if _, err := c.Writer.WriteString(": heartbeat\n\n"); err != nil {
 				return

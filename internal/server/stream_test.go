@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
 // readEvent reads the next `revision` event of an SSE stream, skipping
@@ -41,13 +43,15 @@ func readEvent(t *testing.T, r *bufio.Reader) revisionEvent {
 	}
 }
 
-func TestStream(t *testing.T) {
-	h := newHarness(t)
+// openStream opens /v1/stream on a real server over h, reads its first
+// event (the current revision, 1) and returns the reader. The client hangs
+// up when the test ends, before the server closes: the handler must then
+// return, or closing the server would wait for it forever.
+func openStream(t *testing.T, h *harness) *bufio.Reader {
+	t.Helper()
 	srv := httptest.NewServer(h.handler)
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/stream", nil)
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/stream", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +59,7 @@ func TestStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	t.Cleanup(func() { res.Body.Close() })
 	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" || res.Header.Get(headerRequestID) == "" {
 		t.Fatalf("stream = %d %v", res.StatusCode, res.Header)
 	}
@@ -63,6 +67,12 @@ func TestStream(t *testing.T) {
 	if ev := readEvent(t, r); ev.Revision != 1 || len(ev.Changed) != 0 {
 		t.Fatalf("first event = %+v, want the current revision 1", ev)
 	}
+	return r
+}
+
+func TestStream(t *testing.T) {
+	h := newHarness(t)
+	r := openStream(t, h)
 
 	changes := []struct {
 		path string
@@ -80,9 +90,19 @@ func TestStream(t *testing.T) {
 			t.Fatalf("after %s: event = %+v, want revision %d changing %v", c.path, ev, i+2, c.want)
 		}
 	}
-	// The client hangs up: the handler must return, or srv.Close would
-	// wait for it forever.
-	cancel()
+}
+
+// TestStreamSeesOtherReplicas: a change made behind this server (by
+// another replica) reaches open streams once the cache TTL has passed,
+// though no evaluation request reloads the cache.
+func TestStreamSeesOtherReplicas(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.CacheTTL = time.Millisecond })
+	r := openStream(t, h)
+	h.changeBehindTheServer(t, evaluator.SetSystemFlag(evaluator.FreezeUpdates, true))
+	h.clock.advance(time.Minute)
+	if ev := readEvent(t, r); ev.Revision != 2 || !slices.Equal(ev.Changed, []string{"FREEZE_UPDATES"}) {
+		t.Fatalf("event = %+v, want revision 2 changing FREEZE_UPDATES", ev)
+	}
 }
 
 func TestBroadcasterDropsSlowSubscribers(t *testing.T) {

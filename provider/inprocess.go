@@ -71,10 +71,26 @@ func (p *Provider) StartSession(ctx context.Context, sessionID, userID string) e
 
 // sessionSet returns session id's pinned flag set, pinning it at first sight.
 func (p *Provider) sessionSet(ctx context.Context, id string) (*evaluator.FlagSet, error) {
-	if s, ok := p.sessions.Get(id); ok && time.Now().Before(s.expires) {
-		return s.set, nil
+	if set, ok := p.cachedSession(id); ok {
+		return set, nil
 	}
-	return p.pin(ctx, id, "")
+	return p.pinning.do(id, func() (*evaluator.FlagSet, error) {
+		// A fetch that ended just before this one began has cached it.
+		if set, ok := p.cachedSession(id); ok {
+			return set, nil
+		}
+		return p.pin(ctx, id, "")
+	})
+}
+
+// cachedSession returns session id's pinned flag set unless it is not
+// cached or has expired.
+func (p *Provider) cachedSession(id string) (*evaluator.FlagSet, bool) {
+	s, ok := p.sessions.Get(id)
+	if !ok || !time.Now().Before(s.expires) {
+		return nil, false
+	}
+	return s.set, true
 }
 
 // pin fetches session id's snapshot (creating it if absent) and its

@@ -37,6 +37,9 @@ type Provider struct {
 	// the compiled flag sets of old revisions sessions are pinned to.
 	sessions  *lru.Cache[string, session]
 	revisions *lru.Cache[int64, *evaluator.FlagSet]
+	// pinning shares the fetch of a session seen for the first time among
+	// the evaluations that arrive while it runs.
+	pinning flight[*evaluator.FlagSet]
 	// retryUntil is when a remote provider, told 429, may call again
 	// (Unix nanoseconds; 0 when it may call now).
 	retryUntil atomic.Int64

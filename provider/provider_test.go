@@ -34,6 +34,8 @@ type testServer struct {
 	down    atomic.Bool
 	// noStream answers /v1/stream 404, as a server without it would.
 	noStream atomic.Bool
+	// sessionCalls counts POST /v1/sessions.
+	sessionCalls atomic.Int64
 
 	mu   sync.Mutex
 	kill context.Context
@@ -55,6 +57,9 @@ func (ts *testServer) serve(w http.ResponseWriter, r *http.Request) {
 	if ts.down.Load() {
 		http.Error(w, "down for the test", http.StatusServiceUnavailable)
 		return
+	}
+	if r.Method == http.MethodPost && r.URL.Path == "/v1/sessions" {
+		ts.sessionCalls.Add(1)
 	}
 	if ts.noStream.Load() && r.URL.Path == "/v1/stream" {
 		http.NotFound(w, r)
@@ -321,6 +326,35 @@ func TestSessionPinning(t *testing.T) {
 				t.Errorf("new explicit session sees %+v, want %+v", got, fresh)
 			}
 		})
+	}
+}
+
+// TestNewSessionBurst: evaluations arriving together for a session seen
+// for the first time share one fetch of its snapshot.
+func TestNewSessionBurst(t *testing.T) {
+	ts := newTestServer(t, memory.NewDemo())
+	_, c := newClient(t, ts)
+	session := openfeature.NewTargetlessEvaluationContext(map[string]any{provider.SessionIDKey: "s-burst"})
+	const n = 20
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var wrong atomic.Int64
+	for range n {
+		wg.Go(func() {
+			<-start
+			d, _ := c.StringValueDetails(context.Background(), "runtime.profile", "", session)
+			if d.Value != "primary" || d.FlagMetadata["pinned"] != true {
+				wrong.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if wrong.Load() != 0 {
+		t.Fatalf("%d of %d evaluations did not get the pinned profile", wrong.Load(), n)
+	}
+	if calls := ts.sessionCalls.Load(); calls != 1 {
+		t.Fatalf("%d session fetches for %d evaluations of one new session, want 1", calls, n)
 	}
 }
 

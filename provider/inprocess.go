@@ -262,7 +262,7 @@ type revisionEvent struct {
 }
 
 // stream follows GET /v1/stream until it ends, refreshing whenever it
-// announces a revision other than the live one. Every event read counts as
+// announces a revision other than the live one. Every line read counts as
 // contact with the server.
 func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -293,6 +293,9 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 		if err != nil {
 			return
 		}
+		// Any line, a heartbeat too, shows the server is there: an idle
+		// stream must not make its first hiccup look like a long outage.
+		*contact = time.Now()
 		line = strings.TrimRight(line, "\r\n")
 		switch {
 		case strings.HasPrefix(line, "data:"):
@@ -308,7 +311,6 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 					return
 				}
 			}
-			*contact = time.Now()
 		}
 	}
 }

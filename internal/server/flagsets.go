@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -38,14 +39,14 @@ type flagSets struct {
 
 	cur       atomic.Pointer[compiled]
 	reloading atomic.Bool
-	old       *lru[int64, *evaluator.FlagSet]
+	old       *lru.Cache[int64, *evaluator.FlagSet]
 	// changes hears of every newly installed revision, for /v1/stream.
 	changes *broadcaster
 }
 
 func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time) *flagSets {
 	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now,
-		old: newLRU[int64, *evaluator.FlagSet](oldRevisionsCached), changes: newBroadcaster()}
+		old: lru.New[int64, *evaluator.FlagSet](oldRevisionsCached), changes: newBroadcaster()}
 }
 
 // warm loads the current revision. When the store does not answer it
@@ -126,7 +127,7 @@ func (f *flagSets) install(rev *evaluator.Revision) error {
 		if f.cur.CompareAndSwap(c, &compiled{rev: rev, set: fs, loaded: now}) {
 			var prev *evaluator.Revision
 			if c != nil && !c.fallback {
-				f.old.add(c.rev.Number, c.set)
+				f.old.Add(c.rev.Number, c.set)
 				prev = c.rev
 			}
 			f.changes.publish(prev, rev, f.mode)
@@ -140,7 +141,7 @@ func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet
 	if c := f.cur.Load(); !c.fallback && c.rev.Number == n {
 		return c.set, nil
 	}
-	if fs, ok := f.old.get(n); ok {
+	if fs, ok := f.old.Get(n); ok {
 		return fs, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
@@ -153,7 +154,7 @@ func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet
 	if err != nil {
 		return nil, fmt.Errorf("compile revision %d: %w", n, err)
 	}
-	f.old.add(n, fs)
+	f.old.Add(n, fs)
 	return fs, nil
 }
 

@@ -127,29 +127,3 @@ func TestInstallNeverGoesBack(t *testing.T) {
 		t.Fatalf("forRevision(1) = %v, %v", fs, err)
 	}
 }
-
-func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
-	l := newLRU[string, int](2)
-	l.add("a", 1)
-	l.add("b", 2)
-	if v, ok := l.get("a"); !ok || v != 1 {
-		t.Fatalf("get a = %v, %v", v, ok)
-	}
-	l.add("c", 3) // evicts b, the least recently used
-	if _, ok := l.get("b"); ok {
-		t.Fatal("b survived eviction")
-	}
-	for k, want := range map[string]int{"a": 1, "c": 3} {
-		if v, ok := l.get(k); !ok || v != want {
-			t.Fatalf("get %s = %v, %v; want %d", k, v, ok, want)
-		}
-	}
-	l.add("a", 10)
-	l.remove("c")
-	if v, _ := l.get("a"); v != 10 {
-		t.Fatalf("a = %d after update, want 10", v)
-	}
-	if _, ok := l.get("c"); ok {
-		t.Fatal("c survived remove")
-	}
-}

@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -68,7 +69,7 @@ type server struct {
 	auth   *authenticator
 	flags  *flagSets
 	// snapshots caches session snapshots, which never change.
-	snapshots *lru[string, evaluator.Snapshot]
+	snapshots *lru.Cache[string, evaluator.Snapshot]
 	now       func() time.Time
 }
 
@@ -97,7 +98,7 @@ func newHandler(logger *slog.Logger, cfg Config, st store.Store, now func() time
 		store:     st,
 		auth:      newAuthenticator(cfg.Tokens),
 		flags:     newFlagSets(logger, st, cfg.Mode, cfg.CacheTTL, now),
-		snapshots: newLRU[string, evaluator.Snapshot](snapshotsCached),
+		snapshots: lru.New[string, evaluator.Snapshot](snapshotsCached),
 		now:       now,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)

@@ -19,18 +19,18 @@ const maxUserIDLength = 256
 // expires (snapshots never change), else from the store. With create set, a
 // session the store does not know is pinned now, first writer wins.
 func (s *server) snapshot(ctx context.Context, id string, create bool) (evaluator.Snapshot, error) {
-	if snap, ok := s.snapshots.get(id); ok {
+	if snap, ok := s.snapshots.Get(id); ok {
 		if s.now().Before(snap.ExpiresAt) {
 			return snap, nil
 		}
-		s.snapshots.remove(id)
+		s.snapshots.Remove(id)
 	}
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	snap, err := s.store.Session(rctx, id)
 	switch {
 	case err == nil:
-		s.snapshots.add(id, snap)
+		s.snapshots.Add(id, snap)
 		return snap, nil
 	case create && evaluator.ErrorCode(err) == evaluator.CodeNotFound:
 		snap, _, err := s.pin(ctx, id, "")
@@ -55,7 +55,7 @@ func (s *server) pin(ctx context.Context, id, userID string) (snap evaluator.Sna
 	if err != nil {
 		return evaluator.Snapshot{}, false, err
 	}
-	s.snapshots.add(id, snap)
+	s.snapshots.Add(id, snap)
 	return snap, created, nil
 }
 

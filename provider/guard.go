@@ -1,6 +1,8 @@
 // Package provider connects applications to Switchyard through OpenFeature:
-// the guards that stop state writes while the runtime is frozen and heavy
-// work during exams, for any OpenFeature provider.
+// the OpenFeature provider (New), which evaluates in process from the
+// server's bundle or remotely over OFREP and pins every session to its
+// snapshot, and the guards that stop state writes while the runtime is
+// frozen and heavy work during exams, which work with any provider.
 package provider
 
 import (

@@ -162,79 +162,53 @@ func initError(err error) error {
 }
 
 // BooleanEvaluation resolves a boolean flag.
-func (p *Provider) BooleanEvaluation(ctx context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) (d openfeature.BoolResolutionDetail) {
-	defer func() {
-		if v := recover(); v != nil {
-			d = openfeature.BoolResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
-		}
-	}()
-	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeBoolean)
-	v, ok := r.Value.(bool)
-	if !ok {
-		v = defaultValue
-	}
-	return openfeature.BoolResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+func (p *Provider) BooleanEvaluation(ctx context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
+	v, d := resolve(p, ctx, flag, defaultValue, flatCtx, evaluator.TypeBoolean)
+	return openfeature.BoolResolutionDetail{Value: v, ProviderResolutionDetail: d}
 }
 
 // StringEvaluation resolves a string flag.
-func (p *Provider) StringEvaluation(ctx context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) (d openfeature.StringResolutionDetail) {
-	defer func() {
-		if v := recover(); v != nil {
-			d = openfeature.StringResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
-		}
-	}()
-	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeString)
-	v, ok := r.Value.(string)
-	if !ok {
-		v = defaultValue
-	}
-	return openfeature.StringResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+func (p *Provider) StringEvaluation(ctx context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
+	v, d := resolve(p, ctx, flag, defaultValue, flatCtx, evaluator.TypeString)
+	return openfeature.StringResolutionDetail{Value: v, ProviderResolutionDetail: d}
 }
 
 // FloatEvaluation resolves a number flag as a float.
-func (p *Provider) FloatEvaluation(ctx context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) (d openfeature.FloatResolutionDetail) {
-	defer func() {
-		if v := recover(); v != nil {
-			d = openfeature.FloatResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
-		}
-	}()
-	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeFloat)
-	v, ok := r.Value.(float64)
-	if !ok {
-		v = defaultValue
-	}
-	return openfeature.FloatResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+func (p *Provider) FloatEvaluation(ctx context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
+	v, d := resolve(p, ctx, flag, defaultValue, flatCtx, evaluator.TypeFloat)
+	return openfeature.FloatResolutionDetail{Value: v, ProviderResolutionDetail: d}
 }
 
 // IntEvaluation resolves a number flag as an integer; a fractional value
 // is a TYPE_MISMATCH.
-func (p *Provider) IntEvaluation(ctx context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) (d openfeature.IntResolutionDetail) {
-	defer func() {
-		if v := recover(); v != nil {
-			d = openfeature.IntResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
-		}
-	}()
-	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeInteger)
-	v, ok := r.Value.(int64)
-	if !ok {
-		v = defaultValue
-	}
-	return openfeature.IntResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+func (p *Provider) IntEvaluation(ctx context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
+	v, d := resolve(p, ctx, flag, defaultValue, flatCtx, evaluator.TypeInteger)
+	return openfeature.IntResolutionDetail{Value: v, ProviderResolutionDetail: d}
 }
 
 // ObjectEvaluation resolves an object (or array) flag.
-func (p *Provider) ObjectEvaluation(ctx context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) (d openfeature.InterfaceResolutionDetail) {
+func (p *Provider) ObjectEvaluation(ctx context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
+	v, d := resolve(p, ctx, flag, defaultValue, flatCtx, evaluator.TypeObject)
+	return openfeature.InterfaceResolutionDetail{Value: v, ProviderResolutionDetail: d}
+}
+
+// resolve is every typed evaluation: it evaluates flag as type t and
+// returns its value, or defaultValue when there is none (an error, a
+// disabled flag, no default variant). OpenFeature requires evaluations
+// never to throw and the Go SDK does not recover a provider's panic, so a
+// panic anywhere in it becomes the caller's default with ERROR/GENERAL.
+func resolve[T any](p *Provider, ctx context.Context, flag string, defaultValue T, flatCtx openfeature.FlattenedContext, t evaluator.Type) (value T, d openfeature.ProviderResolutionDetail) {
 	defer func() {
 		if v := recover(); v != nil {
-			d = openfeature.InterfaceResolutionDetail{Value: defaultValue, ProviderResolutionDetail: panicked(flag, v)}
+			value, d = defaultValue, panicked(flag, v)
 		}
 	}()
-	r := p.evaluate(ctx, flag, flatCtx, evaluator.TypeObject)
-	v := r.Value
-	if v == nil {
+	r := p.evaluate(ctx, flag, flatCtx, t)
+	v, ok := r.Value.(T)
+	if !ok || r.Value == nil {
 		v = defaultValue
 	}
-	return openfeature.InterfaceResolutionDetail{Value: v, ProviderResolutionDetail: detail(r)}
+	return v, detail(r)
 }
 
 // evaluate resolves flag in the provider's mode and checks its type.

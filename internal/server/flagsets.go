@@ -89,6 +89,24 @@ func (f *flagSets) live(ctx context.Context) *compiled {
 	return f.cur.Load()
 }
 
+// announced installs revision n, announced by the store as committed
+// (possibly by another replica). A failure is only logged: the TTL reload
+// is the backstop.
+func (f *flagSets) announced(n int64) {
+	if c := f.cur.Load(); c != nil && !c.fallback && c.rev.Number >= n {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	rev, err := f.store.Revision(ctx, n)
+	if err == nil {
+		err = f.install(rev)
+	}
+	if err != nil {
+		f.logger.Warn("install an announced revision; the cache TTL will catch up", "revision", n, "err", err)
+	}
+}
+
 // reload reads the store's current revision and installs it.
 func (f *flagSets) reload(ctx context.Context) error {
 	rev, err := f.store.Current(ctx)

@@ -104,6 +104,9 @@ func newHandler(logger *slog.Logger, cfg Config, st store.Store, now func() time
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	s.flags.warm(ctx)
+	if n, ok := st.(changeNotifier); ok {
+		n.OnChange(s.flags.announced)
+	}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.
@@ -120,6 +123,14 @@ func newHandler(logger *slog.Logger, cfg Config, st store.Store, now func() time
 	engine.UnescapePathValues = true
 	s.routes(engine)
 	return engine
+}
+
+// changeNotifier is a store that learns of revisions committed elsewhere
+// (store/rediscache, fed by Postgres NOTIFY, Redis pub/sub and a version
+// poll). The server then refreshes its flag set, and its /v1/stream, at
+// once instead of when the cache TTL runs out.
+type changeNotifier interface {
+	OnChange(fn func(revision int64))
 }
 
 // ParseTokens parses SWITCHYARD_TOKENS: comma-separated role:token pairs,

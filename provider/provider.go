@@ -87,6 +87,22 @@ func New(baseURL string, opts ...Option) (*Provider, error) {
 	}, nil
 }
 
+// Catalog returns the module catalog of the current revision, which a
+// module Registry validates its registrations against at start-up: the
+// live one once in-process Init has run, otherwise (remote mode, or before
+// Init) the current bundle's, fetched now. The slice is shared: do not
+// modify it.
+func (p *Provider) Catalog(ctx context.Context) ([]evaluator.Module, error) {
+	if st := p.live.Load(); st != nil {
+		return st.rev.Catalog, nil
+	}
+	st, _, err := p.fetchBundle(ctx, 0, "")
+	if err != nil {
+		return nil, fmt.Errorf("switchyard provider: read the catalog: %w", err)
+	}
+	return st.rev.Catalog, nil
+}
+
 // Metadata names the provider.
 func (p *Provider) Metadata() openfeature.Metadata { return openfeature.Metadata{Name: "switchyard"} }
 

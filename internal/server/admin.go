@@ -67,6 +67,10 @@ func (s *server) getStatus(c *gin.Context) {
 	defer cancel()
 	rev, err := s.store.Current(ctx)
 	if err != nil {
+		// Say what evaluations are served meanwhile, as /readyz does.
+		if asError(err).Code == evaluator.CodeUnavailable {
+			err = evaluator.Errorf(evaluator.CodeUnavailable, "degraded: %s", s.degradedReason(err))
+		}
 		s.fail(c, err)
 		return
 	}

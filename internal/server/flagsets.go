@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +25,14 @@ type compiled struct {
 	// fallback is set on the conservative fallback the server serves when
 	// it has never reached the store.
 	fallback bool
+	// stale is set on a revision read from the last-known-good file, served
+	// until the store answers.
+	stale bool
 }
+
+// replaceable reports whether any revision the store returns must replace
+// c: the fallback and the file's revision are only stand-ins for the store.
+func (c *compiled) replaceable() bool { return c == nil || c.fallback || c.stale }
 
 // flagSets serves compiled flag sets: the current revision's from an
 // atomic pointer, reloaded from the store when older than the TTL, and old
@@ -36,6 +44,16 @@ type flagSets struct {
 	mode   string
 	ttl    time.Duration
 	now    func() time.Time
+	// stateDir holds the last-known-good file; empty: no file.
+	stateDir string
+
+	// storeErr is the failure of the last read of the current revision;
+	// nil once the store has answered. /readyz reports it.
+	storeErr atomic.Pointer[error]
+	// stateMu orders writes of the state file; written is the revision it
+	// holds, so a slow writer never replaces a newer file with an older one.
+	stateMu sync.Mutex
+	written int64
 
 	cur       atomic.Pointer[compiled]
 	reloading atomic.Bool
@@ -44,17 +62,33 @@ type flagSets struct {
 	changes *broadcaster
 }
 
-func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time) *flagSets {
-	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now,
+func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time, stateDir string) *flagSets {
+	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now, stateDir: stateDir,
 		old: lru.New[int64, *evaluator.FlagSet](oldRevisionsCached), changes: newBroadcaster()}
 }
 
 // warm loads the current revision. When the store does not answer it
-// installs the conservative fallback, stamped as never loaded, so the next
-// read tries the store again.
+// installs the last-known-good file's revision, or else the conservative
+// fallback, stamped as never loaded, so the next read tries the store
+// again.
 func (f *flagSets) warm(ctx context.Context) {
-	if err := f.reload(ctx); err == nil {
+	err := f.reload(ctx)
+	if err == nil {
 		return
+	}
+	f.logger.Error("the store does not answer at start; serving a stand-in until it does", "err", err)
+	if f.stateDir != "" {
+		rev, ferr := readStateFile(f.stateDir, f.mode)
+		var fs *evaluator.FlagSet
+		if ferr == nil {
+			fs, ferr = evaluator.Compile(rev, f.mode)
+		}
+		if ferr == nil {
+			f.logger.Warn("serving the last-known-good revision from the state file", "revision", rev.Number, "dir", f.stateDir)
+			f.cur.CompareAndSwap(nil, &compiled{rev: rev, set: fs, stale: true})
+			return
+		}
+		f.logger.Error("ignoring the state file; serving the conservative fallback", "dir", f.stateDir, "err", ferr)
 	}
 	fs, err := evaluator.Compile(evaluator.ConservativeFallback(), f.mode)
 	if err != nil {
@@ -93,7 +127,7 @@ func (f *flagSets) live(ctx context.Context) *compiled {
 // (possibly by another replica). A failure is only logged: the TTL reload
 // is the backstop.
 func (f *flagSets) announced(n int64) {
-	if c := f.cur.Load(); c != nil && !c.fallback && c.rev.Number >= n {
+	if c := f.cur.Load(); !c.replaceable() && c.rev.Number >= n {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
@@ -111,8 +145,11 @@ func (f *flagSets) announced(n int64) {
 func (f *flagSets) reload(ctx context.Context) error {
 	rev, err := f.store.Current(ctx)
 	if err != nil {
-		return fmt.Errorf("read the current revision: %w", err)
+		err = fmt.Errorf("read the current revision: %w", err)
+		f.storeErr.Store(&err)
+		return err
 	}
+	f.storeErr.Store(nil)
 	return f.install(rev)
 }
 
@@ -124,7 +161,7 @@ func (f *flagSets) install(rev *evaluator.Revision) error {
 	var fs *evaluator.FlagSet
 	for {
 		c := f.cur.Load()
-		if c != nil && !c.fallback && c.rev.Number >= rev.Number {
+		if !c.replaceable() && c.rev.Number >= rev.Number {
 			if c.rev.Number > rev.Number {
 				return nil
 			}
@@ -149,9 +186,38 @@ func (f *flagSets) install(rev *evaluator.Revision) error {
 				prev = c.rev
 			}
 			f.changes.publish(prev, rev, f.mode)
+			f.save(rev)
 			return nil
 		}
 	}
+}
+
+// save writes rev to the state file, unless it is older than the one the
+// file holds. A failure is only logged: the file serves a later cold start,
+// never the request that installed rev.
+func (f *flagSets) save(rev *evaluator.Revision) {
+	if f.stateDir == "" {
+		return
+	}
+	f.stateMu.Lock()
+	defer f.stateMu.Unlock()
+	if rev.Number <= f.written {
+		return
+	}
+	if err := writeStateFile(f.stateDir, rev, f.mode, f.now()); err != nil {
+		f.logger.Error("write the last-known-good state file", "revision", rev.Number, "err", err)
+		return
+	}
+	f.written = rev.Number
+}
+
+// lastStoreError returns the failure of the last read of the current
+// revision, or nil when the store answered it.
+func (f *flagSets) lastStoreError() error {
+	if p := f.storeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // forRevision returns the flag set of revision n, for a session pinned to it.

@@ -111,7 +111,7 @@ func TestInstallNeverGoesBack(t *testing.T) {
 	first := h.current(t)
 	h.changeBehindTheServer(t, evaluator.SetSystemFlag(evaluator.ExamMode, true))
 	second := h.current(t)
-	f := newFlagSets(slog.New(slog.NewTextHandler(io.Discard, nil)), h.store, "demo", defaultCacheTTL, h.clock.now)
+	f := newFlagSets(slog.New(slog.NewTextHandler(io.Discard, nil)), h.store, "demo", defaultCacheTTL, h.clock.now, "")
 	for _, rev := range []*evaluator.Revision{second, first} {
 		if err := f.install(rev); err != nil {
 			t.Fatal(err)

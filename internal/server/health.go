@@ -2,10 +2,18 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 )
+
+// degradedReporter is a store that knows it is running degraded though it
+// answers (store/rediscache with Redis down reads Postgres directly). The
+// server reports it in /readyz without importing the store's package.
+type degradedReporter interface {
+	Degraded() (reason string, degraded bool)
+}
 
 // healthz serves GET /healthz: the process is up and serving.
 func (s *server) healthz(c *gin.Context) {
@@ -13,17 +21,58 @@ func (s *server) healthz(c *gin.Context) {
 }
 
 // readyz serves GET /readyz: ready when the store answers within a short
-// deadline; degraded, with the reason, when it does not. Evaluations keep
-// being served from the last known good either way.
+// deadline and evaluations are served from its revision; degraded, with
+// the reason, otherwise. Evaluations keep being served from the last known
+// good either way.
 func (s *server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
 	rev, err := s.store.Current(ctx)
 	if err != nil {
 		s.logger.Warn("readiness check failed", "err", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": "the store does not answer: " + asError(err).Message})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": s.degradedReason(err)})
+		return
+	}
+	// The store is back: serve its revision now rather than at the TTL.
+	s.flags.storeErr.Store(nil)
+	if err := s.flags.install(rev); err != nil {
+		s.logger.Error("install the current revision", "revision", rev.Number, "err", err)
+	}
+	if reason, degraded := s.degraded(); degraded {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": reason})
 		return
 	}
 	served := s.flags.cur.Load()
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "revision": rev.Number, "served_revision": served.rev.Number})
+}
+
+// degraded says whether the service runs degraded and why: it serves a
+// stand-in for the store's revision, or the store says it is degraded.
+func (s *server) degraded() (string, bool) {
+	if err := s.flags.lastStoreError(); err != nil {
+		return s.degradedReason(err), true
+	}
+	if c := s.flags.cur.Load(); c.replaceable() {
+		return s.servedReason(c), true
+	}
+	if d, ok := s.store.(degradedReporter); ok {
+		return d.Degraded()
+	}
+	return "", false
+}
+
+// degradedReason names a store failure and what is served meanwhile.
+func (s *server) degradedReason(err error) string {
+	return "the store does not answer (" + asError(err).Message + "); " + s.servedReason(s.flags.cur.Load())
+}
+
+// servedReason names what evaluations are served from.
+func (s *server) servedReason(c *compiled) string {
+	switch {
+	case c.fallback:
+		return "serving the conservative fallback"
+	case c.stale:
+		return fmt.Sprintf("serving last-known-good revision %d from the state file", c.rev.Number)
+	}
+	return fmt.Sprintf("serving last known revision %d", c.rev.Number)
 }

@@ -122,6 +122,8 @@ type evaluation struct {
 	set *evaluator.FlagSet
 	// fallback marks the conservative fallback: results say STALE.
 	fallback bool
+	// stale marks the last-known-good file's revision: results say STALE.
+	stale bool
 }
 
 // flagSetFor returns the live flag set, or the pinned flag set of the
@@ -130,7 +132,7 @@ func (s *server) flagSetFor(ctx context.Context, evalCtx map[string]any) (evalua
 	id, ok := evalCtx[sessionAttribute].(string)
 	if !ok {
 		c := s.flags.live(ctx)
-		return evaluation{set: c.set, fallback: c.fallback}, nil
+		return evaluation{set: c.set, fallback: c.fallback, stale: c.stale}, nil
 	}
 	snap, err := s.snapshot(ctx, id, true)
 	if err != nil {
@@ -168,14 +170,19 @@ func (s *server) evaluateFlag(c *gin.Context) {
 }
 
 // result evaluates key; results of the conservative fallback say STALE and
-// carry the metadata fallback: conservative, so callers can tell.
+// carry the metadata fallback: conservative, and results of the
+// last-known-good file say STALE and carry stale: true, so callers can tell.
 func (ev evaluation) result(key string, evalCtx map[string]any) evaluator.Result {
 	r := ev.set.Evaluate(key, evalCtx)
-	if ev.fallback && r.ErrorCode == "" {
+	if (ev.fallback || ev.stale) && r.ErrorCode == "" {
 		r.Reason = evaluator.ReasonStale
 		md := make(map[string]any, len(r.Metadata)+1)
 		maps.Copy(md, r.Metadata)
-		md["fallback"] = "conservative"
+		if ev.fallback {
+			md["fallback"] = "conservative"
+		} else {
+			md["stale"] = true
+		}
 		r.Metadata = md
 	}
 	return r

@@ -49,6 +49,10 @@ type Config struct {
 	CacheTTL time.Duration
 	// MaxBodyBytes bounds every request body; 1 MiB when 0.
 	MaxBodyBytes int64
+	// StateDir is where the last-known-good file is kept: every installed
+	// revision is written there, and a start with the store down serves it.
+	// Empty: no file, and such a start serves the conservative fallback.
+	StateDir string
 }
 
 // The defaults of Config's zero values, and the deadlines of store calls.
@@ -75,7 +79,8 @@ type server struct {
 
 // NewServer returns the HTTP API over st. It loads the current revision
 // once so the first evaluation is served warm; when the store does not
-// answer it logs and serves the conservative fallback until it does.
+// answer it logs and serves the last-known-good file's revision, or the
+// conservative fallback, until it does.
 func NewServer(logger *slog.Logger, cfg Config, st store.Store) http.Handler {
 	return newHandler(logger, cfg, st, time.Now)
 }
@@ -97,7 +102,7 @@ func newHandler(logger *slog.Logger, cfg Config, st store.Store, now func() time
 		cfg:       cfg,
 		store:     st,
 		auth:      newAuthenticator(cfg.Tokens),
-		flags:     newFlagSets(logger, st, cfg.Mode, cfg.CacheTTL, now),
+		flags:     newFlagSets(logger, st, cfg.Mode, cfg.CacheTTL, now, cfg.StateDir),
 		snapshots: lru.New[string, evaluator.Snapshot](snapshotsCached),
 		now:       now,
 	}

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// stateFileName is the last-known-good file inside Config.StateDir.
+const stateFileName = "last-known-good.json"
+
+// stateFile is the last-known-good file's content: the revision a replica
+// last installed, so that a replica restarted while every store is down
+// serves it instead of the conservative fallback.
+type stateFile struct {
+	Revision  *evaluator.Revision `json:"revision"`
+	Mode      string              `json:"mode"`
+	WrittenAt time.Time           `json:"written_at"`
+}
+
+// writeStateFile writes rev to dir atomically: a temporary file in the same
+// directory, synced, then renamed over the old one, so a crash leaves the
+// old file or the new one, never half of one. It is readable by its owner
+// only: it holds the whole runtime configuration.
+func writeStateFile(dir string, rev *evaluator.Revision, mode string, now time.Time) error {
+	b, err := json.Marshal(stateFile{Revision: rev, Mode: mode, WrittenAt: now.UTC()})
+	if err != nil {
+		return fmt.Errorf("encode revision %d: %w", rev.Number, err)
+	}
+	tmp, err := os.CreateTemp(dir, stateFileName+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("create a temporary state file in %s: %w", dir, err)
+	}
+	// Removing after a successful rename fails harmlessly: the name is gone.
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("restrict %s: %w", tmp.Name(), err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	path := filepath.Join(dir, stateFileName)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replace %s: %w", path, err)
+	}
+	return nil
+}
+
+// readStateFile reads and validates the last-known-good revision of dir. A
+// file of another mode is refused: a demo revision must not reach a
+// production replica sharing the directory, nor the reverse.
+func readStateFile(dir, mode string) (*evaluator.Revision, error) {
+	path := filepath.Join(dir, stateFileName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the state file: %w", err)
+	}
+	var sf stateFile
+	if err := json.Unmarshal(b, &sf); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	switch {
+	case sf.Revision == nil:
+		return nil, fmt.Errorf("%s has no revision", path)
+	case sf.Mode != mode:
+		return nil, fmt.Errorf("%s was written in %q mode, not %q", path, sf.Mode, mode)
+	case sf.Revision.Number < 1:
+		return nil, fmt.Errorf("%s holds revision %d; revisions start at 1", path, sf.Revision.Number)
+	}
+	if err := sf.Revision.Validate(); err != nil {
+		return nil, fmt.Errorf("validate revision %d of %s: %w", sf.Revision.Number, path, err)
+	}
+	return sf.Revision, nil
+}

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/memory"
+)
+
+func TestStateFileRoundTrip(t *testing.T) {
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	good := evaluator.InitialRevision(at)
+	invalid := evaluator.InitialRevision(at)
+	invalid.Catalog = nil
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, dir string)
+		mode    string
+		wantErr string
+	}{
+		{name: "written then read", mode: "production", prepare: func(t *testing.T, dir string) {
+			if err := writeStateFile(dir, good, "production", at); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "no file", mode: "production", prepare: func(*testing.T, string) {}, wantErr: "no such file"},
+		{name: "corrupt", mode: "production", prepare: func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, stateFileName), []byte(`{"revision":`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: "decode"},
+		{name: "another mode", mode: "production", prepare: func(t *testing.T, dir string) {
+			if err := writeStateFile(dir, good, "demo", at); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: `written in "demo" mode`},
+		{name: "invalid revision", mode: "demo", prepare: func(t *testing.T, dir string) {
+			if err := writeStateFile(dir, invalid, "demo", at); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: "validate revision 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.prepare(t, dir)
+			rev, err := readStateFile(dir, tt.mode)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("readStateFile = %v, %v; want an error containing %q", rev, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || rev.Number != good.Number || rev.ActiveProfile != good.ActiveProfile {
+				t.Fatalf("readStateFile = %+v, %v; want revision %d back", rev, err, good.Number)
+			}
+			info, err := os.Stat(filepath.Join(dir, stateFileName))
+			if err != nil || info.Mode().Perm() != 0o600 {
+				t.Fatalf("state file mode = %v, %v; want 0600", info.Mode().Perm(), err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Fatalf("the directory holds %d files, want only the state file", len(entries))
+			}
+		})
+	}
+}
+
+// outage is a store whose writes fail like its reads when down is set: an
+// unreachable database refuses everything with UNAVAILABLE.
+type outage struct {
+	store.Store
+	down *atomic.Bool
+}
+
+func (o *outage) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
+	if o.down.Load() {
+		return nil, store.AuditEntry{}, evaluator.Errorf(evaluator.CodeUnavailable, "the store is down")
+	}
+	return o.Store.Apply(ctx, c)
+}
+
+func (o *outage) Reject(ctx context.Context, a store.Attempt, why error) (store.AuditEntry, error) {
+	if o.down.Load() {
+		return store.AuditEntry{}, evaluator.Errorf(evaluator.CodeUnavailable, "the store is down")
+	}
+	return o.Store.Reject(ctx, a, why)
+}
+
+// newOutage is a harness over a fresh demo store that is down until told
+// otherwise, reads and writes alike.
+func newOutage(t *testing.T) *harness {
+	t.Helper()
+	c := newClock()
+	out := &outage{Store: memory.NewDemo(memory.WithClock(c.now))}
+	h := newStoreWith(t, c, out)
+	out.down = &h.store.down
+	h.store.down.Store(true)
+	return h
+}
+
+// A replica restarted while the store is down serves the revision an
+// earlier process last installed, says so, refuses writes, and returns to
+// the store by itself once it answers.
+func TestStateFileServedWhileTheStoreIsDown(t *testing.T) {
+	dir := t.TempDir()
+	withDir := func(c *Config) { c.StateDir = dir }
+
+	before := newHarness(t, withDir)
+	before.admin(t, "POST", "/v1/admin/runtime/flags",
+		map[string]any{"flag": "EXAM_MODE", "value": true, "phrase": "ENABLE EXAM MODE", "reason": "exam at 10:00"})
+	if rev, err := readStateFile(dir, "demo"); err != nil || rev.Number != 2 {
+		t.Fatalf("state file after a change = %v, %v; want revision 2", rev, err)
+	}
+
+	h := newOutage(t)
+	h.start(withDir)
+	got := h.evaluate(t, "EXAM_MODE", nil)
+	md := got["metadata"].(map[string]any)
+	if got["value"] != true || got["reason"] != "STALE" || md["stale"] != true || md["fallback"] != nil || md["revision"] != float64(2) {
+		t.Fatalf("EXAM_MODE with the store down = %v, want true, STALE, stale, from revision 2 of the file", got)
+	}
+	res := h.do(t, call{method: "GET", path: "/readyz"})
+	if body := res.json(t); res.status != http.StatusServiceUnavailable || body["status"] != "degraded" ||
+		!strings.Contains(body["reason"].(string), "last-known-good revision 2 from the state file") {
+		t.Fatalf("readyz = %d %s, want degraded naming the state file", res.status, res.body)
+	}
+	res = h.do(t, call{method: "GET", path: "/v1/admin/runtime/status", token: viewerToken})
+	if res.status != http.StatusServiceUnavailable || !strings.Contains(string(res.body), "last-known-good revision 2") {
+		t.Fatalf("status = %d %s, want 503 naming what is served", res.status, res.body)
+	}
+	res = h.do(t, call{method: "POST", path: "/v1/admin/runtime/flags", token: adminToken,
+		body: `{"flag":"FREEZE_UPDATES","value":true,"phrase":"ENABLE FREEZE UPDATES","reason":"r"}`})
+	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" {
+		t.Fatalf("a write with the store down = %d %s, want 503 UNAVAILABLE", res.status, res.body)
+	}
+
+	h.store.down.Store(false)
+	if n := h.current(t).Number; n != 1 || len(h.audit(t)) != 0 {
+		t.Fatalf("after the refused write the store is at revision %d with %d audit entries, want 1 and none", n, len(h.audit(t)))
+	}
+	// The stand-in is replaced at the next TTL, without a restart.
+	h.clock.advance(defaultCacheTTL)
+	got = h.evaluate(t, "EXAM_MODE", nil)
+	if got["value"] != false || got["reason"] != "STATIC" || got["metadata"].(map[string]any)["revision"] != float64(1) {
+		t.Fatalf("once the store answers EXAM_MODE = %v, want false from the store's revision 1", got)
+	}
+	if res := h.do(t, call{method: "GET", path: "/readyz"}); res.status != http.StatusOK {
+		t.Fatalf("readyz after recovery = %d %s", res.status, res.body)
+	}
+}
+
+// Without a usable file a start with the store down serves the conservative
+// fallback, and /readyz says so.
+func TestConservativeFallbackWithoutAStateFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, dir string)
+	}{
+		{name: "no file", prepare: func(*testing.T, string) {}},
+		{name: "corrupt file", prepare: func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, stateFileName), []byte("not json"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.prepare(t, dir)
+			h := newOutage(t)
+			h.start(func(c *Config) { c.StateDir = dir })
+			got := h.evaluate(t, "FREEZE_UPDATES", nil)
+			if md := got["metadata"].(map[string]any); got["value"] != true || got["reason"] != "STALE" || md["fallback"] != "conservative" {
+				t.Fatalf("FREEZE_UPDATES = %v, want true, STALE, fallback conservative", got)
+			}
+			res := h.do(t, call{method: "GET", path: "/readyz"})
+			if res.status != http.StatusServiceUnavailable || !strings.Contains(string(res.body), "conservative fallback") {
+				t.Fatalf("readyz = %d %s, want degraded naming the conservative fallback", res.status, res.body)
+			}
+		})
+	}
+}

@@ -1,0 +1,17 @@
+package rediscache
+
+import "fmt"
+
+var _ interface{ Degraded() (string, bool) } = (*Store)(nil)
+
+// Degraded says whether Redis is down and why, in the form the server's
+// /readyz reports for any store: the cache keeps answering from Postgres
+// during an outage, so only this tells an operator that it is degraded.
+func (s *Store) Degraded() (reason string, degraded bool) {
+	h := s.Health()
+	if h.OK {
+		return "", false
+	}
+	return fmt.Sprintf("Redis does not answer since %s (%s); reading Postgres directly",
+		h.Since.UTC().Format("2006-01-02T15:04:05Z"), h.Error), true
+}

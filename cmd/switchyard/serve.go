@@ -58,6 +58,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Tokens:     tokens,
 		SessionTTL: cfg.SessionTTL,
 		CacheTTL:   cfg.CacheTTL,
+		StateDir:   cfg.StateDir,
 	}, st)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -97,11 +98,65 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 // openStore returns the store of the configured mode and the function that
 // releases it: the in-memory demo fixtures, or Postgres (migrated first
 // unless told not to, with the expired-session sweeper running), behind the
-// Redis cache when a Redis URL is set.
+// Redis cache when a Redis URL is set. When nothing answers at the
+// database's address the replica starts anyway, over a lazyStore that
+// connects in the background: reads never fail because a store did.
 func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (store.Store, func(), error) {
 	if cfg.Mode == "demo" {
 		return memory.NewDemo(), func() {}, nil
 	}
+	// Background loops run until the store is released, not until a
+	// signal: serve drains requests first and releases the store last.
+	bg, stopBackground := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var closeConnected func()
+	connect := func(ctx context.Context) (store.Store, error) {
+		st, closeFn, err := connectPostgres(ctx, bg, &wg, cfg, logger)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		closeConnected = closeFn
+		mu.Unlock()
+		return st, nil
+	}
+	release := func() {
+		stopBackground()
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if closeConnected != nil {
+			closeConnected()
+		}
+	}
+	if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
+		logger.Error("starting WITHOUT the database: evaluations are served from the state file or the "+
+			"conservative fallback and writes are refused until it answers", "err", err, "retry_every", reconnectInterval.String())
+		lazy := &lazyStore{cause: err}
+		wg.Go(func() {
+			lazy.run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
+				if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
+					return nil, err
+				}
+				return connect(ctx)
+			})
+		})
+		return lazy, release, nil
+	}
+	st, err := connect(ctx)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return st, release, nil
+}
+
+// connectPostgres migrates (unless told not to) and opens Postgres, behind
+// the Redis cache when a Redis URL is set, and starts their background
+// loops on bg under wg. The function it returns releases what it opened
+// once those loops have stopped.
+func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, logger *slog.Logger) (store.Store, func(), error) {
 	if cfg.Migrate == "true" {
 		applied, err := postgres.Migrate(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
 		if err != nil {
@@ -113,24 +168,16 @@ func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (store.Sto
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the database: %w", err)
 	}
-	// Background loops run until the store is released, not until a
-	// signal: serve drains requests first and releases the store last.
-	bg, stopBackground := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { pg.RunSweeper(bg, sweepInterval) })
-	release := func() {
-		stopBackground()
-		wg.Wait()
-		pg.Close()
-	}
 	if cfg.RedisURL == "" {
-		return pg, release, nil
+		wg.Go(func() { pg.RunSweeper(bg, sweepInterval) })
+		return pg, pg.Close, nil
 	}
 	rdb, err := rediscache.NewClient(cfg.RedisURL)
 	if err != nil {
-		release()
+		pg.Close()
 		return nil, nil, fmt.Errorf("redis URL: %w", err)
 	}
+	wg.Go(func() { pg.RunSweeper(bg, sweepInterval) })
 	cache := rediscache.New(pg, rdb, rediscache.WithLogger(logger), rediscache.WithPrefix(cfg.RedisPrefix),
 		rediscache.WithLocalTTL(cfg.CacheTTL), rediscache.WithRedisTTL(cfg.RedisTTL))
 	wg.Go(func() { _ = cache.Run(bg) })
@@ -138,7 +185,7 @@ func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (store.Sto
 	// cache's own channel and version-key poll cover a missed notification.
 	wg.Go(func() { _ = pg.Listen(bg, func(n int64) { cache.Announce(bg, n) }) })
 	return cache, func() {
-		release()
+		pg.Close()
 		_ = rdb.Close()
 	}, nil
 }

@@ -32,6 +32,9 @@ type status struct {
 	Modules   map[string]evaluator.ResolvedModule `json:"modules"`
 	Catalog   []evaluator.Module                  `json:"catalog"`
 	Profiles  map[string]evaluator.Profile        `json:"profiles"`
+	// Degraded says why the service runs degraded (Redis down), as /readyz
+	// does; empty when it is not. Only GET status sets it.
+	Degraded string `json:"degraded,omitempty"`
 }
 
 func (s *server) statusOf(rev *evaluator.Revision) status {
@@ -74,11 +77,11 @@ func (s *server) getStatus(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.flags.install(rev); err != nil {
-		s.logger.Error("install the current revision", "revision", rev.Number, "err", err)
-	}
+	s.flags.read(rev)
+	st := s.statusOf(rev)
+	st.Degraded, _ = s.degraded()
 	c.Header("ETag", revisionETag(rev.Number))
-	c.JSON(http.StatusOK, s.statusOf(rev))
+	c.JSON(http.StatusOK, st)
 }
 
 // confirmation is what every change request carries: the police-mode

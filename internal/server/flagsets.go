@@ -211,6 +211,16 @@ func (f *flagSets) save(rev *evaluator.Revision) {
 	f.written = rev.Number
 }
 
+// read installs rev, just read from the store's current revision by a
+// request, and records that the store answered: the service recovers at
+// once rather than at the next TTL.
+func (f *flagSets) read(rev *evaluator.Revision) {
+	f.storeErr.Store(nil)
+	if err := f.install(rev); err != nil {
+		f.logger.Error("install the current revision", "revision", rev.Number, "err", err)
+	}
+}
+
 // lastStoreError returns the failure of the last read of the current
 // revision, or nil when the store answered it.
 func (f *flagSets) lastStoreError() error {

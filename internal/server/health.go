@@ -33,11 +33,7 @@ func (s *server) readyz(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": s.degradedReason(err)})
 		return
 	}
-	// The store is back: serve its revision now rather than at the TTL.
-	s.flags.storeErr.Store(nil)
-	if err := s.flags.install(rev); err != nil {
-		s.logger.Error("install the current revision", "revision", rev.Number, "err", err)
-	}
+	s.flags.read(rev)
 	if reason, degraded := s.degraded(); degraded {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": reason})
 		return

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -184,6 +185,44 @@ func TestConservativeFallbackWithoutAStateFile(t *testing.T) {
 			res := h.do(t, call{method: "GET", path: "/readyz"})
 			if res.status != http.StatusServiceUnavailable || !strings.Contains(string(res.body), "conservative fallback") {
 				t.Fatalf("readyz = %d %s, want degraded naming the conservative fallback", res.status, res.body)
+			}
+		})
+	}
+}
+
+// degradedStore is a store that answers but reports itself degraded, as
+// store/rediscache does with Redis down.
+type degradedStore struct {
+	store.Store
+	reason string
+}
+
+func (d degradedStore) Degraded() (string, bool) { return d.reason, d.reason != "" }
+
+// A store that answers but says it is degraded makes /readyz 503 and the
+// admin status name the reason.
+func TestDegradedStoreIsReported(t *testing.T) {
+	tests := []struct {
+		name   string
+		reason string
+		ready  int
+	}{
+		{name: "healthy", ready: http.StatusOK},
+		{name: "Redis down", reason: "Redis does not answer", ready: http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newStore(t)
+			h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)),
+				Config{Mode: "demo", Tokens: []Token{{Role: RoleViewer, Secret: viewerToken}}},
+				degradedStore{Store: h.store, reason: tt.reason}, h.clock.now)
+			res := h.do(t, call{method: "GET", path: "/readyz"})
+			if res.status != tt.ready || (tt.reason != "" && res.json(t)["reason"] != tt.reason) {
+				t.Fatalf("readyz = %d %s, want %d naming %q", res.status, res.body, tt.ready, tt.reason)
+			}
+			res = h.do(t, call{method: "GET", path: "/v1/admin/runtime/status", token: viewerToken})
+			if got, _ := res.json(t)["degraded"].(string); res.status != http.StatusOK || got != tt.reason {
+				t.Fatalf("status = %d, degraded %q; want 200 and %q", res.status, got, tt.reason)
 			}
 		})
 	}

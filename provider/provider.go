@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -236,9 +237,13 @@ func (p *Provider) evaluate(ctx context.Context, flag string, flatCtx openfeatur
 }
 
 // detail converts a result into the SDK's resolution detail. The metadata
-// map is shared, not copied: the evaluator never modifies it.
+// is copied: the evaluator's map is shared by every evaluation of the flag,
+// and parts of the SDK write into a result's metadata (the multi-provider's
+// strategies add their own keys), which would otherwise race and leak into
+// later evaluations. The copy is this path's one allocation.
 func detail(r evaluator.Result) openfeature.ProviderResolutionDetail {
-	d := openfeature.ProviderResolutionDetail{Reason: openfeature.Reason(r.Reason), Variant: r.Variant, FlagMetadata: r.Metadata}
+	d := openfeature.ProviderResolutionDetail{Reason: openfeature.Reason(r.Reason), Variant: r.Variant,
+		FlagMetadata: maps.Clone(r.Metadata)}
 	switch r.ErrorCode {
 	case "":
 	case evaluator.FlagNotFound:

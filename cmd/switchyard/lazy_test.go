@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // unreachableURL is a database address where nothing listens.
@@ -126,5 +128,77 @@ func TestLazyStoreConnectsLater(t *testing.T) {
 	rev, err := lazy.Current(ctx)
 	if err != nil || rev.Number != 1 {
 		t.Fatalf("Current once connected = %v, %v; want revision 1", rev, err)
+	}
+}
+
+// A replica restarted while its database is unreachable serves the revision
+// the previous process wrote to the state directory.
+func TestServeRestartsFromTheStateFile(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{
+		"SWITCHYARD_DATABASE_URL": testDatabase(t),
+		"SWITCHYARD_TOKENS":       "admin:test-admin-secret,viewer:test-viewer-secret",
+		"SWITCHYARD_STATE_DIR":    dir,
+	}
+	first := startServe(t, env)
+	code, body := post(t, first, "/v1/admin/runtime/flags", "test-admin-secret",
+		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
+	if err := first.stop(); err != nil || code != http.StatusOK {
+		t.Fatalf("change = %d %v, stop = %v", code, body, err)
+	}
+
+	env["SWITCHYARD_DATABASE_URL"] = unreachableURL
+	second := startServe(t, env)
+	defer func() {
+		if err := second.stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	code, body = post(t, second, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{}}`)
+	md, _ := body["metadata"].(map[string]any)
+	if code != http.StatusOK || body["value"] != true || body["reason"] != "STALE" || md["stale"] != true || md["revision"] != float64(2) {
+		t.Fatalf("EXAM_MODE = %d %v, want true, STALE, stale, revision 2 from the state file", code, body)
+	}
+}
+
+// notifyingStore records the change listeners registered with it.
+type notifyingStore struct {
+	store.Store
+	listeners int
+}
+
+func (n *notifyingStore) OnChange(func(int64)) { n.listeners++ }
+
+// A listener registered before the database is reached is handed to the
+// store once it is.
+func TestLazyStoreHandsOverListeners(t *testing.T) {
+	lazy := &lazyStore{cause: errUnreachable}
+	lazy.OnChange(func(int64) {})
+	inner := &notifyingStore{Store: memory.NewDemo()}
+	lazy.run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), time.Millisecond,
+		func(context.Context) (store.Store, error) { return inner, nil })
+	lazy.OnChange(func(int64) {})
+	if inner.listeners != 2 {
+		t.Fatalf("the connected store has %d listeners, want 2", inner.listeners)
+	}
+}
+
+// A database server that answers with an error is no outage: the probe
+// lets the start go on, and the start fails with the real problem.
+func TestServeFailsWhenTheDatabaseRefuses(t *testing.T) {
+	u, err := url.Parse(storetest.ServiceURL(t, "SWITCHYARD_TEST_DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/switchyard_no_such_database"
+	if err := probeDatabase(context.Background(), u.String()); err != nil {
+		t.Fatalf("probeDatabase of a missing database = %v, want nil: the server answered", err)
+	}
+	_, err = runCommand(t, map[string]string{
+		"SWITCHYARD_DATABASE_URL": u.String(),
+		"SWITCHYARD_TOKENS":       "admin:test-admin-secret",
+	}, "serve", "--addr", "127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "migrate") {
+		t.Fatalf("serve over a missing database = %v, want the migration's failure", err)
 	}
 }

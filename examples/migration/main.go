@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
-	"maps"
 	"os"
 	"reflect"
 	"strings"
@@ -147,7 +146,7 @@ func connect(ctx context.Context, old openfeature.FeatureProvider, sw *provider.
 // provider's, which stays the truth until the switch. The gap hook logs
 // what the comparison itself passes over.
 func sideBySide(old openfeature.FeatureProvider, sw *provider.Provider, logger *slog.Logger) (*multi.Provider, error) {
-	sides := []named{{FeatureProvider: old, name: oldName}, {FeatureProvider: ownMetadata{sw}, name: switchyardName}}
+	sides := []named{{FeatureProvider: old, name: oldName}, {FeatureProvider: sw, name: switchyardName}}
 	return multi.NewProvider(multi.StrategyComparison,
 		multi.WithProvider(sides[0].name, sides[0].FeatureProvider),
 		multi.WithProvider(sides[1].name, sides[1].FeatureProvider),
@@ -273,55 +272,6 @@ func (h gapHook) After(ctx context.Context, hc openfeature.HookContext, d openfe
 func (h gapHook) Error(ctx context.Context, hc openfeature.HookContext, err error, _ openfeature.HookHints) {
 	h.logger.LogAttrs(ctx, slog.LevelError, "side-by-side evaluation failed",
 		slog.String("flag", hc.FlagKey()), slog.Any("err", err))
-}
-
-// ownMetadata gives every result of Switchyard's provider a metadata map of
-// its own. The provider returns one map per flag, shared by every
-// evaluation so that an evaluation allocates nothing, and the
-// multi-provider writes its bookkeeping into each result's map: on a shared
-// map, concurrent evaluations would race. Embedding the provider keeps its
-// Init, Shutdown and events, which the multi-provider calls.
-type ownMetadata struct{ *provider.Provider }
-
-var (
-	_ openfeature.FeatureProvider          = ownMetadata{}
-	_ openfeature.ContextAwareStateHandler = ownMetadata{}
-	_ openfeature.EventHandler             = ownMetadata{}
-)
-
-// BooleanEvaluation resolves a boolean flag with a metadata map of its own.
-func (o ownMetadata) BooleanEvaluation(ctx context.Context, flag string, defaultValue bool, flatCtx openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
-	d := o.Provider.BooleanEvaluation(ctx, flag, defaultValue, flatCtx)
-	d.FlagMetadata = maps.Clone(d.FlagMetadata)
-	return d
-}
-
-// StringEvaluation resolves a string flag with a metadata map of its own.
-func (o ownMetadata) StringEvaluation(ctx context.Context, flag string, defaultValue string, flatCtx openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-	d := o.Provider.StringEvaluation(ctx, flag, defaultValue, flatCtx)
-	d.FlagMetadata = maps.Clone(d.FlagMetadata)
-	return d
-}
-
-// FloatEvaluation resolves a float flag with a metadata map of its own.
-func (o ownMetadata) FloatEvaluation(ctx context.Context, flag string, defaultValue float64, flatCtx openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
-	d := o.Provider.FloatEvaluation(ctx, flag, defaultValue, flatCtx)
-	d.FlagMetadata = maps.Clone(d.FlagMetadata)
-	return d
-}
-
-// IntEvaluation resolves an integer flag with a metadata map of its own.
-func (o ownMetadata) IntEvaluation(ctx context.Context, flag string, defaultValue int64, flatCtx openfeature.FlattenedContext) openfeature.IntResolutionDetail {
-	d := o.Provider.IntEvaluation(ctx, flag, defaultValue, flatCtx)
-	d.FlagMetadata = maps.Clone(d.FlagMetadata)
-	return d
-}
-
-// ObjectEvaluation resolves an object flag with a metadata map of its own.
-func (o ownMetadata) ObjectEvaluation(ctx context.Context, flag string, defaultValue any, flatCtx openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
-	d := o.Provider.ObjectEvaluation(ctx, flag, defaultValue, flatCtx)
-	d.FlagMetadata = maps.Clone(d.FlagMetadata)
-	return d
 }
 
 // evaluate reads flag through c with the typed evaluation that def's type

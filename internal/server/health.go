@@ -20,10 +20,14 @@ func (s *server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
-// readyz serves GET /readyz: ready when the store answers within a short
-// deadline and evaluations are served from its revision; degraded, with
-// the reason, otherwise. Evaluations keep being served from the last known
-// good either way.
+// readyz serves GET /readyz. It is 503, degraded with the reason, while
+// this replica cannot read the store or serves a stand-in for the store's
+// revision (the last known one, the state file's, the conservative
+// fallback): such a replica should not take new traffic from one that can.
+// A store that answers but runs degraded itself (Redis down, reads going
+// to Postgres) serves exactly the right values, so that is 200 with status
+// degraded and the reason: a shared Redis failing must not make every
+// replica unready at once.
 func (s *server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
@@ -34,11 +38,15 @@ func (s *server) readyz(c *gin.Context) {
 		return
 	}
 	s.flags.read(rev)
-	if reason, degraded := s.degraded(); degraded {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": reason})
+	served := s.flags.cur.Load()
+	if served.replaceable() {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": s.servedReason(served)})
 		return
 	}
-	served := s.flags.cur.Load()
+	if reason, degraded := s.degraded(); degraded {
+		c.JSON(http.StatusOK, gin.H{"status": "degraded", "reason": reason, "revision": rev.Number, "served_revision": served.rev.Number})
+		return
+	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "revision": rev.Number, "served_revision": served.rev.Number})
 }
 

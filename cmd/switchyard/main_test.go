@@ -23,7 +23,7 @@ type process struct {
 
 // startServe runs `switchyard serve` on a free port with the given
 // environment and waits until it says where it listens.
-func startServe(t *testing.T, env map[string]string, args ...string) *process {
+func startServe(t testing.TB, env map[string]string, args ...string) *process {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -88,7 +88,7 @@ func runRunbook(t *testing.T, s *process) string {
 	return string(out)
 }
 
-func getJSON(t *testing.T, s *process, path string, v any) {
+func getJSON(t testing.TB, s *process, path string, v any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
 	req.Header.Set("Authorization", "Bearer "+s.token)

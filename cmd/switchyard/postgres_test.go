@@ -19,7 +19,7 @@ import (
 
 // testDatabase returns the test database's URL pointed at a fresh schema
 // that is dropped when the test ends.
-func testDatabase(t *testing.T) string {
+func testDatabase(t testing.TB) string {
 	t.Helper()
 	base := storetest.ServiceURL(t, "SWITCHYARD_TEST_DATABASE_URL")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

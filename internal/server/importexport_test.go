@@ -157,10 +157,9 @@ func TestImportVendorFiles(t *testing.T) {
 // SWITCHYARD_TEST_DATABASE_URL: imported flags survive the store's
 // encoding, and imports from several vendors live side by side.
 func TestImportVendorFilesOnPostgres(t *testing.T) {
-	base := storetest.ServiceURL(t, "SWITCHYARD_TEST_DATABASE_URL")
+	url, _ := storetest.PostgresSchema(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	url := testSchema(t, ctx, base)
 	c := newClock()
 	opts := []postgres.Option{postgres.WithClock(c.now), postgres.WithLogger(slog.New(slog.DiscardHandler))}
 	if _, err := postgres.Migrate(ctx, url, opts...); err != nil {

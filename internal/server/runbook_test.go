@@ -2,15 +2,10 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"log/slog"
 	"net/http"
-	neturl "net/url"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/postgres"
@@ -27,10 +22,9 @@ func TestOperatorRunbook(t *testing.T) {
 // TestOperatorRunbookOnPostgres walks the runbook over the production
 // store, in a schema of its own in SWITCHYARD_TEST_DATABASE_URL.
 func TestOperatorRunbookOnPostgres(t *testing.T) {
-	base := storetest.ServiceURL(t, "SWITCHYARD_TEST_DATABASE_URL")
+	url, _ := storetest.PostgresSchema(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	url := testSchema(t, ctx, base)
 	c := newClock()
 	opts := []postgres.Option{postgres.WithClock(c.now), postgres.WithLogger(slog.New(slog.DiscardHandler))}
 	if _, err := postgres.Migrate(ctx, url, opts...); err != nil {
@@ -44,42 +38,6 @@ func TestOperatorRunbookOnPostgres(t *testing.T) {
 	h := newStoreWith(t, c, st)
 	h.start()
 	runbook(t, h)
-}
-
-// testSchema creates a schema dropped when the test ends and returns base
-// with its search_path set to it.
-func testSchema(t *testing.T, ctx context.Context, base string) string {
-	t.Helper()
-	schema := "switchyard_server_test_" + strings.ToLower(rand.Text()[:10])
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := neturl.Parse(base)
-	if err != nil {
-		t.Fatalf("SWITCHYARD_TEST_DATABASE_URL must be a postgres:// URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // runbook is the runbook against the harness h, whatever its store.

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -39,39 +37,12 @@ func testContext(t testing.TB) context.Context {
 var quiet = slog.New(slog.DiscardHandler)
 
 // newSchema creates an empty schema that is dropped when the test ends and
-// returns the test database's URL with search_path pointing at it.
+// returns the test database's URL with search_path pointing at it, and a
+// pool connected as the URL's own role (the owner).
 func newSchema(t testing.TB) (schemaURL, schema string, owner *pgxpool.Pool) {
 	t.Helper()
-	base := storetest.ServiceURL(t, "SWITCHYARD_TEST_DATABASE_URL")
-	ctx := testContext(t)
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema = "switchyard_test_" + hex.EncodeToString(b[:])
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to the test database: %v", err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	schemaURL = withParam(t, base, "search_path", schema)
-	owner, err = pgxpool.New(ctx, schemaURL)
+	schemaURL, schema = storetest.PostgresSchema(t)
+	owner, err := pgxpool.New(testContext(t), schemaURL)
 	if err != nil {
 		t.Fatal(err)
 	}

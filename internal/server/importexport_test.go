@@ -1,8 +1,6 @@
 package server
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,8 +14,6 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/importer"
 	"github.com/switchyard-dev/switchyard/store"
-	"github.com/switchyard-dev/switchyard/store/postgres"
-	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // vendorUser is a documented evaluation of an imported flag: the OFREP
@@ -157,21 +153,7 @@ func TestImportVendorFiles(t *testing.T) {
 // SWITCHYARD_TEST_DATABASE_URL: imported flags survive the store's
 // encoding, and imports from several vendors live side by side.
 func TestImportVendorFilesOnPostgres(t *testing.T) {
-	url, _ := storetest.PostgresSchema(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c := newClock()
-	opts := []postgres.Option{postgres.WithClock(c.now), postgres.WithLogger(slog.New(slog.DiscardHandler))}
-	if _, err := postgres.Migrate(ctx, url, opts...); err != nil {
-		t.Fatal(err)
-	}
-	st, err := postgres.Open(ctx, url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h := newStoreWith(t, c, st)
-	h.start()
+	h := newPostgresHarness(t)
 	for _, vf := range vendorFiles() {
 		t.Run(vf.format, func(t *testing.T) { importVendorFile(t, h, vf) })
 	}

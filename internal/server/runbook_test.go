@@ -22,6 +22,13 @@ func TestOperatorRunbook(t *testing.T) {
 // TestOperatorRunbookOnPostgres walks the runbook over the production
 // store, in a schema of its own in SWITCHYARD_TEST_DATABASE_URL.
 func TestOperatorRunbookOnPostgres(t *testing.T) {
+	runbook(t, newPostgresHarness(t))
+}
+
+// newPostgresHarness returns a started harness over the production store,
+// migrated in a schema of its own in SWITCHYARD_TEST_DATABASE_URL.
+func newPostgresHarness(t *testing.T) *harness {
+	t.Helper()
 	url, _ := storetest.PostgresSchema(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -34,10 +41,10 @@ func TestOperatorRunbookOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(st.Close)
 	h := newStoreWith(t, c, st)
 	h.start()
-	runbook(t, h)
+	return h
 }
 
 // runbook is the runbook against the harness h, whatever its store.

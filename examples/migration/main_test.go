@@ -24,6 +24,28 @@ import (
 
 const adminToken = "migration-admin"
 
+// sideBySideClient starts a Switchyard server holding flags.json, connects
+// the side-by-side client to it and to the old provider, and returns the
+// client with the buffer its disagreement log goes to.
+func sideBySideClient(t *testing.T, ctx context.Context) (*openfeature.Client, *syncBuffer) {
+	t.Helper()
+	sy := httptest.NewServer(server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)),
+		server.Config{Tokens: []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}}, memory.NewDemo()))
+	t.Cleanup(sy.Close)
+	importFlags(t, sy.URL, "flags.json")
+	sw, err := provider.New(sy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	client, err := connect(ctx, oldProvider(), sw, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(openfeature.Shutdown)
+	return client, logs
+}
+
 // TestSideBySide imports flags.json into a real Switchyard, as
 // `switchyard import` does, and evaluates every flag through the
 // side-by-side provider: the flags that match are served as they are and
@@ -31,23 +53,9 @@ const adminToken = "migration-admin"
 // export) is served from the old provider and logged with both values, and
 // holiday-mode (never imported) is logged as known to one provider only.
 func TestSideBySide(t *testing.T) {
-	sy := httptest.NewServer(server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)),
-		server.Config{Tokens: []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}}, memory.NewDemo()))
-	defer sy.Close()
-	importFlags(t, sy.URL, "flags.json")
-
-	sw, err := provider.New(sy.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var logs syncBuffer
-	client, err := connect(ctx, oldProvider(), sw, slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer openfeature.Shutdown()
+	client, logs := sideBySideClient(t, ctx)
 
 	ann, bob := users[0], users[1]
 	tests := []struct {
@@ -89,22 +97,9 @@ func TestSideBySide(t *testing.T) {
 // evaluations of one flag without a data race (run with -race) and without
 // a disagreement.
 func TestConcurrentEvaluations(t *testing.T) {
-	sy := httptest.NewServer(server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)),
-		server.Config{Tokens: []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}}, memory.NewDemo()))
-	defer sy.Close()
-	importFlags(t, sy.URL, "flags.json")
-	sw, err := provider.New(sy.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var logs syncBuffer
-	client, err := connect(ctx, oldProvider(), sw, slog.New(slog.NewJSONHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer openfeature.Shutdown()
+	client, logs := sideBySideClient(t, ctx)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {

@@ -99,9 +99,16 @@ type scenario struct {
 func (s *scenario) register(sc *godog.ScenarioContext) {
 	sc.Step(`^an evaluator$`, func() error { return nil })
 	sc.Step(`^a ([A-Za-z]+)-flag with key "([^"]*)" and a fallback value "(.*)"$`, s.flag)
-	sc.Step(`^a context containing a key "([^"]*)", with type "([^"]*)" and with value "(.*)"$`, s.contextKey)
 	sc.Step(`^a context containing a nested property with outer key "([^"]*)" and inner key "([^"]*)", with value "(.*)"$`, s.nested)
 	sc.Step(`^a context containing a targeting key with value "(.*)"$`, func(v string) error { s.target = v; return nil })
+	s.registerShared(sc)
+}
+
+// registerShared registers the steps the evaluator suite and flagd's
+// provider suites word alike: context attributes, the evaluation and what
+// is checked of its result.
+func (s *scenario) registerShared(sc *godog.ScenarioContext) {
+	sc.Step(`^a context containing a key "([^"]*)", with type "([^"]*)" and with value "(.*)"$`, s.contextKey)
 	sc.Step(`^the flag was evaluated with details$`, s.evaluate)
 	sc.Step(`^the resolved details value should be "(.*)"$`, s.valueShouldBe)
 	sc.Step(`^the reason should be "([^"]*)"$`, func(want string) error {

@@ -257,20 +257,7 @@ func (s *testbedScenario) register(sc *godog.ScenarioContext) {
 		return s.skipBecause("a metadata flagd provider is flagd's own, configured by a selector")
 	})
 	sc.Step(`^a ([A-Za-z]+)-flag with key "([^"]*)" and a default value "(.*)"$`, s.flag)
-	sc.Step(`^a context containing a key "([^"]*)", with type "([^"]*)" and with value "(.*)"$`, s.contextKey)
-	sc.Step(`^the flag was evaluated with details$`, s.evaluate)
-	sc.Step(`^the resolved details value should be "(.*)"$`, s.valueShouldBe)
-	sc.Step(`^the reason should be "([^"]*)"$`, func(want string) error {
-		return s.check(string(s.details.Reason) == want, "reason %q, want %q", s.details.Reason, want)
-	})
-	sc.Step(`^the error-code should be "([^"]*)"$`, func(want string) error {
-		return s.check(string(s.details.ErrorCode) == want, "error code %q, want %q", s.details.ErrorCode, want)
-	})
-	sc.Step(`^the resolved metadata should contain$`, s.metadataShouldContain)
-	sc.Step(`^the resolved metadata is empty$`, func() error {
-		md := s.flagMetadata()
-		return s.check(len(md) == 0, "metadata %v, want none", md)
-	})
+	s.registerShared(sc)
 }
 
 // option applies a flagd provider option. Our provider has no cache to

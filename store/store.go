@@ -27,6 +27,11 @@ type Store interface {
 	// Reject records an attempt refused before it reached the store (a
 	// missing role, a wrong phrase), so every attempt is in the audit log.
 	Reject(ctx context.Context, a Attempt, why error) (AuditEntry, error)
+	// Record appends an applied audit entry for a change made outside the
+	// revisions (the system mode, which belongs to the process, not to the
+	// runtime state), with what it changed from and to. It stores no
+	// revision; the entry names the current one.
+	Record(ctx context.Context, a Attempt, before, after any) (AuditEntry, error)
 	// CreateSession stores the snapshot unless one exists for its session
 	// ID, and returns the stored one: the first writer wins. created says
 	// whether this call stored it.

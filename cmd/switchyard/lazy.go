@@ -166,6 +166,15 @@ func (l *lazyStore) Reject(ctx context.Context, a store.Attempt, why error) (sto
 	return st.Reject(ctx, a, why)
 }
 
+// Record implements store.Store.
+func (l *lazyStore) Record(ctx context.Context, a store.Attempt, before, after any) (store.AuditEntry, error) {
+	st, err := l.get()
+	if err != nil {
+		return store.AuditEntry{}, err
+	}
+	return st.Record(ctx, a, before, after)
+}
+
 // CreateSession implements store.Store.
 func (l *lazyStore) CreateSession(ctx context.Context, s evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
 	st, err := l.get()

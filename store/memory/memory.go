@@ -105,6 +105,20 @@ func (s *Store) Reject(ctx context.Context, a store.Attempt, why error) (store.A
 	return s.reject(a, s.now(), s.revisions[len(s.revisions)-1].Number, why), nil
 }
 
+// Record implements store.Store.
+func (s *Store) Record(ctx context.Context, a store.Attempt, before, after any) (store.AuditEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return store.AuditEntry{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := store.NewAuditEntry(a, s.now(), s.revisions[len(s.revisions)-1].Number, nil, before, after)
+	if err != nil {
+		return store.AuditEntry{}, err
+	}
+	return s.append(e), nil
+}
+
 // reject appends a rejected entry; s.mu must be held.
 func (s *Store) reject(a store.Attempt, now time.Time, revision int64, why error) store.AuditEntry {
 	// Without before and after the entry always encodes.

@@ -111,16 +111,34 @@ func (s *Store) refuse(ctx context.Context, conn *pgxpool.Conn, a store.Attempt,
 // Reject implements store.Store: one statement that records the attempt
 // against the current revision.
 func (s *Store) Reject(ctx context.Context, a store.Attempt, why error) (store.AuditEntry, error) {
+	// Without before and after the entry always encodes.
+	e, _ := store.NewAuditEntry(a, s.cfg.now(), 0, why, nil, nil)
+	return s.appendAudit(ctx, e, "record the rejected attempt")
+}
+
+// Record implements store.Store: one statement that appends the applied
+// entry against the current revision.
+func (s *Store) Record(ctx context.Context, a store.Attempt, before, after any) (store.AuditEntry, error) {
+	e, err := store.NewAuditEntry(a, s.cfg.now(), 0, nil, before, after)
+	if err != nil {
+		return store.AuditEntry{}, err
+	}
+	return s.appendAudit(ctx, e, "record the change")
+}
+
+// appendAudit inserts e against the current revision in one statement and
+// returns it as the trigger chained it; op names the step in an error.
+func (s *Store) appendAudit(ctx context.Context, e store.AuditEntry, op string) (store.AuditEntry, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	e, _ := store.NewAuditEntry(a, s.cfg.now(), 0, why, nil, nil)
 	err := scanAudit(s.pool.QueryRow(ctx, `
-		INSERT INTO switch_audit_log (actor, role, action, target, reason, phrase, request_id, outcome, why, revision)
-		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, revision FROM runtime_head
+		INSERT INTO switch_audit_log (actor, role, action, target, reason, phrase, request_id, outcome, why, revision, before, after)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, revision, $10::json, $11::json FROM runtime_head
 		RETURNING `+auditColumns,
-		e.Actor, e.Role, e.Action, e.Target, e.Reason, e.Phrase, e.RequestID, e.Outcome, e.Why), &e)
+		e.Actor, e.Role, e.Action, e.Target, e.Reason, e.Phrase, e.RequestID, e.Outcome, e.Why,
+		nullJSON(e.Before), nullJSON(e.After)), &e)
 	if err != nil {
-		return store.AuditEntry{}, dbError("record the rejected attempt", err)
+		return store.AuditEntry{}, dbError(op, err)
 	}
 	s.logged(e)
 	return e, nil

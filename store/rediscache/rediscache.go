@@ -340,6 +340,11 @@ func (s *Store) Reject(ctx context.Context, a store.Attempt, why error) (store.A
 	return s.inner.Reject(ctx, a, why)
 }
 
+// Record implements store.Store; a recorded change makes no revision.
+func (s *Store) Record(ctx context.Context, a store.Attempt, before, after any) (store.AuditEntry, error) {
+	return s.inner.Record(ctx, a, before, after)
+}
+
 // Audit implements store.Store; the audit log is read from the truth.
 func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
 	return s.inner.Audit(ctx, q)

@@ -36,6 +36,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"RefusedMutationStoresNothing", testRefusedMutation},
 		{"AdminFreeze", testAdminFreeze},
 		{"RejectRecordsAttempt", testReject},
+		{"RecordAppendsAppliedEntry", testRecord},
 		{"SessionsFirstWriterWins", testSessions},
 		{"ConcurrentSessionCreates", testConcurrentSessions},
 		{"ExpiredSession", testExpiredSession},
@@ -188,6 +189,31 @@ func testReject(t *testing.T, h Harness) {
 	if entry.Outcome != store.OutcomeRejected || entry.Why != "FORBIDDEN: viewers cannot change the runtime" ||
 		entry.Role != "viewer" || entry.Revision != 1 {
 		t.Fatalf("entry = %+v", entry)
+	}
+	v, err := h.Store.VerifyAudit(ctx(t))
+	if err != nil || !v.OK || v.Entries != 1 {
+		t.Fatalf("verify = %+v, %v", v, err)
+	}
+}
+
+func testRecord(t *testing.T, h Harness) {
+	a := attempt("alice")
+	a.Action, a.Target = "set_system_mode", "SYSTEM_MODE"
+	entry, err := h.Store.Record(ctx(t), a, map[string]string{"mode": "demo"}, map[string]string{"mode": "production"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry.Outcome != store.OutcomeApplied || entry.Why != "" || entry.Revision != 1 || entry.Seq != 1 ||
+		string(entry.Before) != `{"mode":"demo"}` || string(entry.After) != `{"mode":"production"}` {
+		t.Fatalf("entry = %+v", entry)
+	}
+	cur, err := h.Store.Current(ctx(t))
+	if err != nil || cur.Number != 1 {
+		t.Fatalf("Current = %+v, %v; a recorded change must make no revision", cur, err)
+	}
+	entries, err := h.Store.Audit(ctx(t), store.AuditQuery{})
+	if err != nil || len(entries) != 1 || entries[0].Hash != entry.Hash || string(entries[0].After) != string(entry.After) {
+		t.Fatalf("audit = %+v, %v; want the recorded entry as returned", entries, err)
 	}
 	v, err := h.Store.VerifyAudit(ctx(t))
 	if err != nil || !v.OK || v.Entries != 1 {

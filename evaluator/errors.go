@@ -23,8 +23,11 @@ const (
 	CodeNotFound          Code = "NOT_FOUND"
 	CodeRevisionConflict  Code = "REVISION_CONFLICT"
 	CodeAdminFreezeActive Code = "ADMIN_FREEZE_ACTIVE"
-	CodeUnavailable       Code = "UNAVAILABLE"
-	CodeInternal          Code = "INTERNAL"
+	// CodeRequirementsMissing refuses a switch to production mode while
+	// something production needs is missing.
+	CodeRequirementsMissing Code = "PRODUCTION_REQUIREMENTS_MISSING"
+	CodeUnavailable         Code = "UNAVAILABLE"
+	CodeInternal            Code = "INTERNAL"
 )
 
 // Error is a failure a caller can act on: a code to branch on, a message for

@@ -7,14 +7,19 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/server"
 )
 
 // config is every setting of switchyard serve. Each has a flag and a
 // SWITCHYARD_* environment variable; the flag wins. Defaults live here and
 // nowhere else.
 type config struct {
-	Addr            string
-	Mode            string
+	Addr string
+	Mode string
+	// ModeSource says how Mode was chosen: a flag, the environment, the
+	// default.
+	ModeSource      string
 	Tokens          string
 	DatabaseURL     string
 	RedisURL        string
@@ -48,7 +53,7 @@ func (c *config) settings() []setting {
 	}
 	return []setting{
 		{"addr", "SWITCHYARD_ADDR", "127.0.0.1:8080", "address to listen on", str(&c.Addr)},
-		{"mode", "SWITCHYARD_MODE", "", "runtime mode: demo (in memory, fixtures) or production (Postgres); empty: production when a database URL is set, else demo", str(&c.Mode)},
+		{"mode", "SWITCHYARD_MODE", "", "start mode: demo (in memory, fixtures) or production (Postgres and Redis; refused while a requirement is missing); empty: production when a database URL is set, else demo. An admin switches it live at POST /system-mode/toggle", str(&c.Mode)},
 		{"database-url", "SWITCHYARD_DATABASE_URL", "", "Postgres URL (postgres://user@host:5432/db?sslmode=disable); the store of production mode", str(&c.DatabaseURL)},
 		{"redis-url", "SWITCHYARD_REDIS_URL", "", "Redis URL (redis://host:6379/0; Sentinel and Cluster forms too): the shared cache of production mode", str(&c.RedisURL)},
 		{"redis-ttl", "SWITCHYARD_REDIS_TTL", "10s", "how long Redis holds the current revision's number before replicas read the store", dur(&c.RedisTTL)},
@@ -95,19 +100,19 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if c.Mode == "" {
-		c.Mode = "demo"
-		if c.DatabaseURL != "" {
-			c.Mode = "production"
-		}
+	switch env := getenv("SWITCHYARD_MODE"); {
+	case c.Mode != "" && c.Mode == env:
+		c.ModeSource = "SWITCHYARD_MODE=" + c.Mode
+	case c.Mode != "":
+		c.ModeSource = "--mode " + c.Mode
+	case c.DatabaseURL != "":
+		c.Mode, c.ModeSource = server.ModeProduction, "default: a database URL is set"
+	default:
+		c.Mode, c.ModeSource = server.ModeDemo, "default: no database URL is set"
 	}
 	switch {
-	case c.Mode != "demo" && c.Mode != "production":
+	case c.Mode != server.ModeDemo && c.Mode != server.ModeProduction:
 		return nil, fmt.Errorf("mode %q: use demo or production", c.Mode)
-	case c.Mode == "production" && c.DatabaseURL == "":
-		return nil, fmt.Errorf("production mode needs a database URL (--database-url or SWITCHYARD_DATABASE_URL)")
-	case c.Mode == "demo" && (c.DatabaseURL != "" || c.RedisURL != ""):
-		return nil, fmt.Errorf("demo mode runs in memory: unset the database and Redis URLs or choose production mode")
 	case c.Migrate != "true" && c.Migrate != "false":
 		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // cutter is a TCP proxy between the service and one store, so a test can
@@ -252,20 +248,15 @@ func setExamMode(t *testing.T, p *process, on bool) int {
 // 503; once both are back the service recovers by itself and serves a new
 // change.
 func TestStoreFaultsUnderLoad(t *testing.T) {
-	pg, pgURL := proxied(t, testDatabase(t))
-	redis, redisURL := proxied(t, storetest.ServiceURL(t, "SWITCHYARD_TEST_REDIS_URL"))
-	var id [6]byte
-	_, _ = rand.Read(id[:])
-	s := startServe(t, map[string]string{
-		"SWITCHYARD_DATABASE_URL": pgURL,
-		"SWITCHYARD_REDIS_URL":    redisURL,
-		"SWITCHYARD_REDIS_PREFIX": "switchyard_fault_" + hex.EncodeToString(id[:]) + ":",
-		"SWITCHYARD_TOKENS":       "admin:fault-admin-secret",
-		// Short TTLs, so the outage is met by many reloads.
-		"SWITCHYARD_CACHE_TTL": "50ms",
-		"SWITCHYARD_REDIS_TTL": "100ms",
-		"SWITCHYARD_LOG_LEVEL": "error",
-	})
+	env := productionEnv(t)
+	pg, pgURL := proxied(t, env["SWITCHYARD_DATABASE_URL"])
+	redis, redisURL := proxied(t, env["SWITCHYARD_REDIS_URL"])
+	env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"] = pgURL, redisURL
+	env["SWITCHYARD_TOKENS"] = "admin:fault-admin-secret"
+	// Short TTLs, so the outage is met by many reloads.
+	env["SWITCHYARD_CACHE_TTL"], env["SWITCHYARD_REDIS_TTL"] = "50ms", "100ms"
+	env["SWITCHYARD_LOG_LEVEL"] = "error"
+	s := startServe(t, env)
 	defer s.stop()
 	s.token = "fault-admin-secret"
 	if code := setExamMode(t, s, true); code != http.StatusOK {

@@ -15,7 +15,6 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
-	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // unreachableURL is a database address where nothing listens.
@@ -46,35 +45,36 @@ func send(t *testing.T, req *http.Request) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
-// A production replica started with its database unreachable serves the
-// conservative fallback, says it is degraded, and refuses writes.
-func TestServeStartsWithoutTheDatabase(t *testing.T) {
-	s := startServe(t, map[string]string{
-		"SWITCHYARD_DATABASE_URL": unreachableURL,
-		"SWITCHYARD_TOKENS":       "admin:test-admin-secret,viewer:test-viewer-secret",
-		"SWITCHYARD_STATE_DIR":    t.TempDir(),
-	})
-	defer func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	}()
+// unreachableRedis is a Redis address where nothing listens.
+const unreachableRedis = "redis://127.0.0.1:1/0"
 
-	req, _ := http.NewRequest(http.MethodGet, s.url+"/readyz", nil)
-	code, body := send(t, req)
-	if code != http.StatusServiceUnavailable || body["status"] != "degraded" ||
-		!strings.Contains(body["reason"].(string), "conservative fallback") {
-		t.Fatalf("readyz = %d %v, want 503 degraded naming the conservative fallback", code, body)
+// A first production start with a store down is refused, naming what is
+// missing: with no last-known-good file the replica has nothing right to
+// serve.
+func TestProductionStartRefusedWithAStoreDown(t *testing.T) {
+	tests := []struct {
+		name, key, url string
+		// missing is every requirement the refusal names: the migrations
+		// cannot be checked without the database.
+		missing []string
+	}{
+		{"database down", "SWITCHYARD_DATABASE_URL", unreachableURL, []string{"database", "migrations"}},
+		{"Redis down", "SWITCHYARD_REDIS_URL", unreachableRedis, []string{"redis"}},
 	}
-	code, body = post(t, s, "/ofrep/v1/evaluate/flags/FREEZE_UPDATES", "", `{"context":{}}`)
-	md, _ := body["metadata"].(map[string]any)
-	if code != http.StatusOK || body["value"] != true || body["reason"] != "STALE" || md["fallback"] != "conservative" {
-		t.Fatalf("FREEZE_UPDATES = %d %v, want true, STALE, fallback conservative", code, body)
-	}
-	code, body = post(t, s, "/v1/admin/runtime/flags", "test-admin-secret",
-		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
-	if code != http.StatusServiceUnavailable {
-		t.Fatalf("a write without the database = %d %v, want 503", code, body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := productionEnv(t)
+			env[tt.key] = tt.url
+			_, err := runCommand(t, env, "serve", "--addr", "127.0.0.1:0")
+			if !errors.Is(err, errRequirements) || strings.Count(err.Error(), "\n  - ") != len(tt.missing) {
+				t.Fatalf("serve = %v, want a refusal listing exactly %v", err, tt.missing)
+			}
+			for _, name := range tt.missing {
+				if !strings.Contains(err.Error(), "\n  - "+name+": ") {
+					t.Fatalf("serve = %v, want %s listed", err, name)
+				}
+			}
+		})
 	}
 }
 
@@ -131,15 +131,11 @@ func TestLazyStoreConnectsLater(t *testing.T) {
 	}
 }
 
-// A replica restarted while its database is unreachable serves the revision
-// the previous process wrote to the state directory.
+// A replica restarted while both stores are unreachable serves the
+// revision the previous process wrote to the state directory, says it is
+// degraded, and refuses writes.
 func TestServeRestartsFromTheStateFile(t *testing.T) {
-	dir := t.TempDir()
-	env := map[string]string{
-		"SWITCHYARD_DATABASE_URL": testDatabase(t),
-		"SWITCHYARD_TOKENS":       "admin:test-admin-secret,viewer:test-viewer-secret",
-		"SWITCHYARD_STATE_DIR":    dir,
-	}
+	env := productionEnv(t)
 	first := startServe(t, env)
 	code, body := post(t, first, "/v1/admin/runtime/flags", "test-admin-secret",
 		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
@@ -147,7 +143,7 @@ func TestServeRestartsFromTheStateFile(t *testing.T) {
 		t.Fatalf("change = %d %v, stop = %v", code, body, err)
 	}
 
-	env["SWITCHYARD_DATABASE_URL"] = unreachableURL
+	env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"] = unreachableURL, unreachableRedis
 	second := startServe(t, env)
 	defer func() {
 		if err := second.stop(); err != nil {
@@ -158,6 +154,17 @@ func TestServeRestartsFromTheStateFile(t *testing.T) {
 	md, _ := body["metadata"].(map[string]any)
 	if code != http.StatusOK || body["value"] != true || body["reason"] != "STALE" || md["stale"] != true || md["revision"] != float64(2) {
 		t.Fatalf("EXAM_MODE = %d %v, want true, STALE, stale, revision 2 from the state file", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, second.url+"/readyz", nil)
+	code, body = send(t, req)
+	if code != http.StatusServiceUnavailable || body["status"] != "degraded" ||
+		!strings.Contains(body["reason"].(string), "last-known-good revision 2") {
+		t.Fatalf("readyz = %d %v, want 503 degraded naming the state file", code, body)
+	}
+	code, body = post(t, second, "/v1/admin/runtime/flags", "test-admin-secret",
+		`{"flag":"EXAM_MODE","value":false,"phrase":"DISABLE EXAM MODE","reason":"exam over"}`)
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("a write without the database = %d %v, want 503", code, body)
 	}
 }
 
@@ -184,9 +191,15 @@ func TestLazyStoreHandsOverListeners(t *testing.T) {
 }
 
 // A database server that answers with an error is no outage: the probe
-// lets the start go on, and the start fails with the real problem.
+// says it answered, and the start is refused naming the real problem even
+// with a last-known-good file to serve.
 func TestServeFailsWhenTheDatabaseRefuses(t *testing.T) {
-	u, err := url.Parse(storetest.ServiceURL(t, "SWITCHYARD_TEST_DATABASE_URL"))
+	env := productionEnv(t)
+	first := startServe(t, env)
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(env["SWITCHYARD_DATABASE_URL"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,11 +207,9 @@ func TestServeFailsWhenTheDatabaseRefuses(t *testing.T) {
 	if err := probeDatabase(context.Background(), u.String()); err != nil {
 		t.Fatalf("probeDatabase of a missing database = %v, want nil: the server answered", err)
 	}
-	_, err = runCommand(t, map[string]string{
-		"SWITCHYARD_DATABASE_URL": u.String(),
-		"SWITCHYARD_TOKENS":       "admin:test-admin-secret",
-	}, "serve", "--addr", "127.0.0.1:0")
-	if err == nil || !strings.Contains(err.Error(), "migrate") {
-		t.Fatalf("serve over a missing database = %v, want the migration's failure", err)
+	env["SWITCHYARD_DATABASE_URL"] = u.String()
+	_, err = runCommand(t, env, "serve", "--addr", "127.0.0.1:0")
+	if !errors.Is(err, errRequirements) || !strings.Contains(err.Error(), "- database: ") || !strings.Contains(err.Error(), "switchyard_no_such_database") {
+		t.Fatalf("serve over a missing database = %v, want a refusal naming the database's error", err)
 	}
 }

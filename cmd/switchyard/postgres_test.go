@@ -22,6 +22,23 @@ func testDatabase(t testing.TB) string {
 	return u
 }
 
+// productionEnv is the environment of a production replica that meets
+// every requirement: a fresh schema, Redis under a key prefix of its own,
+// an admin and a viewer token and a state directory. Tests change what
+// they are about.
+func productionEnv(t testing.TB) map[string]string {
+	t.Helper()
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	return map[string]string{
+		"SWITCHYARD_DATABASE_URL": testDatabase(t),
+		"SWITCHYARD_REDIS_URL":    storetest.ServiceURL(t, "SWITCHYARD_TEST_REDIS_URL"),
+		"SWITCHYARD_REDIS_PREFIX": "switchyard_cmd_test_" + hex.EncodeToString(id[:]) + ":",
+		"SWITCHYARD_TOKENS":       "admin:test-admin-secret,viewer:test-viewer-secret",
+		"SWITCHYARD_STATE_DIR":    t.TempDir(),
+	}
+}
+
 func runCommand(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -34,10 +51,7 @@ func runCommand(t *testing.T, env map[string]string, args ...string) (string, er
 // The README runbook runs against Postgres, the state survives a restart,
 // and the audit chain verifies from the command line.
 func TestRunbookInProductionMode(t *testing.T) {
-	env := map[string]string{
-		"SWITCHYARD_DATABASE_URL": testDatabase(t),
-		"SWITCHYARD_TOKENS":       "admin:test-admin-secret,viewer:test-viewer-secret",
-	}
+	env := productionEnv(t)
 	if out, err := runCommand(t, env, "migrate", "status"); err != nil || !strings.Contains(out, "pending") {
 		t.Fatalf("migrate status before up = %q, %v; want pending migrations", out, err)
 	}
@@ -79,18 +93,10 @@ func TestRunbookInProductionMode(t *testing.T) {
 // Two replicas sharing Postgres and Redis: a change made through one is
 // served by the other through invalidation, long before any TTL expires.
 func TestReplicasConverge(t *testing.T) {
-	redisURL := storetest.ServiceURL(t, "SWITCHYARD_TEST_REDIS_URL")
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	env := map[string]string{
-		"SWITCHYARD_DATABASE_URL": testDatabase(t),
-		"SWITCHYARD_REDIS_URL":    redisURL,
-		"SWITCHYARD_REDIS_PREFIX": "switchyard_cmd_test_" + hex.EncodeToString(b[:]) + ":",
-		"SWITCHYARD_TOKENS":       "admin:test-admin-secret",
-		// Only invalidation can deliver the change within the test.
-		"SWITCHYARD_CACHE_TTL": "10m",
-		"SWITCHYARD_REDIS_TTL": "10m",
-	}
+	env := productionEnv(t)
+	// Only invalidation can deliver the change within the test.
+	env["SWITCHYARD_CACHE_TTL"] = "10m"
+	env["SWITCHYARD_REDIS_TTL"] = "10m"
 	a := startServe(t, env)
 	defer a.stop()
 	b2 := startServe(t, env, "--migrate=false")

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // BenchmarkPropagation measures how long a change made through one replica
@@ -21,18 +17,11 @@ import (
 // run, so only invalidation (NOTIFY, Redis pub/sub) can deliver it.
 // Reports p50 and p99 in milliseconds.
 func BenchmarkPropagation(b *testing.B) {
-	redisURL := storetest.ServiceURL(b, "SWITCHYARD_TEST_REDIS_URL")
-	var id [6]byte
-	_, _ = rand.Read(id[:])
-	env := map[string]string{
-		"SWITCHYARD_DATABASE_URL": testDatabase(b),
-		"SWITCHYARD_REDIS_URL":    redisURL,
-		"SWITCHYARD_REDIS_PREFIX": "switchyard_bench_" + hex.EncodeToString(id[:]) + ":",
-		"SWITCHYARD_TOKENS":       "admin:bench-admin-secret",
-		"SWITCHYARD_CACHE_TTL":    "1h",
-		"SWITCHYARD_REDIS_TTL":    "1h",
-		"SWITCHYARD_LOG_LEVEL":    "error",
-	}
+	env := productionEnv(b)
+	env["SWITCHYARD_TOKENS"] = "admin:bench-admin-secret"
+	env["SWITCHYARD_CACHE_TTL"] = "1h"
+	env["SWITCHYARD_REDIS_TTL"] = "1h"
+	env["SWITCHYARD_LOG_LEVEL"] = "error"
 	a := startServe(b, env)
 	defer a.stop()
 	followers := []*process{startServe(b, env, "--migrate=false"), startServe(b, env, "--migrate=false")}

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,8 +37,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("SWITCHYARD_TOKENS: %w", err)
 	}
-	if len(tokens) == 0 && cfg.Mode == "production" {
-		return errors.New("production mode needs admin tokens: set SWITCHYARD_TOKENS (admin:<secret>,viewer:<secret>)")
+	be := &backends{cfg: cfg, logger: logger, adminTokens: slices.ContainsFunc(tokens, func(t server.Token) bool { return t.Role == server.RoleAdmin })}
+	// Released last, after the server has drained: whatever store is open
+	// then, the start mode's or one a live switch opened.
+	defer be.close()
+	var st store.Store = memory.NewDemo()
+	var release func()
+	if cfg.Mode == server.ModeProduction {
+		if err := startable(ctx, be, cfg, logger); err != nil {
+			return err
+		}
+		if st, release, err = openProduction(ctx, cfg, logger, true); err != nil {
+			return err
+		}
+		release = be.track(release)
 	}
 	if len(tokens) == 0 {
 		secret, err := newToken()
@@ -48,17 +62,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		// log storage; it dies with the process.
 		fmt.Fprintf(stdout, "demo admin token (generated, shown once): %s\n", secret)
 	}
-	st, closeStore, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
 	handler := server.NewServer(logger, server.Config{
-		Mode:       cfg.Mode,
-		Tokens:     tokens,
-		SessionTTL: cfg.SessionTTL,
-		CacheTTL:   cfg.CacheTTL,
-		StateDir:   cfg.StateDir,
+		Mode:         cfg.Mode,
+		ModeSource:   cfg.ModeSource,
+		Backends:     be,
+		ReleaseStore: release,
+		Tokens:       tokens,
+		SessionTTL:   cfg.SessionTTL,
+		CacheTTL:     cfg.CacheTTL,
+		StateDir:     cfg.StateDir,
 	}, st)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -95,16 +107,39 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-// openStore returns the store of the configured mode and the function that
-// releases it: the in-memory demo fixtures, or Postgres (migrated first
-// unless told not to, with the expired-session sweeper running), behind the
-// Redis cache when a Redis URL is set. When nothing answers at the
-// database's address the replica starts anyway, over a lazyStore that
-// connects in the background: reads never fail because a store did.
-func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (store.Store, func(), error) {
-	if cfg.Mode == "demo" {
-		return memory.NewDemo(), func() {}, nil
+// startCheckTimeout bounds the check of production's requirements at
+// start; each probe has its own shorter deadline.
+const startCheckTimeout = 15 * time.Second
+
+// startable checks production's requirements before a production start and
+// returns an error naming each one missing. A replica whose state directory
+// holds production's last-known-good file starts through an outage (a store
+// that does not answer, nothing misconfigured): it serves that file until
+// the stores answer, as a replica restarted in an outage must.
+func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, startCheckTimeout)
+	defer cancel()
+	missing := unmet(be.check(ctx))
+	if len(missing) == 0 {
+		return nil
 	}
+	if _, err := os.Stat(server.StateFilePath(cfg.StateDir, server.ModeProduction)); err == nil && onlyOutages(missing) {
+		for _, r := range missing {
+			logger.Error("starting production through an outage: serving the last-known-good file until the stores answer",
+				"requirement", r.Name, "detail", r.Detail)
+		}
+		return nil
+	}
+	return refusal(missing)
+}
+
+// openProduction returns Postgres (migrated first unless told not to, with
+// the expired-session sweeper running) behind the Redis cache, and the
+// function that releases it. With lazy set, a database where nothing
+// answers gives a lazyStore that connects in the background: a replica
+// started through an outage serves its state file meanwhile, for reads
+// never fail because a store did.
+func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazy bool) (store.Store, func(), error) {
 	// Background loops run until the store is released, not until a
 	// signal: serve drains requests first and releases the store last.
 	bg, stopBackground := context.WithCancel(context.Background())
@@ -130,19 +165,19 @@ func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (store.Sto
 			closeConnected()
 		}
 	}
-	if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
+	if err := probeIf(ctx, lazy, cfg.DatabaseURL); err != nil {
 		logger.Error("starting WITHOUT the database: evaluations are served from the state file or the "+
 			"conservative fallback and writes are refused until it answers", "err", err, "retry_every", reconnectInterval.String())
-		lazy := &lazyStore{cause: err}
+		l := &lazyStore{cause: err}
 		wg.Go(func() {
-			lazy.run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
+			l.run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
 				if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
 					return nil, err
 				}
 				return connect(ctx)
 			})
 		})
-		return lazy, release, nil
+		return l, release, nil
 	}
 	st, err := connect(ctx)
 	if err != nil {
@@ -153,7 +188,7 @@ func openStore(ctx context.Context, cfg *config, logger *slog.Logger) (store.Sto
 }
 
 // connectPostgres migrates (unless told not to) and opens Postgres, behind
-// the Redis cache when a Redis URL is set, and starts their background
+// the Redis cache, and starts their background
 // loops on bg under wg. The function it returns releases what it opened
 // once those loops have stopped.
 func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, logger *slog.Logger) (store.Store, func(), error) {
@@ -167,10 +202,6 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the database: %w", err)
-	}
-	if cfg.RedisURL == "" {
-		wg.Go(func() { pg.RunSweeper(bg, sweepInterval) })
-		return pg, pg.Close, nil
 	}
 	rdb, err := rediscache.NewClient(cfg.RedisURL)
 	if err != nil {
@@ -188,6 +219,14 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 		pg.Close()
 		_ = rdb.Close()
 	}, nil
+}
+
+// probeIf probes the database at url when asked to, else reports nothing.
+func probeIf(ctx context.Context, probe bool, url string) error {
+	if !probe {
+		return nil
+	}
+	return probeDatabase(ctx, url)
 }
 
 // sweepInterval is how often expired session snapshots are removed.

@@ -37,20 +37,16 @@ type status struct {
 	Degraded string `json:"degraded,omitempty"`
 }
 
-func (s *server) statusOf(rev *evaluator.Revision) status {
+func (b *backend) statusOf(rev *evaluator.Revision) status {
 	rt := evaluator.Resolve(rev)
 	overrides := rev.Overrides
 	if overrides == nil {
 		overrides = map[string]evaluator.Override{}
 	}
-	mode := s.cfg.Mode
-	if mode == "" {
-		mode = "demo"
-	}
 	return status{
 		Revision:  rev.Number,
 		CreatedAt: rev.CreatedAt,
-		Mode:      mode,
+		Mode:      b.mode,
 		Flags:     rev.System,
 		Profile:   rev.ActiveProfile,
 		Overrides: overrides,
@@ -66,20 +62,22 @@ func revisionETag(n int64) string { return `"` + itoa(n) + `"` }
 // getStatus serves GET /v1/admin/runtime/status, read from the store so an
 // operator always sees the truth, not a cached copy.
 func (s *server) getStatus(c *gin.Context) {
+	b, done := s.acquire()
+	defer done()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readTimeout)
 	defer cancel()
-	rev, err := s.store.Current(ctx)
+	rev, err := b.store.Current(ctx)
 	if err != nil {
 		// Say what evaluations are served meanwhile, as /readyz does.
 		if asError(err).Code == evaluator.CodeUnavailable {
-			err = evaluator.Errorf(evaluator.CodeUnavailable, "degraded: %s", s.degradedReason(err))
+			err = evaluator.Errorf(evaluator.CodeUnavailable, "degraded: %s", b.degradedReason(err))
 		}
 		s.fail(c, err)
 		return
 	}
-	s.flags.read(rev)
-	st := s.statusOf(rev)
-	st.Degraded, _ = s.degraded()
+	b.flags.read(rev)
+	st := b.statusOf(rev)
+	st.Degraded, _ = b.degraded()
 	c.Header("ETag", revisionETag(rev.Number))
 	c.JSON(http.StatusOK, st)
 }
@@ -106,14 +104,44 @@ type plan struct {
 	mutation evaluator.Mutation
 }
 
-// change runs the audited pipeline every change route shares: decode the
-// body, check the role, the reason, the request and the phrase, then apply
-// the mutation in the store at the expected revision. A refusal before the
-// store is recorded with store.Reject; the store records its own.
+// change runs the audited pipeline every change route shares: admit the
+// request, then apply the mutation in the store at the expected revision.
 //
 // target names the change in the audit log when the body cannot be
 // planned; toPlan turns the decoded body into the change.
 func (s *server) change(c *gin.Context, action, target string, req changeRequest, toPlan func() (plan, error)) {
+	b, done := s.acquire()
+	defer done()
+	attempt, p, ok := s.admit(c, b, action, target, req, toPlan)
+	if !ok {
+		return
+	}
+	expected, err := parseIfMatch(c.GetHeader("If-Match"))
+	if err != nil {
+		s.reject(c, b, attempt, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), writeTimeout)
+	defer cancel()
+	rev, entry, err := b.store.Apply(ctx, store.Change{Attempt: attempt, Expected: expected, Mutation: p.mutation})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := b.flags.install(rev); err != nil {
+		s.logger.Error("install the new revision", "revision", rev.Number, "err", err)
+	}
+	s.logger.Info("runtime changed", "action", entry.Action, "target", entry.Target, "actor", entry.Actor,
+		"revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID)
+	c.Header("ETag", revisionETag(rev.Number))
+	c.JSON(http.StatusOK, gin.H{"audit_seq": entry.Seq, "status": b.statusOf(rev)})
+}
+
+// admit decodes a change request and checks the role, the reason, the
+// request and the phrase. A refusal is recorded in b's audit log with
+// store.Reject and answered, and admit returns false; otherwise it returns
+// the attempt to record and the plan.
+func (s *server) admit(c *gin.Context, b *backend, action, target string, req changeRequest, toPlan func() (plan, error)) (store.Attempt, plan, bool) {
 	who := principalOf(c)
 	decodeErr := decodeStrict(c.Request.Body, req)
 	conf := req.confirm()
@@ -134,55 +162,37 @@ func (s *server) change(c *gin.Context, action, target string, req changeRequest
 			attempt.Target = p.target
 		}
 	}
+	var refusal error
 	switch {
 	case who.role != RoleAdmin:
-		s.reject(c, attempt, evaluator.Errorf(evaluator.CodeForbidden, "the %s role cannot change the runtime; use an admin token", who.role))
-		return
+		refusal = evaluator.Errorf(evaluator.CodeForbidden, "the %s role cannot change the runtime; use an admin token", who.role)
 	case decodeErr != nil:
-		s.reject(c, attempt, decodeErr)
-		return
+		refusal = decodeErr
 	case strings.TrimSpace(conf.Reason) == "":
-		s.reject(c, attempt, evaluator.Errorf(evaluator.CodeReasonRequired, "reason is required: say why the change is made, for the audit log"))
-		return
+		refusal = evaluator.Errorf(evaluator.CodeReasonRequired, "reason is required: say why the change is made, for the audit log")
 	case utf8.RuneCountInString(conf.Reason) > maxReasonLength:
-		s.reject(c, attempt, evaluator.Errorf(evaluator.CodeReasonRequired, "reason must be at most %d characters", maxReasonLength).
-			With("max_length", maxReasonLength))
-		return
+		refusal = evaluator.Errorf(evaluator.CodeReasonRequired, "reason must be at most %d characters", maxReasonLength).
+			With("max_length", maxReasonLength)
 	case planErr != nil:
-		s.reject(c, attempt, planErr)
-		return
+		refusal = planErr
 	case conf.Phrase != p.phrase:
-		s.reject(c, attempt, evaluator.Errorf(evaluator.CodePhraseMismatch, "phrase must be exactly %q", p.phrase).
-			With("expected_phrase", p.phrase))
-		return
+		refusal = evaluator.Errorf(evaluator.CodePhraseMismatch, "phrase must be exactly %q", p.phrase).
+			With("expected_phrase", p.phrase)
 	}
-	expected, err := parseIfMatch(c.GetHeader("If-Match"))
-	if err != nil {
-		s.reject(c, attempt, err)
-		return
+	if refusal != nil {
+		s.reject(c, b, attempt, refusal)
+		return attempt, p, false
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), writeTimeout)
-	defer cancel()
-	rev, entry, err := s.store.Apply(ctx, store.Change{Attempt: attempt, Expected: expected, Mutation: p.mutation})
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if err := s.flags.install(rev); err != nil {
-		s.logger.Error("install the new revision", "revision", rev.Number, "err", err)
-	}
-	s.logger.Info("runtime changed", "action", entry.Action, "target", entry.Target, "actor", entry.Actor,
-		"revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID)
-	c.Header("ETag", revisionETag(rev.Number))
-	c.JSON(http.StatusOK, gin.H{"audit_seq": entry.Seq, "status": s.statusOf(rev)})
+	return attempt, p, true
 }
 
-// reject records a refused attempt and answers the refusal. A failure to
-// record is logged; the caller still learns why the change was refused.
-func (s *server) reject(c *gin.Context, a store.Attempt, why error) {
+// reject records a refused attempt in b's audit log and answers the
+// refusal. A failure to record is logged; the caller still learns why the
+// change was refused.
+func (s *server) reject(c *gin.Context, b *backend, a store.Attempt, why error) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), writeTimeout)
 	defer cancel()
-	if _, err := s.store.Reject(ctx, a, why); err != nil {
+	if _, err := b.store.Reject(ctx, a, why); err != nil {
 		s.logger.Error("record a rejected attempt", "action", a.Action, "actor", a.Actor,
 			"request_id", a.RequestID, "why", why, "err", err)
 	}

@@ -31,9 +31,11 @@ func (s *server) listAudit(c *gin.Context) {
 		return
 	}
 	q := store.AuditQuery{Limit: store.ClampLimit(int(limit)), Before: before}
+	b, done := s.acquire()
+	defer done()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readTimeout)
 	defer cancel()
-	entries, err := s.store.Audit(ctx, q)
+	entries, err := b.store.Audit(ctx, q)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -62,10 +64,12 @@ func queryInt(c *gin.Context, name string) (int64, error) {
 // verifyAudit serves GET /v1/admin/audit/verify: walk the hash chain and
 // say whether it is intact, or which entry is the first that is not.
 func (s *server) verifyAudit(c *gin.Context) {
+	b, done := s.acquire()
+	defer done()
 	// Walking the whole chain is the one read that may take a while.
 	ctx, cancel := context.WithTimeout(c.Request.Context(), writeTimeout)
 	defer cancel()
-	v, err := s.store.VerifyAudit(ctx)
+	v, err := b.store.VerifyAudit(ctx)
 	if err != nil {
 		s.fail(c, err)
 		return

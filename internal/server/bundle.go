@@ -28,6 +28,8 @@ func bundleETag(revision int64, mode string) string {
 // reuse, 304 on a matching If-None-Match), or with ?revision=N that
 // revision, which never changes and may be cached for good.
 func (s *server) getBundle(c *gin.Context) {
+	b, done := s.acquire()
+	defer done()
 	var rev *evaluator.Revision
 	pinned := c.Query("revision") != ""
 	if pinned {
@@ -36,23 +38,19 @@ func (s *server) getBundle(c *gin.Context) {
 			s.fail(c, fieldError("revision", "must be a positive revision number"))
 			return
 		}
-		if rev, err = s.flags.revision(c.Request.Context(), n); err != nil {
+		if rev, err = b.flags.revision(c.Request.Context(), n); err != nil {
 			s.fail(c, err)
 			return
 		}
 	} else {
-		cur := s.flags.live(c.Request.Context())
+		cur := b.flags.live(c.Request.Context())
 		if cur.fallback {
 			s.fail(c, evaluator.Errorf(evaluator.CodeUnavailable, "the store has not been reached yet; try again"))
 			return
 		}
 		rev = cur.rev
 	}
-	mode := s.cfg.Mode
-	if mode == "" {
-		mode = "demo"
-	}
-	etag := bundleETag(rev.Number, mode)
+	etag := bundleETag(rev.Number, b.mode)
 	c.Header("ETag", etag)
 	if pinned {
 		c.Header("Cache-Control", "public, max-age=31536000, immutable")
@@ -63,5 +61,5 @@ func (s *server) getBundle(c *gin.Context) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	c.JSON(http.StatusOK, Bundle{Revision: rev, Mode: mode})
+	c.JSON(http.StatusOK, Bundle{Revision: rev, Mode: b.mode})
 }

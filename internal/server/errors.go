@@ -16,7 +16,7 @@ func statusFor(code evaluator.Code) int {
 	switch code {
 	case evaluator.CodeInvalidRequest, evaluator.CodePhraseMismatch, evaluator.CodeReasonRequired,
 		evaluator.CodeUnknownFlag, evaluator.CodeUnknownProfile, evaluator.CodeUnknownModule,
-		evaluator.CodeUnknownVersion:
+		evaluator.CodeUnknownVersion, evaluator.CodeRequirementsMissing:
 		return http.StatusBadRequest
 	case evaluator.CodeUnauthorized:
 		return http.StatusUnauthorized

@@ -29,21 +29,23 @@ func (s *server) healthz(c *gin.Context) {
 // degraded and the reason: a shared Redis failing must not make every
 // replica unready at once.
 func (s *server) readyz(c *gin.Context) {
+	b, done := s.acquire()
+	defer done()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
-	rev, err := s.store.Current(ctx)
+	rev, err := b.store.Current(ctx)
 	if err != nil {
-		s.logger.Warn("readiness check failed", "err", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": s.degradedReason(err)})
+		s.logger.Warn("readiness check failed", "mode", b.mode, "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": b.degradedReason(err)})
 		return
 	}
-	s.flags.read(rev)
-	served := s.flags.cur.Load()
+	b.flags.read(rev)
+	served := b.flags.cur.Load()
 	if served.replaceable() {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": s.servedReason(served)})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "degraded", "reason": b.servedReason(served)})
 		return
 	}
-	if reason, degraded := s.degraded(); degraded {
+	if reason, degraded := b.degraded(); degraded {
 		c.JSON(http.StatusOK, gin.H{"status": "degraded", "reason": reason, "revision": rev.Number, "served_revision": served.rev.Number})
 		return
 	}
@@ -52,26 +54,26 @@ func (s *server) readyz(c *gin.Context) {
 
 // degraded says whether the service runs degraded and why: it serves a
 // stand-in for the store's revision, or the store says it is degraded.
-func (s *server) degraded() (string, bool) {
-	if err := s.flags.lastStoreError(); err != nil {
-		return s.degradedReason(err), true
+func (b *backend) degraded() (string, bool) {
+	if err := b.flags.lastStoreError(); err != nil {
+		return b.degradedReason(err), true
 	}
-	if c := s.flags.cur.Load(); c.replaceable() {
-		return s.servedReason(c), true
+	if c := b.flags.cur.Load(); c.replaceable() {
+		return b.servedReason(c), true
 	}
-	if d, ok := s.store.(degradedReporter); ok {
+	if d, ok := b.store.(degradedReporter); ok {
 		return d.Degraded()
 	}
 	return "", false
 }
 
 // degradedReason names a store failure and what is served meanwhile.
-func (s *server) degradedReason(err error) string {
-	return "the store does not answer (" + asError(err).Message + "); " + s.servedReason(s.flags.cur.Load())
+func (b *backend) degradedReason(err error) string {
+	return "the store does not answer (" + asError(err).Message + "); " + b.servedReason(b.flags.cur.Load())
 }
 
 // servedReason names what evaluations are served from.
-func (s *server) servedReason(c *compiled) string {
+func (b *backend) servedReason(c *compiled) string {
 	switch {
 	case c.fallback:
 		return "serving the conservative fallback"

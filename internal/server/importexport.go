@@ -73,6 +73,8 @@ func (s *server) limitImportBody(c *gin.Context) {
 // the runtime, and a dry run never is one. A request whose body cannot be
 // decoded is not known to be a dry run, so its refusal is audited.
 func (s *server) importFlags(c *gin.Context) {
+	b, done := s.acquire()
+	defer done()
 	who := principalOf(c)
 	var req importRequest
 	decodeErr := decodeStrict(c.Request.Body, &req)
@@ -91,7 +93,7 @@ func (s *server) importFlags(c *gin.Context) {
 			s.fail(c, why)
 			return
 		}
-		s.reject(c, attempt, why)
+		s.reject(c, b, attempt, why)
 	}
 	switch {
 	case who.role != RoleAdmin:
@@ -131,21 +133,21 @@ func (s *server) importFlags(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), writeTimeout)
 	defer cancel()
-	rev, entry, err := s.store.Apply(ctx, store.Change{
+	rev, entry, err := b.store.Apply(ctx, store.Change{
 		Attempt: attempt, Expected: expected, Mutation: evaluator.ImportFlags(res.Document),
 	})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := s.flags.install(rev); err != nil {
+	if err := b.flags.install(rev); err != nil {
 		s.logger.Error("install the new revision", "revision", rev.Number, "err", err)
 	}
 	imported := slices.Sorted(maps.Keys(res.Document.Flags))
 	s.logger.Info("flags imported", "format", req.Format, "flags", len(imported), "notes", len(res.Report),
 		"actor", entry.Actor, "revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID)
 	c.Header("ETag", revisionETag(rev.Number))
-	c.JSON(http.StatusOK, importResult{AuditSeq: entry.Seq, Status: s.statusOf(rev), Report: res.Report, Imported: imported})
+	c.JSON(http.StatusOK, importResult{AuditSeq: entry.Seq, Status: b.statusOf(rev), Report: res.Report, Imported: imported})
 }
 
 // exportFlags serves GET /v1/admin/export?format=flagd: the current
@@ -158,13 +160,15 @@ func (s *server) exportFlags(c *gin.Context) {
 			With("field", "format"))
 		return
 	}
+	b, done := s.acquire()
+	defer done()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readTimeout)
 	defer cancel()
-	rev, err := s.store.Current(ctx)
+	rev, err := b.store.Current(ctx)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.Header("ETag", revisionETag(rev.Number))
-	c.JSON(http.StatusOK, evaluator.Export(rev, s.cfg.Mode))
+	c.JSON(http.StatusOK, evaluator.Export(rev, b.mode))
 }

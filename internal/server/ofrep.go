@@ -129,16 +129,18 @@ type evaluation struct {
 // flagSetFor returns the live flag set, or the pinned flag set of the
 // session the context names, pinning the session at first sight.
 func (s *server) flagSetFor(ctx context.Context, evalCtx map[string]any) (evaluation, error) {
+	b, done := s.acquire()
+	defer done()
 	id, ok := evalCtx[sessionAttribute].(string)
 	if !ok {
-		c := s.flags.live(ctx)
+		c := b.flags.live(ctx)
 		return evaluation{set: c.set, fallback: c.fallback, stale: c.stale}, nil
 	}
-	snap, err := s.snapshot(ctx, id, true)
+	snap, err := s.snapshot(ctx, b, id, true)
 	if err != nil {
 		return evaluation{}, err
 	}
-	fs, err := s.flags.forRevision(ctx, snap.Revision)
+	fs, err := b.flags.forRevision(ctx, snap.Revision)
 	if err != nil {
 		return evaluation{}, err
 	}

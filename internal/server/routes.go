@@ -37,6 +37,13 @@ func (s *server) routes(r *gin.Engine) {
 	admin.GET("/audit", s.listAudit)
 	admin.GET("/audit/verify", s.verifyAudit)
 	admin.GET("/export", s.exportFlags)
+	admin.GET("/system-mode/current", s.getSystemMode)
+	admin.POST("/system-mode/toggle", s.toggleSystemMode)
+
+	// The system mode also has the short paths of the operator runbook.
+	mode := api.Group("/system-mode", s.authenticate)
+	mode.GET("/current", s.getSystemMode)
+	mode.POST("/toggle", s.toggleSystemMode)
 
 	r.POST("/v1/admin/import", s.limitImportBody, s.authenticate, s.importFlags)
 }

@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
-	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -38,9 +38,19 @@ type Token struct {
 // Config is the server's settings. Zero durations and sizes take the
 // defaults below, so callers set only what they change.
 type Config struct {
-	// Mode is "demo" or "production"; it is served as the SYSTEM_MODE flag
-	// and in the admin status.
-	Mode   string
+	// Mode is ModeDemo (the default) or ModeProduction: the mode of the
+	// store NewServer is given. It is served as the SYSTEM_MODE flag and in
+	// the admin status.
+	Mode string
+	// ModeSource says how the start mode was chosen (a flag, an
+	// environment variable, the default), for GET /system-mode/current.
+	ModeSource string
+	// Backends opens the store of each mode for a live switch and checks
+	// production's requirements; nil: the mode cannot be switched live.
+	Backends Backends
+	// ReleaseStore releases the store NewServer is given once a live
+	// switch has retired it; nil: its owner releases it.
+	ReleaseStore func()
 	Tokens []Token
 	// SessionTTL is how long a session's snapshot lives; 24h when 0.
 	SessionTTL time.Duration
@@ -69,18 +79,25 @@ const (
 type server struct {
 	logger *slog.Logger
 	cfg    Config
-	store  store.Store
 	auth   *authenticator
-	flags  *flagSets
-	// snapshots caches session snapshots, which never change.
-	snapshots *lru.Cache[string, evaluator.Snapshot]
-	now       func() time.Time
+	// backend is the store of the mode being served, with its caches; a
+	// live mode switch replaces it (see acquire).
+	backend atomic.Pointer[backend]
+	// switching orders mode switches: one at a time.
+	switching sync.Mutex
+	// record says when and by whom the mode was set, and a desired
+	// mode recorded by a forced switch that needs a restart.
+	record  atomic.Pointer[modeRecord]
+	now     func() time.Time
 }
 
-// NewServer returns the HTTP API over st. It loads the current revision
-// once so the first evaluation is served warm; when the store does not
-// answer it logs and serves the last-known-good file's revision, or the
-// conservative fallback, until it does.
+// NewServer returns the HTTP API over st, the store of cfg.Mode. It loads
+// the current revision once so the first evaluation is served warm; when
+// the store does not answer it logs and serves the last-known-good file's
+// revision, or the conservative fallback, until it does. The caller owns
+// st unless cfg.ReleaseStore hands it over; a store opened by a mode
+// switch (cfg.Backends) is released by the server when it is switched away
+// from.
 func NewServer(logger *slog.Logger, cfg Config, st store.Store) http.Handler {
 	return newHandler(logger, cfg, st, time.Now)
 }
@@ -97,21 +114,19 @@ func newHandler(logger *slog.Logger, cfg Config, st store.Store, now func() time
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = defaultMaxBodyBytes
 	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeDemo
+	}
 	s := &server{
-		logger:    logger,
-		cfg:       cfg,
-		store:     st,
-		auth:      newAuthenticator(cfg.Tokens),
-		flags:     newFlagSets(logger, st, cfg.Mode, cfg.CacheTTL, now, cfg.StateDir),
-		snapshots: lru.New[string, evaluator.Snapshot](snapshotsCached),
-		now:       now,
+		logger: logger,
+		cfg:    cfg,
+		auth:   newAuthenticator(cfg.Tokens),
+		now:    now,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	s.flags.warm(ctx)
-	if n, ok := st.(changeNotifier); ok {
-		n.OnChange(s.flags.announced)
-	}
+	s.backend.Store(s.newBackend(ctx, cfg.Mode, st, cfg.ReleaseStore))
+	s.record.Store(&modeRecord{Mode: cfg.Mode, SetAt: now().UTC(), SetBy: "startup", Reason: cfg.ModeSource})
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.

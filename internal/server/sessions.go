@@ -18,22 +18,22 @@ const maxUserIDLength = 256
 // snapshot returns the live snapshot of session id: from the cache until it
 // expires (snapshots never change), else from the store. With create set, a
 // session the store does not know is pinned now, first writer wins.
-func (s *server) snapshot(ctx context.Context, id string, create bool) (evaluator.Snapshot, error) {
-	if snap, ok := s.snapshots.Get(id); ok {
+func (s *server) snapshot(ctx context.Context, b *backend, id string, create bool) (evaluator.Snapshot, error) {
+	if snap, ok := b.snapshots.Get(id); ok {
 		if s.now().Before(snap.ExpiresAt) {
 			return snap, nil
 		}
-		s.snapshots.Remove(id)
+		b.snapshots.Remove(id)
 	}
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	snap, err := s.store.Session(rctx, id)
+	snap, err := b.store.Session(rctx, id)
 	switch {
 	case err == nil:
-		s.snapshots.Add(id, snap)
+		b.snapshots.Add(id, snap)
 		return snap, nil
 	case create && evaluator.ErrorCode(err) == evaluator.CodeNotFound:
-		snap, _, err := s.pin(ctx, id, "")
+		snap, _, err := s.pin(ctx, b, id, "")
 		return snap, err
 	}
 	return evaluator.Snapshot{}, err
@@ -41,21 +41,21 @@ func (s *server) snapshot(ctx context.Context, id string, create bool) (evaluato
 
 // pin creates session id's snapshot from the store's current revision,
 // unless another request created it first, and returns the stored one.
-func (s *server) pin(ctx context.Context, id, userID string) (snap evaluator.Snapshot, created bool, err error) {
+func (s *server) pin(ctx context.Context, b *backend, id, userID string) (snap evaluator.Snapshot, created bool, err error) {
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	cur, err := s.store.Current(wctx)
+	cur, err := b.store.Current(wctx)
 	if err != nil {
 		return evaluator.Snapshot{}, false, err
 	}
-	if err := s.flags.install(cur); err != nil {
+	if err := b.flags.install(cur); err != nil {
 		s.logger.Error("install the current revision", "revision", cur.Number, "err", err)
 	}
-	snap, created, err = s.store.CreateSession(wctx, evaluator.NewSnapshot(id, userID, cur, s.now(), s.cfg.SessionTTL))
+	snap, created, err = b.store.CreateSession(wctx, evaluator.NewSnapshot(id, userID, cur, s.now(), s.cfg.SessionTTL))
 	if err != nil {
 		return evaluator.Snapshot{}, false, err
 	}
-	s.snapshots.Add(id, snap)
+	b.snapshots.Add(id, snap)
 	return snap, created, nil
 }
 
@@ -81,7 +81,9 @@ func (s *server) createSession(c *gin.Context) {
 		s.fail(c, fieldError("user_id", "must be at most %d characters", maxUserIDLength))
 		return
 	}
-	snap, created, err := s.pin(c.Request.Context(), req.SessionID, req.UserID)
+	b, done := s.acquire()
+	defer done()
+	snap, created, err := s.pin(c.Request.Context(), b, req.SessionID, req.UserID)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -100,7 +102,9 @@ func (s *server) getSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	snap, err := s.snapshot(c.Request.Context(), id, false)
+	b, done := s.acquire()
+	defer done()
+	snap, err := s.snapshot(c.Request.Context(), b, id, false)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -10,8 +10,14 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
-// stateFileName is the last-known-good file inside Config.StateDir.
-const stateFileName = "last-known-good.json"
+// StateFilePath is the last-known-good file of mode inside Config.StateDir,
+// last-known-good.production.json or last-known-good.demo.json: one file a
+// mode, so a replica switched to demo and back keeps production's file.
+// switchyard serve looks for production's before starting through an
+// outage.
+func StateFilePath(dir, mode string) string {
+	return filepath.Join(dir, "last-known-good."+mode+".json")
+}
 
 // stateFile is the last-known-good file's content: the revision a replica
 // last installed, so that a replica restarted while every store is down
@@ -31,7 +37,8 @@ func writeStateFile(dir string, rev *evaluator.Revision, mode string, now time.T
 	if err != nil {
 		return fmt.Errorf("encode revision %d: %w", rev.Number, err)
 	}
-	tmp, err := os.CreateTemp(dir, stateFileName+".*.tmp")
+	path := StateFilePath(dir, mode)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("create a temporary state file in %s: %w", dir, err)
 	}
@@ -52,18 +59,18 @@ func writeStateFile(dir string, rev *evaluator.Revision, mode string, now time.T
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
-	path := filepath.Join(dir, stateFileName)
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
 	return nil
 }
 
-// readStateFile reads and validates the last-known-good revision of dir. A
-// file of another mode is refused: a demo revision must not reach a
-// production replica sharing the directory, nor the reverse.
+// readStateFile reads and validates the last-known-good revision of mode in
+// dir. A file written in another mode is refused, even under this mode's
+// name: a demo revision must never reach a production replica, nor the
+// reverse.
 func readStateFile(dir, mode string) (*evaluator.Revision, error) {
-	path := filepath.Join(dir, stateFileName)
+	path := StateFilePath(dir, mode)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read the state file: %w", err)

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,12 +33,20 @@ func TestStateFileRoundTrip(t *testing.T) {
 		}},
 		{name: "no file", mode: "production", prepare: func(*testing.T, string) {}, wantErr: "no such file"},
 		{name: "corrupt", mode: "production", prepare: func(t *testing.T, dir string) {
-			if err := os.WriteFile(filepath.Join(dir, stateFileName), []byte(`{"revision":`), 0o600); err != nil {
+			if err := os.WriteFile(StateFilePath(dir, "production"), []byte(`{"revision":`), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}, wantErr: "decode"},
-		{name: "another mode", mode: "production", prepare: func(t *testing.T, dir string) {
+		{name: "only another mode's file", mode: "production", prepare: func(t *testing.T, dir string) {
 			if err := writeStateFile(dir, good, "demo", at); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: "no such file"},
+		{name: "another mode's file under this mode's name", mode: "production", prepare: func(t *testing.T, dir string) {
+			if err := writeStateFile(dir, good, "demo", at); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(StateFilePath(dir, "demo"), StateFilePath(dir, "production")); err != nil {
 				t.Fatal(err)
 			}
 		}, wantErr: `written in "demo" mode`},
@@ -63,7 +70,7 @@ func TestStateFileRoundTrip(t *testing.T) {
 			if err != nil || rev.Number != good.Number || rev.ActiveProfile != good.ActiveProfile {
 				t.Fatalf("readStateFile = %+v, %v; want revision %d back", rev, err, good.Number)
 			}
-			info, err := os.Stat(filepath.Join(dir, stateFileName))
+			info, err := os.Stat(StateFilePath(dir, tt.mode))
 			if err != nil || info.Mode().Perm() != 0o600 {
 				t.Fatalf("state file mode = %v, %v; want 0600", info.Mode().Perm(), err)
 			}
@@ -167,7 +174,7 @@ func TestConservativeFallbackWithoutAStateFile(t *testing.T) {
 	}{
 		{name: "no file", prepare: func(*testing.T, string) {}},
 		{name: "corrupt file", prepare: func(t *testing.T, dir string) {
-			if err := os.WriteFile(filepath.Join(dir, stateFileName), []byte("not json"), 0o600); err != nil {
+			if err := os.WriteFile(StateFilePath(dir, "demo"), []byte("not json"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},

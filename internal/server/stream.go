@@ -112,13 +112,16 @@ func shutdownOf(ctx context.Context) <-chan struct{} {
 // at once, then one `revision` event per newly installed revision, and a
 // comment heartbeat while idle. Changes made through this server are sent
 // at once, other replicas' once the cache TTL reload sees them. It ends when
-// the client goes away or the server shuts down.
+// the client goes away, the server shuts down or the mode is switched (the
+// client then reconnects and reads the new mode's revision).
 func (s *server) stream(c *gin.Context) {
-	events, unsubscribe := s.flags.changes.subscribe()
+	b, done := s.acquire()
+	defer done()
+	events, unsubscribe := b.flags.changes.subscribe()
 	defer unsubscribe()
 	ctx := c.Request.Context()
 	shutdown := shutdownOf(ctx)
-	cur := s.flags.live(ctx)
+	cur := b.flags.live(ctx)
 
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -142,6 +145,8 @@ func (s *server) stream(c *gin.Context) {
 			return
 		case <-shutdown:
 			return
+		case <-b.done:
+			return
 		case ev, ok := <-events:
 			if !ok {
 				return
@@ -154,7 +159,7 @@ func (s *server) stream(c *gin.Context) {
 				return
 			}
 		case <-reload.C:
-			s.flags.live(ctx)
+			b.flags.live(ctx)
 		case <-heartbeat.C:
 			if _, err := c.Writer.WriteString(": heartbeat\n\n"); err != nil {
 				return

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/memory"
+	"github.com/switchyard-dev/switchyard/store/postgres"
+	"github.com/switchyard-dev/switchyard/store/rediscache"
+)
+
+// The names of production's requirements, as GET /system-mode/current and
+// a refused start list them.
+const (
+	reqDatabaseURL = "database_url"
+	reqDatabase    = "database"
+	reqMigrations  = "migrations"
+	reqRedisURL    = "redis_url"
+	reqRedis       = "redis"
+	reqAdminTokens = "admin_tokens"
+	reqStateDir    = "state_dir"
+)
+
+// backends opens the store of each mode for switchyard serve and checks
+// production's requirements; it is the server's server.Backends. It keeps
+// the release function of every store it opened, so serve releases
+// whatever is still open when it stops, whichever mode it ended in.
+type backends struct {
+	cfg    *config
+	logger *slog.Logger
+	// adminTokens says whether SWITCHYARD_TOKENS configures an admin token,
+	// rather than demo mode generating one.
+	adminTokens bool
+
+	mu     sync.Mutex
+	opened []func()
+}
+
+var _ server.Backends = (*backends)(nil)
+
+// requirement is a checked requirement and whether its failure is an
+// outage (a store that does not answer), which a replica holding a
+// last-known-good file may start through, rather than a misconfiguration.
+type requirement struct {
+	server.Requirement
+	outage bool
+}
+
+// Requirements implements server.Backends.
+func (b *backends) Requirements(ctx context.Context) []server.Requirement {
+	checked := b.check(ctx)
+	out := make([]server.Requirement, len(checked))
+	for i, r := range checked {
+		out[i] = r.Requirement
+	}
+	return out
+}
+
+// check checks production's requirements; the database and Redis are
+// probed at once, each within ctx's deadline.
+func (b *backends) check(ctx context.Context) []requirement {
+	cfg := b.cfg
+	reqs := []requirement{
+		{Requirement: server.Requirement{Name: reqDatabaseURL, Met: cfg.DatabaseURL != "",
+			Why: "Postgres is production's audited truth: every change and its audit row are stored there (--database-url, SWITCHYARD_DATABASE_URL)"}},
+		{Requirement: server.Requirement{Name: reqDatabase,
+			Why: "the database must answer: changes are written there and a replica loads its revision from it"}},
+		{Requirement: server.Requirement{Name: reqMigrations,
+			Why: "the schema must be at this binary's version; with --migrate true (the default) pending migrations are applied when production starts"}},
+		{Requirement: server.Requirement{Name: reqRedisURL,
+			Why: "Redis is the shared cache and change channel that keeps replicas in step (--redis-url, SWITCHYARD_REDIS_URL)"}},
+		{Requirement: server.Requirement{Name: reqRedis,
+			Why: "Redis must answer: replicas share revisions and hear of changes through it"}},
+		{Requirement: server.Requirement{Name: reqAdminTokens, Met: b.adminTokens,
+			Why: "the admin API must accept only configured secrets; demo mode's generated token is shown once and dies with the process (--tokens, SWITCHYARD_TOKENS)"}},
+		{Requirement: server.Requirement{Name: reqStateDir,
+			Why: "a replica restarted while the stores are down serves its last-known-good file from this directory, not the conservative fallback (--state-dir, SWITCHYARD_STATE_DIR)"}},
+	}
+	if !b.adminTokens {
+		reqs[5].Detail = "no admin token in SWITCHYARD_TOKENS"
+	}
+	reqs[6].Met, reqs[6].Detail = stateDirUsable(cfg.StateDir)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { b.checkDatabase(ctx, &reqs[0], &reqs[1], &reqs[2]) })
+	wg.Go(func() { b.checkRedis(ctx, &reqs[3], &reqs[4]) })
+	wg.Wait()
+	return reqs
+}
+
+// checkDatabase fills in the database's requirements.
+func (b *backends) checkDatabase(ctx context.Context, url, reachable, migrated *requirement) {
+	if b.cfg.DatabaseURL == "" {
+		url.Detail = "not set"
+		reachable.Detail, migrated.Detail = "no database URL", "no database URL"
+		return
+	}
+	if err := probeDatabase(ctx, b.cfg.DatabaseURL); err != nil {
+		reachable.Detail, reachable.outage = err.Error(), true
+		migrated.Detail, migrated.outage = "unknown: the database does not answer", true
+		return
+	}
+	states, err := postgres.MigrationStatus(ctx, b.cfg.DatabaseURL, postgres.WithLogger(b.logger))
+	if err != nil {
+		// The server answered (probeDatabase would have said otherwise), so
+		// this is a refusal: a missing database, a wrong password.
+		reachable.Detail = err.Error()
+		migrated.Detail = "unknown: the database refused the connection"
+		return
+	}
+	reachable.Met = true
+	var pending []string
+	for _, s := range states {
+		if !s.Applied {
+			pending = append(pending, s.Name)
+		}
+	}
+	switch {
+	case len(pending) == 0:
+		migrated.Met = true
+	case b.cfg.Migrate == "true":
+		migrated.Met = true
+		migrated.Detail = fmt.Sprintf("%d pending (%s), applied when production starts", len(pending), strings.Join(pending, ", "))
+	default:
+		migrated.Detail = fmt.Sprintf("%d pending (%s) and --migrate is false: run switchyard migrate up", len(pending), strings.Join(pending, ", "))
+	}
+}
+
+// checkRedis fills in Redis' requirements.
+func (b *backends) checkRedis(ctx context.Context, url, reachable *requirement) {
+	if b.cfg.RedisURL == "" {
+		url.Detail, reachable.Detail = "not set", "no Redis URL"
+		return
+	}
+	rdb, err := rediscache.NewClient(b.cfg.RedisURL)
+	if err != nil {
+		url.Detail, reachable.Detail = err.Error(), "no usable Redis URL"
+		return
+	}
+	defer rdb.Close()
+	url.Met = true
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		reachable.Detail, reachable.outage = "does not answer: "+err.Error(), true
+		return
+	}
+	reachable.Met = true
+}
+
+// stateDirUsable reports whether dir is a directory this process can
+// write its last-known-good file into, and if not why.
+func stateDirUsable(dir string) (bool, string) {
+	if dir == "" {
+		return false, "not set"
+	}
+	f, err := os.CreateTemp(dir, ".switchyard-check-*")
+	if err != nil {
+		return false, "not writable: " + err.Error()
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return false, "not writable: " + err.Error()
+	}
+	return true, ""
+}
+
+// Open implements server.Backends: the demo fixtures, fresh every time, or
+// Postgres behind Redis, migrated first unless told not to.
+func (b *backends) Open(ctx context.Context, mode string) (store.Store, func(), error) {
+	switch mode {
+	case server.ModeDemo:
+		return memory.NewDemo(), func() {}, nil
+	case server.ModeProduction:
+		st, release, err := openProduction(ctx, b.cfg, b.logger, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, b.track(release), nil
+	}
+	return nil, nil, fmt.Errorf("mode %q: use demo or production", mode)
+}
+
+// track keeps release to run at close, and returns it made safe to call
+// twice: by the server when it switches away, and by close.
+func (b *backends) track(release func()) func() {
+	once := sync.OnceFunc(release)
+	b.mu.Lock()
+	b.opened = append(b.opened, once)
+	b.mu.Unlock()
+	return once
+}
+
+// close releases every store still open.
+func (b *backends) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, release := range b.opened {
+		release()
+	}
+	b.opened = nil
+}
+
+// errRequirements is a start refused because production's requirements are
+// missing; the message lists them.
+var errRequirements = errors.New("production mode cannot start")
+
+// refusal explains a refused production start: each missing requirement,
+// why it matters and what was found.
+func refusal(missing []requirement) error {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d requirement(s) missing:", len(missing))
+	for _, r := range missing {
+		fmt.Fprintf(&sb, "\n  - %s: %s", r.Name, r.Why)
+		if r.Detail != "" {
+			fmt.Fprintf(&sb, " [%s]", r.Detail)
+		}
+	}
+	sb.WriteString("\nset what is missing, or start in demo mode (--mode demo)")
+	return fmt.Errorf("%w: %s", errRequirements, sb.String())
+}
+
+// unmet returns the requirements of reqs that are not met.
+func unmet(reqs []requirement) []requirement {
+	var out []requirement
+	for _, r := range reqs {
+		if !r.Met {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// onlyOutages reports whether every missing requirement is a store that
+// does not answer.
+func onlyOutages(missing []requirement) bool {
+	for _, r := range missing {
+		if !r.outage {
+			return false
+		}
+	}
+	return true
+}

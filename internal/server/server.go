@@ -51,7 +51,7 @@ type Config struct {
 	// ReleaseStore releases the store NewServer is given once a live
 	// switch has retired it; nil: its owner releases it.
 	ReleaseStore func()
-	Tokens []Token
+	Tokens       []Token
 	// SessionTTL is how long a session's snapshot lives; 24h when 0.
 	SessionTTL time.Duration
 	// CacheTTL is how long the in-process flag set is served before it is
@@ -87,8 +87,8 @@ type server struct {
 	switching sync.Mutex
 	// record says when and by whom the mode was set, and a desired
 	// mode recorded by a forced switch that needs a restart.
-	record  atomic.Pointer[modeRecord]
-	now     func() time.Time
+	record atomic.Pointer[modeRecord]
+	now    func() time.Time
 }
 
 // NewServer returns the HTTP API over st, the store of cfg.Mode. It loads

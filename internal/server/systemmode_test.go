@@ -1,0 +1,382 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/memory"
+)
+
+// testBackends opens real stores for a live switch: fresh demo fixtures, or
+// one memory store standing for production, whose revision 2 has EXAM_MODE
+// on so a test can tell the two apart. Postgres and Redis behind the same
+// interface are tested in cmd/switchyard.
+type testBackends struct {
+	clock      *clock
+	production *memory.Store
+
+	mu      sync.Mutex
+	reqs    []Requirement
+	openErr error
+	opened  []string
+	// released hears the mode of every store released.
+	released chan string
+}
+
+func newTestBackends(t *testing.T, c *clock, reqs ...Requirement) *testBackends {
+	t.Helper()
+	prod := memory.NewDemo(memory.WithClock(c.now))
+	if _, _, err := prod.Apply(context.Background(), store.Change{
+		Attempt:  store.Attempt{Actor: "admin:setup", Reason: "production's own state"},
+		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return &testBackends{clock: c, production: prod, reqs: reqs, released: make(chan string, 16)}
+}
+
+func (b *testBackends) Requirements(context.Context) []Requirement {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.reqs)
+}
+
+func (b *testBackends) Open(_ context.Context, mode string) (store.Store, func(), error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.openErr != nil {
+		return nil, nil, b.openErr
+	}
+	b.opened = append(b.opened, mode)
+	var st store.Store = b.production
+	if mode == ModeDemo {
+		st = memory.NewDemo(memory.WithClock(b.clock.now))
+	}
+	return st, func() { b.released <- mode }, nil
+}
+
+// waitReleased returns the mode of the next store released, failing the
+// test if none is released within a generous bound.
+func (b *testBackends) waitReleased(t *testing.T) string {
+	t.Helper()
+	select {
+	case mode := <-b.released:
+		return mode
+	case <-time.After(10 * time.Second):
+		t.Fatal("no store was released")
+		return ""
+	}
+}
+
+func (b *testBackends) openedModes() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.opened)
+}
+
+// The requirements of the tests: all met, or Redis missing.
+var (
+	metRequirements = []Requirement{
+		{Name: "database", Why: "the truth", Met: true},
+		{Name: "redis", Why: "the shared cache", Met: true},
+	}
+	redisMissing = []Requirement{
+		{Name: "database", Why: "the truth", Met: true},
+		{Name: "redis", Why: "the shared cache", Detail: "does not answer"},
+	}
+)
+
+// newSwitchable is a harness in demo mode that can switch to the
+// production store of be; the demo store's release is reported as "start".
+func newSwitchable(t *testing.T, reqs ...Requirement) (*harness, *testBackends) {
+	t.Helper()
+	h := newStore(t)
+	be := newTestBackends(t, h.clock, reqs...)
+	h.start(func(c *Config) {
+		c.Backends = be
+		c.ModeSource = "default: no database URL is set"
+		c.ReleaseStore = func() { be.released <- "start" }
+	})
+	return h, be
+}
+
+// toggle asks for a switch to target with the right phrase.
+func toggle(t testing.TB, target string, force bool) call {
+	t.Helper()
+	return call{method: "POST", path: "/system-mode/toggle", token: adminToken, body: mustJSON(t, map[string]any{
+		"target_mode": target, "force": force, "phrase": "SWITCH TO " + strings.ToUpper(target) + " MODE", "reason": "go live",
+	})}
+}
+
+// systemMode evaluates SYSTEM_MODE.
+func systemMode(t *testing.T, h *harness) string {
+	t.Helper()
+	return h.evaluate(t, evaluator.SystemModeKey, nil)["value"].(string)
+}
+
+// The current mode says who set it and how, and lists production's whole
+// checklist, to viewers and admins, on both paths.
+func TestSystemModeCurrent(t *testing.T) {
+	h, _ := newSwitchable(t, redisMissing...)
+	for _, path := range []string{"/system-mode/current", "/v1/admin/system-mode/current"} {
+		res := h.do(t, call{method: "GET", path: path, token: viewerToken})
+		body := res.json(t)
+		reqs, _ := body["missing_production_requirements"].([]any)
+		if res.status != http.StatusOK || body["mode"] != ModeDemo || body["set_by"] != "startup" ||
+			body["reason"] != "default: no database URL is set" || body["production_ready"] != false ||
+			body["switchable"] != true || body["restart_required"] != false || len(reqs) != 2 {
+			t.Fatalf("GET %s = %d %s", path, res.status, res.body)
+		}
+		if redis := reqs[1].(map[string]any); redis["name"] != "redis" || redis["met"] != false || redis["detail"] != "does not answer" {
+			t.Fatalf("the redis requirement = %v", redis)
+		}
+		if res := h.do(t, call{method: "GET", path: path}); res.status != http.StatusUnauthorized {
+			t.Fatalf("GET %s without a token = %d, want 401", path, res.status)
+		}
+	}
+	// A server built without backends says it cannot switch.
+	plain := newHarness(t)
+	body := plain.do(t, call{method: "GET", path: "/system-mode/current", token: viewerToken}).json(t)
+	if body["switchable"] != false || body["production_ready"] != false {
+		t.Fatalf("without backends: %v", body)
+	}
+}
+
+// Refused toggles change nothing, are audited as rejected, and say why.
+func TestToggleRefused(t *testing.T) {
+	tests := []struct {
+		name  string
+		reqs  []Requirement
+		call  call
+		code  string
+		check func(t *testing.T, err map[string]any)
+	}{
+		{name: "viewer", reqs: metRequirements, code: "FORBIDDEN",
+			call: call{method: "POST", path: "/system-mode/toggle", token: viewerToken,
+				body: `{"target_mode":"production","phrase":"SWITCH TO PRODUCTION MODE","reason":"r"}`}},
+		{name: "wrong phrase", reqs: metRequirements, code: "PHRASE_MISMATCH",
+			call: call{method: "POST", path: "/system-mode/toggle", token: adminToken,
+				body: `{"target_mode":"production","phrase":"switch to production","reason":"r"}`},
+			check: func(t *testing.T, e map[string]any) {
+				if e["expected_phrase"] != "SWITCH TO PRODUCTION MODE" {
+					t.Fatalf("expected_phrase = %v", e["expected_phrase"])
+				}
+			}},
+		{name: "no reason", reqs: metRequirements, code: "REASON_REQUIRED",
+			call: call{method: "POST", path: "/system-mode/toggle", token: adminToken, breaksSpec: true,
+				body: `{"target_mode":"production","phrase":"SWITCH TO PRODUCTION MODE","reason":""}`}},
+		{name: "unknown mode", reqs: metRequirements, code: "INVALID_REQUEST",
+			call: call{method: "POST", path: "/v1/admin/system-mode/toggle", token: adminToken, breaksSpec: true,
+				body: `{"target_mode":"turbo","phrase":"SWITCH TO TURBO MODE","reason":"r"}`}},
+		{name: "already in the mode", reqs: metRequirements, code: "INVALID_REQUEST",
+			call: call{method: "POST", path: "/system-mode/toggle", token: adminToken,
+				body: `{"target_mode":"demo","phrase":"SWITCH TO DEMO MODE","reason":"r"}`}},
+		{name: "requirements missing", reqs: redisMissing, code: "PRODUCTION_REQUIREMENTS_MISSING",
+			call: toggle(t, ModeProduction, false),
+			check: func(t *testing.T, e map[string]any) {
+				missing, _ := e["missing_production_requirements"].([]any)
+				if len(missing) != 1 || missing[0].(map[string]any)["name"] != "redis" || !strings.Contains(e["message"].(string), "redis") {
+					t.Fatalf("refusal = %v, want redis listed", e)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, be := newSwitchable(t, tt.reqs...)
+			res := h.do(t, tt.call)
+			if res.status/100 != 4 || res.errorCode(t) != tt.code {
+				t.Fatalf("toggle = %d %s, want %s", res.status, res.body, tt.code)
+			}
+			if tt.check != nil {
+				tt.check(t, res.json(t)["error"].(map[string]any))
+			}
+			if got := systemMode(t, h); got != ModeDemo || len(be.openedModes()) != 0 {
+				t.Fatalf("after a refusal SYSTEM_MODE = %s and stores opened %v; want demo and none", got, be.openedModes())
+			}
+			entries := h.audit(t)
+			if len(entries) != 1 || entries[0].Outcome != store.OutcomeRejected || entries[0].Action != "set_system_mode" ||
+				!strings.HasPrefix(entries[0].Why, tt.code) {
+				t.Fatalf("audit = %+v, want one rejected set_system_mode entry", entries)
+			}
+		})
+	}
+}
+
+// A forced switch with requirements missing records the desired mode and
+// says a restart is required; the process keeps serving demo.
+func TestToggleForcedRecordsTheDesiredMode(t *testing.T) {
+	h, be := newSwitchable(t, redisMissing...)
+	res := h.do(t, toggle(t, ModeProduction, true))
+	body := res.json(t)
+	missing, _ := body["missing"].([]any)
+	posture, _ := body["posture"].(map[string]any)
+	if res.status != http.StatusOK || body["switched"] != false || body["restart_required"] != true || len(missing) != 1 ||
+		posture["mode"] != ModeDemo || posture["desired_mode"] != ModeProduction || posture["restart_required"] != true {
+		t.Fatalf("forced toggle = %d %s", res.status, res.body)
+	}
+	if got := systemMode(t, h); got != ModeDemo || len(be.openedModes()) != 0 {
+		t.Fatalf("after a forced toggle SYSTEM_MODE = %s, stores opened %v; want demo, none", got, be.openedModes())
+	}
+	entries := h.audit(t)
+	if len(entries) != 1 || entries[0].Outcome != store.OutcomeApplied || int64(body["audit_seq"].(float64)) != entries[0].Seq ||
+		!strings.Contains(string(entries[0].After), `"desired_mode":"production"`) {
+		t.Fatalf("audit = %+v, want the recorded desired mode", entries)
+	}
+	current := h.do(t, call{method: "GET", path: "/system-mode/current", token: viewerToken}).json(t)
+	if current["desired_mode"] != ModeProduction || current["restart_required"] != true || current["mode"] != ModeDemo {
+		t.Fatalf("current after a forced toggle = %v", current)
+	}
+}
+
+// With requirements met the switch is live: production's store serves at
+// once, the switch is in production's audit log, the demo store is
+// released; switching back starts demo from the fixtures again and
+// releases production's store.
+func TestToggleLive(t *testing.T) {
+	h, be := newSwitchable(t, metRequirements...)
+	h.admin(t, "POST", "/v1/admin/runtime/profile",
+		map[string]any{"profile_name": "fallback", "phrase": "SET PROFILE FALLBACK", "reason": "a demo change"})
+
+	res := h.do(t, toggle(t, ModeProduction, false))
+	body := res.json(t)
+	posture, _ := body["posture"].(map[string]any)
+	if res.status != http.StatusOK || body["switched"] != true || body["restart_required"] != false ||
+		posture["mode"] != ModeProduction || posture["set_by"] != actorOf(RoleAdmin, adminToken) || posture["reason"] != "go live" {
+		t.Fatalf("toggle = %d %s", res.status, res.body)
+	}
+	if got := be.waitReleased(t); got != "start" {
+		t.Fatalf("released %q, want the demo store the server started with", got)
+	}
+	if got := systemMode(t, h); got != ModeProduction {
+		t.Fatalf("SYSTEM_MODE = %s, want production", got)
+	}
+	exam := h.evaluate(t, evaluator.ExamMode, nil)
+	profile := h.evaluate(t, evaluator.ProfileKey, nil)
+	if exam["value"] != true || exam["metadata"].(map[string]any)["revision"] != float64(2) || profile["value"] != "primary" {
+		t.Fatalf("after the switch EXAM_MODE = %v, profile = %v; want production's revision 2, not demo's change", exam, profile)
+	}
+	prodAudit, _ := be.production.Audit(context.Background(), store.AuditQuery{})
+	if e := prodAudit[0]; e.Action != "set_system_mode" || e.Outcome != store.OutcomeApplied ||
+		string(e.Before) != `{"mode":"demo"}` || string(e.After) != `{"mode":"production"}` || int64(body["audit_seq"].(float64)) != e.Seq {
+		t.Fatalf("production's newest audit entry = %+v", e)
+	}
+
+	res = h.do(t, toggle(t, ModeDemo, false))
+	if res.status != http.StatusOK || res.json(t)["switched"] != true {
+		t.Fatalf("toggle back = %d %s", res.status, res.body)
+	}
+	if got := be.waitReleased(t); got != ModeProduction {
+		t.Fatalf("released %q, want production's store", got)
+	}
+	if got, profile := systemMode(t, h), h.evaluate(t, evaluator.ProfileKey, nil)["value"]; got != ModeDemo || profile != "primary" {
+		t.Fatalf("back in demo SYSTEM_MODE = %s, profile %v; want demo from the fixtures", got, profile)
+	}
+	prodAudit, _ = be.production.Audit(context.Background(), store.AuditQuery{})
+	if e := prodAudit[0]; string(e.Before) != `{"mode":"production"}` || string(e.After) != `{"mode":"demo"}` {
+		t.Fatalf("switching to demo is recorded in production's log: newest entry %+v", e)
+	}
+	if got := be.openedModes(); !slices.Equal(got, []string{ModeProduction, ModeDemo}) {
+		t.Fatalf("opened %v", got)
+	}
+}
+
+// A store that cannot be opened leaves the old mode serving.
+func TestToggleOpenFails(t *testing.T) {
+	h, be := newSwitchable(t, metRequirements...)
+	be.openErr = errors.New("connection refused")
+	res := h.do(t, toggle(t, ModeProduction, false))
+	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" ||
+		!strings.Contains(string(res.body), "connection refused") {
+		t.Fatalf("toggle = %d %s, want 503 naming the failure", res.status, res.body)
+	}
+	if got := systemMode(t, h); got != ModeDemo {
+		t.Fatalf("SYSTEM_MODE = %s, want demo still", got)
+	}
+	if entries := h.audit(t); len(entries) != 1 || entries[0].Outcome != store.OutcomeRejected {
+		t.Fatalf("audit = %+v, want the failed switch rejected", entries)
+	}
+}
+
+// Evaluations, pinned and live, never fail while the mode is switched back
+// and forth under them.
+func TestEvaluationUninterruptedBySwitches(t *testing.T) {
+	h, be := newSwitchable(t, metRequirements...)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			evalCtx := `{"context":{}}`
+			if i%2 == 1 {
+				evalCtx = `{"context":{"sessionId":"s-` + string(rune('a'+i)) + `"}}`
+			}
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := h.send(call{method: "POST", path: "/ofrep/v1/evaluate/flags/" + evaluator.SystemModeKey, body: evalCtx})
+				if err == nil && res.status != http.StatusOK {
+					err = errors.New(string(res.body))
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for i := range 6 {
+		target := ModeProduction
+		if i%2 == 1 {
+			target = ModeDemo
+		}
+		if res := h.do(t, toggle(t, target, false)); res.status != http.StatusOK {
+			t.Errorf("switch %d to %s = %d %s", i, target, res.status, res.body)
+		}
+		be.waitReleased(t)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("an evaluation failed during the switches: %v", err)
+	}
+}
+
+// A switch ends open streams, so in-process providers reconnect and read
+// the new mode's revision.
+func TestSwitchEndsStreams(t *testing.T) {
+	h, be := newSwitchable(t, metRequirements...)
+	srv := httptest.NewServer(h.handler)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	lines := bufio.NewScanner(res.Body)
+	if !lines.Scan() || lines.Text() != "event: revision" {
+		t.Fatalf("first line = %q, want the current revision", lines.Text())
+	}
+	if res := h.do(t, toggle(t, ModeProduction, false)); res.status != http.StatusOK {
+		t.Fatalf("toggle = %d %s", res.status, res.body)
+	}
+	for lines.Scan() {
+	}
+	if err := lines.Err(); err != nil {
+		t.Fatalf("stream ended with %v, want a clean end", err)
+	}
+	be.waitReleased(t)
+}

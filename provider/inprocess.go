@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -238,7 +239,18 @@ func (p *Provider) refresh(ctx context.Context) error {
 		return err
 	}
 	var changed []string
-	if !notModified && st.rev.Number != cur.rev.Number {
+	switch {
+	case notModified:
+	case st.mode != cur.mode:
+		// The server switched modes: revision numbers now name the other
+		// store's revisions, and sessions are pinned afresh there, so
+		// nothing cached from the old mode may be served again.
+		changed = slices.Compact(slices.Sorted(slices.Values(append(
+			evaluator.ChangedFlags(nil, cur.rev, cur.mode), evaluator.ChangedFlags(nil, st.rev, st.mode)...))))
+		p.revisions.Purge()
+		p.sessions.Purge()
+		p.live.Store(st)
+	case st.rev.Number != cur.rev.Number:
 		changed = evaluator.ChangedFlags(cur.rev, st.rev, st.mode)
 		p.revisions.Add(cur.rev.Number, cur.set)
 		p.live.Store(st)
@@ -258,7 +270,8 @@ func (p *Provider) refresh(ctx context.Context) error {
 
 // revisionEvent is the data of a stream's `revision` event.
 type revisionEvent struct {
-	Revision int64 `json:"revision"`
+	Revision int64  `json:"revision"`
+	Mode     string `json:"mode"`
 }
 
 // stream follows GET /v1/stream until it ends, refreshing whenever it
@@ -306,7 +319,7 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 				return
 			}
 			data = ""
-			if ev.Revision != p.live.Load().rev.Number || p.stale.Load() {
+			if live := p.live.Load(); ev.Revision != live.rev.Number || ev.Mode != live.mode || p.stale.Load() {
 				if err := p.refresh(ctx); err != nil {
 					return
 				}

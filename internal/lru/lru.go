@@ -72,6 +72,14 @@ func (c *Cache[K, V]) Remove(key K) {
 	}
 }
 
+// Purge drops every entry, for when what they were read from is gone.
+func (c *Cache[K, V]) Purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.order.Init()
+	clear(c.items)
+}
+
 // Len returns how many entries are cached.
 func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()

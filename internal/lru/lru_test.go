@@ -34,6 +34,22 @@ func TestEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
+func TestPurgeEmptiesAndKeepsWorking(t *testing.T) {
+	c := lru.New[string, int](2)
+	c.Add("a", 1)
+	c.Add("b", 2)
+	c.Purge()
+	if _, ok := c.Get("a"); ok || c.Len() != 0 {
+		t.Fatalf("an entry survived Purge (len %d)", c.Len())
+	}
+	c.Add("c", 3)
+	c.Add("d", 4)
+	c.Add("e", 5)
+	if _, ok := c.Get("c"); ok || c.Len() != 2 {
+		t.Fatalf("after Purge the cache is no longer bounded at 2 (len %d)", c.Len())
+	}
+}
+
 func TestZeroSizeHoldsNothing(t *testing.T) {
 	c := lru.New[int, int](0)
 	c.Add(1, 1)

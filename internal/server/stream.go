@@ -20,9 +20,12 @@ const heartbeatInterval = 15 * time.Second
 // behind before it is dropped; it then reconnects and resyncs.
 const subscriberBuffer = 16
 
-// revisionEvent announces a new revision and the flags it changed.
+// revisionEvent announces a new revision and the flags it changed, and the
+// mode serving it: revision numbers restart with the store of each mode,
+// so after a mode switch the same number may name another revision.
 type revisionEvent struct {
 	Revision int64    `json:"revision"`
+	Mode     string   `json:"mode"`
 	Changed  []string `json:"changed"`
 }
 
@@ -64,7 +67,7 @@ func (b *broadcaster) publish(prev, next *evaluator.Revision, mode string) {
 	if len(b.subs) == 0 {
 		return
 	}
-	ev := revisionEvent{Revision: next.Number, Changed: evaluator.ChangedFlags(prev, next, mode)}
+	ev := revisionEvent{Revision: next.Number, Mode: mode, Changed: evaluator.ChangedFlags(prev, next, mode)}
 	for ch := range b.subs {
 		select {
 		case ch <- ev:
@@ -129,7 +132,7 @@ func (s *server) stream(c *gin.Context) {
 	h.Set("X-Accel-Buffering", "no")
 	c.Writer.WriteHeader(http.StatusOK)
 	last := cur.rev.Number
-	if !writeEvent(c, revisionEvent{Revision: last, Changed: []string{}}) {
+	if !writeEvent(c, revisionEvent{Revision: last, Mode: b.mode, Changed: []string{}}) {
 		return
 	}
 	heartbeat := time.NewTicker(heartbeatInterval)

@@ -62,8 +62,8 @@ func revisionETag(n int64) string { return `"` + itoa(n) + `"` }
 // getStatus serves GET /v1/admin/runtime/status, read from the store so an
 // operator always sees the truth, not a cached copy.
 func (s *server) getStatus(c *gin.Context) {
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readTimeout)
 	defer cancel()
 	rev, err := b.store.Current(ctx)
@@ -110,8 +110,8 @@ type plan struct {
 // target names the change in the audit log when the body cannot be
 // planned; toPlan turns the decoded body into the change.
 func (s *server) change(c *gin.Context, action, target string, req changeRequest, toPlan func() (plan, error)) {
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	attempt, p, ok := s.admit(c, b, action, target, req, toPlan)
 	if !ok {
 		return

@@ -31,8 +31,8 @@ func (s *server) listAudit(c *gin.Context) {
 		return
 	}
 	q := store.AuditQuery{Limit: store.ClampLimit(int(limit)), Before: before}
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readTimeout)
 	defer cancel()
 	entries, err := b.store.Audit(ctx, q)
@@ -64,8 +64,8 @@ func queryInt(c *gin.Context, name string) (int64, error) {
 // verifyAudit serves GET /v1/admin/audit/verify: walk the hash chain and
 // say whether it is intact, or which entry is the first that is not.
 func (s *server) verifyAudit(c *gin.Context) {
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	// Walking the whole chain is the one read that may take a while.
 	ctx, cancel := context.WithTimeout(c.Request.Context(), writeTimeout)
 	defer cancel()

@@ -50,19 +50,22 @@ func (s *server) newBackend(ctx context.Context, mode string, st store.Store, re
 	return b
 }
 
-// acquire returns the backend serving now, held until the function it
-// returns is called. A request that raced a switch and loaded the retired
-// backend waits for the switch, then takes the new one.
-func (s *server) acquire() (*backend, func()) {
+// acquire returns the backend serving now, held until its leave is
+// called. A request that raced a switch and loaded the retired backend
+// waits for the switch, then takes the new one.
+func (s *server) acquire() *backend {
 	for {
 		b := s.backend.Load()
 		b.inUse.RLock()
 		if !b.retired {
-			return b, b.inUse.RUnlock
+			return b
 		}
 		b.inUse.RUnlock()
 	}
 }
+
+// leave ends a request's hold on b, taken by acquire.
+func (b *backend) leave() { b.inUse.RUnlock() }
 
 // retire ends b's streams, waits for the requests still using it, then
 // releases its store.

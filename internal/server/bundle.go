@@ -28,8 +28,8 @@ func bundleETag(revision int64, mode string) string {
 // reuse, 304 on a matching If-None-Match), or with ?revision=N that
 // revision, which never changes and may be cached for good.
 func (s *server) getBundle(c *gin.Context) {
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	var rev *evaluator.Revision
 	pinned := c.Query("revision") != ""
 	if pinned {

@@ -29,8 +29,8 @@ func (s *server) healthz(c *gin.Context) {
 // degraded and the reason: a shared Redis failing must not make every
 // replica unready at once.
 func (s *server) readyz(c *gin.Context) {
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
 	defer cancel()
 	rev, err := b.store.Current(ctx)

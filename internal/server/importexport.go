@@ -73,8 +73,8 @@ func (s *server) limitImportBody(c *gin.Context) {
 // the runtime, and a dry run never is one. A request whose body cannot be
 // decoded is not known to be a dry run, so its refusal is audited.
 func (s *server) importFlags(c *gin.Context) {
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	who := principalOf(c)
 	var req importRequest
 	decodeErr := decodeStrict(c.Request.Body, &req)
@@ -160,8 +160,8 @@ func (s *server) exportFlags(c *gin.Context) {
 			With("field", "format"))
 		return
 	}
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), readTimeout)
 	defer cancel()
 	rev, err := b.store.Current(ctx)

@@ -129,8 +129,8 @@ type evaluation struct {
 // flagSetFor returns the live flag set, or the pinned flag set of the
 // session the context names, pinning the session at first sight.
 func (s *server) flagSetFor(ctx context.Context, evalCtx map[string]any) (evaluation, error) {
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	id, ok := evalCtx[sessionAttribute].(string)
 	if !ok {
 		c := b.flags.live(ctx)

@@ -81,8 +81,8 @@ func (s *server) createSession(c *gin.Context) {
 		s.fail(c, fieldError("user_id", "must be at most %d characters", maxUserIDLength))
 		return
 	}
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	snap, created, err := s.pin(c.Request.Context(), b, req.SessionID, req.UserID)
 	if err != nil {
 		s.fail(c, err)
@@ -102,8 +102,8 @@ func (s *server) getSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	snap, err := s.snapshot(c.Request.Context(), b, id, false)
 	if err != nil {
 		s.fail(c, err)

@@ -118,8 +118,8 @@ func shutdownOf(ctx context.Context) <-chan struct{} {
 // the client goes away, the server shuts down or the mode is switched (the
 // client then reconnects and reads the new mode's revision).
 func (s *server) stream(c *gin.Context) {
-	b, done := s.acquire()
-	defer done()
+	b := s.acquire()
+	defer b.leave()
 	events, unsubscribe := b.flags.changes.subscribe()
 	defer unsubscribe()
 	ctx := c.Request.Context()

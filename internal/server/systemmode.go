@@ -140,8 +140,8 @@ func (s *server) toggleSystemMode(c *gin.Context) {
 	// One switch at a time; the backend cannot change under this request.
 	s.switching.Lock()
 	defer s.switching.Unlock()
-	old, done := s.acquire()
-	defer done()
+	old := s.acquire()
+	defer old.leave()
 
 	var req toggleRequest
 	attempt, _, ok := s.admit(c, old, "set_system_mode", evaluator.SystemModeKey, &req, func() (plan, error) {

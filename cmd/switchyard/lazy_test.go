@@ -78,6 +78,16 @@ func TestProductionStartRefusedWithAStoreDown(t *testing.T) {
 	}
 }
 
+// A database that answers but is not migrated, with migrations turned
+// off, is a misconfiguration the refusal names with the versions.
+func TestProductionStartRefusedWithoutMigrations(t *testing.T) {
+	_, err := runCommand(t, productionEnv(t), "serve", "--addr", "127.0.0.1:0", "--migrate=false")
+	if !errors.Is(err, errRequirements) || strings.Count(err.Error(), "\n  - ") != 1 ||
+		!strings.Contains(err.Error(), "- migrations: ") || !strings.Contains(err.Error(), "schema is at version 0") {
+		t.Fatalf("serve = %v, want a refusal naming the migrations alone", err)
+	}
+}
+
 // Schema and credential problems are not outages: the start still fails.
 func TestProbeDatabase(t *testing.T) {
 	tests := []struct {

@@ -173,7 +173,7 @@ func (s *server) toggleSystemMode(c *gin.Context) {
 		rcancel()
 		if len(missing) > 0 && !req.Force {
 			s.reject(c, old, attempt, evaluator.Errorf(evaluator.CodeRequirementsMissing,
-				"production mode needs %s; nothing was changed (force records the switch for a restart)", names(missing)).
+				"production mode needs %s; nothing was changed (force records the switch for a restart)", strings.Join(names(missing), ", ")).
 				With("missing_production_requirements", missing))
 			return
 		}

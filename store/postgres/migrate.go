@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -93,6 +95,38 @@ func MigrationStatus(ctx context.Context, url string, opts ...Option) ([]Migrati
 		}
 	}
 	return out, nil
+}
+
+// SchemaVersion reads the schema version of the database at url and
+// returns it with the version this binary needs, changing nothing: a
+// database never migrated is at version 0. It is the read-only check
+// behind production's requirements, where MigrationStatus would create
+// goose's bookkeeping table.
+func SchemaVersion(ctx context.Context, url string, opts ...Option) (have, want int64, err error) {
+	c := newConfig(opts)
+	if want, err = latestMigration(); err != nil {
+		return 0, 0, err
+	}
+	pc, err := poolConfig(url, c)
+	if err != nil {
+		return 0, want, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, pc.ConnConfig)
+	if err != nil {
+		return 0, want, dbError("connect to the database", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	err = conn.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version`).Scan(&have)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: never migrated
+		return 0, want, nil
+	}
+	if err != nil {
+		return 0, want, dbError("read the schema version", err)
+	}
+	return have, want, nil
 }
 
 // openProvider connects as the URL's own role (no SET ROLE: migrations

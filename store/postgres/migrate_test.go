@@ -79,6 +79,27 @@ func TestMigrateOnce(t *testing.T) {
 	}
 }
 
+// SchemaVersion says how far a database is migrated without changing it:
+// a fresh schema is at 0 and still has no tables afterwards.
+func TestSchemaVersion(t *testing.T) {
+	u, schema, owner := newSchema(t)
+	have, want, err := SchemaVersion(testContext(t), u)
+	if err != nil || have != 0 || want < 1 {
+		t.Fatalf("SchemaVersion of a fresh schema = %d, %d, %v; want 0 and the binary's version", have, want, err)
+	}
+	var tables int
+	if err := owner.QueryRow(testContext(t), `SELECT count(*) FROM information_schema.tables WHERE table_schema = $1`, schema).
+		Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("the check left %d tables, %v; want none", tables, err)
+	}
+	if _, err := Migrate(testContext(t), u, WithLogger(quiet)); err != nil {
+		t.Fatal(err)
+	}
+	if have, want2, err := SchemaVersion(testContext(t), u); err != nil || have != want || want2 != want {
+		t.Fatalf("SchemaVersion after Migrate = %d, %d, %v; want %d twice", have, want2, err, want)
+	}
+}
+
 // TestNormalizedTablesFollow checks the normalized tables show the current
 // revision after changes to each of them.
 func TestNormalizedTablesFollow(t *testing.T) {

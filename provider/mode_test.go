@@ -2,10 +2,6 @@ package provider_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -43,15 +39,7 @@ func TestServerModeSwitch(t *testing.T) {
 	rev.System.ExamMode = true
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			ts := &testServer{handler: server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{
-				Mode: server.ModeDemo, Tokens: []server.Token{{Role: server.RoleAdmin, Secret: adminToken}},
-				Backends: memoryBackends{production: memory.New(rev)},
-			}, memory.NewDemo())}
-			ts.kill, ts.cut = context.WithCancel(context.Background())
-			srv := httptest.NewServer(http.HandlerFunc(ts.serve))
-			t.Cleanup(srv.Close)
-			ts.url = srv.URL
-
+			ts := newTestServerWith(t, server.Config{Backends: memoryBackends{production: memory.New(rev)}}, memory.NewDemo())
 			_, c := newClient(t, ts, provider.WithMode(m.mode))
 			changes := events(c, openfeature.ProviderConfigChange)
 			ctx := context.Background()

@@ -44,8 +44,20 @@ type testServer struct {
 
 func newTestServer(t testing.TB, st store.Store) *testServer {
 	t.Helper()
-	ts := &testServer{handler: server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)),
-		server.Config{Mode: "demo", Tokens: []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}}, st)}
+	return newTestServerWith(t, server.Config{}, st)
+}
+
+// newTestServerWith is newTestServer with cfg, in demo mode and with the
+// tests' admin token unless cfg says otherwise.
+func newTestServerWith(t testing.TB, cfg server.Config, st store.Store) *testServer {
+	t.Helper()
+	if cfg.Mode == "" {
+		cfg.Mode = server.ModeDemo
+	}
+	if cfg.Tokens == nil {
+		cfg.Tokens = []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}
+	}
+	ts := &testServer{handler: server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, st)}
 	ts.kill, ts.cut = context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
 	t.Cleanup(srv.Close)

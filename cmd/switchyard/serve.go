@@ -37,7 +37,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("SWITCHYARD_TOKENS: %w", err)
 	}
-	be := &backends{cfg: cfg, logger: logger, adminTokens: slices.ContainsFunc(tokens, func(t server.Token) bool { return t.Role == server.RoleAdmin })}
+	isAdmin := func(t server.Token) bool { return t.Role == server.RoleAdmin }
+	be := &backends{cfg: cfg, logger: logger, adminTokens: slices.ContainsFunc(tokens, isAdmin)}
 	// Released last, after the server has drained: whatever store is open
 	// then, the start mode's or one a live switch opened.
 	defer be.close()
@@ -165,19 +166,21 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazy 
 			closeConnected()
 		}
 	}
-	if err := probeIf(ctx, lazy, cfg.DatabaseURL); err != nil {
-		logger.Error("starting WITHOUT the database: evaluations are served from the state file or the "+
-			"conservative fallback and writes are refused until it answers", "err", err, "retry_every", reconnectInterval.String())
-		l := &lazyStore{cause: err}
-		wg.Go(func() {
-			l.run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
-				if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
-					return nil, err
-				}
-				return connect(ctx)
+	if lazy {
+		if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
+			logger.Error("starting WITHOUT the database: evaluations are served from the state file or the "+
+				"conservative fallback and writes are refused until it answers", "err", err, "retry_every", reconnectInterval.String())
+			l := &lazyStore{cause: err}
+			wg.Go(func() {
+				l.run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
+					if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
+						return nil, err
+					}
+					return connect(ctx)
+				})
 			})
-		})
-		return l, release, nil
+			return l, release, nil
+		}
 	}
 	st, err := connect(ctx)
 	if err != nil {
@@ -188,9 +191,9 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazy 
 }
 
 // connectPostgres migrates (unless told not to) and opens Postgres, behind
-// the Redis cache, and starts their background
-// loops on bg under wg. The function it returns releases what it opened
-// once those loops have stopped.
+// the Redis cache, and starts their background loops on bg under wg. The
+// function it returns releases what it opened once those loops have
+// stopped.
 func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, logger *slog.Logger) (store.Store, func(), error) {
 	if cfg.Migrate == "true" {
 		applied, err := postgres.Migrate(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
@@ -219,14 +222,6 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 		pg.Close()
 		_ = rdb.Close()
 	}, nil
-}
-
-// probeIf probes the database at url when asked to, else reports nothing.
-func probeIf(ctx context.Context, probe bool, url string) error {
-	if !probe {
-		return nil
-	}
-	return probeDatabase(ctx, url)
 }
 
 // sweepInterval is how often expired session snapshots are removed.

@@ -67,32 +67,30 @@ func (b *backends) Requirements(ctx context.Context) []server.Requirement {
 // probed at once, each within ctx's deadline.
 func (b *backends) check(ctx context.Context) []requirement {
 	cfg := b.cfg
-	reqs := []requirement{
-		{Requirement: server.Requirement{Name: reqDatabaseURL, Met: cfg.DatabaseURL != "",
-			Why: "Postgres is production's audited truth: every change and its audit row are stored there (--database-url, SWITCHYARD_DATABASE_URL)"}},
-		{Requirement: server.Requirement{Name: reqDatabase,
-			Why: "the database must answer: changes are written there and a replica loads its revision from it"}},
-		{Requirement: server.Requirement{Name: reqMigrations,
-			Why: "the schema must be at this binary's version; with --migrate true (the default) pending migrations are applied when production starts"}},
-		{Requirement: server.Requirement{Name: reqRedisURL,
-			Why: "Redis is the shared cache and change channel that keeps replicas in step (--redis-url, SWITCHYARD_REDIS_URL)"}},
-		{Requirement: server.Requirement{Name: reqRedis,
-			Why: "Redis must answer: replicas share revisions and hear of changes through it"}},
-		{Requirement: server.Requirement{Name: reqAdminTokens, Met: b.adminTokens,
-			Why: "the admin API must accept only configured secrets; demo mode's generated token is shown once and dies with the process (--tokens, SWITCHYARD_TOKENS)"}},
-		{Requirement: server.Requirement{Name: reqStateDir,
-			Why: "a replica restarted while the stores are down serves its last-known-good file from this directory, not the conservative fallback (--state-dir, SWITCHYARD_STATE_DIR)"}},
-	}
-	if !b.adminTokens {
-		reqs[5].Detail = "no admin token in SWITCHYARD_TOKENS"
-	}
-	reqs[6].Met, reqs[6].Detail = stateDirUsable(cfg.StateDir)
+	dbURL := requirement{Requirement: server.Requirement{Name: reqDatabaseURL, Met: cfg.DatabaseURL != "",
+		Why: "Postgres is production's audited truth: every change and its audit row are stored there (--database-url, SWITCHYARD_DATABASE_URL)"}}
+	db := requirement{Requirement: server.Requirement{Name: reqDatabase,
+		Why: "the database must answer: changes are written there and a replica loads its revision from it"}}
+	migrations := requirement{Requirement: server.Requirement{Name: reqMigrations,
+		Why: "the schema must be at this binary's version; with --migrate true (the default) pending migrations are applied when production starts"}}
+	redisURL := requirement{Requirement: server.Requirement{Name: reqRedisURL,
+		Why: "Redis is the shared cache and change channel that keeps replicas in step (--redis-url, SWITCHYARD_REDIS_URL)"}}
+	redis := requirement{Requirement: server.Requirement{Name: reqRedis,
+		Why: "Redis must answer: replicas share revisions and hear of changes through it"}}
+	tokens := requirement{Requirement: server.Requirement{Name: reqAdminTokens, Met: b.adminTokens,
+		Why: "the admin API must accept only configured secrets; demo mode's generated token is shown once and dies with the process (--tokens, SWITCHYARD_TOKENS)"}}
+	stateDir := requirement{Requirement: server.Requirement{Name: reqStateDir,
+		Why: "a replica restarted while the stores are down serves its last-known-good file from this directory, not the conservative fallback (--state-dir, SWITCHYARD_STATE_DIR)"}}
 
 	var wg sync.WaitGroup
-	wg.Go(func() { b.checkDatabase(ctx, &reqs[0], &reqs[1], &reqs[2]) })
-	wg.Go(func() { b.checkRedis(ctx, &reqs[3], &reqs[4]) })
+	wg.Go(func() { b.checkDatabase(ctx, &dbURL, &db, &migrations) })
+	wg.Go(func() { b.checkRedis(ctx, &redisURL, &redis) })
+	if !b.adminTokens {
+		tokens.Detail = "no admin token in SWITCHYARD_TOKENS"
+	}
+	stateDir.Met, stateDir.Detail = stateDirUsable(cfg.StateDir)
 	wg.Wait()
-	return reqs
+	return []requirement{dbURL, db, migrations, redisURL, redis, tokens, stateDir}
 }
 
 // checkDatabase fills in the database's requirements.

@@ -229,8 +229,10 @@ func (s *server) switchLive(ctx context.Context, c *gin.Context, old *backend, a
 	}
 	entry, err := log.Record(ctx, a, map[string]any{"mode": old.mode}, map[string]any{"mode": target})
 	if err != nil {
+		// No switch without its audit row; the refusal is recorded in the
+		// log of the mode that keeps serving, if that log can take it.
 		release()
-		s.fail(c, err)
+		s.reject(c, old, a, err)
 		return
 	}
 	s.backend.Store(next)

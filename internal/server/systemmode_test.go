@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 // interface are tested in cmd/switchyard.
 type testBackends struct {
 	clock      *clock
-	production *memory.Store
+	production *unrecordable
 
 	mu      sync.Mutex
 	reqs    []Requirement
@@ -42,7 +43,21 @@ func newTestBackends(t *testing.T, c *clock, reqs ...Requirement) *testBackends 
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return &testBackends{clock: c, production: prod, reqs: reqs, released: make(chan string, 16)}
+	return &testBackends{clock: c, production: &unrecordable{Store: prod}, reqs: reqs, released: make(chan string, 16)}
+}
+
+// unrecordable is a store whose Record fails while down is set, as
+// Postgres' does when it stops answering.
+type unrecordable struct {
+	*memory.Store
+	down atomic.Bool
+}
+
+func (u *unrecordable) Record(ctx context.Context, a store.Attempt, before, after any) (store.AuditEntry, error) {
+	if u.down.Load() {
+		return store.AuditEntry{}, evaluator.Errorf(evaluator.CodeUnavailable, "the database does not answer")
+	}
+	return u.Store.Record(ctx, a, before, after)
 }
 
 func (b *testBackends) Requirements(context.Context) []Requirement {
@@ -304,6 +319,28 @@ func TestToggleOpenFails(t *testing.T) {
 	}
 	if entries := h.audit(t); len(entries) != 1 || entries[0].Outcome != store.OutcomeRejected {
 		t.Fatalf("audit = %+v, want the failed switch rejected", entries)
+	}
+}
+
+// No switch is made without its row in production's audit log: with the
+// database unable to record it, a switch to demo answers 503 and
+// production keeps serving.
+func TestSwitchNeedsItsAuditRow(t *testing.T) {
+	h, be := newSwitchable(t, metRequirements...)
+	if res := h.do(t, toggle(t, ModeProduction, false)); res.status != http.StatusOK {
+		t.Fatalf("toggle = %d %s", res.status, res.body)
+	}
+	be.waitReleased(t)
+	be.production.down.Store(true)
+	res := h.do(t, toggle(t, ModeDemo, false))
+	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" {
+		t.Fatalf("toggle to demo without its audit row = %d %s, want 503", res.status, res.body)
+	}
+	if got := be.waitReleased(t); got != ModeDemo {
+		t.Fatalf("released %q, want the demo store opened for the refused switch", got)
+	}
+	if got := systemMode(t, h); got != ModeProduction {
+		t.Fatalf("SYSTEM_MODE = %s, want production still", got)
 	}
 }
 

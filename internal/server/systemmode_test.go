@@ -357,7 +357,7 @@ func TestEvaluationUninterruptedBySwitches(t *testing.T) {
 			if i%2 == 1 {
 				evalCtx = `{"context":{"sessionId":"s-` + string(rune('a'+i)) + `"}}`
 			}
-			for n := 0; ; n++ {
+			for {
 				select {
 				case <-stop:
 					return

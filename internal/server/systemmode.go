@@ -43,8 +43,8 @@ type Requirement struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// MissingRequirements returns the requirements of reqs that are not met.
-func MissingRequirements(reqs []Requirement) []Requirement {
+// missingRequirements returns the requirements of reqs that are not met.
+func missingRequirements(reqs []Requirement) []Requirement {
 	missing := []Requirement{}
 	for _, r := range reqs {
 		if !r.Met {
@@ -90,25 +90,30 @@ type modePosture struct {
 // store is probed with a deadline, so a dead one costs at most this.
 const requirementsTimeout = 3 * time.Second
 
-// posture returns the mode record and production's checklist.
-func (s *server) posture(ctx context.Context) modePosture {
-	rec := s.record.Load()
-	p := modePosture{Mode: rec.Mode, SetAt: rec.SetAt, SetBy: rec.SetBy, Reason: rec.Reason, AuditSeq: rec.AuditSeq,
-		DesiredMode: rec.DesiredMode, RestartRequired: rec.DesiredMode != "" && rec.DesiredMode != rec.Mode,
-		Switchable: s.cfg.Backends != nil, Requirements: []Requirement{}}
-	if s.cfg.Backends != nil {
-		ctx, cancel := context.WithTimeout(ctx, requirementsTimeout)
-		defer cancel()
-		p.Requirements = s.cfg.Backends.Requirements(ctx)
+// requirements checks production's requirements now, within
+// requirementsTimeout; none when the server cannot switch modes.
+func (s *server) requirements(ctx context.Context) []Requirement {
+	if s.cfg.Backends == nil {
+		return []Requirement{}
 	}
-	p.ProductionReady = p.Switchable && len(MissingRequirements(p.Requirements)) == 0
-	return p
+	ctx, cancel := context.WithTimeout(ctx, requirementsTimeout)
+	defer cancel()
+	return s.cfg.Backends.Requirements(ctx)
+}
+
+// posture returns the mode record with production's checklist, reqs.
+func (s *server) posture(reqs []Requirement) modePosture {
+	rec := s.record.Load()
+	switchable := s.cfg.Backends != nil
+	return modePosture{Mode: rec.Mode, SetAt: rec.SetAt, SetBy: rec.SetBy, Reason: rec.Reason, AuditSeq: rec.AuditSeq,
+		DesiredMode: rec.DesiredMode, RestartRequired: rec.DesiredMode != "" && rec.DesiredMode != rec.Mode,
+		Switchable: switchable, ProductionReady: switchable && len(missingRequirements(reqs)) == 0, Requirements: reqs}
 }
 
 // getSystemMode serves GET /system-mode/current: the mode, who set it and
 // when, and what production needs, checked now.
 func (s *server) getSystemMode(c *gin.Context) {
-	c.JSON(http.StatusOK, s.posture(c.Request.Context()))
+	c.JSON(http.StatusOK, s.posture(s.requirements(c.Request.Context())))
 }
 
 // toggleRequest is the body of POST /system-mode/toggle.
@@ -167,10 +172,11 @@ func (s *server) toggleSystemMode(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), switchTimeout)
 	defer cancel()
+	// Checked once: the refusal, the forced record and the answer's
+	// checklist all use this check, whichever way the switch goes.
+	reqs := s.requirements(ctx)
 	if req.TargetMode == ModeProduction {
-		rctx, rcancel := context.WithTimeout(ctx, requirementsTimeout)
-		missing := MissingRequirements(s.cfg.Backends.Requirements(rctx))
-		rcancel()
+		missing := missingRequirements(reqs)
 		if len(missing) > 0 && !req.Force {
 			s.reject(c, old, attempt, evaluator.Errorf(evaluator.CodeRequirementsMissing,
 				"production mode needs %s; nothing was changed (force records the switch for a restart)", strings.Join(names(missing), ", ")).
@@ -178,17 +184,18 @@ func (s *server) toggleSystemMode(c *gin.Context) {
 			return
 		}
 		if len(missing) > 0 {
-			s.recordDesired(c, old, attempt, missing)
+			s.recordDesired(c, old, attempt, reqs)
 			return
 		}
 	}
-	s.switchLive(ctx, c, old, attempt, req.TargetMode)
+	s.switchLive(ctx, c, old, attempt, req.TargetMode, reqs)
 }
 
 // recordDesired records a forced switch to production that cannot be made
 // live: the audit log and the posture say production is wanted, and the
 // process keeps serving its mode until a restart with the requirements met.
-func (s *server) recordDesired(c *gin.Context, cur *backend, a store.Attempt, missing []Requirement) {
+func (s *server) recordDesired(c *gin.Context, cur *backend, a store.Attempt, reqs []Requirement) {
+	missing := missingRequirements(reqs)
 	ctx, cancel := context.WithTimeout(c.Request.Context(), writeTimeout)
 	defer cancel()
 	entry, err := cur.store.Record(ctx, a,
@@ -203,15 +210,16 @@ func (s *server) recordDesired(c *gin.Context, cur *backend, a store.Attempt, mi
 	s.record.Store(&rec)
 	s.logger.Warn("production mode recorded for a restart; requirements are missing", "missing", names(missing),
 		"actor", entry.Actor, "audit_seq", entry.Seq, "request_id", entry.RequestID)
-	c.JSON(http.StatusOK, toggleResult{RestartRequired: true, Missing: missing, AuditSeq: entry.Seq, Posture: s.posture(c.Request.Context())})
+	c.JSON(http.StatusOK, toggleResult{RestartRequired: true, Missing: missing, AuditSeq: entry.Seq, Posture: s.posture(reqs)})
 }
 
 // switchLive builds the store of target, checks that it serves a revision,
 // records the switch and swaps it in; the old store is released once the
 // requests using it are done. The switch is recorded in production's audit
 // log whichever way it goes, since that is the log that outlives the
-// process. Any failure before the swap leaves the old mode serving.
-func (s *server) switchLive(ctx context.Context, c *gin.Context, old *backend, a store.Attempt, target string) {
+// process. Any failure before the swap leaves the old mode serving. reqs
+// is production's checklist as checked for this switch, for the answer.
+func (s *server) switchLive(ctx context.Context, c *gin.Context, old *backend, a store.Attempt, target string, reqs []Requirement) {
 	st, release, err := s.cfg.Backends.Open(ctx, target)
 	if err != nil {
 		s.reject(c, old, a, evaluator.Errorf(evaluator.CodeUnavailable, "open the %s store: %v", target, err))
@@ -240,7 +248,7 @@ func (s *server) switchLive(ctx context.Context, c *gin.Context, old *backend, a
 	go old.retire()
 	s.logger.Warn("system mode switched", "from", old.mode, "to", target, "revision", next.flags.cur.Load().rev.Number,
 		"actor", entry.Actor, "audit_seq", entry.Seq, "request_id", entry.RequestID)
-	c.JSON(http.StatusOK, toggleResult{Switched: true, AuditSeq: entry.Seq, Posture: s.posture(c.Request.Context())})
+	c.JSON(http.StatusOK, toggleResult{Switched: true, AuditSeq: entry.Seq, Posture: s.posture(reqs)})
 }
 
 // names lists the names of reqs, for messages and logs.

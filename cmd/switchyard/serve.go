@@ -42,7 +42,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Released last, after the server has drained: whatever store is open
 	// then, the start mode's or one a live switch opened.
 	defer be.close()
-	var st store.Store = memory.NewDemo()
+	var st store.Store
 	var release func()
 	if cfg.Mode == server.ModeProduction {
 		if err := startable(ctx, be, cfg, logger); err != nil {
@@ -52,6 +52,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return err
 		}
 		release = be.track(release)
+	} else {
+		st = memory.NewDemo()
 	}
 	if len(tokens) == 0 {
 		secret, err := newToken()

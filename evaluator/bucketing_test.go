@@ -31,11 +31,11 @@ func TestLDBucket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%v/%s", tt.key, tt.seed), func(t *testing.T) {
-			r, err := compileRule([]byte(`{"ld_bucket": [{"var": "key"}, "hashKey", "saltyA", `+tt.seed+`]}`), "targeting", nil)
+			r, err := compileRule("f", []byte(`{"ld_bucket": [{"var": "key"}, "hashKey", "saltyA", `+tt.seed+`]}`), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := r.evalAt("f", map[string]any{"key": tt.key}, 0)
+			v, err := r.evalAt(map[string]any{"key": tt.key}, 0)
 			if err != nil || v.k != kindNumber || math.Abs(v.n-tt.want*100000) > 1e-7*100000 {
 				t.Fatalf("got %v, %v; want %v", v.toAny(), err, tt.want*100000)
 			}
@@ -65,11 +65,11 @@ func TestUnleashHash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%v/%s/%d", tt.value, tt.group, tt.seed), func(t *testing.T) {
 			rule := fmt.Sprintf(`{"unleash_hash": [{"var": "v"}, %q, %d, %d]}`, tt.group, tt.normalizer, tt.seed)
-			r, err := compileRule([]byte(rule), "targeting", nil)
+			r, err := compileRule("f", []byte(rule), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := r.evalAt("f", map[string]any{"v": tt.value}, 0)
+			v, err := r.evalAt(map[string]any{"v": tt.value}, 0)
 			if err != nil || v.toAny() != tt.want {
 				t.Fatalf("got %v, %v; want %v", v.toAny(), err, tt.want)
 			}
@@ -80,14 +80,14 @@ func TestUnleashHash(t *testing.T) {
 // Every user lands in [1, normalizer], and a 25% rollout takes about a
 // quarter of them.
 func TestUnleashHashRange(t *testing.T) {
-	r, err := compileRule([]byte(`{"unleash_hash": [{"var": "targetingKey"}, "rollout", 100, 0]}`), "targeting", nil)
+	r, err := compileRule("f", []byte(`{"unleash_hash": [{"var": "targetingKey"}, "rollout", 100, 0]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := 0
 	const users = 20000
 	for i := range users {
-		v, err := r.evalAt("f", map[string]any{"targetingKey": fmt.Sprintf("user-%d", i)}, 0)
+		v, err := r.evalAt(map[string]any{"targetingKey": fmt.Sprintf("user-%d", i)}, 0)
 		if err != nil || v.n < 1 || v.n > 100 || v.n != math.Trunc(v.n) {
 			t.Fatalf("user-%d: %v, %v", i, v.toAny(), err)
 		}

@@ -63,7 +63,7 @@ func differential(seed uint64) string {
 	if err != nil {
 		return fmt.Sprintf("seed %d: marshal rule: %v", seed, err)
 	}
-	compiled, err := compileRule(raw, "targeting", nil)
+	compiled, err := compileRule("diff-flag", raw, nil)
 	if err != nil {
 		return fmt.Sprintf("seed %d: rule %s does not compile: %v", seed, raw, err)
 	}
@@ -72,7 +72,7 @@ func differential(seed uint64) string {
 	if err := json.Unmarshal(ctxJSON, &ours); err != nil {
 		return fmt.Sprintf("seed %d: %v", seed, err)
 	}
-	got, gotErr := compiled.evalAt("diff-flag", ours, diffTimestamp)
+	got, gotErr := compiled.evalAt(ours, diffTimestamp)
 	want, wantErr := referenceApply(raw, "diff-flag", ctxJSON)
 	switch {
 	case (gotErr != nil) != (wantErr != nil):

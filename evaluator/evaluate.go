@@ -73,13 +73,9 @@ func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
 			return targetingError(key, err, md)
 		}
 		if v.k != kindNull {
-			variant, err := variantName(v)
+			variant, code, err := variantName(v)
 			if err != nil {
-				var re *errRule
-				if errors.As(err, &re) {
-					return targetingError(key, err, md)
-				}
-				return Result{Key: key, Reason: ReasonError, ErrorCode: General,
+				return Result{Key: key, Reason: ReasonError, ErrorCode: code,
 					ErrorMessage: fmt.Sprintf("flag %q: targeting: %v", key, err), Metadata: md}
 			}
 			value, ok := f.variants[variant]

@@ -39,14 +39,14 @@ func TestFractionalBucketing(t *testing.T) {
 		`{"fractional": [{"var": "key"}, ["a", {"var": "w20"}], [{"cat": ["b"]}, 30], ["c", 50]]}`,
 	}
 	for _, rule := range rules {
-		r, err := compileRule([]byte(rule), "targeting", nil)
+		r, err := compileRule("rollout", []byte(rule), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range 500 {
 			tk := fmt.Sprintf("user-%d@example.com", i)
 			ctx := map[string]any{"targetingKey": tk, "key": "rollout" + tk, "w20": 20.0}
-			v, err := r.evalAt("rollout", ctx, 0)
+			v, err := r.evalAt(ctx, 0)
 			want := variants[flagdBucket("rollout"+tk, weights)]
 			if err != nil || v.toAny() != want {
 				t.Fatalf("%s, %s: got %v, %v; want %s", rule, tk, v.toAny(), err, want)
@@ -73,11 +73,11 @@ func TestFractionalNull(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := compileRule([]byte(tt.rule), "targeting", nil)
+			r, err := compileRule("f", []byte(tt.rule), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := r.evalAt("f", tt.ctx, 0)
+			v, err := r.evalAt(tt.ctx, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,14 +113,14 @@ func TestFractionalWeightsAndVariants(t *testing.T) {
 
 // A 10/90 split puts about a tenth of users in the first bucket.
 func TestFractionalDistribution(t *testing.T) {
-	r, err := compileRule([]byte(`{"fractional": [["on", 10], ["off", 90]]}`), "targeting", nil)
+	r, err := compileRule("split", []byte(`{"fractional": [["on", 10], ["off", 90]]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	on := 0
 	const users = 20000
 	for i := range users {
-		v, err := r.evalAt("split", map[string]any{"targetingKey": fmt.Sprintf("%d", i)}, 0)
+		v, err := r.evalAt(map[string]any{"targetingKey": fmt.Sprintf("%d", i)}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,7 +56,7 @@ func FuzzCompileRule(f *testing.F) {
 		"loop":     json.RawMessage(`{"$ref": "loop"}`),
 	}
 	f.Fuzz(func(t *testing.T, rule, ctxJSON []byte) {
-		r, err := compileRule(rule, "targeting", evaluators)
+		r, err := compileRule("fuzz-flag", rule, evaluators)
 		if err != nil {
 			var ce *compileError
 			if !errors.As(err, &ce) || ce.path == "" {
@@ -68,8 +68,8 @@ func FuzzCompileRule(f *testing.F) {
 		if json.Unmarshal(ctxJSON, &ctx) != nil {
 			ctx = nil
 		}
-		v1, err1 := r.evalAt("fuzz-flag", ctx, diffTimestamp)
-		v2, err2 := r.evalAt("fuzz-flag", ctx, diffTimestamp)
+		v1, err1 := r.evalAt(ctx, diffTimestamp)
+		v2, err2 := r.evalAt(ctx, diffTimestamp)
 		if (err1 == nil) != (err2 == nil) || (err1 == nil && !sameJSONValue(v1.toAny(), v2.toAny())) {
 			t.Fatalf("evaluation is not deterministic: %v/%v, %v/%v", v1.toAny(), err1, v2.toAny(), err2)
 		}

@@ -2,12 +2,14 @@ package evaluator
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Limits on one targeting rule, $ref expansions included, so a hostile or
@@ -50,6 +52,9 @@ func constant(v value) expr {
 type compileError struct {
 	path string
 	msg  string
+	// evaluator names the shared evaluator at fault when checkEvaluators,
+	// compiling it on its own, found the problem.
+	evaluator string
 }
 
 func (e *compileError) Error() string { return e.path + ": " + e.msg }
@@ -97,8 +102,66 @@ type compiler struct {
 	usesTime   bool
 }
 
-// compileRule compiles the targeting rule raw, whose path is root.
-func compileRule(raw json.RawMessage, root string, evaluators map[string]json.RawMessage) (*rule, error) {
+// rule is a flag's targeting compiled once per revision into closures
+// over typed values: evaluating it reads the context directly, builds no
+// maps and parses no JSON.
+type rule struct {
+	root evalFunc
+	// flagKey is the key of the flag the rule belongs to, boxed once so
+	// $flagd.flagKey costs nothing per evaluation.
+	flagKey any
+	// usesTime is set when the rule may read $flagd.timestamp, so other
+	// rules never read the clock.
+	usesTime bool
+}
+
+// compileRule compiles raw, the targeting rule of flag flagKey, expanding
+// $ref from the shared evaluators. Its errors are *compileError, located
+// from "targeting", the rule's field in the flag.
+func compileRule(flagKey string, raw json.RawMessage, evaluators map[string]json.RawMessage) (*rule, error) {
+	r, err := compileRoot(raw, "targeting", evaluators)
+	if err != nil {
+		return nil, err
+	}
+	r.flagKey = flagKey
+	return r, nil
+}
+
+// eval runs the rule for its flag against the flattened context ctx,
+// reading the clock only for a rule that reads $flagd.timestamp.
+func (r *rule) eval(ctx map[string]any) (value, error) {
+	var now int64
+	if r.usesTime {
+		now = time.Now().Unix()
+	}
+	return r.evalAt(ctx, now)
+}
+
+// evalAt runs the rule for its flag with $flagd.timestamp set to now (Unix
+// seconds).
+func (r *rule) evalAt(ctx map[string]any, now int64) (value, error) {
+	return r.root(env{ctx: ctx, flagKey: r.flagKey, now: now})
+}
+
+// checkEvaluators compiles every shared evaluator on its own, so one that
+// no flag uses yet cannot hide an error until a flag does. Its error is a
+// *compileError naming the evaluator, located from $evaluators.<name>.
+func checkEvaluators(evaluators map[string]json.RawMessage) error {
+	for _, name := range slices.Sorted(maps.Keys(evaluators)) {
+		if _, err := compileRoot(evaluators[name], "$evaluators."+name, evaluators); err != nil {
+			var ce *compileError
+			if !errors.As(err, &ce) {
+				ce = &compileError{path: "$evaluators." + name, msg: err.Error()}
+			}
+			ce.evaluator = name
+			return ce
+		}
+	}
+	return nil
+}
+
+// compileRoot compiles the rule raw, whose path is root.
+func compileRoot(raw json.RawMessage, root string, evaluators map[string]json.RawMessage) (*rule, error) {
 	var x any
 	if err := json.Unmarshal(raw, &x); err != nil {
 		return nil, errorAt(root, "not valid JSON: %v", err)

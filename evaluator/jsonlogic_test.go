@@ -18,7 +18,7 @@ const ruleContext = `{
 // (JSON), returning the result as encoding/json would decode it.
 func evalRule(t *testing.T, rule, ctx string, evaluators map[string]json.RawMessage) (any, error) {
 	t.Helper()
-	r, err := compileRule([]byte(rule), "targeting", evaluators)
+	r, err := compileRule("my-flag", []byte(rule), evaluators)
 	if err != nil {
 		t.Fatalf("compile %s: %v", rule, err)
 	}
@@ -26,7 +26,7 @@ func evalRule(t *testing.T, rule, ctx string, evaluators map[string]json.RawMess
 	if err := json.Unmarshal([]byte(ctx), &c); err != nil {
 		t.Fatal(err)
 	}
-	v, err := r.evalAt("my-flag", c, diffTimestamp)
+	v, err := r.evalAt(c, diffTimestamp)
 	return v.toAny(), err
 }
 
@@ -251,21 +251,21 @@ func TestWholeDataIncludesFlagdProperties(t *testing.T) {
 // Context values of Go types other than encoding/json's read as their
 // JSON form, as flagd encodes the context before evaluating.
 func TestGoContextValues(t *testing.T) {
-	r, err := compileRule([]byte(`{"if": [{"and": [{"==": [{"var": "n"}, 42]}, {"in": ["b", {"var": "list"}]},
-		{"==": [{"var": "m.k"}, "v"]}]}, "yes", "no"]}`), "targeting", nil)
+	r, err := compileRule("f", []byte(`{"if": [{"and": [{"==": [{"var": "n"}, 42]}, {"in": ["b", {"var": "list"}]},
+		{"==": [{"var": "m.k"}, "v"]}]}, "yes", "no"]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := map[string]any{"n": int64(42), "list": []string{"a", "b"}, "m": map[string]string{"k": "v"}}
-	v, err := r.evalAt("f", ctx, 0)
+	v, err := r.evalAt(ctx, 0)
 	if err != nil || v.toAny() != "yes" {
 		t.Fatalf("got %v, %v; want yes", v.toAny(), err)
 	}
-	r, err = compileRule([]byte(`{"var": "ch"}`), "targeting", nil)
+	r, err = compileRule("f", []byte(`{"var": "ch"}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.evalAt("f", map[string]any{"ch": make(chan int)}, 0); !errors.Is(err, errContext) {
+	if _, err := r.evalAt(map[string]any{"ch": make(chan int)}, 0); !errors.Is(err, errContext) {
 		t.Fatalf("error %v, want errContext", err)
 	}
 }
@@ -291,7 +291,7 @@ func TestRefs(t *testing.T) {
 		`{"$ref": "not_valid"}`:           `targeting.$ref: evaluator "not_valid" is not valid JSON`,
 		`{"$ref": 5}`:                     `targeting.$ref: must name an evaluator, not a number`,
 	} {
-		_, err := compileRule([]byte(rule), "targeting", evaluators)
+		_, err := compileRule("f", []byte(rule), evaluators)
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", rule, err, want)
 		}
@@ -357,7 +357,7 @@ func TestCompileErrors(t *testing.T) {
 
 // Constant sub-rules are evaluated once, at compile time.
 func TestConstantFolding(t *testing.T) {
-	r, err := compileRule([]byte(`{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), "targeting", nil)
+	r, err := compileRule("f", []byte(`{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestConstantFolding(t *testing.T) {
 	if err != nil || !folded.konst || folded.val.text() != "ab" {
 		t.Fatalf("folded to %+v, %v; want the constant \"ab\"", folded, err)
 	}
-	if v, err := r.evalAt("f", nil, 0); err != nil || v.text() != "ab" {
+	if v, err := r.evalAt(nil, 0); err != nil || v.text() != "ab" {
 		t.Fatalf("got %v, %v", v.toAny(), err)
 	}
 	kept, err := c.compile(decodeJSON(t, `{"/": [1, {"var": "x"}]}`), "t", 0)

@@ -102,11 +102,11 @@ func TestSemVerOperation(t *testing.T) {
 			dynamic := `{"sem_ver": [{"var": "v"}, {"var": "op"}, {"var": "target"}]}`
 			dctx := map[string]any{"v": tt.version, "op": tt.op, "target": tt.target}
 			for rule, ctx := range map[string]map[string]any{rule: ctx, dynamic: dctx} {
-				r, err := compileRule([]byte(rule), "targeting", nil)
+				r, err := compileRule("f", []byte(rule), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				v, err := r.evalAt("f", ctx, 0)
+				v, err := r.evalAt(ctx, 0)
 				if err != nil || v.toAny() != tt.want {
 					t.Errorf("%s: got %v, %v; want %v", rule, v.toAny(), err, tt.want)
 				}

@@ -5,40 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 	"strconv"
-	"time"
 )
-
-// rule is a flag's targeting compiled once per revision into closures
-// over typed values: evaluating it reads the context directly, builds no
-// maps and parses no JSON.
-type rule struct {
-	root evalFunc
-	// flagKey is the key of the flag the rule belongs to, boxed once so
-	// $flagd.flagKey costs nothing per evaluation.
-	flagKey any
-	// usesTime is set when the rule may read $flagd.timestamp, so other
-	// rules never read the clock.
-	usesTime bool
-}
-
-// eval runs the rule for its flag against the flattened context ctx.
-func (r *rule) eval(ctx map[string]any) (value, error) {
-	e := env{ctx: ctx, flagKey: r.flagKey}
-	if r.usesTime {
-		e.now = time.Now().Unix()
-	}
-	return r.root(e)
-}
-
-// evalAt runs the rule for flag key with $flagd.timestamp set to now
-// (Unix seconds).
-func (r *rule) evalAt(key string, ctx map[string]any, now int64) (value, error) {
-	return r.root(env{ctx: ctx, flagKey: key, now: now})
-}
 
 // compileTargeting compiles a flag's targeting rule. An empty rule ({})
 // means no targeting. Errors name the flag and the JSON path inside it.
@@ -46,7 +15,7 @@ func compileTargeting(key string, raw json.RawMessage, evaluators map[string]jso
 	if bytes.Equal(bytes.TrimSpace(raw), []byte("{}")) {
 		return nil, nil
 	}
-	r, err := compileRule(raw, "targeting", evaluators)
+	r, err := compileRule(key, raw, evaluators)
 	if err != nil {
 		var ce *compileError
 		if errors.As(err, &ce) {
@@ -54,23 +23,18 @@ func compileTargeting(key string, raw json.RawMessage, evaluators map[string]jso
 		}
 		return nil, flagError(key, "targeting", "%v", err)
 	}
-	r.flagKey = key
 	return r, nil
 }
 
 // validateEvaluators compiles every shared evaluator on its own, so one
 // that no flag uses yet cannot hide an error until a flag does.
 func validateEvaluators(evaluators map[string]json.RawMessage) error {
-	for _, name := range slices.Sorted(maps.Keys(evaluators)) {
-		if _, err := compileRule(evaluators[name], "$evaluators."+name, evaluators); err != nil {
-			var ce *compileError
-			if errors.As(err, &ce) {
-				return pathError(ce.path, "%s", ce.msg).With("evaluator", name)
-			}
-			return pathError("$evaluators."+name, "%v", err).With("evaluator", name)
-		}
+	err := checkEvaluators(evaluators)
+	var ce *compileError
+	if !errors.As(err, &ce) {
+		return err
 	}
-	return nil
+	return pathError(ce.path, "%s", ce.msg).With("evaluator", ce.evaluator)
 }
 
 // targetingError is the result of a rule that failed while evaluated.
@@ -87,23 +51,25 @@ func targetingError(key string, err error, md map[string]any) Result {
 
 // variantName turns a rule's result into the variant it chooses, as flagd
 // does: strings name a variant, booleans and numbers name the variant
-// spelled as their JSON form. Arrays and objects name none.
-func variantName(v value) (string, error) {
+// spelled as their JSON form. Arrays and objects name none (GENERAL), nor
+// does a number without a JSON form, on which the library flagd uses
+// fails (PARSE_ERROR); code is the error's resolution code.
+func variantName(v value) (name string, code ResolutionError, err error) {
 	switch v.k {
 	case kindString:
-		return v.text(), nil
+		return v.text(), "", nil
 	case kindBool:
 		if v.b {
-			return "true", nil
+			return "true", "", nil
 		}
-		return "false", nil
+		return "false", "", nil
 	case kindNumber:
 		if math.IsInf(v.n, 0) || math.IsNaN(v.n) {
-			return "", &errRule{msg: fmt.Sprintf("the rule returned %v, which has no JSON form", v.n)}
+			return "", ParseError, fmt.Errorf("the rule returned %v, which has no JSON form", v.n)
 		}
-		return jsonNumber(v.n), nil
+		return jsonNumber(v.n), "", nil
 	}
-	return "", fmt.Errorf("the rule returned %s, not a variant name", v.k)
+	return "", General, fmt.Errorf("the rule returned %s, not a variant name", v.k)
 }
 
 // jsonNumber formats f as encoding/json does.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
 // Reason is the OpenFeature resolution reason.
@@ -68,11 +70,11 @@ func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: ParseError, ErrorMessage: msg, Metadata: md}
 	}
 	if f.targeting != nil {
-		v, err := f.targeting.eval(ctx)
+		v, err := f.targeting.Eval(ctx)
 		if err != nil {
 			return targetingError(key, err, md)
 		}
-		if v.k != kindNull {
+		if v.Kind() != jsonlogic.KindNull {
 			variant, code, err := variantName(v)
 			if err != nil {
 				return Result{Key: key, Reason: ReasonError, ErrorCode: code,

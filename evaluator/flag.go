@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
 // State says whether a general flag is served.
@@ -78,7 +80,7 @@ type compiledFlag struct {
 	variants       map[string]any
 	defaultVariant string
 	hasDefault     bool
-	targeting      *rule
+	targeting      *jsonlogic.Rule
 	// parseErr is set when the targeting rule does not compile: the flag
 	// then evaluates to PARSE_ERROR, as it does in flagd.
 	parseErr error
@@ -122,11 +124,11 @@ func compileFlag(key string, f Flag, evaluators map[string]json.RawMessage) (*co
 // all booleans, all strings, all numbers or all objects, so a flag has one
 // OpenFeature type.
 func checkVariantTypes(key string, variants map[string]any) error {
-	var first kind
+	var first jsonlogic.Kind
 	var firstName string
 	for _, name := range slices.Sorted(maps.Keys(variants)) {
 		k := variantKind(variants[name])
-		if k == kindNull {
+		if k == jsonlogic.KindNull {
 			return flagError(key, "variants."+name, "must be a boolean, string, number or object")
 		}
 		if firstName == "" {
@@ -139,18 +141,18 @@ func checkVariantTypes(key string, variants map[string]any) error {
 	return nil
 }
 
-func variantKind(x any) kind {
+func variantKind(x any) jsonlogic.Kind {
 	switch x.(type) {
 	case bool:
-		return kindBool
+		return jsonlogic.KindBool
 	case string:
-		return kindString
+		return jsonlogic.KindString
 	case float64, int, int64:
-		return kindNumber
+		return jsonlogic.KindNumber
 	case map[string]any, []any:
-		return kindObject
+		return jsonlogic.KindObject
 	}
-	return kindNull
+	return jsonlogic.KindNull
 }
 
 func flagError(key, path, format string, args ...any) *Error {

@@ -7,19 +7,21 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
 // compileTargeting compiles a flag's targeting rule. An empty rule ({})
 // means no targeting. Errors name the flag and the JSON path inside it.
-func compileTargeting(key string, raw json.RawMessage, evaluators map[string]json.RawMessage) (*rule, error) {
+func compileTargeting(key string, raw json.RawMessage, evaluators map[string]json.RawMessage) (*jsonlogic.Rule, error) {
 	if bytes.Equal(bytes.TrimSpace(raw), []byte("{}")) {
 		return nil, nil
 	}
-	r, err := compileRule(key, raw, evaluators)
+	r, err := jsonlogic.Compile(key, raw, evaluators)
 	if err != nil {
-		var ce *compileError
+		var ce *jsonlogic.CompileError
 		if errors.As(err, &ce) {
-			return nil, flagError(key, ce.path, "%s", ce.msg)
+			return nil, flagError(key, ce.Path, "%s", ce.Msg)
 		}
 		return nil, flagError(key, "targeting", "%v", err)
 	}
@@ -29,12 +31,12 @@ func compileTargeting(key string, raw json.RawMessage, evaluators map[string]jso
 // validateEvaluators compiles every shared evaluator on its own, so one
 // that no flag uses yet cannot hide an error until a flag does.
 func validateEvaluators(evaluators map[string]json.RawMessage) error {
-	err := checkEvaluators(evaluators)
-	var ce *compileError
+	err := jsonlogic.ValidateEvaluators(evaluators)
+	var ce *jsonlogic.CompileError
 	if !errors.As(err, &ce) {
 		return err
 	}
-	return pathError(ce.path, "%s", ce.msg).With("evaluator", ce.evaluator)
+	return pathError(ce.Path, "%s", ce.Msg).With("evaluator", ce.Evaluator)
 }
 
 // targetingError is the result of a rule that failed while evaluated.
@@ -42,7 +44,7 @@ func validateEvaluators(evaluators map[string]json.RawMessage) error {
 // that cannot be read is GENERAL.
 func targetingError(key string, err error, md map[string]any) Result {
 	code := ParseError
-	if errors.Is(err, errContext) {
+	if errors.Is(err, jsonlogic.ErrContext) {
 		code = General
 	}
 	return Result{Key: key, Reason: ReasonError, ErrorCode: code,
@@ -54,22 +56,23 @@ func targetingError(key string, err error, md map[string]any) Result {
 // spelled as their JSON form. Arrays and objects name none (GENERAL), nor
 // does a number without a JSON form, on which the library flagd uses
 // fails (PARSE_ERROR); code is the error's resolution code.
-func variantName(v value) (name string, code ResolutionError, err error) {
-	switch v.k {
-	case kindString:
-		return v.text(), "", nil
-	case kindBool:
-		if v.b {
+func variantName(v jsonlogic.Value) (name string, code ResolutionError, err error) {
+	switch v.Kind() {
+	case jsonlogic.KindString:
+		return v.Text(), "", nil
+	case jsonlogic.KindBool:
+		if v.Bool() {
 			return "true", "", nil
 		}
 		return "false", "", nil
-	case kindNumber:
-		if math.IsInf(v.n, 0) || math.IsNaN(v.n) {
-			return "", ParseError, fmt.Errorf("the rule returned %v, which has no JSON form", v.n)
+	case jsonlogic.KindNumber:
+		n := v.Float64()
+		if math.IsInf(n, 0) || math.IsNaN(n) {
+			return "", ParseError, fmt.Errorf("the rule returned %v, which has no JSON form", n)
 		}
-		return jsonNumber(v.n), "", nil
+		return jsonNumber(n), "", nil
 	}
-	return "", General, fmt.Errorf("the rule returned %s, not a variant name", v.k)
+	return "", General, fmt.Errorf("the rule returned %s, not a variant name", v.Kind())
 }
 
 // jsonNumber formats f as encoding/json does.

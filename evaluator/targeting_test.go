@@ -1,6 +1,8 @@
 package evaluator
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -152,6 +154,25 @@ func TestBrokenTargetingIsIsolated(t *testing.T) {
 	}
 	if got := fs.Evaluate("bad", nil); got.ErrorCode != ParseError {
 		t.Fatalf("bad: %+v", got)
+	}
+}
+
+// A targeting rule or a shared evaluator that does not compile is an
+// INVALID_REQUEST naming the flag or the evaluator, and the JSON path of
+// the part at fault.
+func TestTargetingCompileErrors(t *testing.T) {
+	_, err := compileTargeting("new-checkout", json.RawMessage(`{"if": [{"in": [1]}, "a"]}`), nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeInvalidRequest || e.Fields["flag"] != "new-checkout" ||
+		e.Fields["path"] != "targeting.if[0].in" ||
+		e.Message != `flag "new-checkout": targeting.if[0].in: takes 2 arguments, got 1` {
+		t.Fatalf("compileTargeting: %v, want the flag and the path", err)
+	}
+	err = validateEvaluators(map[string]json.RawMessage{"fine": json.RawMessage(`{"var": "a"}`),
+		"staff": json.RawMessage(`{"==": [1]}`)})
+	if !errors.As(err, &e) || e.Code != CodeInvalidRequest || e.Fields["evaluator"] != "staff" ||
+		e.Fields["path"] != "$evaluators.staff.==" || e.Message != `$evaluators.staff.==: takes 2 arguments, got 1` {
+		t.Fatalf("validateEvaluators: %v, want the evaluator and the path", err)
 	}
 }
 

@@ -1,4 +1,19 @@
-package evaluator
+// Package jsonlogic compiles flagd's targeting rules, JsonLogic with the
+// operations flagd adds, once per revision into closures over typed
+// values, so that evaluating a rule reads the context directly, builds no
+// maps, parses no JSON and allocates nothing.
+//
+// Rules mean what they mean in flagd: the operations of flagd's targeting
+// schema, with the semantics of the JsonLogic library flagd evaluates them
+// with (github.com/diegoholiveira/jsonlogic/v3); flagd's fractional
+// (murmur3 bucketing, bit-for-bit as flagd's, so a rollout migrated from
+// flagd keeps its users), sem_ver, starts_with and ends_with; $ref to the
+// document's shared $evaluators; and the $flagd.flagKey and
+// $flagd.timestamp properties. ld_bucket and unleash_hash add the
+// bucketing of LaunchDarkly and Unleash, so a rollout imported from either
+// keeps assigning every user to the same side. Anything else is refused
+// at compile time, at its JSON path.
+package jsonlogic
 
 import (
 	"encoding/json"
@@ -11,6 +26,90 @@ import (
 	"strings"
 	"time"
 )
+
+// Rule is a flag's targeting rule, compiled. It is immutable, so one
+// compiled revision serves concurrent evaluations.
+type Rule struct {
+	root evalFunc
+	// flagKey is the key of the flag the rule belongs to, boxed once so
+	// $flagd.flagKey costs nothing per evaluation.
+	flagKey any
+	// usesTime is set when the rule may read $flagd.timestamp, so other
+	// rules never read the clock.
+	usesTime bool
+}
+
+// Compile compiles raw, the targeting rule of flag flagKey, expanding $ref
+// from the shared evaluators. A rule is compiled for its flag because
+// $flagd.flagKey and fractional read the key: held from here, it costs no
+// allocation per evaluation. Errors are *CompileError, located from
+// "targeting", the rule's field in the flag.
+func Compile(flagKey string, raw json.RawMessage, evaluators map[string]json.RawMessage) (*Rule, error) {
+	r, err := compileRoot(raw, "targeting", evaluators)
+	if err != nil {
+		return nil, err
+	}
+	r.flagKey = flagKey
+	return r, nil
+}
+
+// Eval evaluates the rule against ctx, OpenFeature's flattened evaluation
+// context, reading the clock only for a rule that reads $flagd.timestamp.
+// An error is ErrContext when an attribute of ctx has no JSON form, and
+// otherwise a failure of the rule itself, where the library flagd uses
+// fails too.
+func (r *Rule) Eval(ctx map[string]any) (Value, error) {
+	var now int64
+	if r.usesTime {
+		now = time.Now().Unix()
+	}
+	return r.evalAt(ctx, now)
+}
+
+// evalAt evaluates the rule with $flagd.timestamp set to now (Unix
+// seconds).
+func (r *Rule) evalAt(ctx map[string]any, now int64) (Value, error) {
+	return r.root(env{ctx: ctx, flagKey: r.flagKey, now: now})
+}
+
+// ValidateEvaluators compiles every shared evaluator on its own, so one
+// that no flag uses yet cannot hide an error until a flag does. Its error
+// is a *CompileError naming the evaluator, located from
+// "$evaluators.<name>".
+func ValidateEvaluators(evaluators map[string]json.RawMessage) error {
+	for _, name := range slices.Sorted(maps.Keys(evaluators)) {
+		if _, err := compileRoot(evaluators[name], "$evaluators."+name, evaluators); err != nil {
+			var ce *CompileError
+			if !errors.As(err, &ce) {
+				ce = &CompileError{Path: "$evaluators." + name, Msg: err.Error()}
+			}
+			ce.Evaluator = name
+			return ce
+		}
+	}
+	return nil
+}
+
+// CompileError is a rule that does not compile: what is wrong and where,
+// as a JSON path in the flag document, so its author can find the part
+// at fault.
+type CompileError struct {
+	// Path locates the problem, such as targeting.if[0].in or
+	// $evaluators.staff.==, with $ref(name) marking an expansion.
+	Path string
+	// Msg says what is wrong.
+	Msg string
+	// Evaluator names the shared evaluator at fault when
+	// ValidateEvaluators, compiling it on its own, found the problem.
+	Evaluator string
+}
+
+// Error returns the message prefixed by its path.
+func (e *CompileError) Error() string { return e.Path + ": " + e.Msg }
+
+func errorAt(path, format string, args ...any) error {
+	return &CompileError{Path: path, Msg: fmt.Sprintf(format, args...)}
+}
 
 // Limits on one targeting rule, $ref expansions included, so a hostile or
 // broken document cannot exhaust the stack or memory at compile time.
@@ -33,34 +132,18 @@ type env struct {
 }
 
 // evalFunc is a compiled rule or sub-rule.
-type evalFunc func(e env) (value, error)
+type evalFunc func(e env) (Value, error)
 
 // expr is a compiled sub-rule. A constant one (konst) is folded into its
 // parent at compile time.
 type expr struct {
 	eval  evalFunc
 	konst bool
-	val   value
+	val   Value
 }
 
-func constant(v value) expr {
-	return expr{eval: func(env) (value, error) { return v, nil }, konst: true, val: v}
-}
-
-// compileError is a problem found while compiling a rule, at a JSON path
-// inside it.
-type compileError struct {
-	path string
-	msg  string
-	// evaluator names the shared evaluator at fault when checkEvaluators,
-	// compiling it on its own, found the problem.
-	evaluator string
-}
-
-func (e *compileError) Error() string { return e.path + ": " + e.msg }
-
-func errorAt(path, format string, args ...any) error {
-	return &compileError{path: path, msg: fmt.Sprintf(format, args...)}
+func constant(v Value) expr {
+	return expr{eval: func(env) (Value, error) { return v, nil }, konst: true, val: v}
 }
 
 // operatorFunc compiles one operation; path names the operation itself
@@ -102,66 +185,8 @@ type compiler struct {
 	usesTime   bool
 }
 
-// rule is a flag's targeting compiled once per revision into closures
-// over typed values: evaluating it reads the context directly, builds no
-// maps and parses no JSON.
-type rule struct {
-	root evalFunc
-	// flagKey is the key of the flag the rule belongs to, boxed once so
-	// $flagd.flagKey costs nothing per evaluation.
-	flagKey any
-	// usesTime is set when the rule may read $flagd.timestamp, so other
-	// rules never read the clock.
-	usesTime bool
-}
-
-// compileRule compiles raw, the targeting rule of flag flagKey, expanding
-// $ref from the shared evaluators. Its errors are *compileError, located
-// from "targeting", the rule's field in the flag.
-func compileRule(flagKey string, raw json.RawMessage, evaluators map[string]json.RawMessage) (*rule, error) {
-	r, err := compileRoot(raw, "targeting", evaluators)
-	if err != nil {
-		return nil, err
-	}
-	r.flagKey = flagKey
-	return r, nil
-}
-
-// eval runs the rule for its flag against the flattened context ctx,
-// reading the clock only for a rule that reads $flagd.timestamp.
-func (r *rule) eval(ctx map[string]any) (value, error) {
-	var now int64
-	if r.usesTime {
-		now = time.Now().Unix()
-	}
-	return r.evalAt(ctx, now)
-}
-
-// evalAt runs the rule for its flag with $flagd.timestamp set to now (Unix
-// seconds).
-func (r *rule) evalAt(ctx map[string]any, now int64) (value, error) {
-	return r.root(env{ctx: ctx, flagKey: r.flagKey, now: now})
-}
-
-// checkEvaluators compiles every shared evaluator on its own, so one that
-// no flag uses yet cannot hide an error until a flag does. Its error is a
-// *compileError naming the evaluator, located from $evaluators.<name>.
-func checkEvaluators(evaluators map[string]json.RawMessage) error {
-	for _, name := range slices.Sorted(maps.Keys(evaluators)) {
-		if _, err := compileRoot(evaluators[name], "$evaluators."+name, evaluators); err != nil {
-			var ce *compileError
-			if !errors.As(err, &ce) {
-				ce = &compileError{path: "$evaluators." + name, msg: err.Error()}
-			}
-			ce.evaluator = name
-			return ce
-		}
-	}
-	return nil
-}
-
 // compileRoot compiles the rule raw, whose path is root.
-func compileRoot(raw json.RawMessage, root string, evaluators map[string]json.RawMessage) (*rule, error) {
+func compileRoot(raw json.RawMessage, root string, evaluators map[string]json.RawMessage) (*Rule, error) {
 	var x any
 	if err := json.Unmarshal(raw, &x); err != nil {
 		return nil, errorAt(root, "not valid JSON: %v", err)
@@ -174,7 +199,7 @@ func compileRoot(raw json.RawMessage, root string, evaluators map[string]json.Ra
 	if err != nil {
 		return nil, err
 	}
-	return &rule{root: top.eval, usesTime: c.usesTime}, nil
+	return &Rule{root: top.eval, usesTime: c.usesTime}, nil
 }
 
 // compile compiles x, a rule, an argument or a literal, found at path.
@@ -185,7 +210,7 @@ func (c *compiler) compile(x any, path string, depth int) (expr, error) {
 	switch v := x.(type) {
 	case map[string]any:
 		if len(v) == 0 {
-			return constant(value{k: kindObject, x: map[string]any{}}), nil
+			return constant(Value{k: KindObject, x: map[string]any{}}), nil
 		}
 		if len(v) > 1 {
 			return expr{}, errorAt(path, "an operation is an object with exactly one key, found %d (%s)",
@@ -216,7 +241,7 @@ func (c *compiler) compile(x any, path string, depth int) (expr, error) {
 }
 
 // literal converts a decoded JSON value used as data, checking its depth.
-func literal(x any, path string, depth int) (value, error) {
+func literal(x any, path string, depth int) (Value, error) {
 	if d := jsonDepth(x, maxRuleDepth-depth+1); d > maxRuleDepth-depth {
 		return null, errorAt(path, "nested deeper than %d levels", maxRuleDepth)
 	}
@@ -257,7 +282,7 @@ func (c *compiler) array(a []any, path string, depth int) (expr, error) {
 		}
 		return constant(arrayValue(out)), nil
 	}
-	return expr{eval: func(e env) (value, error) {
+	return expr{eval: func(e env) (Value, error) {
 		out := make([]any, len(elems))
 		for i, el := range elems {
 			v, err := el.eval(e)
@@ -393,14 +418,14 @@ func compileVar(c *compiler, args any, path string, depth int) (expr, error) {
 	case float64:
 		return c.varPath(strconv.FormatFloat(a, 'f', -1, 64), expr{}), nil
 	case nil:
-		return expr{eval: func(e env) (value, error) { return e.lookupValue(null) }}, nil
+		return expr{eval: func(e env) (Value, error) { return e.lookupValue(null) }}, nil
 	case map[string]any:
 		p, err := c.compile(a, path+"[0]", depth)
 		if err != nil {
 			return expr{}, err
 		}
 		c.usesTime = true
-		return expr{eval: func(e env) (value, error) {
+		return expr{eval: func(e env) (Value, error) {
 			pv, err := p.eval(e)
 			if err != nil {
 				return null, err
@@ -431,7 +456,7 @@ func compileVar(c *compiler, args any, path string, depth int) (expr, error) {
 				return expr{}, err
 			}
 			c.usesTime = true
-			return expr{eval: func(e env) (value, error) {
+			return expr{eval: func(e env) (Value, error) {
 				d := null
 				if def.eval != nil {
 					var err error
@@ -443,10 +468,10 @@ func compileVar(c *compiler, args any, path string, depth int) (expr, error) {
 				if err != nil {
 					return null, err
 				}
-				if pv.k != kindString {
+				if pv.k != KindString {
 					return null, ruleErrorf("var: the path is %s, not a string", pv.k)
 				}
-				return e.lookup(pv.text(), d)
+				return e.lookup(pv.Text(), d)
 			}}, nil
 		}
 		return expr{}, errorAt(path+"[0]", "the path must be a string, not %s", jsonType(a[0]))
@@ -466,7 +491,7 @@ func (c *compiler) varPath(p string, def expr) expr {
 		case len(segs) == 1 && segs[0] != flagdPrefix:
 			// A plain context attribute, the common case: one map read.
 			name := segs[0]
-			return expr{eval: func(e env) (value, error) {
+			return expr{eval: func(e env) (Value, error) {
 				if e.scoped {
 					return e.lookup(p, null)
 				}
@@ -474,20 +499,20 @@ func (c *compiler) varPath(p string, def expr) expr {
 			}}
 		case len(segs) > 1 && segs[0] != flagdPrefix:
 			// A nested attribute: the path is split once, here.
-			return expr{eval: func(e env) (value, error) {
+			return expr{eval: func(e env) (Value, error) {
 				if e.scoped {
 					return e.lookup(p, null)
 				}
 				return walk(e.ctx[segs[0]], segs[1:], null)
 			}}
 		}
-		return expr{eval: func(e env) (value, error) { return e.lookup(p, null) }}
+		return expr{eval: func(e env) (Value, error) { return e.lookup(p, null) }}
 	}
 	if def.konst {
 		d := def.val
-		return expr{eval: func(e env) (value, error) { return e.lookup(p, d) }}
+		return expr{eval: func(e env) (Value, error) { return e.lookup(p, d) }}
 	}
-	return expr{eval: func(e env) (value, error) {
+	return expr{eval: func(e env) (Value, error) {
 		d, err := def.eval(e)
 		if err != nil {
 			return null, err
@@ -514,21 +539,21 @@ func readsTime(p string) bool {
 
 // lookupValue resolves a path computed at evaluation time, as JsonLogic's
 // var does with whatever its argument evaluated to.
-func (e env) lookupValue(p value) (value, error) {
+func (e env) lookupValue(p Value) (Value, error) {
 	switch p.k {
-	case kindString:
-		return e.lookup(p.text(), null)
-	case kindNumber:
+	case KindString:
+		return e.lookup(p.Text(), null)
+	case KindNumber:
 		s, _ := p.str()
 		return e.lookup(s, null)
-	case kindNull:
+	case KindNull:
 		if e.scoped {
-			if v, err := fromAny(e.elem); err == nil && (v.k == kindBool || v.k == kindNumber || v.k == kindString) {
+			if v, err := fromAny(e.elem); err == nil && (v.k == KindBool || v.k == KindNumber || v.k == KindString) {
 				return v, nil
 			}
 		}
 		return null, nil
-	case kindArray:
+	case KindArray:
 		a := p.array()
 		if len(a) == 0 {
 			return e.lookup("", null)
@@ -554,7 +579,7 @@ func (e env) lookupValue(p value) (value, error) {
 // top level the data is the context plus flagd's $flagd object
 // ({"flagKey", "timestamp"}), which is never built unless a rule asks for
 // it whole.
-func (e env) lookup(p string, def value) (value, error) {
+func (e env) lookup(p string, def Value) (Value, error) {
 	var cur any
 	rest := p
 	if e.scoped {
@@ -565,20 +590,20 @@ func (e env) lookup(p string, def value) (value, error) {
 	} else {
 		seg, r, ok := nextSegment(rest)
 		if !ok {
-			return value{k: kindObject, x: e.wholeData()}, nil
+			return Value{k: KindObject, x: e.wholeData()}, nil
 		}
 		rest = r
 		if seg == flagdPrefix {
 			seg, r, ok = nextSegment(rest)
 			if !ok {
-				return value{k: kindObject, x: e.flagdProperties()}, nil
+				return Value{k: KindObject, x: e.flagdProperties()}, nil
 			}
 			if _, _, deeper := nextSegment(r); deeper {
 				return def, nil
 			}
 			switch seg {
 			case "flagKey":
-				return value{k: kindString, x: e.flagKey}, nil
+				return Value{k: KindString, x: e.flagKey}, nil
 			case "timestamp":
 				return numberValue(float64(e.now)), nil
 			}
@@ -612,7 +637,7 @@ func segments(p string) []string {
 }
 
 // walk follows segs down from cur, as lookup does after the first segment.
-func walk(cur any, segs []string, def value) (value, error) {
+func walk(cur any, segs []string, def Value) (Value, error) {
 	if cur == nil {
 		return def, nil
 	}
@@ -707,15 +732,15 @@ func compileMissing(c *compiler, args any, path string, depth int) (expr, error)
 	default:
 		return expr{}, errorAt(path, "takes an array of paths, not %s", jsonType(args))
 	}
-	return expr{eval: func(e env) (value, error) {
+	return expr{eval: func(e env) (Value, error) {
 		l, err := list.eval(e)
 		if err != nil {
 			return null, err
 		}
 		switch l.k {
-		case kindString:
+		case KindString:
 			l = arrayValue([]any{l.x})
-		case kindArray:
+		case KindArray:
 		default:
 			return null, ruleErrorf("missing: takes an array of paths, not %s", l.k)
 		}
@@ -742,7 +767,7 @@ func (e env) missing(paths []any) ([]any, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if v.k == kindNull {
+		if v.k == KindNull {
 			if len(out) == 0 {
 				out = make([]any, 0, len(paths))
 			}
@@ -763,7 +788,7 @@ func compileMissingSome(c *compiler, args any, path string, depth int) (expr, er
 		return expr{}, err
 	}
 	need, list := a[0], a[1]
-	return expr{eval: func(e env) (value, error) {
+	return expr{eval: func(e env) (Value, error) {
 		nv, err := need.eval(e)
 		if err != nil {
 			return null, err
@@ -776,7 +801,7 @@ func compileMissingSome(c *compiler, args any, path string, depth int) (expr, er
 		if err != nil {
 			return null, fmt.Errorf("missing_some: %w", err)
 		}
-		if l.k != kindArray {
+		if l.k != KindArray {
 			return null, ruleErrorf("missing_some: the paths are %s, not an array", l.k)
 		}
 		missing, found, err := e.missing(l.array())

@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ func compileIf(c *compiler, args any, path string, depth int) (expr, error) {
 	}
 	if len(a) == 3 {
 		cond, then, otherwise := a[0].eval, a[1].eval, a[2].eval
-		return fold(expr{eval: func(e env) (value, error) {
+		return fold(expr{eval: func(e env) (Value, error) {
 			v, err := cond(e)
 			if err != nil {
 				return null, err
@@ -32,7 +32,7 @@ func compileIf(c *compiler, args any, path string, depth int) (expr, error) {
 	}
 	f := funcs(a)
 	n := len(f)
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		for i := 0; i+1 < n; i += 2 {
 			cond, err := f[i](e)
 			if err != nil {
@@ -75,8 +75,8 @@ func compileShortCircuit(c *compiler, args any, path string, depth int, stopOn b
 		return expr{}, err
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (value, error) {
-		var last value
+	return fold(expr{eval: func(e env) (Value, error) {
+		var last Value
 		for _, x := range f {
 			v, err := x(e)
 			if err != nil {
@@ -97,7 +97,7 @@ func compileNot(c *compiler, args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		v, err := x.eval(e)
 		return boolValue(!v.truthy()), err
 	}}, x), nil
@@ -109,7 +109,7 @@ func compileNotNot(c *compiler, args any, path string, depth int) (expr, error) 
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		v, err := x.eval(e)
 		return boolValue(v.truthy()), err
 	}}, x), nil
@@ -130,26 +130,26 @@ func (c *compiler) unary(args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		v, err := x.eval(e)
 		if err != nil {
 			return null, err
 		}
-		if a := v.array(); v.k == kindArray && len(a) > 0 {
+		if a := v.array(); v.k == KindArray && len(a) > 0 {
 			return fromAny(a[0])
 		}
 		return v, nil
 	}}, x), nil
 }
 
-func compileEquality(eq func(a, b value) bool, negate bool) operatorFunc {
+func compileEquality(eq func(a, b Value) bool, negate bool) operatorFunc {
 	return func(c *compiler, args any, path string, depth int) (expr, error) {
 		a, err := c.args(args, path, depth, 2, 2)
 		if err != nil {
 			return expr{}, err
 		}
 		x, y := a[0].eval, a[1].eval
-		return fold(expr{eval: func(e env) (value, error) {
+		return fold(expr{eval: func(e env) (Value, error) {
 			l, err := x(e)
 			if err != nil {
 				return null, err
@@ -166,7 +166,7 @@ func compileEquality(eq func(a, b value) bool, negate bool) operatorFunc {
 // compileLess compiles < and <=, which also test that the middle of three
 // arguments lies between the other two.
 func compileLess(orEqual bool) operatorFunc {
-	cmp := func(a, b value) bool { return less(a, b) || (orEqual && looseEquals(a, b)) }
+	cmp := func(a, b Value) bool { return less(a, b) || (orEqual && looseEquals(a, b)) }
 	return func(c *compiler, args any, path string, depth int) (expr, error) {
 		a, err := c.args(args, path, depth, 2, 3)
 		if err != nil {
@@ -174,7 +174,7 @@ func compileLess(orEqual bool) operatorFunc {
 		}
 		x, y := a[0].eval, a[1].eval
 		if len(a) == 2 {
-			return fold(expr{eval: func(e env) (value, error) {
+			return fold(expr{eval: func(e env) (Value, error) {
 				l, err := x(e)
 				if err != nil {
 					return null, err
@@ -187,7 +187,7 @@ func compileLess(orEqual bool) operatorFunc {
 			}}, a...), nil
 		}
 		z := a[2].eval
-		return fold(expr{eval: func(e env) (value, error) {
+		return fold(expr{eval: func(e env) (Value, error) {
 			l, err := x(e)
 			if err != nil {
 				return null, err
@@ -213,7 +213,7 @@ func compileGreater(orEqual bool) operatorFunc {
 			return expr{}, err
 		}
 		x, y := a[0].eval, a[1].eval
-		return fold(expr{eval: func(e env) (value, error) {
+		return fold(expr{eval: func(e env) (Value, error) {
 			l, err := x(e)
 			if err != nil {
 				return null, err
@@ -236,7 +236,7 @@ func arithmetic(c *compiler, args any, path string, depth, minN, maxN int, op st
 		return expr{}, err
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		var acc float64
 		for i, x := range f {
 			v, err := x(e)
@@ -309,19 +309,19 @@ func compileIn(c *compiler, args any, path string, depth int) (expr, error) {
 	needle, haystack := a[0].eval, a[1]
 	if list, ok := stringList(haystack); ok {
 		contains := containsFunc(list)
-		return expr{eval: func(e env) (value, error) {
+		return expr{eval: func(e env) (Value, error) {
 			n, err := needle(e)
 			if err != nil {
 				return null, err
 			}
-			if n.k == kindString {
-				return boolValue(contains(n.text())), nil
+			if n.k == KindString {
+				return boolValue(contains(n.Text())), nil
 			}
 			found, err := in(n, haystack.val)
 			return boolValue(found), err
 		}}, nil
 	}
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		n, err := needle(e)
 		if err != nil {
 			return null, err
@@ -337,7 +337,7 @@ func compileIn(c *compiler, args any, path string, depth int) (expr, error) {
 
 // stringList returns a constant haystack made only of strings.
 func stringList(h expr) ([]string, bool) {
-	if !h.konst || h.val.k != kindArray {
+	if !h.konst || h.val.k != KindArray {
 		return nil, false
 	}
 	list := make([]string, 0, len(h.val.array()))
@@ -374,14 +374,14 @@ func containsFunc(list []string) func(string) bool {
 	}
 }
 
-func in(needle, haystack value) (bool, error) {
+func in(needle, haystack Value) (bool, error) {
 	switch haystack.k {
-	case kindString:
-		if needle.k != kindString {
+	case KindString:
+		if needle.k != KindString {
 			return false, ruleErrorf("in: looking for %s in a string", needle.k)
 		}
-		return strings.Contains(haystack.text(), needle.text()), nil
-	case kindArray:
+		return strings.Contains(haystack.Text(), needle.Text()), nil
+	case KindArray:
 		for _, raw := range haystack.array() {
 			el, err := fromAny(raw)
 			if err != nil {
@@ -396,11 +396,11 @@ func in(needle, haystack value) (bool, error) {
 }
 
 // matches reports whether needle matches one element of an in haystack.
-func matches(needle, el value) (bool, error) {
+func matches(needle, el Value) (bool, error) {
 	switch {
-	case el.k == kindArray:
+	case el.k == KindArray:
 		return inRange(needle, el.array())
-	case needle.k == kindNumber:
+	case needle.k == KindNumber:
 		n, err := el.number()
 		if err != nil {
 			return false, fmt.Errorf("in: %w", err)
@@ -410,17 +410,17 @@ func matches(needle, el value) (bool, error) {
 		return false, nil
 	}
 	switch el.k {
-	case kindNull:
+	case KindNull:
 		return true, nil
-	case kindBool:
+	case KindBool:
 		return el.b == needle.b, nil
-	case kindString:
-		return el.text() == needle.text(), nil
+	case KindString:
+		return el.Text() == needle.Text(), nil
 	}
 	return false, ruleErrorf("in: objects cannot be compared")
 }
 
-func inRange(needle value, bounds []any) (bool, error) {
+func inRange(needle Value, bounds []any) (bool, error) {
 	if len(bounds) < 2 {
 		return false, ruleErrorf("in: a range needs two bounds, got %d", len(bounds))
 	}
@@ -456,10 +456,10 @@ func compileCat(c *compiler, args any, path string, depth int) (expr, error) {
 		return expr{}, err
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		if len(f) == 1 {
 			v, err := f[0](e)
-			if err != nil || v.k == kindString {
+			if err != nil || v.k == KindString {
 				return v, err
 			}
 			s, err := v.str()
@@ -493,8 +493,8 @@ func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) 
 		return expr{}, err
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (value, error) {
-		var v [3]value
+	return fold(expr{eval: func(e env) (Value, error) {
+		var v [3]Value
 		for i, x := range f {
 			var err error
 			if v[i], err = x(e); err != nil {
@@ -515,7 +515,7 @@ func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) 
 			from += length
 		}
 		if from < 0 || from > length {
-			if v[0].k == kindString {
+			if v[0].k == KindString {
 				return v[0], nil
 			}
 			return stringValue(s), nil
@@ -546,14 +546,14 @@ func compileMerge(c *compiler, args any, path string, depth int) (expr, error) {
 		return expr{}, err
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		out := make([]any, 0, len(f))
 		for _, x := range f {
 			v, err := x(e)
 			if err != nil {
 				return null, err
 			}
-			if v.k == kindArray {
+			if v.k == KindArray {
 				out = append(out, v.array()...)
 			} else {
 				out = append(out, v.toAny())
@@ -600,7 +600,7 @@ func compileMap(c *compiler, args any, path string, depth int) (expr, error) {
 		return expr{}, err
 	}
 	body := rest[0].eval
-	return expr{eval: func(e env) (value, error) {
+	return expr{eval: func(e env) (Value, error) {
 		items, err := iterate(e, subject, "map")
 		if err != nil || items == nil {
 			return arrayValue(emptyArray), err
@@ -623,7 +623,7 @@ func compileFilter(c *compiler, args any, path string, depth int) (expr, error) 
 		return expr{}, err
 	}
 	body := rest[0].eval
-	return expr{eval: func(e env) (value, error) {
+	return expr{eval: func(e env) (Value, error) {
 		items, err := iterate(e, subject, "filter")
 		if err != nil || items == nil {
 			return arrayValue(emptyArray), err
@@ -650,9 +650,9 @@ func iterate(e env, subject evalFunc, op string) ([]any, error) {
 		return nil, err
 	}
 	switch s.k {
-	case kindNull:
+	case KindNull:
 		return nil, nil
-	case kindArray:
+	case KindArray:
 		if a := s.array(); a != nil {
 			return a, nil
 		}
@@ -684,7 +684,7 @@ func compileQuantifier(q quantifier) operatorFunc {
 			return expr{}, err
 		}
 		body := rest[0].eval
-		return expr{eval: func(e env) (value, error) {
+		return expr{eval: func(e env) (Value, error) {
 			s, err := subject(e)
 			if err != nil {
 				return null, err
@@ -692,7 +692,7 @@ func compileQuantifier(q quantifier) operatorFunc {
 			if !s.truthy() {
 				return boolValue(q == quantNone), nil
 			}
-			if s.k != kindArray {
+			if s.k != KindArray {
 				return null, ruleErrorf("%s: iterates over %s, not an array", name, s.k)
 			}
 			for _, it := range s.array() {
@@ -724,12 +724,12 @@ func compileReduce(c *compiler, args any, path string, depth int) (expr, error) 
 		return expr{}, err
 	}
 	body, initial := rest[0].eval, rest[1].eval
-	return expr{eval: func(e env) (value, error) {
+	return expr{eval: func(e env) (Value, error) {
 		acc, err := initial(e)
 		if err != nil {
 			return null, err
 		}
-		if acc.k != kindBool && acc.k != kindNumber && acc.k != kindString {
+		if acc.k != KindBool && acc.k != KindNumber && acc.k != KindString {
 			return null, ruleErrorf("reduce: the initial value is %s, not a boolean, number or string", acc.k)
 		}
 		items, err := iterate(e, subject, "reduce")
@@ -751,16 +751,16 @@ func compileReduce(c *compiler, args any, path string, depth int) (expr, error) 
 				return null, err
 			}
 			switch k {
-			case kindBool:
+			case KindBool:
 				acc = boolValue(v.truthy())
-			case kindNumber:
+			case KindNumber:
 				n, err := v.number()
 				if err != nil {
 					return null, fmt.Errorf("reduce: %w", err)
 				}
 				acc = numberValue(n)
-			case kindString:
-				if v.k == kindString {
+			case KindString:
+				if v.k == KindString {
 					acc = v
 					break
 				}
@@ -785,19 +785,19 @@ func compileAffix(test func(s, affix string) bool) operatorFunc {
 		if err != nil {
 			return expr{}, err
 		}
-		if len(a) == 2 && a[1].konst && a[1].val.k == kindString {
-			x, affix := a[0].eval, a[1].val.text()
-			return fold(expr{eval: func(e env) (value, error) {
+		if len(a) == 2 && a[1].konst && a[1].val.k == KindString {
+			x, affix := a[0].eval, a[1].val.Text()
+			return fold(expr{eval: func(e env) (Value, error) {
 				v, err := x(e)
-				if err != nil || v.k != kindString {
+				if err != nil || v.k != KindString {
 					return null, err
 				}
-				return boolValue(test(v.text(), affix)), nil
+				return boolValue(test(v.Text(), affix)), nil
 			}}, a...), nil
 		}
 		f := funcs(a)
-		return fold(expr{eval: func(e env) (value, error) {
-			var v [2]value
+		return fold(expr{eval: func(e env) (Value, error) {
+			var v [2]Value
 			for i, x := range f {
 				r, err := x(e)
 				if err != nil {
@@ -807,10 +807,10 @@ func compileAffix(test func(s, affix string) bool) operatorFunc {
 					v[i] = r
 				}
 			}
-			if len(f) != 2 || v[0].k != kindString || v[1].k != kindString {
+			if len(f) != 2 || v[0].k != KindString || v[1].k != KindString {
 				return null, nil
 			}
-			return boolValue(test(v[0].text(), v[1].text())), nil
+			return boolValue(test(v[0].Text(), v[1].Text())), nil
 		}}, a...), nil
 	}
 }

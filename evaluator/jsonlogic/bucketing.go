@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"crypto/sha1"
@@ -52,7 +52,7 @@ func compileLDBucket(c *compiler, args any, path string, depth int) (expr, error
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		k, err := key.eval(e)
 		if err != nil {
 			return null, err
@@ -99,12 +99,12 @@ func compileUnleashHash(c *compiler, args any, path string, depth int) (expr, er
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (value, error) {
+	return fold(expr{eval: func(e env) (Value, error) {
 		x, err := v.eval(e)
 		if err != nil {
 			return null, err
 		}
-		if x.k == kindString && x.text() == "" {
+		if x.k == KindString && x.Text() == "" {
 			return null, nil
 		}
 		var buf [256]byte
@@ -118,11 +118,11 @@ func compileUnleashHash(c *compiler, args any, path string, depth int) (expr, er
 
 // appendBucketingValue appends a bucketing attribute as the vendors'
 // SDKs stringify it: strings as they are, whole numbers in decimal.
-func appendBucketingValue(b []byte, v value) ([]byte, bool) {
+func appendBucketingValue(b []byte, v Value) ([]byte, bool) {
 	switch {
-	case v.k == kindString:
-		return append(b, v.text()...), true
-	case v.k == kindNumber && isIntegral(v.n):
+	case v.k == KindString:
+		return append(b, v.Text()...), true
+	case v.k == KindNumber && isIntegral(v.n):
 		return strconv.AppendInt(b, int64(v.n), 10), true
 	}
 	return b, false

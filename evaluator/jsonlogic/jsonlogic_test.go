@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"encoding/json"
@@ -18,7 +18,7 @@ const ruleContext = `{
 // (JSON), returning the result as encoding/json would decode it.
 func evalRule(t *testing.T, rule, ctx string, evaluators map[string]json.RawMessage) (any, error) {
 	t.Helper()
-	r, err := compileRule("my-flag", []byte(rule), evaluators)
+	r, err := Compile("my-flag", []byte(rule), evaluators)
 	if err != nil {
 		t.Fatalf("compile %s: %v", rule, err)
 	}
@@ -251,7 +251,7 @@ func TestWholeDataIncludesFlagdProperties(t *testing.T) {
 // Context values of Go types other than encoding/json's read as their
 // JSON form, as flagd encodes the context before evaluating.
 func TestGoContextValues(t *testing.T) {
-	r, err := compileRule("f", []byte(`{"if": [{"and": [{"==": [{"var": "n"}, 42]}, {"in": ["b", {"var": "list"}]},
+	r, err := Compile("f", []byte(`{"if": [{"and": [{"==": [{"var": "n"}, 42]}, {"in": ["b", {"var": "list"}]},
 		{"==": [{"var": "m.k"}, "v"]}]}, "yes", "no"]}`), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -261,12 +261,12 @@ func TestGoContextValues(t *testing.T) {
 	if err != nil || v.toAny() != "yes" {
 		t.Fatalf("got %v, %v; want yes", v.toAny(), err)
 	}
-	r, err = compileRule("f", []byte(`{"var": "ch"}`), nil)
+	r, err = Compile("f", []byte(`{"var": "ch"}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.evalAt(map[string]any{"ch": make(chan int)}, 0); !errors.Is(err, errContext) {
-		t.Fatalf("error %v, want errContext", err)
+	if _, err := r.evalAt(map[string]any{"ch": make(chan int)}, 0); !errors.Is(err, ErrContext) {
+		t.Fatalf("error %v, want ErrContext", err)
 	}
 }
 
@@ -291,14 +291,14 @@ func TestRefs(t *testing.T) {
 		`{"$ref": "not_valid"}`:           `targeting.$ref: evaluator "not_valid" is not valid JSON`,
 		`{"$ref": 5}`:                     `targeting.$ref: must name an evaluator, not a number`,
 	} {
-		_, err := compileRule("f", []byte(rule), evaluators)
+		_, err := Compile("f", []byte(rule), evaluators)
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", rule, err, want)
 		}
 	}
 }
 
-// Compile errors name the flag and the JSON path inside it.
+// Compile errors give the JSON path of the part at fault.
 func TestCompileErrors(t *testing.T) {
 	deep := strings.Repeat(`{"!": `, 70) + `true` + strings.Repeat(`}`, 70)
 	tests := []struct{ rule, want string }{
@@ -342,14 +342,10 @@ func TestCompileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := compileTargeting("new-checkout", json.RawMessage(tt.rule), nil)
-			var e *Error
-			if !errors.As(err, &e) {
-				t.Fatalf("error %v, want an *Error", err)
-			}
-			if e.Code != CodeInvalidRequest || e.Fields["flag"] != "new-checkout" ||
-				!strings.HasPrefix(e.Message, `flag "new-checkout": targeting`) || !strings.Contains(e.Message, tt.want) {
-				t.Fatalf("error %q (%v), want flag \"new-checkout\" and %q", e.Message, e.Fields, tt.want)
+			_, err := Compile("new-checkout", json.RawMessage(tt.rule), nil)
+			var ce *CompileError
+			if !errors.As(err, &ce) || !strings.HasPrefix(ce.Path, "targeting") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want a *CompileError at targeting and %q", err, tt.want)
 			}
 		})
 	}
@@ -357,16 +353,16 @@ func TestCompileErrors(t *testing.T) {
 
 // Constant sub-rules are evaluated once, at compile time.
 func TestConstantFolding(t *testing.T) {
-	r, err := compileRule("f", []byte(`{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), nil)
+	r, err := Compile("f", []byte(`{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &compiler{}
 	folded, err := c.compile(decodeJSON(t, `{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), "t", 0)
-	if err != nil || !folded.konst || folded.val.text() != "ab" {
+	if err != nil || !folded.konst || folded.val.Text() != "ab" {
 		t.Fatalf("folded to %+v, %v; want the constant \"ab\"", folded, err)
 	}
-	if v, err := r.evalAt(nil, 0); err != nil || v.text() != "ab" {
+	if v, err := r.evalAt(nil, 0); err != nil || v.Text() != "ab" {
 		t.Fatalf("got %v, %v", v.toAny(), err)
 	}
 	kept, err := c.compile(decodeJSON(t, `{"/": [1, {"var": "x"}]}`), "t", 0)

@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"encoding/json"
@@ -9,57 +9,72 @@ import (
 	"strings"
 )
 
-// kind is the JSON type of a value a targeting rule computes.
-type kind uint8
+// Kind is the JSON type of a value a targeting rule computes.
+type Kind uint8
 
+// The kinds of JSON value.
 const (
-	kindNull kind = iota
-	kindBool
-	kindNumber
-	kindString
-	kindArray
-	kindObject
+	KindNull Kind = iota
+	KindBool
+	KindNumber
+	KindString
+	KindArray
+	KindObject
 )
 
-func (k kind) String() string {
+// String returns the kind's name as messages spell it: "null", "boolean",
+// "number", "string", "array" or "object".
+func (k Kind) String() string {
 	return [...]string{"null", "boolean", "number", "string", "array", "object"}[k]
 }
 
-// value is what a compiled rule computes: a JSON value kept small (four
+// Value is what a compiled rule computes: a JSON value kept small (four
 // words, returned in registers) and built without allocating. Booleans
 // and numbers are held unboxed. Strings, arrays and objects stay in the
 // interface they came from (the context's or the rule's) in x, so reading
 // them allocates nothing; elements are converted when read.
-type value struct {
-	k kind
+type Value struct {
+	k Kind
 	b bool
 	n float64
 	x any
 }
 
 var (
-	null       = value{}
-	trueValue  = value{k: kindBool, b: true}
-	falseValue = value{k: kindBool}
+	null       = Value{}
+	trueValue  = Value{k: KindBool, b: true}
+	falseValue = Value{k: KindBool}
 )
 
-func boolValue(b bool) value      { return value{k: kindBool, b: b} }
-func numberValue(n float64) value { return value{k: kindNumber, n: n} }
-func stringValue(s string) value  { return value{k: kindString, x: s} }
-func arrayValue(a []any) value    { return value{k: kindArray, x: a} }
+func boolValue(b bool) Value      { return Value{k: KindBool, b: b} }
+func numberValue(n float64) Value { return Value{k: KindNumber, n: n} }
+func stringValue(s string) Value  { return Value{k: KindString, x: s} }
+func arrayValue(a []any) Value    { return Value{k: KindArray, x: a} }
 
-// text returns the string a string value holds.
-func (v value) text() string {
+// Kind returns the JSON type of v, which says which of Bool, Float64 and
+// Text holds it.
+func (v Value) Kind() Kind { return v.k }
+
+// Bool returns the boolean a KindBool value holds, and false for any
+// other.
+func (v Value) Bool() bool { return v.b }
+
+// Float64 returns the number a KindNumber value holds, and 0 for any
+// other.
+func (v Value) Float64() float64 { return v.n }
+
+// Text returns the string a KindString value holds, and "" for any other.
+func (v Value) Text() string {
 	s, _ := v.x.(string)
 	return s
 }
 
-func (v value) array() []any {
+func (v Value) array() []any {
 	a, _ := v.x.([]any)
 	return a
 }
 
-func (v value) object() map[string]any {
+func (v Value) object() map[string]any {
 	m, _ := v.x.(map[string]any)
 	return m
 }
@@ -74,17 +89,17 @@ func ruleErrorf(format string, args ...any) error {
 	return &errRule{msg: fmt.Sprintf(format, args...)}
 }
 
-// errContext is a context attribute that has no JSON form, so no rule can
+// ErrContext is a context attribute that has no JSON form, so no rule can
 // read it (flagd answers GENERAL when it cannot encode the context).
-var errContext = errors.New("evaluation context attribute cannot be encoded as JSON")
+var ErrContext = errors.New("evaluation context attribute cannot be encoded as JSON")
 
 // fromAny converts a context or literal value to a value. The types
 // encoding/json produces, and Go's other numeric types, convert without
 // allocating; anything else goes through its JSON encoding, as flagd
 // encodes the whole context before evaluating.
-func fromAny(x any) (value, error) {
+func fromAny(x any) (Value, error) {
 	if _, ok := x.(string); ok {
-		return value{k: kindString, x: x}, nil
+		return Value{k: KindString, x: x}, nil
 	}
 	switch v := x.(type) {
 	case nil:
@@ -94,7 +109,7 @@ func fromAny(x any) (value, error) {
 	case float64:
 		return numberValue(v), nil
 	case map[string]any:
-		return value{k: kindObject, x: v}, nil
+		return Value{k: KindObject, x: v}, nil
 	case []any:
 		return arrayValue(v), nil
 	case int:
@@ -122,7 +137,7 @@ func fromAny(x any) (value, error) {
 	case json.Number:
 		f, err := v.Float64()
 		if err != nil {
-			return null, errContext
+			return null, ErrContext
 		}
 		return numberValue(f), nil
 	}
@@ -130,14 +145,14 @@ func fromAny(x any) (value, error) {
 }
 
 // normalize converts x through its JSON encoding.
-func normalize(x any) (value, error) {
+func normalize(x any) (Value, error) {
 	b, err := json.Marshal(x)
 	if err != nil {
-		return null, errContext
+		return null, ErrContext
 	}
 	var decoded any
 	if err := json.Unmarshal(b, &decoded); err != nil {
-		return null, errContext
+		return null, ErrContext
 	}
 	return fromAny(decoded)
 }
@@ -156,17 +171,17 @@ func container(x any) (any, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return v.x, v.k == kindArray || v.k == kindObject, nil
+	return v.x, v.k == KindArray || v.k == KindObject, nil
 }
 
 // toAny boxes v back into the form encoding/json produces.
-func (v value) toAny() any {
+func (v Value) toAny() any {
 	switch v.k {
-	case kindBool:
+	case KindBool:
 		return v.b
-	case kindNumber:
+	case KindNumber:
 		return v.n
-	case kindString, kindArray, kindObject:
+	case KindString, KindArray, KindObject:
 		return v.x
 	}
 	return nil
@@ -174,17 +189,17 @@ func (v value) toAny() any {
 
 // truthy is JsonLogic truthiness as the library flagd uses computes it:
 // false, 0, "", [], {} and null are false; NaN is true.
-func (v value) truthy() bool {
+func (v Value) truthy() bool {
 	switch v.k {
-	case kindBool:
+	case KindBool:
 		return v.b
-	case kindNumber:
+	case KindNumber:
 		return v.n != 0
-	case kindString:
-		return v.text() != ""
-	case kindArray:
+	case KindString:
+		return v.Text() != ""
+	case KindArray:
 		return len(v.array()) > 0
-	case kindObject:
+	case KindObject:
 		return len(v.object()) > 0
 	}
 	return false
@@ -193,19 +208,19 @@ func (v value) truthy() bool {
 // looseNumber converts v to a number the way comparisons do (JavaScript's
 // Number(), as the library implements it): null 0, booleans 1 and 0,
 // blank strings 0, unparsable strings, arrays and objects NaN.
-func (v value) looseNumber() float64 {
+func (v Value) looseNumber() float64 {
 	switch v.k {
-	case kindNull:
+	case KindNull:
 		return 0
-	case kindBool:
+	case KindBool:
 		if v.b {
 			return 1
 		}
 		return 0
-	case kindNumber:
+	case KindNumber:
 		return v.n
-	case kindString:
-		s := v.text()
+	case KindString:
+		s := v.Text()
 		if strings.TrimSpace(s) == "" {
 			return 0
 		}
@@ -219,12 +234,12 @@ func (v value) looseNumber() float64 {
 
 // number converts v to a number the way arithmetic does: numbers as they
 // are, strings parsed (0 when unparsable); anything else is an error.
-func (v value) number() (float64, error) {
+func (v Value) number() (float64, error) {
 	switch v.k {
-	case kindNumber:
+	case KindNumber:
 		return v.n, nil
-	case kindString:
-		n, _ := strconv.ParseFloat(v.text(), 64)
+	case KindString:
+		n, _ := strconv.ParseFloat(v.Text(), 64)
 		return n, nil
 	}
 	return 0, ruleErrorf("%s is not a number", v.k)
@@ -233,13 +248,13 @@ func (v value) number() (float64, error) {
 // str converts v to a string the way cat and substr do: numbers in their
 // shortest decimal form, null as ""; booleans, arrays and objects are
 // errors.
-func (v value) str() (string, error) {
+func (v Value) str() (string, error) {
 	switch v.k {
-	case kindString:
-		return v.text(), nil
-	case kindNumber:
+	case KindString:
+		return v.Text(), nil
+	case KindNumber:
 		return strconv.FormatFloat(v.n, 'f', -1, 64), nil
-	case kindNull:
+	case KindNull:
 		return "", nil
 	}
 	return "", ruleErrorf("%s is not a string", v.k)
@@ -247,22 +262,22 @@ func (v value) str() (string, error) {
 
 // looseEquals is JsonLogic's == as the library computes it: null equals
 // only null, two strings compare as strings, anything else as numbers.
-func looseEquals(a, b value) bool {
-	if a.k == kindNull || b.k == kindNull {
+func looseEquals(a, b Value) bool {
+	if a.k == KindNull || b.k == KindNull {
 		return a.k == b.k
 	}
-	if a.k == kindString && b.k == kindString {
-		return a.text() == b.text()
+	if a.k == KindString && b.k == KindString {
+		return a.Text() == b.Text()
 	}
 	return a.looseNumber() == b.looseNumber()
 }
 
 // strictEquals is ===: values of different types are never equal.
-func strictEquals(a, b value) bool {
+func strictEquals(a, b Value) bool {
 	if a.k != b.k {
 		return false
 	}
-	if a.k == kindNull {
+	if a.k == KindNull {
 		return true
 	}
 	return looseEquals(a, b)
@@ -270,9 +285,9 @@ func strictEquals(a, b value) bool {
 
 // less is JsonLogic's <: two strings compare by code points, anything else
 // as numbers.
-func less(a, b value) bool {
-	if a.k == kindString && b.k == kindString {
-		return a.text() < b.text()
+func less(a, b Value) bool {
+	if a.k == KindString && b.k == KindString {
+		return a.Text() < b.Text()
 	}
 	return a.looseNumber() < b.looseNumber()
 }

@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"fmt"
@@ -39,7 +39,7 @@ func TestFractionalBucketing(t *testing.T) {
 		`{"fractional": [{"var": "key"}, ["a", {"var": "w20"}], [{"cat": ["b"]}, 30], ["c", 50]]}`,
 	}
 	for _, rule := range rules {
-		r, err := compileRule("rollout", []byte(rule), nil)
+		r, err := Compile("rollout", []byte(rule), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestFractionalNull(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := compileRule("f", []byte(tt.rule), nil)
+			r, err := Compile("f", []byte(tt.rule), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +113,7 @@ func TestFractionalWeightsAndVariants(t *testing.T) {
 
 // A 10/90 split puts about a tenth of users in the first bucket.
 func TestFractionalDistribution(t *testing.T) {
-	r, err := compileRule("split", []byte(`{"fractional": [["on", 10], ["off", 90]]}`), nil)
+	r, err := Compile("split", []byte(`{"fractional": [["on", 10], ["off", 90]]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestFractionalDistribution(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.text() == "on" {
+		if v.Text() == "on" {
 			on++
 		}
 	}

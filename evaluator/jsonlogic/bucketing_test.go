@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"fmt"
@@ -31,12 +31,12 @@ func TestLDBucket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%v/%s", tt.key, tt.seed), func(t *testing.T) {
-			r, err := compileRule("f", []byte(`{"ld_bucket": [{"var": "key"}, "hashKey", "saltyA", `+tt.seed+`]}`), nil)
+			r, err := Compile("f", []byte(`{"ld_bucket": [{"var": "key"}, "hashKey", "saltyA", `+tt.seed+`]}`), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			v, err := r.evalAt(map[string]any{"key": tt.key}, 0)
-			if err != nil || v.k != kindNumber || math.Abs(v.n-tt.want*100000) > 1e-7*100000 {
+			if err != nil || v.k != KindNumber || math.Abs(v.n-tt.want*100000) > 1e-7*100000 {
 				t.Fatalf("got %v, %v; want %v", v.toAny(), err, tt.want*100000)
 			}
 		})
@@ -65,7 +65,7 @@ func TestUnleashHash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%v/%s/%d", tt.value, tt.group, tt.seed), func(t *testing.T) {
 			rule := fmt.Sprintf(`{"unleash_hash": [{"var": "v"}, %q, %d, %d]}`, tt.group, tt.normalizer, tt.seed)
-			r, err := compileRule("f", []byte(rule), nil)
+			r, err := Compile("f", []byte(rule), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +80,7 @@ func TestUnleashHash(t *testing.T) {
 // Every user lands in [1, normalizer], and a 25% rollout takes about a
 // quarter of them.
 func TestUnleashHashRange(t *testing.T) {
-	r, err := compileRule("f", []byte(`{"unleash_hash": [{"var": "targetingKey"}, "rollout", 100, 0]}`), nil)
+	r, err := Compile("f", []byte(`{"unleash_hash": [{"var": "targetingKey"}, "rollout", 100, 0]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"bytes"
@@ -77,7 +77,7 @@ func compileFractional(c *compiler, args any, path string, depth int) (expr, err
 		for i, b := range buckets {
 			weights[i] = clampWeight(b.weight.val)
 		}
-		return expr{eval: func(e env) (value, error) {
+		return expr{eval: func(e env) (Value, error) {
 			h, ok, err := key.hash(e)
 			if err != nil || !ok || total == 0 {
 				return null, err
@@ -85,7 +85,7 @@ func compileFractional(c *compiler, args any, path string, depth int) (expr, err
 			return buckets[pick(h, total, weights)].variant.val, nil
 		}}, nil
 	}
-	return expr{eval: func(e env) (value, error) { return evalFractional(e, key, buckets) }}, nil
+	return expr{eval: func(e env) (Value, error) { return evalFractional(e, key, buckets) }}, nil
 }
 
 func variants(bs []bucket) []expr {
@@ -172,14 +172,14 @@ func (c *compiler) bucket(raw any, path string, depth int) (bucket, error) {
 	return b, nil
 }
 
-func isVariantKind(k kind) bool {
-	return k == kindString || k == kindBool || k == kindNumber || k == kindNull
+func isVariantKind(k Kind) bool {
+	return k == KindString || k == KindBool || k == KindNumber || k == KindNull
 }
 
 // clampWeight is the weight of a valid constant: negative weights count
 // as 0, null as 1.
-func clampWeight(v value) int64 {
-	if v.k == kindNull {
+func clampWeight(v Value) int64 {
+	if v.k == KindNull {
 		return 1
 	}
 	return max(int64(v.n), 0)
@@ -188,8 +188,8 @@ func clampWeight(v value) int64 {
 // evalFractional is fractional with variants or weights computed per
 // call. As in flagd, every argument is evaluated first; any invalid
 // variant or weight makes the result null.
-func evalFractional(e env, key bucketKey, buckets []bucket) (value, error) {
-	var vbuf [8]value
+func evalFractional(e env, key bucketKey, buckets []bucket) (Value, error) {
+	var vbuf [8]Value
 	var wbuf [8]int64
 	vs, ws := vbuf[:0], wbuf[:0]
 	valid := true
@@ -217,11 +217,11 @@ func evalFractional(e env, key bucketKey, buckets []bucket) (value, error) {
 
 // dynamicWeight validates a computed weight as flagd does: a whole number
 // (negative counts as 0) or null (1); anything else is invalid.
-func dynamicWeight(w value) (int64, bool) {
+func dynamicWeight(w Value) (int64, bool) {
 	switch w.k {
-	case kindNull:
+	case KindNull:
 		return 1, true
-	case kindNumber:
+	case KindNumber:
 		n := int64(w.n)
 		if w.n != float64(n) || n > maxTotalWeight {
 			return 0, false
@@ -264,11 +264,11 @@ func (k bucketKey) hash(e env) (h uint32, ok bool, err error) {
 		return murmur3.Sum32(b), true, nil
 	case k.isExpr:
 		v, err := k.expr(e)
-		if err != nil || (v.k != kindString && v.k != kindNull) {
+		if err != nil || (v.k != KindString && v.k != KindNull) {
 			return 0, false, err
 		}
-		if v.k == kindString {
-			return murmur3.StringSum32(v.text()), true, nil
+		if v.k == KindString {
+			return murmur3.StringSum32(v.Text()), true, nil
 		}
 	case !k.implicit:
 		return murmur3.StringSum32(k.literal), true, nil
@@ -287,7 +287,7 @@ func (k bucketKey) appendCat(e env, b []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if v.k == kindNumber {
+		if v.k == KindNumber {
 			b = strconv.AppendFloat(b, v.n, 'f', -1, 64)
 			continue
 		}

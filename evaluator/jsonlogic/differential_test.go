@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/diegoholiveira/jsonlogic/v3"
+	library "github.com/diegoholiveira/jsonlogic/v3"
 )
 
 // The differential test: generated rules over generated contexts, each
@@ -63,7 +63,7 @@ func differential(seed uint64) string {
 	if err != nil {
 		return fmt.Sprintf("seed %d: marshal rule: %v", seed, err)
 	}
-	compiled, err := compileRule("diff-flag", raw, nil)
+	compiled, err := Compile("diff-flag", raw, nil)
 	if err != nil {
 		return fmt.Sprintf("seed %d: rule %s does not compile: %v", seed, raw, err)
 	}
@@ -105,7 +105,7 @@ func referenceApply(rule []byte, flagKey string, ctxJSON []byte) (any, error) {
 	if err := json.Unmarshal(b, &data); err != nil {
 		return nil, err
 	}
-	return jsonlogic.ApplyInterface(r, data)
+	return library.ApplyInterface(r, data)
 }
 
 // sameJSONValue compares two results as JSON values (numbers by value,

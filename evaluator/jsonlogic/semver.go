@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"strconv"
@@ -44,11 +44,11 @@ var semverOps = map[string]semverOp{
 
 // semverOpOf returns the operator v names; ok is false for anything sem_ver
 // does not know.
-func semverOpOf(v value) (op semverOp, ok bool) {
-	if v.k != kindString {
+func semverOpOf(v Value) (op semverOp, ok bool) {
+	if v.k != KindString {
 		return 0, false
 	}
-	op, ok = semverOps[v.text()]
+	op, ok = semverOps[v.Text()]
 	return op, ok
 }
 
@@ -79,7 +79,7 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 		return expr{}, err
 	}
 	if len(a) != 3 {
-		return fold(expr{eval: func(e env) (value, error) {
+		return fold(expr{eval: func(e env) (Value, error) {
 			for _, x := range a {
 				if _, err := x.eval(e); err != nil {
 					return null, err
@@ -95,7 +95,7 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 		op, okOp := semverOpOf(a[1].val)
 		var want version
 		okTarget := parseVersionValue(a[2].val, &want)
-		return fold(expr{eval: func(e env) (value, error) {
+		return fold(expr{eval: func(e env) (Value, error) {
 			v, err := actual(e)
 			if err != nil {
 				return null, err
@@ -108,8 +108,8 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 		}}, a[0]), nil
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (value, error) {
-		var v [3]value
+	return fold(expr{eval: func(e env) (Value, error) {
+		var v [3]Value
 		for i, x := range f {
 			var err error
 			if v[i], err = x(e); err != nil {
@@ -128,11 +128,11 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 // parseVersionValue reads a version from a rule value as flagd does: a
 // string as it is, anything else in Go's %v form (numbers in their
 // shortest form, which can only be valid for numbers).
-func parseVersionValue(v value, out *version) bool {
+func parseVersionValue(v Value, out *version) bool {
 	switch v.k {
-	case kindString:
-		return parseVersion(v.text(), out)
-	case kindNumber:
+	case KindString:
+		return parseVersion(v.Text(), out)
+	case KindNumber:
 		return parseVersion(strconv.FormatFloat(v.n, 'g', -1, 64), out)
 	}
 	return false

@@ -1,4 +1,4 @@
-package evaluator
+package jsonlogic
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diegoholiveira/jsonlogic/v3"
+	library "github.com/diegoholiveira/jsonlogic/v3"
 	"github.com/twmb/murmur3"
 )
 
@@ -22,10 +22,10 @@ import (
 // JSON and reads the variant name back.
 
 var registerFlagdOperators = sync.OnceFunc(func() {
-	jsonlogic.AddOperator("fractional", refFractional)
-	jsonlogic.AddOperator("sem_ver", refSemVer)
-	jsonlogic.AddOperator("starts_with", refAffix(strings.HasPrefix))
-	jsonlogic.AddOperator("ends_with", refAffix(strings.HasSuffix))
+	library.AddOperator("fractional", refFractional)
+	library.AddOperator("sem_ver", refSemVer)
+	library.AddOperator("starts_with", refAffix(strings.HasPrefix))
+	library.AddOperator("ends_with", refAffix(strings.HasSuffix))
 })
 
 // flagdData is the data flagd gives the library: the context and $flagd.
@@ -47,7 +47,7 @@ func flagdEvaluate(rule []byte, flagKey string, ctx map[string]any) (variant str
 		return "", false, err
 	}
 	var out bytes.Buffer
-	if err := jsonlogic.Apply(bytes.NewReader(rule), bytes.NewReader(data), &out); err != nil {
+	if err := library.Apply(bytes.NewReader(rule), bytes.NewReader(data), &out); err != nil {
 		return "", false, err
 	}
 	s := strings.TrimSpace(out.String())

@@ -75,13 +75,15 @@ func (p *Provider) sessionSet(ctx context.Context, id string) (*evaluator.FlagSe
 	if set, ok := p.cachedSession(id); ok {
 		return set, nil
 	}
-	return p.pinning.do(id, func() (*evaluator.FlagSet, error) {
+	v, err, _ := p.pinning.Do(id, func() (any, error) {
 		// A fetch that ended just before this one began has cached it.
 		if set, ok := p.cachedSession(id); ok {
 			return set, nil
 		}
 		return p.pin(ctx, id, "")
 	})
+	set, _ := v.(*evaluator.FlagSet)
+	return set, err
 }
 
 // cachedSession returns session id's pinned flag set unless it is not

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/open-feature/go-sdk/openfeature"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/lru"
@@ -39,8 +40,9 @@ type Provider struct {
 	sessions  *lru.Cache[string, session]
 	revisions *lru.Cache[int64, *evaluator.FlagSet]
 	// pinning shares the fetch of a session seen for the first time among
-	// the evaluations that arrive while it runs.
-	pinning flight[*evaluator.FlagSet]
+	// the evaluations that arrive while it runs, so a burst of evaluations
+	// for a new session costs one round of requests, not one each.
+	pinning singleflight.Group
 	// retryUntil is when a remote provider, told 429, may call again
 	// (Unix nanoseconds; 0 when it may call now).
 	retryUntil atomic.Int64

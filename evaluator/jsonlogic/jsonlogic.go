@@ -55,9 +55,9 @@ func Compile(flagKey string, raw json.RawMessage, evaluators map[string]json.Raw
 
 // Eval evaluates the rule against ctx, OpenFeature's flattened evaluation
 // context, reading the clock only for a rule that reads $flagd.timestamp.
-// An error is ErrContext when an attribute of ctx has no JSON form, and
-// otherwise a failure of the rule itself, where the library flagd uses
-// fails too.
+// An error is ErrContext (errors.Is) when an attribute of ctx has no JSON
+// form; any other is a failure of the rule itself, where the library flagd
+// uses fails too.
 func (r *Rule) Eval(ctx map[string]any) (Value, error) {
 	var now int64
 	if r.usesTime {

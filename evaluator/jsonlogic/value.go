@@ -31,8 +31,8 @@ func (k Kind) String() string {
 // Value is what a compiled rule computes: a JSON value kept small (four
 // words, returned in registers) and built without allocating. Booleans
 // and numbers are held unboxed. Strings, arrays and objects stay in the
-// interface they came from (the context's or the rule's) in x, so reading
-// them allocates nothing; elements are converted when read.
+// interface they came from (the context's or the rule's), so reading them
+// allocates nothing; elements are converted when read.
 type Value struct {
 	k Kind
 	b bool
@@ -89,8 +89,9 @@ func ruleErrorf(format string, args ...any) error {
 	return &errRule{msg: fmt.Sprintf(format, args...)}
 }
 
-// ErrContext is a context attribute that has no JSON form, so no rule can
-// read it (flagd answers GENERAL when it cannot encode the context).
+// ErrContext is the failure of an evaluation whose context holds an
+// attribute with no JSON form, which no rule can read (flagd answers
+// GENERAL when it cannot encode the context).
 var ErrContext = errors.New("evaluation context attribute cannot be encoded as JSON")
 
 // fromAny converts a context or literal value to a value. The types

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 // config is every setting of switchyard serve. Each has a flag and a
@@ -106,12 +106,12 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	case c.Mode != "":
 		c.ModeSource = "--mode " + c.Mode
 	case c.DatabaseURL != "":
-		c.Mode, c.ModeSource = server.ModeProduction, "default: a database URL is set"
+		c.Mode, c.ModeSource = control.ModeProduction, "default: a database URL is set"
 	default:
-		c.Mode, c.ModeSource = server.ModeDemo, "default: no database URL is set"
+		c.Mode, c.ModeSource = control.ModeDemo, "default: no database URL is set"
 	}
 	switch {
-	case c.Mode != server.ModeDemo && c.Mode != server.ModeProduction:
+	case c.Mode != control.ModeDemo && c.Mode != control.ModeProduction:
 		return nil, fmt.Errorf("mode %q: use demo or production", c.Mode)
 	case c.Migrate != "true" && c.Migrate != "false":
 		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"context"
-	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -34,24 +32,10 @@ func statusFor(code evaluator.Code) int {
 	return http.StatusInternalServerError
 }
 
-// asError turns any failure into an *evaluator.Error. A timed-out or
-// cancelled store call is UNAVAILABLE; any other failure without a code is
-// INTERNAL, and its detail stays in the log, not in the answer.
-func asError(err error) *evaluator.Error {
-	var e *evaluator.Error
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return evaluator.Errorf(evaluator.CodeUnavailable, "the store did not answer in time; try again")
-	}
-	return evaluator.Errorf(evaluator.CodeInternal, "internal error; the server log has the details")
-}
-
 // fail answers err in the API's one error shape,
 // {"error": {"code", "message", ...fields}}, and logs server-side failures.
 func (s *server) fail(c *gin.Context, err error) {
-	e := asError(err)
+	e := evaluator.AsError(err)
 	status := statusFor(e.Code)
 	if status >= http.StatusInternalServerError {
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path,

@@ -122,7 +122,9 @@ type examModeRequest struct {
 func (s *server) setExamMode(c *gin.Context) {
 	var req examModeRequest
 	ch := s.decodeChange(c, "set_flag", evaluator.ExamMode, &req, nil)
-	ch.Plan = func() (control.Plan, error) { return control.SystemFlagPlan(evaluator.ExamMode, req.Enabled, "enabled") }
+	ch.Plan = func() (control.Plan, error) {
+		return control.SystemFlagPlan(evaluator.ExamMode, req.Enabled, "enabled")
+	}
 	s.change(c, ch)
 }
 
@@ -162,7 +164,7 @@ func (s *server) setOverride(c *gin.Context) {
 func (s *server) clearOverride(c *gin.Context) {
 	var req confirmation
 	module := c.Param("module")
-	ch := s.decodeChange(c, "clear_override", "module:" + module, &req, nil)
+	ch := s.decodeChange(c, "clear_override", "module:"+module, &req, nil)
 	ch.Plan = func() (control.Plan, error) { return control.ClearOverridePlan(module), nil }
 	s.change(c, ch)
 }
@@ -180,7 +182,7 @@ type registerModuleRequest struct {
 func (s *server) registerModule(c *gin.Context) {
 	var req registerModuleRequest
 	key := c.Param("key")
-	ch := s.decodeChange(c, "register_module", "module:" + key, &req, nil)
+	ch := s.decodeChange(c, "register_module", "module:"+key, &req, nil)
 	ch.Plan = func() (control.Plan, error) {
 		return control.RegisterModulePlan(evaluator.ModuleSpec{Key: key, Kind: req.Kind, Versions: req.Versions, Defaults: req.Defaults}), nil
 	}
@@ -228,7 +230,7 @@ type updateProfileRequest struct {
 func (s *server) updateProfile(c *gin.Context) {
 	var req updateProfileRequest
 	name := c.Param("name")
-	ch := s.decodeChange(c, "update_profile", "profile:" + name, &req, nil)
+	ch := s.decodeChange(c, "update_profile", "profile:"+name, &req, nil)
 	ch.Plan = func() (control.Plan, error) {
 		config := make(map[string]evaluator.ProfilePatch, len(req.Config))
 		for k, v := range req.Config {

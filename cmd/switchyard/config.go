@@ -62,8 +62,8 @@ func (c *config) settings() []setting {
 		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as role:token,... (roles admin, viewer); demo mode generates an admin token when empty", str(&c.Tokens)},
 		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
 		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},
-		{"session-ttl", "SWITCHYARD_SESSION_TTL", "24h", "how long a session's snapshot is kept", dur(&c.SessionTTL)},
-		{"cache-ttl", "SWITCHYARD_CACHE_TTL", "5s", "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
+		{"session-ttl", "SWITCHYARD_SESSION_TTL", control.DefaultSessionTTL.String(), "how long a session's snapshot is kept", dur(&c.SessionTTL)},
+		{"cache-ttl", "SWITCHYARD_CACHE_TTL", control.DefaultCacheTTL.String(), "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
 		{"state-dir", "SWITCHYARD_STATE_DIR", "", "directory of the last-known-good file: every new revision is written there, and a start with the stores down serves it", str(&c.StateDir)},
 		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
 	}

@@ -22,22 +22,6 @@ import (
 // when present, flags are evaluated as of the session's snapshot.
 const sessionAttribute = "sessionId"
 
-// ofrepError is a request the OFREP routes refuse: an OpenFeature error code
-// and the HTTP status it is answered with.
-type ofrepError struct {
-	status  int
-	code    evaluator.ResolutionError
-	details string
-}
-
-func parseError(details string) *ofrepError {
-	return &ofrepError{status: http.StatusBadRequest, code: evaluator.ParseError, details: details}
-}
-
-func invalidContext(details string) *ofrepError {
-	return &ofrepError{status: http.StatusBadRequest, code: evaluator.InvalidContext, details: details}
-}
-
 // buffers recycles request and response bodies, so a steady stream of
 // evaluations does not allocate a buffer per request.
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -141,10 +125,8 @@ func (s *server) evaluateFlag(c *gin.Context) {
 	switch r.ErrorCode {
 	case "":
 		s.writeOFREP(c, http.StatusOK, func(b []byte) ([]byte, error) { return appendSuccess(b, r) })
-	case evaluator.FlagNotFound:
-		s.ofrepFailure(c, key, &ofrepError{status: http.StatusNotFound, code: r.ErrorCode, details: r.ErrorMessage})
 	default:
-		s.ofrepFailure(c, key, &ofrepError{status: http.StatusBadRequest, code: r.ErrorCode, details: r.ErrorMessage})
+		s.ofrepFailure(c, key, &ofrepError{code: r.ErrorCode, details: r.ErrorMessage})
 	}
 }
 
@@ -242,36 +224,4 @@ func writeJSON(c *gin.Context, status int, b []byte) {
 		// The client went away; there is no one left to answer.
 		c.Abort()
 	}
-}
-
-// ofrepFailure answers a refused evaluation in OFREP's error shape; the
-// bulk route (key "") has no key in it.
-func (s *server) ofrepFailure(c *gin.Context, key string, e *ofrepError) {
-	s.writeOFREP(c, e.status, func(b []byte) ([]byte, error) {
-		if key == "" {
-			b = append(b, `{"errorCode":`...)
-			b = appendString(b, string(e.code))
-			b = append(b, `,"errorDetails":`...)
-			b = appendString(b, e.details)
-			return append(b, '}'), nil
-		}
-		return appendFailure(b, key, e.code, e.details), nil
-	})
-}
-
-// ofrepServerError answers a failure to evaluate at all. A session ID the
-// store refuses is the caller's problem; anything else is the server's, and
-// the client falls back to its code defaults.
-func (s *server) ofrepServerError(c *gin.Context, err error) {
-	e := evaluator.AsError(err)
-	if e.Code == evaluator.CodeInvalidRequest {
-		s.ofrepFailure(c, c.Param("key"), invalidContext(e.Message))
-		return
-	}
-	s.logger.Error("evaluate flags", "path", c.Request.URL.Path, "request_id", requestID(c), "err", err)
-	status := statusFor(e.Code)
-	if status < http.StatusInternalServerError {
-		status = http.StatusInternalServerError
-	}
-	c.JSON(status, gin.H{"errorDetails": e.Message})
 }

@@ -23,7 +23,7 @@ import (
 func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 	rev := evaluator.InitialRevision(time.Now())
 	rev.System.ExamMode = true
-	srv := httptest.NewServer(switchyard(memory.New(rev)))
+	srv := httptest.NewServer(newSwitchyard(memory.New(rev)))
 	defer srv.Close()
 	p, err := New(srv.URL)
 	if err != nil {
@@ -50,7 +50,7 @@ func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 // TestInitTwice: a second Init replaces the first without leaving its
 // follower running.
 func TestInitTwice(t *testing.T) {
-	srv := httptest.NewServer(switchyard(memory.NewDemo()))
+	srv := httptest.NewServer(newSwitchyard(memory.NewDemo()))
 	defer srv.Close()
 	p, err := New(srv.URL)
 	if err != nil {
@@ -73,8 +73,8 @@ func TestInitTwice(t *testing.T) {
 	}
 }
 
-// switchyard is Switchyard's HTTP API over st in demo mode.
-func switchyard(st store.Store) http.Handler {
+// newSwitchyard is Switchyard's HTTP API over st in demo mode.
+func newSwitchyard(st store.Store) http.Handler {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return server.New(logger, control.New(logger, control.Config{}, st), server.Config{})
 }

@@ -22,7 +22,7 @@ type compiled struct {
 	rev    *evaluator.Revision
 	set    *evaluator.FlagSet
 	loaded time.Time
-	// fallback is set on the conservative fallback the server serves when
+	// fallback is set on the conservative fallback served when the core
 	// it has never reached the store.
 	fallback bool
 	// stale is set on a revision read from the last-known-good file, served

@@ -18,7 +18,7 @@ const (
 
 // Backends opens the store of each mode and checks what production needs.
 // switchyard serve implements it over the in-memory fixtures, Postgres and
-// Redis, so the server never imports a store technology.
+// Redis, so the core never imports a store technology.
 type Backends interface {
 	// Requirements checks each thing production mode needs, within the
 	// deadline of ctx, and says which are met.

@@ -22,8 +22,8 @@ type compiled struct {
 	rev    *evaluator.Revision
 	set    *evaluator.FlagSet
 	loaded time.Time
-	// fallback is set on the conservative fallback served when the core
-	// it has never reached the store.
+	// fallback is set on the conservative fallback, served until the
+	// store is first reached.
 	fallback bool
 	// stale is set on a revision read from the last-known-good file, served
 	// until the store answers.

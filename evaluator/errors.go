@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -63,4 +64,23 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return CodeInternal
+}
+
+// FieldError is an INVALID_REQUEST naming the field to fix.
+func FieldError(field, format string, args ...any) *Error {
+	return Errorf(CodeInvalidRequest, "%s: %s", field, fmt.Sprintf(format, args...)).With("field", field)
+}
+
+// AsError turns any failure into an *Error. A timed-out or cancelled call
+// is UNAVAILABLE; any other failure without a code is INTERNAL, whose
+// detail belongs in the log, not in an answer.
+func AsError(err error) *Error {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return Errorf(CodeUnavailable, "the store did not answer in time; try again")
+	}
+	return Errorf(CodeInternal, "internal error; the server log has the details")
 }

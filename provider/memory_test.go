@@ -14,6 +14,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -66,8 +67,9 @@ func BenchmarkSessionCacheMemory(b *testing.B) {
 func pinnedSessions(b *testing.B) []session {
 	b.Helper()
 	const token = "memory-bench-admin"
-	srv := httptest.NewServer(server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)),
-		server.Config{Mode: "demo", Tokens: []server.Token{{Role: server.RoleAdmin, Secret: token}}}, memory.NewDemo()))
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(server.New(logger, control.New(logger, control.Config{}, memory.NewDemo()),
+		server.Config{Tokens: []server.Token{{Role: control.RoleAdmin, Secret: token}}}))
 	b.Cleanup(srv.Close)
 	p, err := New(srv.URL)
 	if err != nil {

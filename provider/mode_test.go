@@ -9,7 +9,7 @@ import (
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
-	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/provider"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -19,12 +19,12 @@ import (
 // fixtures and one memory store standing for production.
 type memoryBackends struct{ production store.Store }
 
-func (b memoryBackends) Requirements(context.Context) []server.Requirement {
-	return []server.Requirement{{Name: "database", Why: "the truth", Met: true}}
+func (b memoryBackends) Requirements(context.Context) []control.Requirement {
+	return []control.Requirement{{Name: "database", Why: "the truth", Met: true}}
 }
 
 func (b memoryBackends) Open(_ context.Context, mode string) (store.Store, func(), error) {
-	if mode == server.ModeDemo {
+	if mode == control.ModeDemo {
 		return memory.NewDemo(), func() {}, nil
 	}
 	return b.production, func() {}, nil
@@ -39,7 +39,7 @@ func TestServerModeSwitch(t *testing.T) {
 	rev.System.ExamMode = true
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			ts := newTestServerWith(t, server.Config{Backends: memoryBackends{production: memory.New(rev)}}, memory.NewDemo())
+			ts := newTestServerWith(t, control.Config{Backends: memoryBackends{production: memory.New(rev)}}, memory.NewDemo())
 			_, c := newClient(t, ts, provider.WithMode(m.mode))
 			changes := events(c, openfeature.ProviderConfigChange)
 			ctx := context.Background()
@@ -55,7 +55,7 @@ func TestServerModeSwitch(t *testing.T) {
 					t.Fatalf("changed flags = %v, want SYSTEM_MODE and EXAM_MODE among them", d.FlagChanges)
 				}
 			}
-			if mode, _ := c.StringValue(ctx, evaluator.SystemModeKey, "", openfeature.EvaluationContext{}); mode != server.ModeProduction {
+			if mode, _ := c.StringValue(ctx, evaluator.SystemModeKey, "", openfeature.EvaluationContext{}); mode != control.ModeProduction {
 				t.Fatalf("SYSTEM_MODE = %q, want production", mode)
 			}
 			for _, ec := range []openfeature.EvaluationContext{{}, session} {

@@ -18,6 +18,7 @@ import (
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/provider"
 	"github.com/switchyard-dev/switchyard/store"
@@ -44,20 +45,16 @@ type testServer struct {
 
 func newTestServer(t testing.TB, st store.Store) *testServer {
 	t.Helper()
-	return newTestServerWith(t, server.Config{}, st)
+	return newTestServerWith(t, control.Config{}, st)
 }
 
-// newTestServerWith is newTestServer with cfg, in demo mode and with the
-// tests' admin token unless cfg says otherwise.
-func newTestServerWith(t testing.TB, cfg server.Config, st store.Store) *testServer {
+// newTestServerWith is newTestServer with the core's settings cfg (demo
+// mode unless it says otherwise), and the tests' admin token.
+func newTestServerWith(t testing.TB, cfg control.Config, st store.Store) *testServer {
 	t.Helper()
-	if cfg.Mode == "" {
-		cfg.Mode = server.ModeDemo
-	}
-	if cfg.Tokens == nil {
-		cfg.Tokens = []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}
-	}
-	ts := &testServer{handler: server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, st)}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tokens := []server.Token{{Role: control.RoleAdmin, Secret: adminToken}}
+	ts := &testServer{handler: server.New(logger, control.New(logger, cfg, st), server.Config{Tokens: tokens})}
 	ts.kill, ts.cut = context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
 	t.Cleanup(srv.Close)

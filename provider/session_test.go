@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -11,7 +12,9 @@ import (
 	"github.com/open-feature/go-sdk/openfeature"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 )
 
@@ -20,7 +23,7 @@ import (
 func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 	rev := evaluator.InitialRevision(time.Now())
 	rev.System.ExamMode = true
-	srv := httptest.NewServer(server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{Mode: "demo"}, memory.New(rev)))
+	srv := httptest.NewServer(newSwitchyard(memory.New(rev)))
 	defer srv.Close()
 	p, err := New(srv.URL)
 	if err != nil {
@@ -47,7 +50,7 @@ func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 // TestInitTwice: a second Init replaces the first without leaving its
 // follower running.
 func TestInitTwice(t *testing.T) {
-	srv := httptest.NewServer(server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{}, memory.NewDemo()))
+	srv := httptest.NewServer(newSwitchyard(memory.NewDemo()))
 	defer srv.Close()
 	p, err := New(srv.URL)
 	if err != nil {
@@ -68,4 +71,10 @@ func TestInitTwice(t *testing.T) {
 	default:
 		t.Fatal("the follower still runs after Shutdown")
 	}
+}
+
+// newSwitchyard is Switchyard's HTTP API over st in demo mode.
+func newSwitchyard(st store.Store) http.Handler {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return server.New(logger, control.New(logger, control.Config{}, st), server.Config{})
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 // config is every setting of switchyard serve. Each has a flag and a
@@ -62,8 +62,8 @@ func (c *config) settings() []setting {
 		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as role:token,... (roles admin, viewer); demo mode generates an admin token when empty", str(&c.Tokens)},
 		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
 		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},
-		{"session-ttl", "SWITCHYARD_SESSION_TTL", "24h", "how long a session's snapshot is kept", dur(&c.SessionTTL)},
-		{"cache-ttl", "SWITCHYARD_CACHE_TTL", "5s", "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
+		{"session-ttl", "SWITCHYARD_SESSION_TTL", control.DefaultSessionTTL.String(), "how long a session's snapshot is kept", dur(&c.SessionTTL)},
+		{"cache-ttl", "SWITCHYARD_CACHE_TTL", control.DefaultCacheTTL.String(), "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
 		{"state-dir", "SWITCHYARD_STATE_DIR", "", "directory of the last-known-good file: every new revision is written there, and a start with the stores down serves it", str(&c.StateDir)},
 		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
 	}
@@ -106,12 +106,12 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	case c.Mode != "":
 		c.ModeSource = "--mode " + c.Mode
 	case c.DatabaseURL != "":
-		c.Mode, c.ModeSource = server.ModeProduction, "default: a database URL is set"
+		c.Mode, c.ModeSource = control.ModeProduction, "default: a database URL is set"
 	default:
-		c.Mode, c.ModeSource = server.ModeDemo, "default: no database URL is set"
+		c.Mode, c.ModeSource = control.ModeDemo, "default: no database URL is set"
 	}
 	switch {
-	case c.Mode != server.ModeDemo && c.Mode != server.ModeProduction:
+	case c.Mode != control.ModeDemo && c.Mode != control.ModeProduction:
 		return nil, fmt.Errorf("mode %q: use demo or production", c.Mode)
 	case c.Migrate != "true" && c.Migrate != "false":
 		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)

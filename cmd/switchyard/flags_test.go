@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -30,10 +31,10 @@ const launchDarklyFile = "../../importer/testdata/launchdarkly.json"
 func apiServer(t *testing.T) (*httptest.Server, *memory.Store) {
 	t.Helper()
 	st := memory.NewDemo()
-	handler := server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)), server.Config{
-		Mode:   "demo",
-		Tokens: []server.Token{{Role: server.RoleAdmin, Secret: testAdminToken}, {Role: server.RoleViewer, Secret: testViewerToken}},
-	}, st)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	handler := server.New(logger, control.New(logger, control.Config{Mode: control.ModeDemo}, st), server.Config{
+		Tokens: []server.Token{{Role: control.RoleAdmin, Secret: testAdminToken}, {Role: control.RoleViewer, Secret: testViewerToken}},
+	})
 	ts := httptest.NewServer(handler)
 	t.Cleanup(ts.Close)
 	return ts, st

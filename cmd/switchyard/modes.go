@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 	"github.com/switchyard-dev/switchyard/store/postgres"
@@ -29,7 +29,7 @@ const (
 )
 
 // backends opens the store of each mode for switchyard serve and checks
-// production's requirements; it is the server's server.Backends. It keeps
+// production's requirements; it is the server's control.Backends. It keeps
 // the release function of every store it opened, so serve releases
 // whatever is still open when it stops, whichever mode it ended in.
 type backends struct {
@@ -43,44 +43,29 @@ type backends struct {
 	opened []func()
 }
 
-var _ server.Backends = (*backends)(nil)
+var _ control.Backends = (*backends)(nil)
 
-// requirement is a checked requirement and whether its failure is an
-// outage (a store that does not answer), which a replica holding a
-// last-known-good file may start through, rather than a misconfiguration.
-type requirement struct {
-	server.Requirement
-	outage bool
-}
-
-// Requirements implements server.Backends.
-func (b *backends) Requirements(ctx context.Context) []server.Requirement {
-	checked := b.check(ctx)
-	out := make([]server.Requirement, len(checked))
-	for i, r := range checked {
-		out[i] = r.Requirement
-	}
-	return out
-}
+// Requirements implements control.Backends.
+func (b *backends) Requirements(ctx context.Context) []control.Requirement { return b.check(ctx) }
 
 // check checks production's requirements; the database and Redis are
 // probed at once, each within ctx's deadline.
-func (b *backends) check(ctx context.Context) []requirement {
+func (b *backends) check(ctx context.Context) []control.Requirement {
 	cfg := b.cfg
-	dbURL := requirement{Requirement: server.Requirement{Name: reqDatabaseURL, Met: cfg.DatabaseURL != "",
-		Why: "Postgres is production's audited truth: every change and its audit row are stored there (--database-url, SWITCHYARD_DATABASE_URL)"}}
-	db := requirement{Requirement: server.Requirement{Name: reqDatabase,
-		Why: "the database must answer: changes are written there and a replica loads its revision from it"}}
-	migrations := requirement{Requirement: server.Requirement{Name: reqMigrations,
-		Why: "the schema must be at this binary's version; with --migrate true (the default) pending migrations are applied when production starts"}}
-	redisURL := requirement{Requirement: server.Requirement{Name: reqRedisURL,
-		Why: "Redis is the shared cache and change channel that keeps replicas in step (--redis-url, SWITCHYARD_REDIS_URL)"}}
-	redis := requirement{Requirement: server.Requirement{Name: reqRedis,
-		Why: "Redis must answer: replicas share revisions and hear of changes through it"}}
-	tokens := requirement{Requirement: server.Requirement{Name: reqAdminTokens, Met: b.adminTokens,
-		Why: "the admin API must accept only configured secrets; demo mode's generated token is shown once and dies with the process (--tokens, SWITCHYARD_TOKENS)"}}
-	stateDir := requirement{Requirement: server.Requirement{Name: reqStateDir,
-		Why: "a replica restarted while the stores are down serves its last-known-good file from this directory, not the conservative fallback (--state-dir, SWITCHYARD_STATE_DIR)"}}
+	dbURL := control.Requirement{Name: reqDatabaseURL, Met: cfg.DatabaseURL != "",
+		Why: "Postgres is production's audited truth: every change and its audit row are stored there (--database-url, SWITCHYARD_DATABASE_URL)"}
+	db := control.Requirement{Name: reqDatabase,
+		Why: "the database must answer: changes are written there and a replica loads its revision from it"}
+	migrations := control.Requirement{Name: reqMigrations,
+		Why: "the schema must be at this binary's version; with --migrate true (the default) pending migrations are applied when production starts"}
+	redisURL := control.Requirement{Name: reqRedisURL,
+		Why: "Redis is the shared cache and change channel that keeps replicas in step (--redis-url, SWITCHYARD_REDIS_URL)"}
+	redis := control.Requirement{Name: reqRedis,
+		Why: "Redis must answer: replicas share revisions and hear of changes through it"}
+	tokens := control.Requirement{Name: reqAdminTokens, Met: b.adminTokens,
+		Why: "the admin API must accept only configured secrets; demo mode's generated token is shown once and dies with the process (--tokens, SWITCHYARD_TOKENS)"}
+	stateDir := control.Requirement{Name: reqStateDir,
+		Why: "a replica restarted while the stores are down serves its last-known-good file from this directory, not the conservative fallback (--state-dir, SWITCHYARD_STATE_DIR)"}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { b.checkDatabase(ctx, &dbURL, &db, &migrations) })
@@ -90,19 +75,19 @@ func (b *backends) check(ctx context.Context) []requirement {
 	}
 	stateDir.Met, stateDir.Detail = stateDirUsable(cfg.StateDir)
 	wg.Wait()
-	return []requirement{dbURL, db, migrations, redisURL, redis, tokens, stateDir}
+	return []control.Requirement{dbURL, db, migrations, redisURL, redis, tokens, stateDir}
 }
 
 // checkDatabase fills in the database's requirements.
-func (b *backends) checkDatabase(ctx context.Context, url, reachable, migrated *requirement) {
+func (b *backends) checkDatabase(ctx context.Context, url, reachable, migrated *control.Requirement) {
 	if b.cfg.DatabaseURL == "" {
 		url.Detail = "not set"
 		reachable.Detail, migrated.Detail = "no database URL", "no database URL"
 		return
 	}
 	if err := probeDatabase(ctx, b.cfg.DatabaseURL); err != nil {
-		reachable.Detail, reachable.outage = err.Error(), true
-		migrated.Detail, migrated.outage = "unknown: the database does not answer", true
+		reachable.Detail, reachable.Outage = err.Error(), true
+		migrated.Detail, migrated.Outage = "unknown: the database does not answer", true
 		return
 	}
 	have, want, err := postgres.SchemaVersion(ctx, b.cfg.DatabaseURL)
@@ -126,7 +111,7 @@ func (b *backends) checkDatabase(ctx context.Context, url, reachable, migrated *
 }
 
 // checkRedis fills in Redis' requirements.
-func (b *backends) checkRedis(ctx context.Context, url, reachable *requirement) {
+func (b *backends) checkRedis(ctx context.Context, url, reachable *control.Requirement) {
 	if b.cfg.RedisURL == "" {
 		url.Detail, reachable.Detail = "not set", "no Redis URL"
 		return
@@ -139,7 +124,7 @@ func (b *backends) checkRedis(ctx context.Context, url, reachable *requirement) 
 	defer rdb.Close()
 	url.Met = true
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		reachable.Detail, reachable.outage = "does not answer: "+err.Error(), true
+		reachable.Detail, reachable.Outage = "does not answer: "+err.Error(), true
 		return
 	}
 	reachable.Met = true
@@ -163,13 +148,13 @@ func stateDirUsable(dir string) (bool, string) {
 	return true, ""
 }
 
-// Open implements server.Backends: the demo fixtures, fresh every time, or
+// Open implements control.Backends: the demo fixtures, fresh every time, or
 // Postgres behind Redis, migrated first unless told not to.
 func (b *backends) Open(ctx context.Context, mode string) (store.Store, func(), error) {
 	switch mode {
-	case server.ModeDemo:
+	case control.ModeDemo:
 		return memory.NewDemo(), func() {}, nil
-	case server.ModeProduction:
+	case control.ModeProduction:
 		st, release, err := openProduction(ctx, b.cfg, b.logger, false)
 		if err != nil {
 			return nil, nil, err
@@ -205,7 +190,7 @@ var errRequirements = errors.New("production mode cannot start")
 
 // refusal explains a refused production start: each missing requirement,
 // why it matters and what was found.
-func refusal(missing []requirement) error {
+func refusal(missing []control.Requirement) error {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d requirement(s) missing:", len(missing))
 	for _, r := range missing {
@@ -218,22 +203,11 @@ func refusal(missing []requirement) error {
 	return fmt.Errorf("%w: %s", errRequirements, sb.String())
 }
 
-// unmet returns the requirements of reqs that are not met.
-func unmet(reqs []requirement) []requirement {
-	var out []requirement
-	for _, r := range reqs {
-		if !r.Met {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // onlyOutages reports whether every missing requirement is a store that
 // does not answer.
-func onlyOutages(missing []requirement) bool {
+func onlyOutages(missing []control.Requirement) bool {
 	for _, r := range missing {
-		if !r.outage {
+		if !r.Outage {
 			return false
 		}
 	}

@@ -21,7 +21,7 @@ type posture struct {
 	DesiredMode     string             `json:"desired_mode"`
 	RestartRequired bool               `json:"restart_required"`
 	ProductionReady bool               `json:"production_ready"`
-	Requirements    []requirementState `json:"missing_production_requirements"`
+	Requirements    []requirementState `json:"production_requirements"`
 }
 
 // unmetNames lists the requirements p says are not met.

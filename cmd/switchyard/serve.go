@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -37,14 +38,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("SWITCHYARD_TOKENS: %w", err)
 	}
-	isAdmin := func(t server.Token) bool { return t.Role == server.RoleAdmin }
+	isAdmin := func(t server.Token) bool { return t.Role == control.RoleAdmin }
 	be := &backends{cfg: cfg, logger: logger, adminTokens: slices.ContainsFunc(tokens, isAdmin)}
 	// Released last, after the server has drained: whatever store is open
 	// then, the start mode's or one a live switch opened.
 	defer be.close()
 	var st store.Store
 	var release func()
-	if cfg.Mode == server.ModeProduction {
+	if cfg.Mode == control.ModeProduction {
 		if err := startable(ctx, be, cfg, logger); err != nil {
 			return err
 		}
@@ -60,21 +61,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if err != nil {
 			return err
 		}
-		tokens = []server.Token{{Role: server.RoleAdmin, Secret: secret}}
+		tokens = []server.Token{{Role: control.RoleAdmin, Secret: secret}}
 		// Printed once, to stdout and not to the log, so it is not kept in
 		// log storage; it dies with the process.
 		fmt.Fprintf(stdout, "demo admin token (generated, shown once): %s\n", secret)
 	}
-	handler := server.NewServer(logger, server.Config{
+	core := control.New(logger, control.Config{
 		Mode:         cfg.Mode,
 		ModeSource:   cfg.ModeSource,
 		Backends:     be,
 		ReleaseStore: release,
-		Tokens:       tokens,
 		SessionTTL:   cfg.SessionTTL,
 		CacheTTL:     cfg.CacheTTL,
 		StateDir:     cfg.StateDir,
 	}, st)
+	handler := server.New(logger, core, server.Config{Tokens: tokens})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -122,11 +123,11 @@ const startCheckTimeout = 15 * time.Second
 func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, startCheckTimeout)
 	defer cancel()
-	missing := unmet(be.check(ctx))
+	missing := control.Unmet(be.check(ctx))
 	if len(missing) == 0 {
 		return nil
 	}
-	if _, err := os.Stat(server.StateFilePath(cfg.StateDir, server.ModeProduction)); err == nil && onlyOutages(missing) {
+	if _, err := os.Stat(control.StateFilePath(cfg.StateDir, control.ModeProduction)); err == nil && onlyOutages(missing) {
 		for _, r := range missing {
 			logger.Error("starting production through an outage: serving the last-known-good file until the stores answer",
 				"requirement", r.Name, "detail", r.Detail)

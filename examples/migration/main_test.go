@@ -17,8 +17,10 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/provider"
+	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 )
 
@@ -29,8 +31,7 @@ const adminToken = "migration-admin"
 // client with the buffer its disagreement log goes to.
 func sideBySideClient(t *testing.T, ctx context.Context) (*openfeature.Client, *syncBuffer) {
 	t.Helper()
-	sy := httptest.NewServer(server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)),
-		server.Config{Tokens: []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}}, memory.NewDemo()))
+	sy := httptest.NewServer(newSwitchyard(memory.NewDemo()))
 	t.Cleanup(sy.Close)
 	importFlags(t, sy.URL, "flags.json")
 	sw, err := provider.New(sy.URL)
@@ -175,4 +176,12 @@ func (b *syncBuffer) records(t *testing.T) []map[string]any {
 		out = append(out, rec)
 	}
 	return out
+}
+
+// newSwitchyard is Switchyard's HTTP API over st in demo mode, with the
+// tests' admin token.
+func newSwitchyard(st store.Store) http.Handler {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return server.New(logger, control.New(logger, control.Config{}, st),
+		server.Config{Tokens: []server.Token{{Role: control.RoleAdmin, Secret: adminToken}}})
 }

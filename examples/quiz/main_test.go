@@ -16,7 +16,9 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 )
 
@@ -33,8 +35,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	switchyard := server.NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)),
-		server.Config{Tokens: []server.Token{{Role: server.RoleAdmin, Secret: adminToken}}}, memory.NewDemo())
+	switchyard := newSwitchyard(memory.NewDemo())
 	sy := httptest.NewServer(switchyard)
 	t.Cleanup(sy.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -181,4 +182,12 @@ func TestQuizMastery(t *testing.T) {
 			t.Fatalf("step %d: %+v, want %+v", i, got, s.want)
 		}
 	}
+}
+
+// newSwitchyard is Switchyard's HTTP API over st in demo mode, with the
+// tests' admin token.
+func newSwitchyard(st store.Store) http.Handler {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return server.New(logger, control.New(logger, control.Config{}, st),
+		server.Config{Tokens: []server.Token{{Role: control.RoleAdmin, Secret: adminToken}}})
 }

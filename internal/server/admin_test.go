@@ -10,12 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
 // actorOf is the audit actor of a token: the role and the first six hex
 // digits of the token's SHA-256.
-func actorOf(role Role, token string) string {
+func actorOf(role control.Role, token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return string(role) + ":" + hex.EncodeToString(sum[:])[:6]
 }
@@ -249,7 +250,7 @@ func TestMutations(t *testing.T) {
 
 			entry := h.audit(t)[0]
 			if body["audit_seq"] != float64(entry.Seq) || entry.Outcome != store.OutcomeApplied ||
-				entry.Action != tt.action || entry.Target != tt.target || entry.Actor != actorOf(RoleAdmin, adminToken) ||
+				entry.Action != tt.action || entry.Target != tt.target || entry.Actor != actorOf(control.RoleAdmin, adminToken) ||
 				entry.Role != "admin" || entry.Phrase != tt.body["phrase"] || entry.Reason != tt.body["reason"] ||
 				entry.RequestID != res.header.Get(headerRequestID) || entry.RequestID != "req-"+strings.ReplaceAll(tt.name, " ", "-") ||
 				entry.Revision != before+1 || len(entry.Before) == 0 || len(entry.After) == 0 {
@@ -385,7 +386,7 @@ func refusals() []refusal {
 }
 
 func TestRefusals(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxBodyBytes = 4096 })
+	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 4096 })
 	for _, tt := range refusals() {
 		t.Run(tt.name, func(t *testing.T) {
 			token := tt.token
@@ -419,7 +420,7 @@ func TestRefusals(t *testing.T) {
 				role = "viewer"
 			}
 			if entry.Outcome != store.OutcomeRejected || !strings.HasPrefix(entry.Why, tt.code+": ") ||
-				entry.Role != role || entry.Actor != actorOf(Role(role), token) || entry.RequestID != res.header.Get(headerRequestID) ||
+				entry.Role != role || entry.Actor != actorOf(control.Role(role), token) || entry.RequestID != res.header.Get(headerRequestID) ||
 				entry.Action == "" {
 				t.Fatalf("audit entry = %+v, want a rejected %s attempt by %s", entry, tt.code, role)
 			}
@@ -572,7 +573,7 @@ func TestAdminFreeze(t *testing.T) {
 }
 
 func TestEveryAttemptIsAudited(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxBodyBytes = 4096 })
+	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 4096 })
 	var want []string
 	for _, r := range refusals() {
 		token := r.token

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 	"github.com/switchyard-dev/switchyard/store/rediscache"
@@ -38,7 +39,7 @@ func TestAnnouncedRevisionIsServedAtOnce(t *testing.T) {
 	clk := newClock()
 	// The flag set would be served for an hour: only the announcement can
 	// bring the change in time.
-	handler := newHandler(slog.New(slog.DiscardHandler), Config{Mode: "demo", CacheTTL: time.Hour}, mine, clk.now)
+	handler := newHandler(slog.New(slog.DiscardHandler), testConfig{Config: control.Config{Mode: "demo", CacheTTL: time.Hour}}, mine, clk.now)
 
 	heard := make(chan int64, 1)
 	// Registered after the server's own listener, so it runs after it.

@@ -9,13 +9,14 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 // principal is who made a request: the role of the token and the actor the
 // audit log names, "<role>:<first 6 hex digits of sha256(token)>", which
 // tells tokens apart without revealing them.
 type principal struct {
-	role  Role
+	role  control.Role
 	actor string
 }
 

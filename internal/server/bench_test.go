@@ -33,7 +33,7 @@ func BenchmarkOFREPEvaluate(b *testing.B) {
 		{"pinned", "module.mastery", `{"context":{"targetingKey":"user-1","sessionId":"bench-session"}}`},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
-			h := newHarness(b, func(c *Config) { c.CacheTTL = 1 << 40 })
+			h := newHarness(b, func(c *testConfig) { c.CacheTTL = 1 << 40 })
 			body := strings.NewReader(bm.body)
 			req, err := http.NewRequest("POST", "http://switchyard.test/ofrep/v1/evaluate/flags/"+bm.key, nil)
 			if err != nil {

@@ -9,15 +9,6 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
-// Bundle is what GET /v1/bundle serves: a whole revision and the system
-// mode it is seen in. An in-process provider compiles it with
-// evaluator.Compile(Revision, Mode), the very call the server makes, so
-// local evaluation cannot drift from the server's.
-type Bundle struct {
-	Revision *evaluator.Revision `json:"revision"`
-	Mode     string              `json:"mode"`
-}
-
 // bundleETag names a bundle: a revision is immutable, so its number and the
 // mode identify its content.
 func bundleETag(revision int64, mode string) string {
@@ -28,29 +19,21 @@ func bundleETag(revision int64, mode string) string {
 // reuse, 304 on a matching If-None-Match), or with ?revision=N that
 // revision, which never changes and may be cached for good.
 func (s *server) getBundle(c *gin.Context) {
-	b := s.acquire()
-	defer b.leave()
-	var rev *evaluator.Revision
+	var n int64
 	pinned := c.Query("revision") != ""
 	if pinned {
-		n, err := strconv.ParseInt(c.Query("revision"), 10, 64)
-		if err != nil || n < 1 {
-			s.fail(c, fieldError("revision", "must be a positive revision number"))
+		var err error
+		if n, err = strconv.ParseInt(c.Query("revision"), 10, 64); err != nil || n < 1 {
+			s.fail(c, evaluator.FieldError("revision", "must be a positive revision number"))
 			return
 		}
-		if rev, err = b.flags.revision(c.Request.Context(), n); err != nil {
-			s.fail(c, err)
-			return
-		}
-	} else {
-		cur := b.flags.live(c.Request.Context())
-		if cur.fallback {
-			s.fail(c, evaluator.Errorf(evaluator.CodeUnavailable, "the store has not been reached yet; try again"))
-			return
-		}
-		rev = cur.rev
 	}
-	etag := bundleETag(rev.Number, b.mode)
+	bundle, err := s.core.Bundle(c.Request.Context(), n)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	etag := bundleETag(bundle.Revision.Number, bundle.Mode)
 	c.Header("ETag", etag)
 	if pinned {
 		c.Header("Cache-Control", "public, max-age=31536000, immutable")
@@ -61,5 +44,5 @@ func (s *server) getBundle(c *gin.Context) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	c.JSON(http.StatusOK, Bundle{Revision: rev, Mode: b.mode})
+	c.JSON(http.StatusOK, bundle)
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -79,9 +78,4 @@ func jsonType(kind string) string {
 		return "a number"
 	}
 	return "a " + kind
-}
-
-// fieldError is an INVALID_REQUEST naming the field to fix.
-func fieldError(field, format string, args ...any) *evaluator.Error {
-	return evaluator.Errorf(evaluator.CodeInvalidRequest, "%s: %s", field, fmt.Sprintf(format, args...)).With("field", field)
 }

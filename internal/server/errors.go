@@ -1,8 +1,6 @@
 package server
 
 import (
-	"context"
-	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -10,8 +8,14 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
-// statusFor maps an error code to its HTTP status. It is the only place
-// that does, so a code always means the same status on every route.
+// Every failure is answered here, in one of the shapes its route's
+// protocol defines: the API's {"error": {"code", "message", ...}}, and
+// OFREP's evaluation failure {"key", "errorCode", "errorDetails"} and
+// general error {"errorDetails"}. statusFor and ofrepStatusFor are the
+// only places that map a code to an HTTP status, so a code always means
+// the same status on every route.
+
+// statusFor maps an API error code to its HTTP status.
 func statusFor(code evaluator.Code) int {
 	switch code {
 	case evaluator.CodeInvalidRequest, evaluator.CodePhraseMismatch, evaluator.CodeReasonRequired,
@@ -34,24 +38,10 @@ func statusFor(code evaluator.Code) int {
 	return http.StatusInternalServerError
 }
 
-// asError turns any failure into an *evaluator.Error. A timed-out or
-// cancelled store call is UNAVAILABLE; any other failure without a code is
-// INTERNAL, and its detail stays in the log, not in the answer.
-func asError(err error) *evaluator.Error {
-	var e *evaluator.Error
-	switch {
-	case errors.As(err, &e):
-		return e
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return evaluator.Errorf(evaluator.CodeUnavailable, "the store did not answer in time; try again")
-	}
-	return evaluator.Errorf(evaluator.CodeInternal, "internal error; the server log has the details")
-}
-
 // fail answers err in the API's one error shape,
 // {"error": {"code", "message", ...fields}}, and logs server-side failures.
 func (s *server) fail(c *gin.Context, err error) {
-	e := asError(err)
+	e := evaluator.AsError(err)
 	status := statusFor(e.Code)
 	if status >= http.StatusInternalServerError {
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
@@ -67,4 +57,60 @@ func (s *server) fail(c *gin.Context, err error) {
 		body["request_id"] = requestID(c)
 	}
 	c.JSON(status, gin.H{"error": body})
+}
+
+// ofrepError is an evaluation OFREP answers with an error code: a request
+// it refuses, or a flag that cannot be evaluated.
+type ofrepError struct {
+	code    evaluator.ResolutionError
+	details string
+}
+
+func parseError(details string) *ofrepError {
+	return &ofrepError{code: evaluator.ParseError, details: details}
+}
+
+func invalidContext(details string) *ofrepError {
+	return &ofrepError{code: evaluator.InvalidContext, details: details}
+}
+
+// ofrepStatusFor maps an OpenFeature error code to the HTTP status OFREP
+// answers it with: 404 for a flag that does not exist, 400 for the rest.
+func ofrepStatusFor(code evaluator.ResolutionError) int {
+	if code == evaluator.FlagNotFound {
+		return http.StatusNotFound
+	}
+	return http.StatusBadRequest
+}
+
+// ofrepFailure answers a refused evaluation in OFREP's error shape; the
+// bulk route (key "") has no key in it.
+func (s *server) ofrepFailure(c *gin.Context, key string, e *ofrepError) {
+	s.writeOFREP(c, ofrepStatusFor(e.code), func(b []byte) ([]byte, error) {
+		if key == "" {
+			b = append(b, `{"errorCode":`...)
+			b = appendString(b, string(e.code))
+			b = append(b, `,"errorDetails":`...)
+			b = appendString(b, e.details)
+			return append(b, '}'), nil
+		}
+		return appendFailure(b, key, e.code, e.details), nil
+	})
+}
+
+// ofrepServerError answers a failure to evaluate at all. A session ID the
+// store refuses is the caller's problem; anything else is the server's, and
+// the client falls back to its code defaults.
+func (s *server) ofrepServerError(c *gin.Context, err error) {
+	e := evaluator.AsError(err)
+	if e.Code == evaluator.CodeInvalidRequest {
+		s.ofrepFailure(c, c.Param("key"), invalidContext(e.Message))
+		return
+	}
+	s.logger.Error("evaluate flags", "path", c.Request.URL.Path, "request_id", requestID(c), "err", err)
+	status := statusFor(e.Code)
+	if status < http.StatusInternalServerError {
+		status = http.StatusInternalServerError
+	}
+	c.JSON(status, gin.H{"errorDetails": e.Message})
 }

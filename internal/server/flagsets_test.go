@@ -2,12 +2,11 @@ package server
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -24,7 +23,7 @@ func (h *harness) changeBehindTheServer(t *testing.T, m evaluator.Mutation) {
 func TestLiveFlagSetReloadsAfterTTL(t *testing.T) {
 	h := newHarness(t)
 	h.changeBehindTheServer(t, evaluator.SetSystemFlag(evaluator.ExamMode, true))
-	h.clock.advance(defaultCacheTTL - 1)
+	h.clock.advance(control.DefaultCacheTTL - 1)
 	if got := h.evaluate(t, "EXAM_MODE", nil); got["value"] != false {
 		t.Fatalf("within the TTL EXAM_MODE = %v, want the cached false", got)
 	}
@@ -36,7 +35,7 @@ func TestLiveFlagSetReloadsAfterTTL(t *testing.T) {
 }
 
 func TestWritesRefreshAtOnce(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.CacheTTL = 1 << 40 })
+	h := newHarness(t, func(c *testConfig) { c.CacheTTL = 1 << 40 })
 	h.admin(t, "POST", "/v1/admin/runtime/override", map[string]any{"module": "search", "version": "v0", "phrase": "OVERRIDE MODULE search TO v0", "reason": "r"})
 	if got := h.evaluate(t, "module.search", nil); got["value"] != "v0" {
 		t.Fatalf("right after the write module.search = %v, want v0", got)
@@ -47,7 +46,7 @@ func TestFailedReloadKeepsLastKnownGood(t *testing.T) {
 	h := newHarness(t)
 	h.admin(t, "POST", "/v1/admin/runtime/flags", map[string]any{"flag": "FREEZE_UPDATES", "value": true, "phrase": "ENABLE FREEZE UPDATES", "reason": "r"})
 	h.store.down.Store(true)
-	h.clock.advance(defaultCacheTTL)
+	h.clock.advance(control.DefaultCacheTTL)
 	got := h.evaluate(t, "FREEZE_UPDATES", nil)
 	if got["value"] != true || got["reason"] != "STATIC" || got["metadata"].(map[string]any)["revision"] != float64(2) {
 		t.Fatalf("with the store down FREEZE_UPDATES = %v, want the last known true at revision 2", got)
@@ -62,7 +61,7 @@ func TestFailedReloadKeepsLastKnownGood(t *testing.T) {
 	if got := h.evaluate(t, "FREEZE_UPDATES", nil); got["value"] != true {
 		t.Fatalf("right after the failure FREEZE_UPDATES = %v, want the last known true", got)
 	}
-	h.clock.advance(defaultCacheTTL)
+	h.clock.advance(control.DefaultCacheTTL)
 	if got := h.evaluate(t, "FREEZE_UPDATES", nil); got["value"] != false {
 		t.Fatalf("after recovery FREEZE_UPDATES = %v, want false", got)
 	}
@@ -93,7 +92,7 @@ func TestConservativeFallbackUntilTheStoreAnswers(t *testing.T) {
 	}
 
 	h.store.down.Store(false)
-	h.clock.advance(defaultCacheTTL)
+	h.clock.advance(control.DefaultCacheTTL)
 	got := h.evaluate(t, "FREEZE_UPDATES", nil)
 	if got["value"] != false || got["reason"] != "STATIC" || got["metadata"].(map[string]any)["revision"] != float64(1) {
 		t.Fatalf("once the store answers FREEZE_UPDATES = %v, want false from revision 1", got)
@@ -101,29 +100,5 @@ func TestConservativeFallbackUntilTheStoreAnswers(t *testing.T) {
 	res := h.do(t, call{method: "GET", path: "/readyz"})
 	if body := res.json(t); res.status != 200 || body["served_revision"] != float64(1) {
 		t.Fatalf("readyz = %d %s", res.status, res.body)
-	}
-}
-
-func TestInstallNeverGoesBack(t *testing.T) {
-	// A slow reload that read revision 1 must not undo revision 2, which a
-	// write installed in the meantime.
-	h := newStore(t)
-	first := h.current(t)
-	h.changeBehindTheServer(t, evaluator.SetSystemFlag(evaluator.ExamMode, true))
-	second := h.current(t)
-	f := newFlagSets(slog.New(slog.NewTextHandler(io.Discard, nil)), h.store, "demo", defaultCacheTTL, h.clock.now, "")
-	for _, rev := range []*evaluator.Revision{second, first} {
-		if err := f.install(rev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := f.cur.Load().rev.Number; got != 2 {
-		t.Fatalf("current = revision %d, want 2", got)
-	}
-	// Revision 1 was never current here, so it is not cached; it is read
-	// from the store when a session needs it.
-	fs, err := f.forRevision(context.Background(), 1)
-	if err != nil || fs.Revision() != 1 {
-		t.Fatalf("forRevision(1) = %v, %v", fs, err)
 	}
 }

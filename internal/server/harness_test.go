@@ -19,8 +19,10 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/openapi"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -108,7 +110,21 @@ type harness struct {
 	handler http.Handler
 }
 
-type option func(*Config)
+type option func(*testConfig)
+
+// testConfig is what a test sets: the core's settings and the server's.
+type testConfig struct {
+	control.Config
+	Tokens       []Token
+	MaxBodyBytes int64
+}
+
+// newHandler builds the core over st with the clock now, and the server
+// over it.
+func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() time.Time) *gin.Engine {
+	cfg.Now = now
+	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Tokens: cfg.Tokens, MaxBodyBytes: cfg.MaxBodyBytes})
+}
 
 func newHarness(t testing.TB, opts ...option) *harness {
 	t.Helper()
@@ -136,9 +152,9 @@ func newStoreWith(t testing.TB, c *clock, st store.Store) *harness {
 
 // start starts the server over the harness's store.
 func (h *harness) start(opts ...option) {
-	cfg := Config{
-		Mode:   "demo",
-		Tokens: []Token{{Role: RoleAdmin, Secret: adminToken}, {Role: RoleViewer, Secret: viewerToken}},
+	cfg := testConfig{
+		Config: control.Config{Mode: "demo"},
+		Tokens: []Token{{Role: control.RoleAdmin, Secret: adminToken}, {Role: control.RoleViewer, Secret: viewerToken}},
 	}
 	for _, o := range opts {
 		o(&cfg)

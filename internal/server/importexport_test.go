@@ -364,7 +364,7 @@ func TestImportRefusals(t *testing.T) {
 // TestImportBodyLimit: the import route accepts a body far over the
 // server's general limit, up to its own, and refuses one over it.
 func TestImportBodyLimit(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxBodyBytes = 4096 })
+	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 4096 })
 	ld := readImporterTestdata(t, "launchdarkly.json")
 	big := importBody(t, importer.FormatLaunchDarkly, ld+strings.Repeat("\n", 64<<10), "production", true)
 	if res := h.do(t, call{method: "POST", path: "/v1/admin/import", token: adminToken, body: big}); res.status != http.StatusOK {

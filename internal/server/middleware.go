@@ -70,7 +70,7 @@ func (s *server) recoverPanics(c *gin.Context) {
 // limitBody caps every request body at MaxBodyBytes; reading past it fails
 // with *http.MaxBytesError, which the decoders answer with a clear 400.
 func (s *server) limitBody(c *gin.Context) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBodyBytes)
 	c.Next()
 }
 

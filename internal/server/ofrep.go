@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,27 +15,12 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 // sessionAttribute is the evaluation context attribute naming a session:
 // when present, flags are evaluated as of the session's snapshot.
 const sessionAttribute = "sessionId"
-
-// ofrepError is a request the OFREP routes refuse: an OpenFeature error code
-// and the HTTP status it is answered with.
-type ofrepError struct {
-	status  int
-	code    evaluator.ResolutionError
-	details string
-}
-
-func parseError(details string) *ofrepError {
-	return &ofrepError{status: http.StatusBadRequest, code: evaluator.ParseError, details: details}
-}
-
-func invalidContext(details string) *ofrepError {
-	return &ofrepError{status: http.StatusBadRequest, code: evaluator.InvalidContext, details: details}
-}
 
 // buffers recycles request and response bodies, so a steady stream of
 // evaluations does not allocate a buffer per request.
@@ -111,40 +95,17 @@ func readEvaluationContext(body io.Reader) (map[string]any, *ofrepError) {
 			return nil, invalidContext(sessionAttribute + " must be a string")
 		}
 		if err := evaluator.ValidateSessionID(s); err != nil {
-			return nil, invalidContext(sessionAttribute + ": " + asError(err).Message)
+			return nil, invalidContext(sessionAttribute + ": " + evaluator.AsError(err).Message)
 		}
 	}
 	return evalCtx, nil
 }
 
-// evaluation is the flag set a request is evaluated against.
-type evaluation struct {
-	set *evaluator.FlagSet
-	// fallback marks the conservative fallback: results say STALE.
-	fallback bool
-	// stale marks the last-known-good file's revision: results say STALE.
-	stale bool
-}
-
-// flagSetFor returns the live flag set, or the pinned flag set of the
-// session the context names, pinning the session at first sight.
-func (s *server) flagSetFor(ctx context.Context, evalCtx map[string]any) (evaluation, error) {
-	b := s.acquire()
-	defer b.leave()
-	id, ok := evalCtx[sessionAttribute].(string)
-	if !ok {
-		c := b.flags.live(ctx)
-		return evaluation{set: c.set, fallback: c.fallback, stale: c.stale}, nil
-	}
-	snap, err := s.snapshot(ctx, b, id, true)
-	if err != nil {
-		return evaluation{}, err
-	}
-	fs, err := b.flags.forRevision(ctx, snap.Revision)
-	if err != nil {
-		return evaluation{}, err
-	}
-	return evaluation{set: fs.Pinned()}, nil
+// evaluation returns the flag set a request is evaluated against: the
+// live one, or the pinned one of the session the context names.
+func (s *server) evaluation(ctx context.Context, evalCtx map[string]any) (control.Evaluation, error) {
+	id, _ := evalCtx[sessionAttribute].(string)
+	return s.core.Evaluation(ctx, id)
 }
 
 // evaluateFlag serves POST /ofrep/v1/evaluate/flags/{key}.
@@ -155,39 +116,18 @@ func (s *server) evaluateFlag(c *gin.Context) {
 		s.ofrepFailure(c, key, oerr)
 		return
 	}
-	ev, err := s.flagSetFor(c.Request.Context(), evalCtx)
+	ev, err := s.evaluation(c.Request.Context(), evalCtx)
 	if err != nil {
 		s.ofrepServerError(c, err)
 		return
 	}
-	r := ev.result(key, evalCtx)
+	r := ev.Result(key, evalCtx)
 	switch r.ErrorCode {
 	case "":
 		s.writeOFREP(c, http.StatusOK, func(b []byte) ([]byte, error) { return appendSuccess(b, r) })
-	case evaluator.FlagNotFound:
-		s.ofrepFailure(c, key, &ofrepError{status: http.StatusNotFound, code: r.ErrorCode, details: r.ErrorMessage})
 	default:
-		s.ofrepFailure(c, key, &ofrepError{status: http.StatusBadRequest, code: r.ErrorCode, details: r.ErrorMessage})
+		s.ofrepFailure(c, key, &ofrepError{code: r.ErrorCode, details: r.ErrorMessage})
 	}
-}
-
-// result evaluates key; results of the conservative fallback say STALE and
-// carry the metadata fallback: conservative, and results of the
-// last-known-good file say STALE and carry stale: true, so callers can tell.
-func (ev evaluation) result(key string, evalCtx map[string]any) evaluator.Result {
-	r := ev.set.Evaluate(key, evalCtx)
-	if (ev.fallback || ev.stale) && r.ErrorCode == "" {
-		r.Reason = evaluator.ReasonStale
-		md := make(map[string]any, len(r.Metadata)+1)
-		maps.Copy(md, r.Metadata)
-		if ev.fallback {
-			md["fallback"] = "conservative"
-		} else {
-			md["stale"] = true
-		}
-		r.Metadata = md
-	}
-	return r
 }
 
 // evaluateFlags serves POST /ofrep/v1/evaluate/flags: every flag, each a
@@ -199,7 +139,7 @@ func (s *server) evaluateFlags(c *gin.Context) {
 		s.ofrepFailure(c, "", oerr)
 		return
 	}
-	ev, err := s.flagSetFor(c.Request.Context(), evalCtx)
+	ev, err := s.evaluation(c.Request.Context(), evalCtx)
 	if err != nil {
 		s.ofrepServerError(c, err)
 		return
@@ -235,13 +175,13 @@ func etagMatches(header, etag string) bool {
 }
 
 // appendBulk appends the bulk evaluation of every flag in ev.
-func appendBulk(b []byte, ev evaluation, evalCtx map[string]any) ([]byte, error) {
+func appendBulk(b []byte, ev control.Evaluation, evalCtx map[string]any) ([]byte, error) {
 	b = append(b, `{"flags":[`...)
-	for i, key := range ev.set.Keys() {
+	for i, key := range ev.Set.Keys() {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		r := ev.result(key, evalCtx)
+		r := ev.Result(key, evalCtx)
 		if r.ErrorCode != "" {
 			b = appendFailure(b, key, r.ErrorCode, r.ErrorMessage)
 			continue
@@ -252,9 +192,9 @@ func appendBulk(b []byte, ev evaluation, evalCtx map[string]any) ([]byte, error)
 		}
 	}
 	b = append(b, `],"metadata":{"pinned":`...)
-	b = appendBool(b, ev.set.Pinned() == ev.set)
+	b = appendBool(b, ev.Set.Pinned() == ev.Set)
 	b = append(b, `,"revision":`...)
-	b = appendInt(b, ev.set.Revision())
+	b = appendInt(b, ev.Set.Revision())
 	return append(b, "}}"...), nil
 }
 
@@ -284,36 +224,4 @@ func writeJSON(c *gin.Context, status int, b []byte) {
 		// The client went away; there is no one left to answer.
 		c.Abort()
 	}
-}
-
-// ofrepFailure answers a refused evaluation in OFREP's error shape; the
-// bulk route (key "") has no key in it.
-func (s *server) ofrepFailure(c *gin.Context, key string, e *ofrepError) {
-	s.writeOFREP(c, e.status, func(b []byte) ([]byte, error) {
-		if key == "" {
-			b = append(b, `{"errorCode":`...)
-			b = appendString(b, string(e.code))
-			b = append(b, `,"errorDetails":`...)
-			b = appendString(b, e.details)
-			return append(b, '}'), nil
-		}
-		return appendFailure(b, key, e.code, e.details), nil
-	})
-}
-
-// ofrepServerError answers a failure to evaluate at all. A session ID the
-// store refuses is the caller's problem; anything else is the server's, and
-// the client falls back to its code defaults.
-func (s *server) ofrepServerError(c *gin.Context, err error) {
-	e := asError(err)
-	if e.Code == evaluator.CodeInvalidRequest {
-		s.ofrepFailure(c, c.Param("key"), invalidContext(e.Message))
-		return
-	}
-	s.logger.Error("evaluate flags", "path", c.Request.URL.Path, "request_id", requestID(c), "err", err)
-	status := statusFor(e.Code)
-	if status < http.StatusInternalServerError {
-		status = http.StatusInternalServerError
-	}
-	c.JSON(status, gin.H{"errorDetails": e.Message})
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -40,7 +41,7 @@ func TestOFREPEvaluateFlag(t *testing.T) {
 	rev := h.importFlags(t)
 	// The import was made behind the server's back; move past the cache TTL
 	// so the server reads it.
-	h.clock.advance(defaultCacheTTL)
+	h.clock.advance(control.DefaultCacheTTL)
 	// Flag-set metadata is merged under every flag's own.
 	live := map[string]any{"pinned": false, "revision": float64(rev), "flagSetId": "tests"}
 	tests := []struct {
@@ -81,7 +82,7 @@ func TestOFREPEvaluateFlag(t *testing.T) {
 }
 
 func TestOFREPEvaluateFlagErrors(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxBodyBytes = 256 })
+	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 256 })
 	tests := []struct {
 		name       string
 		key        string
@@ -224,7 +225,7 @@ func TestOFREPBulkErrors(t *testing.T) {
 func TestOFREPGeneralFlagsInBulk(t *testing.T) {
 	h := newHarness(t)
 	h.importFlags(t)
-	h.clock.advance(defaultCacheTTL)
+	h.clock.advance(control.DefaultCacheTTL)
 	res := h.do(t, call{method: "POST", path: "/ofrep/v1/evaluate/flags", body: `{"context":{}}`})
 	items := map[string]map[string]any{}
 	for _, f := range res.json(t)["flags"].([]any) {

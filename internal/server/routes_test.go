@@ -28,7 +28,7 @@ func TestRoutesMatchSpec(t *testing.T) {
 			inSpec = append(inSpec, method+" "+path)
 		}
 	}
-	engine := newHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), Config{}, memory.NewDemo(), time.Now)
+	engine := newHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), testConfig{}, memory.NewDemo(), time.Now)
 	var served []string
 	for _, r := range engine.Routes() {
 		segments := strings.Split(r.Path, "/")

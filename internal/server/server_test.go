@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 func TestParseTokens(t *testing.T) {
@@ -17,9 +18,9 @@ func TestParseTokens(t *testing.T) {
 	}{
 		{"", nil, ""},
 		{"   ", nil, ""},
-		{"admin:s3cret", []Token{{RoleAdmin, "s3cret"}}, ""},
-		{" admin : a1 , viewer:v1 ", []Token{{RoleAdmin, "a1"}, {RoleViewer, "v1"}}, ""},
-		{"admin:with:colon", []Token{{RoleAdmin, "with:colon"}}, ""},
+		{"admin:s3cret", []Token{{control.RoleAdmin, "s3cret"}}, ""},
+		{" admin : a1 , viewer:v1 ", []Token{{control.RoleAdmin, "a1"}, {control.RoleViewer, "v1"}}, ""},
+		{"admin:with:colon", []Token{{control.RoleAdmin, "with:colon"}}, ""},
 		{"admin", nil, "entry 1 has no colon"},
 		{"admin:a,,viewer:v", nil, "entry 2 is empty"},
 		{"root:x", nil, `role "root" is not "admin" or "viewer"`},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -48,7 +49,7 @@ func TestCreateSession(t *testing.T) {
 }
 
 func TestCreateSessionRefused(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.MaxBodyBytes = 512 })
+	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 512 })
 	tests := []struct {
 		name       string
 		body       string
@@ -99,7 +100,7 @@ func TestGetSessionNotFound(t *testing.T) {
 }
 
 func TestSessionExpiresFromCache(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.SessionTTL = time.Hour })
+	h := newHarness(t, func(c *testConfig) { c.SessionTTL = time.Hour })
 	if res := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"short"}`}); res.status != http.StatusCreated {
 		t.Fatalf("create = %d %s", res.status, res.body)
 	}
@@ -201,7 +202,7 @@ func TestPinnedSessionOnUncachedRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(false)
-	h.clock.advance(defaultCacheTTL)
+	h.clock.advance(control.DefaultCacheTTL)
 	if got := h.evaluate(t, "FREEZE_UPDATES", nil); got["value"] != false || got["metadata"].(map[string]any)["revision"] != float64(3) {
 		t.Fatalf("live evaluation = %v, want false at revision 3", got)
 	}

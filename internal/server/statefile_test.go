@@ -8,78 +8,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 )
-
-func TestStateFileRoundTrip(t *testing.T) {
-	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	good := evaluator.InitialRevision(at)
-	invalid := evaluator.InitialRevision(at)
-	invalid.Catalog = nil
-	tests := []struct {
-		name    string
-		prepare func(t *testing.T, dir string)
-		mode    string
-		wantErr string
-	}{
-		{name: "written then read", mode: "production", prepare: func(t *testing.T, dir string) {
-			if err := writeStateFile(dir, good, "production", at); err != nil {
-				t.Fatal(err)
-			}
-		}},
-		{name: "no file", mode: "production", prepare: func(*testing.T, string) {}, wantErr: "no such file"},
-		{name: "corrupt", mode: "production", prepare: func(t *testing.T, dir string) {
-			if err := os.WriteFile(StateFilePath(dir, "production"), []byte(`{"revision":`), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}, wantErr: "decode"},
-		{name: "only another mode's file", mode: "production", prepare: func(t *testing.T, dir string) {
-			if err := writeStateFile(dir, good, "demo", at); err != nil {
-				t.Fatal(err)
-			}
-		}, wantErr: "no such file"},
-		{name: "another mode's file under this mode's name", mode: "production", prepare: func(t *testing.T, dir string) {
-			if err := writeStateFile(dir, good, "demo", at); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(StateFilePath(dir, "demo"), StateFilePath(dir, "production")); err != nil {
-				t.Fatal(err)
-			}
-		}, wantErr: `written in "demo" mode`},
-		{name: "invalid revision", mode: "demo", prepare: func(t *testing.T, dir string) {
-			if err := writeStateFile(dir, invalid, "demo", at); err != nil {
-				t.Fatal(err)
-			}
-		}, wantErr: "validate revision 1"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			tt.prepare(t, dir)
-			rev, err := readStateFile(dir, tt.mode)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("readStateFile = %v, %v; want an error containing %q", rev, err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || rev.Number != good.Number || rev.ActiveProfile != good.ActiveProfile {
-				t.Fatalf("readStateFile = %+v, %v; want revision %d back", rev, err, good.Number)
-			}
-			info, err := os.Stat(StateFilePath(dir, tt.mode))
-			if err != nil || info.Mode().Perm() != 0o600 {
-				t.Fatalf("state file mode = %v, %v; want 0600", info.Mode().Perm(), err)
-			}
-			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-				t.Fatalf("the directory holds %d files, want only the state file", len(entries))
-			}
-		})
-	}
-}
 
 // outage is a store whose writes fail like its reads when down is set: an
 // unreachable database refuses everything with UNAVAILABLE.
@@ -119,12 +53,12 @@ func newOutage(t *testing.T) *harness {
 // the store by itself once it answers.
 func TestStateFileServedWhileTheStoreIsDown(t *testing.T) {
 	dir := t.TempDir()
-	withDir := func(c *Config) { c.StateDir = dir }
+	withDir := func(c *testConfig) { c.StateDir = dir }
 
 	before := newHarness(t, withDir)
 	before.admin(t, "POST", "/v1/admin/runtime/flags",
 		map[string]any{"flag": "EXAM_MODE", "value": true, "phrase": "ENABLE EXAM MODE", "reason": "exam at 10:00"})
-	if rev, err := readStateFile(dir, "demo"); err != nil || rev.Number != 2 {
+	if rev, err := control.ReadStateFile(dir, "demo"); err != nil || rev.Number != 2 {
 		t.Fatalf("state file after a change = %v, %v; want revision 2", rev, err)
 	}
 
@@ -155,7 +89,7 @@ func TestStateFileServedWhileTheStoreIsDown(t *testing.T) {
 		t.Fatalf("after the refused write the store is at revision %d with %d audit entries, want 1 and none", n, len(h.audit(t)))
 	}
 	// The stand-in is replaced at the next TTL, without a restart.
-	h.clock.advance(defaultCacheTTL)
+	h.clock.advance(control.DefaultCacheTTL)
 	got = h.evaluate(t, "EXAM_MODE", nil)
 	if got["value"] != false || got["reason"] != "STATIC" || got["metadata"].(map[string]any)["revision"] != float64(1) {
 		t.Fatalf("once the store answers EXAM_MODE = %v, want false from the store's revision 1", got)
@@ -174,7 +108,7 @@ func TestConservativeFallbackWithoutAStateFile(t *testing.T) {
 	}{
 		{name: "no file", prepare: func(*testing.T, string) {}},
 		{name: "corrupt file", prepare: func(t *testing.T, dir string) {
-			if err := os.WriteFile(StateFilePath(dir, "demo"), []byte("not json"), 0o600); err != nil {
+			if err := os.WriteFile(control.StateFilePath(dir, "demo"), []byte("not json"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -184,7 +118,7 @@ func TestConservativeFallbackWithoutAStateFile(t *testing.T) {
 			dir := t.TempDir()
 			tt.prepare(t, dir)
 			h := newOutage(t)
-			h.start(func(c *Config) { c.StateDir = dir })
+			h.start(func(c *testConfig) { c.StateDir = dir })
 			got := h.evaluate(t, "FREEZE_UPDATES", nil)
 			if md := got["metadata"].(map[string]any); got["value"] != true || got["reason"] != "STALE" || md["fallback"] != "conservative" {
 				t.Fatalf("FREEZE_UPDATES = %v, want true, STALE, fallback conservative", got)
@@ -222,7 +156,7 @@ func TestDegradedStoreIsReported(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newStore(t)
 			h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)),
-				Config{Mode: "demo", Tokens: []Token{{Role: RoleViewer, Secret: viewerToken}}},
+				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Role: control.RoleViewer, Secret: viewerToken}}},
 				degradedStore{Store: h.store, reason: tt.reason}, h.clock.now)
 			res := h.do(t, call{method: "GET", path: "/readyz"})
 			wantStatus := "ready"

@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 // readEvent reads the next `revision` event of an SSE stream, skipping
 // comments.
-func readEvent(t *testing.T, r *bufio.Reader) revisionEvent {
+func readEvent(t *testing.T, r *bufio.Reader) control.RevisionEvent {
 	t.Helper()
 	var event, data string
 	for {
@@ -34,7 +35,7 @@ func readEvent(t *testing.T, r *bufio.Reader) revisionEvent {
 			if event != "revision" {
 				t.Fatalf("event %q, want revision", event)
 			}
-			var ev revisionEvent
+			var ev control.RevisionEvent
 			if err := json.Unmarshal([]byte(data), &ev); err != nil {
 				t.Fatalf("event data %q: %v", data, err)
 			}
@@ -96,30 +97,12 @@ func TestStream(t *testing.T) {
 // another replica) reaches open streams once the cache TTL has passed,
 // though no evaluation request reloads the cache.
 func TestStreamSeesOtherReplicas(t *testing.T) {
-	h := newHarness(t, func(c *Config) { c.CacheTTL = time.Millisecond })
+	h := newHarness(t, func(c *testConfig) { c.CacheTTL = time.Millisecond })
 	r := openStream(t, h)
 	h.changeBehindTheServer(t, evaluator.SetSystemFlag(evaluator.FreezeUpdates, true))
 	h.clock.advance(time.Minute)
 	if ev := readEvent(t, r); ev.Revision != 2 || !slices.Equal(ev.Changed, []string{"FREEZE_UPDATES"}) {
 		t.Fatalf("event = %+v, want revision 2 changing FREEZE_UPDATES", ev)
-	}
-}
-
-func TestBroadcasterDropsSlowSubscribers(t *testing.T) {
-	h := newHarness(t)
-	b := newBroadcaster()
-	events, unsubscribe := b.subscribe()
-	defer unsubscribe()
-	rev := h.current(t)
-	for range subscriberBuffer + 1 {
-		b.publish(rev, rev, "demo")
-	}
-	n := 0
-	for range events {
-		n++
-	}
-	if n != subscriberBuffer {
-		t.Fatalf("a slow subscriber got %d events before its channel closed, want %d", n, subscriberBuffer)
 	}
 }
 

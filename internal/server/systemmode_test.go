@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 )
@@ -27,14 +28,14 @@ type testBackends struct {
 	production *unrecordable
 
 	mu      sync.Mutex
-	reqs    []Requirement
+	reqs    []control.Requirement
 	openErr error
 	opened  []string
 	// released hears the mode of every store released.
 	released chan string
 }
 
-func newTestBackends(t *testing.T, c *clock, reqs ...Requirement) *testBackends {
+func newTestBackends(t *testing.T, c *clock, reqs ...control.Requirement) *testBackends {
 	t.Helper()
 	prod := memory.NewDemo(memory.WithClock(c.now))
 	if _, _, err := prod.Apply(context.Background(), store.Change{
@@ -60,7 +61,7 @@ func (u *unrecordable) Record(ctx context.Context, a store.Attempt, before, afte
 	return u.Store.Record(ctx, a, before, after)
 }
 
-func (b *testBackends) Requirements(context.Context) []Requirement {
+func (b *testBackends) Requirements(context.Context) []control.Requirement {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.reqs)
@@ -74,7 +75,7 @@ func (b *testBackends) Open(_ context.Context, mode string) (store.Store, func()
 	}
 	b.opened = append(b.opened, mode)
 	var st store.Store = b.production
-	if mode == ModeDemo {
+	if mode == control.ModeDemo {
 		st = memory.NewDemo(memory.WithClock(b.clock.now))
 	}
 	return st, func() { b.released <- mode }, nil
@@ -101,11 +102,11 @@ func (b *testBackends) openedModes() []string {
 
 // The requirements of the tests: all met, or Redis missing.
 var (
-	metRequirements = []Requirement{
+	metRequirements = []control.Requirement{
 		{Name: "database", Why: "the truth", Met: true},
 		{Name: "redis", Why: "the shared cache", Met: true},
 	}
-	redisMissing = []Requirement{
+	redisMissing = []control.Requirement{
 		{Name: "database", Why: "the truth", Met: true},
 		{Name: "redis", Why: "the shared cache", Detail: "does not answer"},
 	}
@@ -113,11 +114,11 @@ var (
 
 // newSwitchable is a harness in demo mode that can switch to the
 // production store of be; the demo store's release is reported as "start".
-func newSwitchable(t *testing.T, reqs ...Requirement) (*harness, *testBackends) {
+func newSwitchable(t *testing.T, reqs ...control.Requirement) (*harness, *testBackends) {
 	t.Helper()
 	h := newStore(t)
 	be := newTestBackends(t, h.clock, reqs...)
-	h.start(func(c *Config) {
+	h.start(func(c *testConfig) {
 		c.Backends = be
 		c.ModeSource = "default: no database URL is set"
 		c.ReleaseStore = func() { be.released <- "start" }
@@ -146,10 +147,12 @@ func TestSystemModeCurrent(t *testing.T) {
 	for _, path := range []string{"/system-mode/current", "/v1/admin/system-mode/current"} {
 		res := h.do(t, call{method: "GET", path: path, token: viewerToken})
 		body := res.json(t)
-		reqs, _ := body["missing_production_requirements"].([]any)
-		if res.status != http.StatusOK || body["mode"] != ModeDemo || body["set_by"] != "startup" ||
+		reqs, _ := body["production_requirements"].([]any)
+		missing, _ := body["missing_production_requirements"].([]any)
+		if res.status != http.StatusOK || body["mode"] != control.ModeDemo || body["set_by"] != "startup" ||
 			body["reason"] != "default: no database URL is set" || body["production_ready"] != false ||
-			body["switchable"] != true || body["restart_required"] != false || len(reqs) != 2 {
+			body["switchable"] != true || body["restart_required"] != false || len(reqs) != 2 || len(missing) != 1 ||
+			missing[0].(map[string]any)["name"] != "redis" {
 			t.Fatalf("GET %s = %d %s", path, res.status, res.body)
 		}
 		if redis := reqs[1].(map[string]any); redis["name"] != "redis" || redis["met"] != false || redis["detail"] != "does not answer" {
@@ -171,7 +174,7 @@ func TestSystemModeCurrent(t *testing.T) {
 func TestToggleRefused(t *testing.T) {
 	tests := []struct {
 		name  string
-		reqs  []Requirement
+		reqs  []control.Requirement
 		call  call
 		code  string
 		check func(t *testing.T, err map[string]any)
@@ -197,7 +200,7 @@ func TestToggleRefused(t *testing.T) {
 			call: call{method: "POST", path: "/system-mode/toggle", token: adminToken,
 				body: `{"target_mode":"demo","phrase":"SWITCH TO DEMO MODE","reason":"r"}`}},
 		{name: "requirements missing", reqs: redisMissing, code: "PRODUCTION_REQUIREMENTS_MISSING",
-			call: toggle(t, ModeProduction, false),
+			call: toggle(t, control.ModeProduction, false),
 			check: func(t *testing.T, e map[string]any) {
 				missing, _ := e["missing_production_requirements"].([]any)
 				if len(missing) != 1 || missing[0].(map[string]any)["name"] != "redis" || !strings.Contains(e["message"].(string), "redis") {
@@ -215,7 +218,7 @@ func TestToggleRefused(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, res.json(t)["error"].(map[string]any))
 			}
-			if got := systemMode(t, h); got != ModeDemo || len(be.openedModes()) != 0 {
+			if got := systemMode(t, h); got != control.ModeDemo || len(be.openedModes()) != 0 {
 				t.Fatalf("after a refusal SYSTEM_MODE = %s and stores opened %v; want demo and none", got, be.openedModes())
 			}
 			entries := h.audit(t)
@@ -231,15 +234,15 @@ func TestToggleRefused(t *testing.T) {
 // says a restart is required; the process keeps serving demo.
 func TestToggleForcedRecordsTheDesiredMode(t *testing.T) {
 	h, be := newSwitchable(t, redisMissing...)
-	res := h.do(t, toggle(t, ModeProduction, true))
+	res := h.do(t, toggle(t, control.ModeProduction, true))
 	body := res.json(t)
 	missing, _ := body["missing"].([]any)
 	posture, _ := body["posture"].(map[string]any)
 	if res.status != http.StatusOK || body["switched"] != false || body["restart_required"] != true || len(missing) != 1 ||
-		posture["mode"] != ModeDemo || posture["desired_mode"] != ModeProduction || posture["restart_required"] != true {
+		posture["mode"] != control.ModeDemo || posture["desired_mode"] != control.ModeProduction || posture["restart_required"] != true {
 		t.Fatalf("forced toggle = %d %s", res.status, res.body)
 	}
-	if got := systemMode(t, h); got != ModeDemo || len(be.openedModes()) != 0 {
+	if got := systemMode(t, h); got != control.ModeDemo || len(be.openedModes()) != 0 {
 		t.Fatalf("after a forced toggle SYSTEM_MODE = %s, stores opened %v; want demo, none", got, be.openedModes())
 	}
 	entries := h.audit(t)
@@ -248,7 +251,7 @@ func TestToggleForcedRecordsTheDesiredMode(t *testing.T) {
 		t.Fatalf("audit = %+v, want the recorded desired mode", entries)
 	}
 	current := h.do(t, call{method: "GET", path: "/system-mode/current", token: viewerToken}).json(t)
-	if current["desired_mode"] != ModeProduction || current["restart_required"] != true || current["mode"] != ModeDemo {
+	if current["desired_mode"] != control.ModeProduction || current["restart_required"] != true || current["mode"] != control.ModeDemo {
 		t.Fatalf("current after a forced toggle = %v", current)
 	}
 }
@@ -262,17 +265,17 @@ func TestToggleLive(t *testing.T) {
 	h.admin(t, "POST", "/v1/admin/runtime/profile",
 		map[string]any{"profile_name": "fallback", "phrase": "SET PROFILE FALLBACK", "reason": "a demo change"})
 
-	res := h.do(t, toggle(t, ModeProduction, false))
+	res := h.do(t, toggle(t, control.ModeProduction, false))
 	body := res.json(t)
 	posture, _ := body["posture"].(map[string]any)
 	if res.status != http.StatusOK || body["switched"] != true || body["restart_required"] != false ||
-		posture["mode"] != ModeProduction || posture["set_by"] != actorOf(RoleAdmin, adminToken) || posture["reason"] != "go live" {
+		posture["mode"] != control.ModeProduction || posture["set_by"] != actorOf(control.RoleAdmin, adminToken) || posture["reason"] != "go live" {
 		t.Fatalf("toggle = %d %s", res.status, res.body)
 	}
 	if got := be.waitReleased(t); got != "start" {
 		t.Fatalf("released %q, want the demo store the server started with", got)
 	}
-	if got := systemMode(t, h); got != ModeProduction {
+	if got := systemMode(t, h); got != control.ModeProduction {
 		t.Fatalf("SYSTEM_MODE = %s, want production", got)
 	}
 	exam := h.evaluate(t, evaluator.ExamMode, nil)
@@ -286,21 +289,21 @@ func TestToggleLive(t *testing.T) {
 		t.Fatalf("production's newest audit entry = %+v", e)
 	}
 
-	res = h.do(t, toggle(t, ModeDemo, false))
+	res = h.do(t, toggle(t, control.ModeDemo, false))
 	if res.status != http.StatusOK || res.json(t)["switched"] != true {
 		t.Fatalf("toggle back = %d %s", res.status, res.body)
 	}
-	if got := be.waitReleased(t); got != ModeProduction {
+	if got := be.waitReleased(t); got != control.ModeProduction {
 		t.Fatalf("released %q, want production's store", got)
 	}
-	if got, profile := systemMode(t, h), h.evaluate(t, evaluator.ProfileKey, nil)["value"]; got != ModeDemo || profile != "primary" {
+	if got, profile := systemMode(t, h), h.evaluate(t, evaluator.ProfileKey, nil)["value"]; got != control.ModeDemo || profile != "primary" {
 		t.Fatalf("back in demo SYSTEM_MODE = %s, profile %v; want demo from the fixtures", got, profile)
 	}
 	prodAudit, _ = be.production.Audit(context.Background(), store.AuditQuery{})
 	if e := prodAudit[0]; string(e.Before) != `{"mode":"production"}` || string(e.After) != `{"mode":"demo"}` {
 		t.Fatalf("switching to demo is recorded in production's log: newest entry %+v", e)
 	}
-	if got := be.openedModes(); !slices.Equal(got, []string{ModeProduction, ModeDemo}) {
+	if got := be.openedModes(); !slices.Equal(got, []string{control.ModeProduction, control.ModeDemo}) {
 		t.Fatalf("opened %v", got)
 	}
 }
@@ -309,12 +312,12 @@ func TestToggleLive(t *testing.T) {
 func TestToggleOpenFails(t *testing.T) {
 	h, be := newSwitchable(t, metRequirements...)
 	be.openErr = errors.New("connection refused")
-	res := h.do(t, toggle(t, ModeProduction, false))
+	res := h.do(t, toggle(t, control.ModeProduction, false))
 	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" ||
 		!strings.Contains(string(res.body), "connection refused") {
 		t.Fatalf("toggle = %d %s, want 503 naming the failure", res.status, res.body)
 	}
-	if got := systemMode(t, h); got != ModeDemo {
+	if got := systemMode(t, h); got != control.ModeDemo {
 		t.Fatalf("SYSTEM_MODE = %s, want demo still", got)
 	}
 	if entries := h.audit(t); len(entries) != 1 || entries[0].Outcome != store.OutcomeRejected {
@@ -327,19 +330,19 @@ func TestToggleOpenFails(t *testing.T) {
 // production keeps serving.
 func TestSwitchNeedsItsAuditRow(t *testing.T) {
 	h, be := newSwitchable(t, metRequirements...)
-	if res := h.do(t, toggle(t, ModeProduction, false)); res.status != http.StatusOK {
+	if res := h.do(t, toggle(t, control.ModeProduction, false)); res.status != http.StatusOK {
 		t.Fatalf("toggle = %d %s", res.status, res.body)
 	}
 	be.waitReleased(t)
 	be.production.down.Store(true)
-	res := h.do(t, toggle(t, ModeDemo, false))
+	res := h.do(t, toggle(t, control.ModeDemo, false))
 	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" {
 		t.Fatalf("toggle to demo without its audit row = %d %s, want 503", res.status, res.body)
 	}
-	if got := be.waitReleased(t); got != ModeDemo {
+	if got := be.waitReleased(t); got != control.ModeDemo {
 		t.Fatalf("released %q, want the demo store opened for the refused switch", got)
 	}
-	if got := systemMode(t, h); got != ModeProduction {
+	if got := systemMode(t, h); got != control.ModeProduction {
 		t.Fatalf("SYSTEM_MODE = %s, want production still", got)
 	}
 }
@@ -375,9 +378,9 @@ func TestEvaluationUninterruptedBySwitches(t *testing.T) {
 		})
 	}
 	for i := range 6 {
-		target := ModeProduction
+		target := control.ModeProduction
 		if i%2 == 1 {
-			target = ModeDemo
+			target = control.ModeDemo
 		}
 		if res := h.do(t, toggle(t, target, false)); res.status != http.StatusOK {
 			t.Errorf("switch %d to %s = %d %s", i, target, res.status, res.body)
@@ -407,7 +410,7 @@ func TestSwitchEndsStreams(t *testing.T) {
 	if !lines.Scan() || lines.Text() != "event: revision" {
 		t.Fatalf("first line = %q, want the current revision", lines.Text())
 	}
-	if res := h.do(t, toggle(t, ModeProduction, false)); res.status != http.StatusOK {
+	if res := h.do(t, toggle(t, control.ModeProduction, false)); res.status != http.StatusOK {
 		t.Fatalf("toggle = %d %s", res.status, res.body)
 	}
 	for lines.Scan() {

@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"context"
@@ -22,8 +22,8 @@ type compiled struct {
 	rev    *evaluator.Revision
 	set    *evaluator.FlagSet
 	loaded time.Time
-	// fallback is set on the conservative fallback the server serves when
-	// it has never reached the store.
+	// fallback is set on the conservative fallback, served until the
+	// store is first reached.
 	fallback bool
 	// stale is set on a revision read from the last-known-good file, served
 	// until the store answers.
@@ -78,7 +78,7 @@ func (f *flagSets) warm(ctx context.Context) {
 	}
 	f.logger.Error("the store does not answer at start; serving a stand-in until it does", "err", err)
 	if f.stateDir != "" {
-		rev, ferr := readStateFile(f.stateDir, f.mode)
+		rev, ferr := ReadStateFile(f.stateDir, f.mode)
 		var fs *evaluator.FlagSet
 		if ferr == nil {
 			fs, ferr = evaluator.Compile(rev, f.mode)
@@ -133,12 +133,11 @@ func (f *flagSets) announced(n int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	rev, err := f.store.Revision(ctx, n)
-	if err == nil {
-		err = f.install(rev)
-	}
 	if err != nil {
-		f.logger.Warn("install an announced revision; the cache TTL will catch up", "revision", n, "err", err)
+		f.logger.Warn("read an announced revision; the cache TTL will catch up", "revision", n, "err", err)
+		return
 	}
+	f.learn(rev)
 }
 
 // reload reads the store's current revision and installs it.
@@ -149,13 +148,29 @@ func (f *flagSets) reload(ctx context.Context) error {
 		f.storeErr.Store(&err)
 		return err
 	}
+	return f.learn(rev)
+}
+
+// learn is how every revision read from the store reaches the flag set,
+// whoever read it (a write, a reload, an announcement, a status read, a
+// session pinned): it records that the store answered, so the service
+// recovers at once rather than at the next TTL, and installs rev. A
+// failure to install is logged and returned; the caller's own answer does
+// not depend on it.
+func (f *flagSets) learn(rev *evaluator.Revision) error {
 	f.storeErr.Store(nil)
-	return f.install(rev)
+	err := f.install(rev)
+	if err != nil {
+		f.logger.Error("install a revision read from the store", "revision", rev.Number, "err", err)
+	}
+	return err
 }
 
 // install makes rev the current revision unless a newer one is already
-// installed: a slow reload must not undo a write this process just made.
-// The revision it replaces stays cached for the sessions pinned to it.
+// installed (a slow reload must not undo a write this process just made);
+// it is the only place that does. A new revision is published to streams
+// and written to the state file; the revision it replaces stays cached for
+// the sessions pinned to it.
 func (f *flagSets) install(rev *evaluator.Revision) error {
 	now := f.now()
 	var fs *evaluator.FlagSet
@@ -209,16 +224,6 @@ func (f *flagSets) save(rev *evaluator.Revision) {
 		return
 	}
 	f.written = rev.Number
-}
-
-// read installs rev, just read from the store's current revision by a
-// request, and records that the store answered: the service recovers at
-// once rather than at the next TTL.
-func (f *flagSets) read(rev *evaluator.Revision) {
-	f.storeErr.Store(nil)
-	if err := f.install(rev); err != nil {
-		f.logger.Error("install the current revision", "revision", rev.Number, "err", err)
-	}
 }
 
 // lastStoreError returns the failure of the last read of the current

@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"context"
@@ -19,7 +19,7 @@ type backend struct {
 	flags     *flagSets
 	snapshots *lru.Cache[string, evaluator.Snapshot]
 	// release frees what the store holds (pools, background loops); nil
-	// when the caller of NewServer owns the store.
+	// when the caller of New owns the store.
 	release func()
 
 	// inUse is read-locked by every request for as long as it uses the
@@ -34,11 +34,11 @@ type backend struct {
 
 // newBackend wraps st for mode and loads its current revision. The flag
 // sets hear of revisions committed elsewhere when the store announces them.
-func (s *server) newBackend(ctx context.Context, mode string, st store.Store, release func()) *backend {
+func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, release func()) *backend {
 	b := &backend{
 		mode:      mode,
 		store:     st,
-		flags:     newFlagSets(s.logger, st, mode, s.cfg.CacheTTL, s.now, s.cfg.StateDir),
+		flags:     newFlagSets(c.logger, st, mode, c.cfg.CacheTTL, c.now, c.cfg.StateDir),
 		snapshots: lru.New[string, evaluator.Snapshot](snapshotsCached),
 		release:   release,
 		done:      make(chan struct{}),
@@ -53,9 +53,9 @@ func (s *server) newBackend(ctx context.Context, mode string, st store.Store, re
 // acquire returns the backend serving now, held until its leave is
 // called. A request that raced a switch and loaded the retired backend
 // waits for the switch, then takes the new one.
-func (s *server) acquire() *backend {
+func (c *Core) acquire() *backend {
 	for {
-		b := s.backend.Load()
+		b := c.backend.Load()
 		b.inUse.RLock()
 		if !b.retired {
 			return b
@@ -77,4 +77,12 @@ func (b *backend) retire() {
 	if b.release != nil {
 		b.release()
 	}
+}
+
+// changeNotifier is a store that learns of revisions committed elsewhere
+// (store/rediscache, fed by Postgres NOTIFY, Redis pub/sub and a version
+// poll). The flag set then installs them at once instead of when the cache
+// TTL runs out, and streams send them on.
+type changeNotifier interface {
+	OnChange(fn func(revision int64))
 }

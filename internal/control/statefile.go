@@ -1,4 +1,4 @@
-package server
+package control
 
 import (
 	"encoding/json"
@@ -65,11 +65,11 @@ func writeStateFile(dir string, rev *evaluator.Revision, mode string, now time.T
 	return nil
 }
 
-// readStateFile reads and validates the last-known-good revision of mode in
+// ReadStateFile reads and validates the last-known-good revision of mode in
 // dir. A file written in another mode is refused, even under this mode's
 // name: a demo revision must never reach a production replica, nor the
 // reverse.
-func readStateFile(dir, mode string) (*evaluator.Revision, error) {
+func ReadStateFile(dir, mode string) (*evaluator.Revision, error) {
 	path := StateFilePath(dir, mode)
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -1,0 +1,111 @@
+package control
+
+import (
+	"context"
+	"sync"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// subscriberBuffer is how many revisions a slow stream client may fall
+// behind before it is dropped; it then reconnects and resyncs.
+const subscriberBuffer = 16
+
+// RevisionEvent announces a new revision and the flags it changed, and the
+// mode serving it: revision numbers restart with the store of each mode,
+// so after a mode switch the same number may name another revision.
+type RevisionEvent struct {
+	Revision int64    `json:"revision"`
+	Mode     string   `json:"mode"`
+	Changed  []string `json:"changed"`
+}
+
+// broadcaster fans newly installed revisions out to subscribers. Publishing
+// never blocks an admin write: a subscriber that cannot keep up is
+// dropped, its channel closed.
+type broadcaster struct {
+	mu   sync.Mutex
+	subs map[chan RevisionEvent]struct{}
+}
+
+func newBroadcaster() *broadcaster {
+	return &broadcaster{subs: map[chan RevisionEvent]struct{}{}}
+}
+
+// subscribe returns a channel of revision events and the function that
+// ends the subscription.
+func (b *broadcaster) subscribe() (<-chan RevisionEvent, func()) {
+	ch := make(chan RevisionEvent, subscriberBuffer)
+	b.mu.Lock()
+	b.subs[ch] = struct{}{}
+	b.mu.Unlock()
+	return ch, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if _, ok := b.subs[ch]; ok {
+			delete(b.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// publish announces next, which replaced prev (nil when nothing or only
+// the conservative fallback was installed before). The changed keys are
+// computed only when someone listens.
+func (b *broadcaster) publish(prev, next *evaluator.Revision, mode string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.subs) == 0 {
+		return
+	}
+	ev := RevisionEvent{Revision: next.Number, Mode: mode, Changed: evaluator.ChangedFlags(prev, next, mode)}
+	for ch := range b.subs {
+		select {
+		case ch <- ev:
+		default:
+			delete(b.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// Subscription follows the revisions installed in the mode being served,
+// for a stream. It holds that mode's backend until Close, so a live mode
+// switch ends it through Done and the client reconnects to the new mode.
+type Subscription struct {
+	// Mode is the mode the subscription follows.
+	Mode string
+	// Revision is the revision served when the subscription began.
+	Revision int64
+	// Events receives each newly installed revision; it is closed when the
+	// subscriber fell too far behind and was dropped.
+	Events <-chan RevisionEvent
+	// Done is closed when the mode is switched away from.
+	Done <-chan struct{}
+
+	b           *backend
+	unsubscribe func()
+}
+
+// Subscribe starts following the revisions of the mode being served. The
+// caller must Close the subscription.
+func (c *Core) Subscribe(ctx context.Context) *Subscription {
+	b := c.acquire()
+	events, unsubscribe := b.flags.changes.subscribe()
+	cur := b.flags.live(ctx)
+	return &Subscription{Mode: b.mode, Revision: cur.rev.Number, Events: events, Done: b.done, b: b, unsubscribe: unsubscribe}
+}
+
+// Refresh reloads the current revision when the cache TTL has run out.
+// Other replicas' changes reach a stream as soon as the store announces
+// them (store/rediscache hears Postgres NOTIFY, Redis pub/sub and a
+// version poll); Refresh is the backstop for a store that announces
+// nothing or an announcement that was lost. One reload serves every
+// stream.
+func (s *Subscription) Refresh(ctx context.Context) { s.b.flags.live(ctx) }
+
+// Close ends the subscription and releases the backend it holds.
+func (s *Subscription) Close() {
+	s.unsubscribe()
+	s.b.leave()
+}

@@ -1,0 +1,264 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/importer"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+// MaxReasonLength bounds the reason every change must give.
+const MaxReasonLength = 1000
+
+// Role is what an operator's token may do.
+type Role string
+
+// The roles: an admin changes the runtime and reads everything a viewer
+// reads; a viewer reads the status and the audit log.
+const (
+	RoleAdmin  Role = "admin"
+	RoleViewer Role = "viewer"
+)
+
+// Change is one request to change the runtime, as a surface decoded it.
+// Every kind of change, the mode toggle and imports included, goes through
+// the same admission: the role, a decodable request, a reason, the plan,
+// the exact phrase; a refusal is recorded in the audit log.
+type Change struct {
+	// Actor and Role say who asks, as the audit log names them.
+	Actor string
+	Role  Role
+	// RequestID follows the request through logs and the audit log.
+	RequestID string
+	// Action and Target name the change in the audit log.
+	Action string
+	Target string
+	Reason string
+	Phrase string
+	// Expected is the revision the change was based on; 0 means any.
+	Expected int64
+	// Invalid is why the surface could not decode the request, if it
+	// could not: the change is refused after the role check.
+	Invalid error
+	// DryRun admits the change without applying it, and neither a refusal
+	// nor the admission is recorded: the audit log records attempts to
+	// change the runtime, and a dry run never is one.
+	DryRun bool
+	// Plan says what the request asks for. It runs only for an admin's
+	// decodable request with a reason, since planning may be expensive
+	// (an import converts a whole file).
+	Plan func() (Plan, error)
+}
+
+// Plan is what a change asks for: the phrase that must confirm it and the
+// mutation it applies.
+type Plan struct {
+	Phrase   string
+	Mutation evaluator.Mutation
+}
+
+// Applied is the outcome of a change: the audit entry that records it and
+// the runtime after it.
+type Applied struct {
+	AuditSeq int64
+	Status   Status
+}
+
+// Apply admits ch and applies its mutation in the store at the expected
+// revision, as one audited step, then installs the new revision. A dry run
+// stops after the admission and returns a zero Applied.
+func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
+	b := c.acquire()
+	defer b.leave()
+	attempt, p, err := c.admit(ctx, b, ch)
+	if err != nil || ch.DryRun {
+		return Applied{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	rev, entry, err := b.store.Apply(wctx, store.Change{Attempt: attempt, Expected: ch.Expected, Mutation: p.Mutation})
+	if err != nil {
+		return Applied{}, err
+	}
+	b.flags.learn(rev)
+	c.logger.Info("runtime changed", "action", entry.Action, "target", entry.Target, "actor", entry.Actor,
+		"revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID)
+	return Applied{AuditSeq: entry.Seq, Status: b.statusOf(rev)}, nil
+}
+
+// admit checks the role, the request, the reason, the plan and the phrase,
+// in that order. A refusal is recorded in b's audit log (unless it is a
+// dry run's) and returned; otherwise admit returns the attempt to record
+// and the plan.
+func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt, Plan, error) {
+	attempt := store.Attempt{
+		Actor:     ch.Actor,
+		Role:      string(ch.Role),
+		Action:    ch.Action,
+		Target:    ch.Target,
+		Reason:    ch.Reason,
+		Phrase:    ch.Phrase,
+		RequestID: ch.RequestID,
+	}
+	var p Plan
+	refusal := func() error {
+		switch {
+		case ch.Role != RoleAdmin:
+			return evaluator.Errorf(evaluator.CodeForbidden, "the %s role cannot change the runtime; use an admin token", ch.Role)
+		case ch.Invalid != nil:
+			return ch.Invalid
+		case strings.TrimSpace(ch.Reason) == "":
+			return evaluator.Errorf(evaluator.CodeReasonRequired, "reason is required: say why the change is made, for the audit log")
+		case utf8.RuneCountInString(ch.Reason) > MaxReasonLength:
+			return evaluator.Errorf(evaluator.CodeReasonRequired, "reason must be at most %d characters", MaxReasonLength).
+				With("max_length", MaxReasonLength)
+		}
+		var err error
+		if p, err = ch.Plan(); err != nil {
+			return err
+		}
+		if ch.Phrase != p.Phrase {
+			return evaluator.Errorf(evaluator.CodePhraseMismatch, "phrase must be exactly %q", p.Phrase).
+				With("expected_phrase", p.Phrase)
+		}
+		return nil
+	}()
+	if refusal != nil && !ch.DryRun {
+		c.reject(ctx, b, attempt, refusal)
+	}
+	return attempt, p, refusal
+}
+
+// reject records a refused attempt in b's audit log. A failure to record
+// is logged; the caller still learns why the change was refused.
+func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why error) {
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	if _, err := b.store.Reject(wctx, a, why); err != nil {
+		c.logger.Error("record a rejected attempt", "action", a.Action, "actor", a.Actor,
+			"request_id", a.RequestID, "why", why, "err", err)
+	}
+}
+
+// togglePhrase is the phrase that turns a named switch on or off, e.g.
+// ENABLE EXAM MODE or DISABLE FREEZE UPDATES.
+func togglePhrase(on bool, name string) string {
+	if on {
+		return "ENABLE " + name
+	}
+	return "DISABLE " + name
+}
+
+// SystemFlagPlan plans turning a system flag on or off; field names the
+// boolean in the request, for the error when it is missing.
+func SystemFlagPlan(flag string, value *bool, field string) (Plan, error) {
+	if _, ok := (evaluator.SystemFlags{}).Get(flag); !ok {
+		return Plan{}, evaluator.Errorf(evaluator.CodeUnknownFlag, "%q is not a system flag", flag).
+			With("allowed_flags", evaluator.SystemFlagNames)
+	}
+	if value == nil {
+		return Plan{}, evaluator.FieldError(field, "is required: true or false")
+	}
+	return Plan{
+		Phrase:   togglePhrase(*value, strings.ReplaceAll(flag, "_", " ")),
+		Mutation: evaluator.SetSystemFlag(flag, *value),
+	}, nil
+}
+
+// ProfilePlan plans switching the active profile.
+func ProfilePlan(name string) (Plan, error) {
+	if name == "" {
+		return Plan{}, evaluator.FieldError("profile_name", "is required")
+	}
+	return Plan{Phrase: "SET PROFILE " + strings.ToUpper(name), Mutation: evaluator.SetActiveProfile(name)}, nil
+}
+
+// OverridePlan plans pinning a module's version and/or enabled state over
+// the profile.
+func OverridePlan(module string, version *string, enabled *bool) (Plan, error) {
+	var phrase string
+	switch {
+	case module == "":
+		return Plan{}, evaluator.FieldError("module", "is required")
+	case version != nil:
+		phrase = fmt.Sprintf("OVERRIDE MODULE %s TO %s", module, *version)
+	case enabled != nil:
+		phrase = togglePhrase(*enabled, "MODULE "+module)
+	default:
+		return Plan{}, evaluator.Errorf(evaluator.CodeInvalidRequest, "an override needs a version, is_enabled, or both")
+	}
+	return Plan{Phrase: phrase, Mutation: evaluator.SetOverride(module, version, enabled)}, nil
+}
+
+// ClearOverridePlan plans removing a module's override, so the profile
+// decides it again.
+func ClearOverridePlan(module string) Plan {
+	return Plan{Phrase: "CLEAR OVERRIDE " + module, Mutation: evaluator.ClearOverride(module)}
+}
+
+// RegisterModulePlan plans adding a module to the catalog or versions to
+// one.
+func RegisterModulePlan(spec evaluator.ModuleSpec) Plan {
+	return Plan{Phrase: "REGISTER MODULE " + spec.Key, Mutation: evaluator.RegisterModule(spec)}
+}
+
+// UpdateProfilePlan plans changing the defaults a profile gives modules.
+func UpdateProfilePlan(name string, config map[string]evaluator.ProfilePatch) Plan {
+	return Plan{Phrase: "UPDATE PROFILE " + strings.ToUpper(name), Mutation: evaluator.UpdateProfile(name, config)}
+}
+
+// ImportPhrase confirms an import. It names no flag: one import may hold
+// hundreds, and the report already says what each becomes.
+const ImportPhrase = "IMPORT FLAGS"
+
+// ImportPlan converts a flagd, LaunchDarkly, Unleash or GO Feature Flag
+// file and plans storing its flags; it returns the importer's result too,
+// whose report says what each flag became.
+func ImportPlan(format, content, environment string) (Plan, importer.Result, error) {
+	res, err := importer.Import(format, []byte(content), importer.Options{Environment: environment})
+	if err != nil {
+		return Plan{}, importer.Result{}, err
+	}
+	return Plan{Phrase: ImportPhrase, Mutation: evaluator.ImportFlags(res.Document)}, res, nil
+}
+
+// Status is the admin view of a revision: the raw state, what it resolves
+// to, and what may be chosen (catalog, profiles).
+type Status struct {
+	Revision  int64                               `json:"revision"`
+	CreatedAt time.Time                           `json:"created_at"`
+	Mode      string                              `json:"mode"`
+	Flags     evaluator.SystemFlags               `json:"flags"`
+	Profile   string                              `json:"profile"`
+	Overrides map[string]evaluator.Override       `json:"overrides"`
+	Modules   map[string]evaluator.ResolvedModule `json:"modules"`
+	Catalog   []evaluator.Module                  `json:"catalog"`
+	Profiles  map[string]evaluator.Profile        `json:"profiles"`
+	// Degraded says why the service runs degraded (Redis down), as the
+	// readiness does; empty when it is not. Only Core.Status sets it.
+	Degraded string `json:"degraded,omitempty"`
+}
+
+func (b *backend) statusOf(rev *evaluator.Revision) Status {
+	rt := evaluator.Resolve(rev)
+	overrides := rev.Overrides
+	if overrides == nil {
+		overrides = map[string]evaluator.Override{}
+	}
+	return Status{
+		Revision:  rev.Number,
+		CreatedAt: rev.CreatedAt,
+		Mode:      b.mode,
+		Flags:     rev.System,
+		Profile:   rev.ActiveProfile,
+		Overrides: overrides,
+		Modules:   rt.Modules,
+		Catalog:   rev.Catalog,
+		Profiles:  rev.Profiles,
+	}
+}

@@ -1,0 +1,225 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+// Evaluation is the flag set a request is evaluated against.
+type Evaluation struct {
+	Set *evaluator.FlagSet
+	// fallback marks the conservative fallback: results say STALE.
+	fallback bool
+	// stale marks the last-known-good file's revision: results say STALE.
+	stale bool
+}
+
+// Evaluation returns the live flag set, or, when sessionID is set, the
+// flag set of that session's pinned revision, pinning the session at
+// first sight.
+func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, error) {
+	b := c.acquire()
+	defer b.leave()
+	if sessionID == "" {
+		cur := b.flags.live(ctx)
+		return Evaluation{Set: cur.set, fallback: cur.fallback, stale: cur.stale}, nil
+	}
+	snap, err := c.snapshot(ctx, b, sessionID, true)
+	if err != nil {
+		return Evaluation{}, err
+	}
+	fs, err := b.flags.forRevision(ctx, snap.Revision)
+	if err != nil {
+		return Evaluation{}, err
+	}
+	return Evaluation{Set: fs.Pinned()}, nil
+}
+
+// Result evaluates key; results of the conservative fallback say STALE and
+// carry the metadata fallback: conservative, and results of the
+// last-known-good file say STALE and carry stale: true, so callers can tell.
+func (ev Evaluation) Result(key string, evalCtx map[string]any) evaluator.Result {
+	r := ev.Set.Evaluate(key, evalCtx)
+	if (ev.fallback || ev.stale) && r.ErrorCode == "" {
+		r.Reason = evaluator.ReasonStale
+		md := make(map[string]any, len(r.Metadata)+1)
+		maps.Copy(md, r.Metadata)
+		if ev.fallback {
+			md["fallback"] = "conservative"
+		} else {
+			md["stale"] = true
+		}
+		r.Metadata = md
+	}
+	return r
+}
+
+// Bundle is a whole revision and the system mode it is seen in. An
+// in-process provider compiles it with evaluator.Compile(Revision, Mode),
+// the very call the server makes, so local evaluation cannot drift from
+// the server's.
+type Bundle struct {
+	Revision *evaluator.Revision `json:"revision"`
+	Mode     string              `json:"mode"`
+}
+
+// Bundle returns revision n, or the current revision when n is 0. Until
+// the store has been reached there is no current revision to hand out: the
+// conservative fallback is for this process's own answers only.
+func (c *Core) Bundle(ctx context.Context, n int64) (Bundle, error) {
+	b := c.acquire()
+	defer b.leave()
+	if n != 0 {
+		rev, err := b.flags.revision(ctx, n)
+		if err != nil {
+			return Bundle{}, err
+		}
+		return Bundle{Revision: rev, Mode: b.mode}, nil
+	}
+	cur := b.flags.live(ctx)
+	if cur.fallback {
+		return Bundle{}, evaluator.Errorf(evaluator.CodeUnavailable, "the store has not been reached yet; try again")
+	}
+	return Bundle{Revision: cur.rev, Mode: b.mode}, nil
+}
+
+// Status returns the admin view of the current revision, read from the
+// store so an operator always sees the truth, not a cached copy. When the
+// store does not answer the error says what evaluations are served
+// meanwhile.
+func (c *Core) Status(ctx context.Context) (Status, error) {
+	b := c.acquire()
+	defer b.leave()
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	rev, err := b.store.Current(rctx)
+	if err != nil {
+		if evaluator.AsError(err).Code == evaluator.CodeUnavailable {
+			return Status{}, evaluator.Errorf(evaluator.CodeUnavailable, "degraded: %s", b.degradedReason(err))
+		}
+		return Status{}, err
+	}
+	b.flags.learn(rev)
+	st := b.statusOf(rev)
+	st.Degraded, _ = b.degraded()
+	return st, nil
+}
+
+// Export returns the current revision, runtime flags included, as a flagd
+// document that flagd itself loads, and the revision's number. It reads the
+// store, like the status, so an export is never a stale cached copy.
+func (c *Core) Export(ctx context.Context) (evaluator.Document, int64, error) {
+	b := c.acquire()
+	defer b.leave()
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	rev, err := b.store.Current(rctx)
+	if err != nil {
+		return evaluator.Document{}, 0, err
+	}
+	return evaluator.Export(rev, b.mode), rev.Number, nil
+}
+
+// Audit lists audit entries newest first.
+func (c *Core) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
+	b := c.acquire()
+	defer b.leave()
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	return b.store.Audit(rctx, q)
+}
+
+// VerifyAudit walks the audit hash chain and says whether it is intact, or
+// which entry is the first that is not.
+func (c *Core) VerifyAudit(ctx context.Context) (store.Verification, error) {
+	b := c.acquire()
+	defer b.leave()
+	// Walking the whole chain is the one read that may take a while.
+	rctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return b.store.VerifyAudit(rctx)
+}
+
+// Readiness says whether this replica should take traffic, and why not.
+type Readiness struct {
+	// Ready is false while the replica cannot read the store or serves a
+	// stand-in for the store's revision.
+	Ready bool
+	// Status is "ready" or "degraded"; Reason says why it is degraded.
+	Status string
+	Reason string
+	// Revision is the store's current revision and ServedRevision the one
+	// evaluations are served from; both 0 when the replica is not ready.
+	Revision       int64
+	ServedRevision int64
+}
+
+// Readiness checks the store now. A replica that cannot read the store or
+// serves a stand-in for its revision (the last known one, the state
+// file's, the conservative fallback) is not ready: it should not take new
+// traffic from one that can. A store that answers but runs degraded itself
+// (Redis down, reads going to Postgres) serves exactly the right values,
+// so that replica is ready with status degraded and the reason: a shared
+// Redis failing must not make every replica unready at once.
+func (c *Core) Readiness(ctx context.Context) Readiness {
+	b := c.acquire()
+	defer b.leave()
+	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	rev, err := b.store.Current(rctx)
+	if err != nil {
+		c.logger.Warn("readiness check failed", "mode", b.mode, "err", err)
+		return Readiness{Status: "degraded", Reason: b.degradedReason(err)}
+	}
+	b.flags.learn(rev)
+	served := b.flags.cur.Load()
+	if served.replaceable() {
+		return Readiness{Status: "degraded", Reason: b.servedReason(served)}
+	}
+	r := Readiness{Ready: true, Status: "ready", Revision: rev.Number, ServedRevision: served.rev.Number}
+	if reason, degraded := b.degraded(); degraded {
+		r.Status, r.Reason = "degraded", reason
+	}
+	return r
+}
+
+// degradedReporter is a store that knows it is running degraded though it
+// answers (store/rediscache with Redis down reads Postgres directly).
+type degradedReporter interface {
+	Degraded() (reason string, degraded bool)
+}
+
+// degraded says whether the service runs degraded and why: it serves a
+// stand-in for the store's revision, or the store says it is degraded.
+func (b *backend) degraded() (string, bool) {
+	if err := b.flags.lastStoreError(); err != nil {
+		return b.degradedReason(err), true
+	}
+	if c := b.flags.cur.Load(); c.replaceable() {
+		return b.servedReason(c), true
+	}
+	if d, ok := b.store.(degradedReporter); ok {
+		return d.Degraded()
+	}
+	return "", false
+}
+
+// degradedReason names a store failure and what is served meanwhile.
+func (b *backend) degradedReason(err error) string {
+	return "the store does not answer (" + evaluator.AsError(err).Message + "); " + b.servedReason(b.flags.cur.Load())
+}
+
+// servedReason names what evaluations are served from.
+func (b *backend) servedReason(c *compiled) string {
+	switch {
+	case c.fallback:
+		return "serving the conservative fallback"
+	case c.stale:
+		return fmt.Sprintf("serving last-known-good revision %d from the state file", c.rev.Number)
+	}
+	return fmt.Sprintf("serving last known revision %d", c.rev.Number)
+}

@@ -65,7 +65,11 @@ type lazyStore struct {
 	onChange []func(revision int64)
 }
 
-var _ store.Store = (*lazyStore)(nil)
+var (
+	_ store.Store          = (*lazyStore)(nil)
+	_ store.Notifier       = (*lazyStore)(nil)
+	_ store.HealthReporter = (*lazyStore)(nil)
+)
 
 // run calls connect every interval until it succeeds or ctx ends, and
 // installs the store it returns. Each failure is logged: an operator must
@@ -85,7 +89,7 @@ func (l *lazyStore) run(ctx context.Context, logger *slog.Logger, interval time.
 			continue
 		}
 		l.mu.Lock()
-		if n, ok := st.(interface{ OnChange(func(int64)) }); ok {
+		if n, ok := st.(store.Notifier); ok {
 			for _, fn := range l.onChange {
 				n.OnChange(fn)
 			}
@@ -103,7 +107,7 @@ func (l *lazyStore) OnChange(fn func(revision int64)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if p := l.inner.Load(); p != nil {
-		if n, ok := (*p).(interface{ OnChange(func(int64)) }); ok {
+		if n, ok := (*p).(store.Notifier); ok {
 			n.OnChange(fn)
 		}
 		return
@@ -115,7 +119,7 @@ func (l *lazyStore) OnChange(fn func(revision int64)) {
 // Before the database is reached every read fails, which says more.
 func (l *lazyStore) Degraded() (string, bool) {
 	if p := l.inner.Load(); p != nil {
-		if d, ok := (*p).(interface{ Degraded() (string, bool) }); ok {
+		if d, ok := (*p).(store.HealthReporter); ok {
 			return d.Degraded()
 		}
 	}

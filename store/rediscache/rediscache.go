@@ -38,7 +38,10 @@ import (
 	"github.com/switchyard-dev/switchyard/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Notifier = (*Store)(nil)
+)
 
 // Defaults, chosen so that Redis speeds reads up without ever slowing one
 // down noticeably: go-redis' own defaults spend seconds on a dead server.

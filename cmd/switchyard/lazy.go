@@ -101,8 +101,10 @@ func (l *lazyStore) run(ctx context.Context, logger *slog.Logger, interval time.
 	}
 }
 
-// OnChange registers fn with the store once it is connected, so the server
-// hears of revisions committed elsewhere as it would have from the start.
+// OnChange implements store.Notifier by registering fn with the store once
+// it is connected, so the server hears of revisions committed elsewhere as
+// it would have from the start. The lazy store never calls fn itself: the
+// connected store delivers, asynchronously as store.Notifier promises.
 func (l *lazyStore) OnChange(fn func(revision int64)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,12 +73,7 @@ type Store struct {
 	revisions *lru.Cache[int64, *evaluator.Revision]
 	sessions  *lru.Cache[string, evaluator.Snapshot]
 	health    health
-
-	// notifyMu orders OnChange callbacks: each sees a higher number than
-	// the one before.
-	notifyMu  sync.Mutex
-	notified  int64
-	listeners []func(revision int64)
+	listeners notifier
 }
 
 // currentEntry is the in-process current revision and when it stops being
@@ -325,8 +319,8 @@ func (s *Store) cacheSession(ctx context.Context, snap evaluator.Snapshot) {
 
 // Apply implements store.Store. After a successful change the new revision
 // is stored in Redis, the shared version key moves to it and the number is
-// published, so other replicas switch at once; then OnChange listeners hear
-// of it. The change itself is the wrapped store's: a Redis failure after it
+// published, so other replicas switch at once; then OnChange listeners are
+// told of it, after Apply has returned or while it does. The change itself is the wrapped store's: a Redis failure after it
 // never turns it into an error.
 func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
 	next, entry, err := s.inner.Apply(ctx, c)
@@ -399,7 +393,8 @@ func (s *Store) share(ctx context.Context, rev *evaluator.Revision, announce boo
 }
 
 // observe installs rev as the in-process current revision unless a newer
-// one is installed, restarting its TTL, tells listeners of a new number and
+// one is installed, restarting its TTL, hands a new number to the
+// listeners' delivery goroutine and
 // returns the newer of the two: a number seen once never goes backwards.
 func (s *Store) observe(rev *evaluator.Revision) *evaluator.Revision {
 	s.revisions.Add(rev.Number, rev)
@@ -410,7 +405,7 @@ func (s *Store) observe(rev *evaluator.Revision) *evaluator.Revision {
 			return old.rev
 		}
 		if s.current.CompareAndSwap(old, next) {
-			s.notify(rev.Number)
+			s.listeners.notify(rev.Number)
 			return rev
 		}
 	}

@@ -416,6 +416,63 @@ func TestOwnApplyNotifiesOnce(t *testing.T) {
 	waitFor(t, heard, 3)
 }
 
+// A listener that blocks, and that reads the cache it is told about, holds
+// up neither a write nor an announcement: both return while it is busy.
+// Freed, it hears the newest revision, each number it hears higher than the
+// one before.
+func TestBusyListenerBlocksNoWrite(t *testing.T) {
+	f := newFixture(t)
+	heard := make(chan int64, 16)
+	gate := make(chan struct{})
+	f.cache.OnChange(func(n int64) {
+		if rev, err := f.cache.Current(ctx(t)); err != nil || rev.Number < n {
+			t.Errorf("a listener told of %d reads Current = %v, %v", n, rev, err)
+		}
+		heard <- n
+		<-gate
+	})
+	apply := func() {
+		if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+			t.Error(err)
+		}
+	}
+	returns(t, "Apply", apply)
+	waitFor(t, heard, 2)
+	// The listener is now blocked on revision 2; it heard nothing before.
+	returns(t, "Apply", apply)
+	next := applyBehind(t, f.mem)
+	returns(t, "Announce", func() { f.cache.Announce(ctx(t), next.Number) })
+	close(gate)
+	timeout := time.After(10 * time.Second)
+	for last := int64(2); last != next.Number; {
+		select {
+		case n := <-heard:
+			if n <= last || n > next.Number {
+				t.Fatalf("heard of %d after %d, want rising numbers up to %d", n, last, next.Number)
+			}
+			last = n
+		case <-timeout:
+			t.Fatalf("never heard of revision %d", next.Number)
+		}
+	}
+}
+
+// returns fails the test when fn does not return; the timeout only bounds a
+// failing test.
+func returns(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return while an OnChange listener was busy", what)
+	}
+}
+
 func TestVersionKeyNeverMovesBack(t *testing.T) {
 	f := newFixture(t)
 	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {

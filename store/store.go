@@ -111,6 +111,19 @@ type Change struct {
 	Mutation evaluator.Mutation
 }
 
+// Next returns the revision a change makes of cur, the current revision at
+// now, or the refusal: REVISION_CONFLICT when the change was based on
+// another revision, else whatever the mutation refuses. Every store's Apply
+// decides through it, inside its own atomic step, so they refuse alike.
+func Next(cur *evaluator.Revision, c Change, now time.Time) (*evaluator.Revision, error) {
+	if c.Expected != 0 && c.Expected != cur.Number {
+		return nil, evaluator.Errorf(evaluator.CodeRevisionConflict,
+			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
+			With("current_revision", cur.Number)
+	}
+	return c.Mutation.Apply(cur, now)
+}
+
 // The outcomes of an audited attempt.
 const (
 	OutcomeApplied  = "applied"

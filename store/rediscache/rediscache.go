@@ -12,8 +12,8 @@
 //
 // Keys (with the default prefix "switchyard:"):
 //
-//	switchyard:current       the current revision number, TTL RedisTTL
-//	switchyard:rev:<n>       revision n as JSON, TTL RevisionTTL (immutable)
+//	switchyard:current       the current revision number, TTL WithRedisTTL
+//	switchyard:rev:<n>       revision n as JSON, TTL 24 hours (immutable)
 //	switchyard:session:<id>  a session snapshot as JSON, until it expires
 //	switchyard:revisions     the pub/sub channel announcing new numbers
 package rediscache
@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -48,16 +47,13 @@ const (
 	DefaultPrefix       = "switchyard:"
 	DefaultLocalTTL     = 5 * time.Second
 	DefaultRedisTTL     = 10 * time.Second
-	DefaultRevisionTTL  = 24 * time.Hour
 	DefaultTimeout      = 250 * time.Millisecond
 	DefaultPollInterval = 2 * time.Second
 )
 
-// The environment variables OptionsFromEnv reads.
-const (
-	EnvCacheTTL = "SWITCHYARD_CACHE_TTL"
-	EnvRedisTTL = "SWITCHYARD_REDIS_TTL"
-)
+// revisionTTL is how long Redis keeps an immutable revision. A revision
+// never changes, so it only bounds the memory old ones take.
+const revisionTTL = 24 * time.Hour
 
 // Store is a store.Store that caches another one in Redis and in process.
 // Create it with New; it is safe for concurrent use. Run keeps it in step
@@ -87,7 +83,6 @@ type config struct {
 	prefix       string
 	localTTL     time.Duration
 	redisTTL     time.Duration
-	revisionTTL  time.Duration
 	timeout      time.Duration
 	pollInterval time.Duration
 	revisionMax  int
@@ -108,19 +103,15 @@ type Option func(*config)
 func WithPrefix(p string) Option { return func(c *config) { c.prefix = p } }
 
 // WithLocalTTL sets how long a replica trusts its in-process current
-// revision without asking Redis (SWITCHYARD_CACHE_TTL). Invalidation
+// revision without asking Redis (the binary's --cache-ttl). Invalidation
 // normally replaces it much sooner; the TTL bounds staleness when every
 // announcement was lost.
 func WithLocalTTL(d time.Duration) Option { return func(c *config) { c.localTTL = d } }
 
-// WithRedisTTL sets the TTL of the shared current-revision key
-// (SWITCHYARD_REDIS_TTL); once it lapses the next reader reloads it from
+// WithRedisTTL sets the TTL of the shared current-revision key (the
+// binary's --redis-ttl); once it lapses the next reader reloads it from
 // the wrapped store.
 func WithRedisTTL(d time.Duration) Option { return func(c *config) { c.redisTTL = d } }
-
-// WithRevisionTTL sets the TTL of immutable revisions in Redis; they never
-// change, so it only bounds the memory old ones take.
-func WithRevisionTTL(d time.Duration) Option { return func(c *config) { c.revisionTTL = d } }
 
 // WithTimeout sets the deadline of every Redis call. A dead Redis costs a
 // read at most this long, and then nothing until the next probe.
@@ -145,38 +136,13 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // session expiry; tests use it to move time.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// OptionsFromEnv reads SWITCHYARD_CACHE_TTL and SWITCHYARD_REDIS_TTL (Go
-// durations such as "7s") through getenv (os.Getenv when nil), so the
-// binary and its tests configure the cache the same way.
-func OptionsFromEnv(getenv func(string) string) ([]Option, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	var opts []Option
-	for _, v := range []struct {
-		env string
-		opt func(time.Duration) Option
-	}{{EnvCacheTTL, WithLocalTTL}, {EnvRedisTTL, WithRedisTTL}} {
-		raw := getenv(v.env)
-		if raw == "" {
-			continue
-		}
-		d, err := time.ParseDuration(raw)
-		if err != nil || d <= 0 {
-			return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "%s=%q: want a positive duration such as 7s", v.env, raw)
-		}
-		opts = append(opts, v.opt(d))
-	}
-	return opts, nil
-}
-
 // New wraps inner with a cache in the Redis behind client (see NewClient).
 // It does not contact Redis: a cache whose Redis is down still serves
 // reads from inner.
 func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store {
 	c := config{
 		prefix: DefaultPrefix, localTTL: DefaultLocalTTL, redisTTL: DefaultRedisTTL,
-		revisionTTL: DefaultRevisionTTL, timeout: DefaultTimeout, pollInterval: DefaultPollInterval,
+		timeout: DefaultTimeout, pollInterval: DefaultPollInterval,
 		revisionMax: 64, sessionMax: 4096, log: slog.Default(), now: time.Now,
 	}
 	for _, o := range opts {
@@ -246,7 +212,7 @@ func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, err
 		}
 		s.revisions.Add(n, rev)
 		if data, err := json.Marshal(rev); err == nil {
-			s.do(ctx, func(ctx context.Context) error { return s.rdb.Set(ctx, key, data, s.cfg.revisionTTL).Err() })
+			s.do(ctx, func(ctx context.Context) error { return s.rdb.Set(ctx, key, data, revisionTTL).Err() })
 		}
 		return rev, nil
 	})
@@ -377,7 +343,7 @@ func (s *Store) share(ctx context.Context, rev *evaluator.Revision, announce boo
 	}
 	n := strconv.FormatInt(rev.Number, 10)
 	s.do(ctx, func(ctx context.Context) error {
-		if err := s.rdb.Set(ctx, s.keys.revision+n, data, s.cfg.revisionTTL).Err(); err != nil {
+		if err := s.rdb.Set(ctx, s.keys.revision+n, data, revisionTTL).Err(); err != nil {
 			return fmt.Errorf("store revision %s: %w", n, err)
 		}
 		if err := advanceScript.Run(ctx, s.rdb, []string{s.keys.current}, n, s.cfg.redisTTL.Milliseconds()).Err(); err != nil {

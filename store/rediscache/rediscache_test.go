@@ -489,28 +489,3 @@ func TestVersionKeyNeverMovesBack(t *testing.T) {
 		t.Fatalf("version key = %q after a stale share, want 2", got)
 	}
 }
-
-func TestOptionsFromEnv(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		n       int
-		wantErr bool
-	}{
-		{"unset", nil, 0, false},
-		{"both", map[string]string{rediscache.EnvCacheTTL: "7s", rediscache.EnvRedisTTL: "15s"}, 2, false},
-		{"garbage", map[string]string{rediscache.EnvCacheTTL: "soon"}, 0, true},
-		{"zero", map[string]string{rediscache.EnvRedisTTL: "0s"}, 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			opts, err := rediscache.OptionsFromEnv(func(k string) string { return tt.env[k] })
-			if (err != nil) != tt.wantErr || len(opts) != tt.n {
-				t.Fatalf("OptionsFromEnv = %d options, %v", len(opts), err)
-			}
-			if err != nil && evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
-				t.Fatalf("error code = %s", evaluator.ErrorCode(err))
-			}
-		})
-	}
-}

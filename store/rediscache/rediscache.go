@@ -1,7 +1,9 @@
 // Package rediscache is the shared TTL cache in front of any store.Store:
 // Redis holds the current revision number, immutable revisions and session
-// snapshots for every replica, and each replica keeps the hot ones in
-// process. A commit is announced on a Redis channel and in a shared version
+// snapshots for every replica, and each replica keeps the current revision
+// and the recent revisions in process. Session snapshots it does not keep
+// in process: the server above keeps the one in-process snapshot cache,
+// whichever store it runs on. A commit is announced on a Redis channel and in a shared version
 // key that every replica polls, so a change reaches all replicas within
 // milliseconds; the TTLs are only the last backstop.
 //
@@ -51,9 +53,13 @@ const (
 	DefaultPollInterval = 2 * time.Second
 )
 
-// revisionTTL is how long Redis keeps an immutable revision. A revision
-// never changes, so it only bounds the memory old ones take.
-const revisionTTL = 24 * time.Hour
+// The bounds of what immutable revisions take: revisionTTL in Redis,
+// revisionsCached in each process. A revision never changes, so these only
+// bound memory; the newest are the ones read.
+const (
+	revisionTTL     = 24 * time.Hour
+	revisionsCached = 64
+)
 
 // Store is a store.Store that caches another one in Redis and in process.
 // Create it with New; it is safe for concurrent use. Run keeps it in step
@@ -67,7 +73,6 @@ type Store struct {
 	group     singleflight.Group
 	current   atomic.Pointer[currentEntry]
 	revisions *lru.Cache[int64, *evaluator.Revision]
-	sessions  *lru.Cache[string, evaluator.Snapshot]
 	health    health
 	listeners notifier
 }
@@ -85,8 +90,6 @@ type config struct {
 	redisTTL     time.Duration
 	timeout      time.Duration
 	pollInterval time.Duration
-	revisionMax  int
-	sessionMax   int
 	log          *slog.Logger
 	now          func() time.Time
 }
@@ -122,12 +125,6 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 // spread out). It is also how long reads skip Redis after a failure.
 func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
 
-// WithLocalSize bounds the in-process caches of immutable revisions and of
-// session snapshots (64 and 4096 when unset).
-func WithLocalSize(revisions, sessions int) Option {
-	return func(c *config) { c.revisionMax, c.sessionMax = revisions, sessions }
-}
-
 // WithLogger sets the logger that hears of Redis outages, once each;
 // slog.Default when unset.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -143,7 +140,7 @@ func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store
 	c := config{
 		prefix: DefaultPrefix, localTTL: DefaultLocalTTL, redisTTL: DefaultRedisTTL,
 		timeout: DefaultTimeout, pollInterval: DefaultPollInterval,
-		revisionMax: 64, sessionMax: 4096, log: slog.Default(), now: time.Now,
+		log: slog.Default(), now: time.Now,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -154,8 +151,7 @@ func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store
 			current: c.prefix + "current", revision: c.prefix + "rev:",
 			session: c.prefix + "session:", channel: c.prefix + "revisions",
 		},
-		revisions: lru.New[int64, *evaluator.Revision](c.revisionMax),
-		sessions:  lru.New[string, evaluator.Snapshot](c.sessionMax),
+		revisions: lru.New[int64, *evaluator.Revision](revisionsCached),
 	}
 }
 
@@ -222,16 +218,11 @@ func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, err
 	return v.(*evaluator.Revision), nil
 }
 
-// Session implements store.Store. A snapshot never changes, so it is cached
-// until it expires; NOT_FOUND is never cached, because the session may be
-// created a moment later.
+// Session implements store.Store: the snapshot from Redis, else from the
+// wrapped store. A snapshot never changes, so it is cached in Redis until it
+// expires; NOT_FOUND is never cached, because the session may be created a
+// moment later.
 func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
-	if snap, ok := s.sessions.Get(id); ok {
-		if s.cfg.now().Before(snap.ExpiresAt) {
-			return snap, nil
-		}
-		s.sessions.Remove(id)
-	}
 	if evaluator.ValidateSessionID(id) != nil {
 		// No such session can exist; the store says so without a cache key.
 		return s.inner.Session(ctx, id)
@@ -240,7 +231,6 @@ func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, err
 		if raw, ok := s.get(ctx, s.keys.session+id); ok {
 			var snap evaluator.Snapshot
 			if err := json.Unmarshal([]byte(raw), &snap); err == nil && s.cfg.now().Before(snap.ExpiresAt) {
-				s.sessions.Add(id, snap)
 				return snap, nil
 			}
 		}
@@ -268,14 +258,13 @@ func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (eva
 	return stored, created, nil
 }
 
-// cacheSession keeps a live snapshot in process and in Redis until it
-// expires; an expired one is not cached at all.
+// cacheSession keeps a live snapshot in Redis until it expires; an expired
+// one is not cached at all.
 func (s *Store) cacheSession(ctx context.Context, snap evaluator.Snapshot) {
 	ttl := snap.ExpiresAt.Sub(s.cfg.now())
 	if ttl <= 0 {
 		return
 	}
-	s.sessions.Add(snap.SessionID, snap)
 	data, err := json.Marshal(snap)
 	if err != nil {
 		return

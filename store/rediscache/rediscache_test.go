@@ -211,13 +211,20 @@ func TestSessionCachedUntilExpiry(t *testing.T) {
 	if n := f.inner.session.Load(); n != 1 {
 		t.Fatalf("store read %d times, want once (the miss before creation)", n)
 	}
-	// Expired: gone from Redis and not served from process either.
-	f.mr.FastForward(time.Hour)
+	// Expired by the replica's clock: not served, even while Redis still
+	// holds the copy (its TTL ran on another clock).
 	f.clock.Add(time.Hour)
+	if !f.mr.Exists(prefix + "session:s-1") {
+		t.Fatal("the snapshot left Redis before its TTL")
+	}
 	for _, c := range []*rediscache.Store{f.cache, other} {
 		if _, err := c.Session(ctx(t), "s-1"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
 			t.Fatalf("expired session error = %v, want NOT_FOUND", err)
 		}
+	}
+	f.mr.FastForward(time.Hour)
+	if f.mr.Exists(prefix + "session:s-1") {
+		t.Fatal("the expired snapshot is still in Redis")
 	}
 }
 

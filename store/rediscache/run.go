@@ -116,8 +116,8 @@ func (s *Store) advance(ctx context.Context, n int64) {
 // postgres.(*Store).Listen): the revision is loaded and installed at once,
 // shared and republished on the Redis channel for replicas whose feed
 // lagged, and OnChange listeners are told of it without Announce waiting
-// for them. Announcing an old number does
-// nothing, so every replica may announce every commit.
+// for them. Announcing an old number does nothing, so every replica may
+// announce every commit.
 func (s *Store) Announce(ctx context.Context, n int64) {
 	if e := s.current.Load(); e != nil && e.rev.Number >= n {
 		return

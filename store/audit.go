@@ -131,14 +131,6 @@ func rejection(err error) string {
 	return err.Error()
 }
 
-// IsRefusal reports whether err is a refusal the caller caused (an
-// *evaluator.Error with a client code), which is audited as a rejected
-// attempt, as opposed to a store failure, which is not an attempt's outcome.
-func IsRefusal(err error) bool {
-	var e *evaluator.Error
-	return errors.As(err, &e) && e.Code != evaluator.CodeInternal && e.Code != evaluator.CodeUnavailable
-}
-
 // ClampLimit bounds an audit page size to 1..1000, 50 when unset.
 func ClampLimit(limit int) int {
 	switch {

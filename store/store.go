@@ -11,13 +11,39 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
-// Store is the source of truth for the runtime. Every implementation passes
-// the same contract suite (store/storetest), so they never drift.
+// Store is the source of truth for the runtime: every role below in one.
+// Every implementation passes the same contract suite (store/storetest), so
+// they never drift. Consumers that need only part of it take the role they
+// use, so a fake for their tests implements that role alone.
 type Store interface {
+	Revisions
+	Sessions
+	Changes
+	AuditLog
+}
+
+// Revisions reads the runtime state: what evaluations are served from.
+type Revisions interface {
 	// Current returns the newest revision.
 	Current(ctx context.Context) (*evaluator.Revision, error)
 	// Revision returns revision number n, or a NOT_FOUND error.
 	Revision(ctx context.Context, n int64) (*evaluator.Revision, error)
+}
+
+// Sessions keeps the snapshots that pin a session to the revision it
+// started on, so a user's flags do not change mid-session.
+type Sessions interface {
+	// CreateSession stores the snapshot unless one exists for its session
+	// ID, and returns the stored one: the first writer wins. created says
+	// whether this call stored it.
+	CreateSession(ctx context.Context, s evaluator.Snapshot) (stored evaluator.Snapshot, created bool, err error)
+	// Session returns the snapshot of a live session, or NOT_FOUND.
+	Session(ctx context.Context, id string) (evaluator.Snapshot, error)
+}
+
+// Changes is the audited write path: every attempt to change the runtime,
+// applied or refused, leaves exactly one audit entry.
+type Changes interface {
 	// Apply applies a change as one atomic step: check the expected
 	// revision, apply the mutation to the current revision, store the next
 	// revision and append one audit entry. When the change is refused (a
@@ -32,16 +58,38 @@ type Store interface {
 	// runtime state), with what it changed from and to. It stores no
 	// revision; the entry names the current one.
 	Record(ctx context.Context, a Attempt, before, after any) (AuditEntry, error)
-	// CreateSession stores the snapshot unless one exists for its session
-	// ID, and returns the stored one: the first writer wins. created says
-	// whether this call stored it.
-	CreateSession(ctx context.Context, s evaluator.Snapshot) (stored evaluator.Snapshot, created bool, err error)
-	// Session returns the snapshot of a live session, or NOT_FOUND.
-	Session(ctx context.Context, id string) (evaluator.Snapshot, error)
+}
+
+// AuditLog reads the append-only, hash-chained audit log that Changes
+// writes.
+type AuditLog interface {
 	// Audit lists audit entries newest first.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	// VerifyAudit walks the audit hash chain from the start.
 	VerifyAudit(ctx context.Context) (Verification, error)
+}
+
+// Notifier is a store that learns of revisions committed elsewhere (by
+// another replica) and says so, so the caller can refresh what it serves at
+// once instead of when its own cache expires.
+type Notifier interface {
+	// OnChange registers fn to hear every new current revision number the
+	// store learns of. Delivery is asynchronous: fn runs on a goroutine of
+	// the store's, never inside the call that made the revision and never
+	// while the store holds a lock, so fn may be slow and may call back into
+	// the store. The numbers fn hears only go up and none is repeated; a
+	// listener still busy when several revisions arrive hears only the
+	// newest of them, which is all a listener refreshing its state needs.
+	OnChange(fn func(revision int64))
+}
+
+// HealthReporter is a store that keeps answering while part of it is down
+// (a cache whose Redis is unreachable reads the database directly), so its
+// answers alone do not show the degradation; readiness asks it.
+type HealthReporter interface {
+	// Degraded reports whether the store runs degraded and why, in words
+	// for an operator.
+	Degraded() (reason string, degraded bool)
 }
 
 // Attempt says who tried a change and why, as recorded in the audit log.
@@ -61,6 +109,19 @@ type Change struct {
 	// Expected is the revision the caller based the change on; 0 means any.
 	Expected int64
 	Mutation evaluator.Mutation
+}
+
+// Next returns the revision a change makes of cur, the current revision at
+// now, or the refusal: REVISION_CONFLICT when the change was based on
+// another revision, else whatever the mutation refuses. Every store's Apply
+// decides through it, inside its own atomic step, so they refuse alike.
+func Next(cur *evaluator.Revision, c Change, now time.Time) (*evaluator.Revision, error) {
+	if c.Expected != 0 && c.Expected != cur.Number {
+		return nil, evaluator.Errorf(evaluator.CodeRevisionConflict,
+			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
+			With("current_revision", cur.Number)
+	}
+	return c.Mutation.Apply(cur, now)
 }
 
 // The outcomes of an audited attempt.

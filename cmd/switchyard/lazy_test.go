@@ -4,17 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
-	"github.com/switchyard-dev/switchyard/store"
-	"github.com/switchyard-dev/switchyard/store/memory"
 )
 
 // unreachableURL is a database address where nothing listens.
@@ -108,39 +101,6 @@ func TestProbeDatabase(t *testing.T) {
 	}
 }
 
-// The lazy store answers UNAVAILABLE until it connects, then delegates,
-// and hands the server's change listener to the store it connected.
-func TestLazyStoreConnectsLater(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	lazy := &lazyStore{cause: errUnreachable}
-	if _, err := lazy.Current(ctx); evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
-		t.Fatalf("Current before connecting = %v, want UNAVAILABLE", err)
-	}
-	if _, _, err := lazy.Apply(ctx, store.Change{}); evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
-		t.Fatalf("Apply before connecting = %v, want UNAVAILABLE", err)
-	}
-	attempts := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n := 0
-		lazy.run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Millisecond, func(context.Context) (store.Store, error) {
-			if n++; n < 3 {
-				return nil, errUnreachable
-			}
-			close(attempts)
-			return memory.NewDemo(), nil
-		})
-	}()
-	<-attempts
-	<-done
-	rev, err := lazy.Current(ctx)
-	if err != nil || rev.Number != 1 {
-		t.Fatalf("Current once connected = %v, %v; want revision 1", rev, err)
-	}
-}
-
 // A replica restarted while both stores are unreachable serves the
 // revision the previous process wrote to the state directory, says it is
 // degraded, and refuses writes.
@@ -175,28 +135,6 @@ func TestServeRestartsFromTheStateFile(t *testing.T) {
 		`{"flag":"EXAM_MODE","value":false,"phrase":"DISABLE EXAM MODE","reason":"exam over"}`)
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("a write without the database = %d %v, want 503", code, body)
-	}
-}
-
-// notifyingStore records the change listeners registered with it.
-type notifyingStore struct {
-	store.Store
-	listeners int
-}
-
-func (n *notifyingStore) OnChange(func(int64)) { n.listeners++ }
-
-// A listener registered before the database is reached is handed to the
-// store once it is.
-func TestLazyStoreHandsOverListeners(t *testing.T) {
-	lazy := &lazyStore{cause: errUnreachable}
-	lazy.OnChange(func(int64) {})
-	inner := &notifyingStore{Store: memory.NewDemo()}
-	lazy.run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), time.Millisecond,
-		func(context.Context) (store.Store, error) { return inner, nil })
-	lazy.OnChange(func(int64) {})
-	if inner.listeners != 2 {
-		t.Fatalf("the connected store has %d listeners, want 2", inner.listeners)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/lazy"
 	"github.com/switchyard-dev/switchyard/store/memory"
 	"github.com/switchyard-dev/switchyard/store/postgres"
 	"github.com/switchyard-dev/switchyard/store/rediscache"
@@ -139,11 +140,11 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 
 // openProduction returns Postgres (migrated first unless told not to, with
 // the expired-session sweeper running) behind the Redis cache, and the
-// function that releases it. With lazy set, a database where nothing
-// answers gives a lazyStore that connects in the background: a replica
+// function that releases it. With lazily set, a database where nothing
+// answers gives a lazy.Store that connects in the background: a replica
 // started through an outage serves its state file meanwhile, for reads
 // never fail because a store did.
-func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazy bool) (store.Store, func(), error) {
+func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazily bool) (store.Store, func(), error) {
 	// Background loops run until the store is released, not until a
 	// signal: serve drains requests first and releases the store last.
 	bg, stopBackground := context.WithCancel(context.Background())
@@ -169,13 +170,13 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazy 
 			closeConnected()
 		}
 	}
-	if lazy {
+	if lazily {
 		if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
 			logger.Error("starting WITHOUT the database: evaluations are served from the state file or the "+
 				"conservative fallback and writes are refused until it answers", "err", err, "retry_every", reconnectInterval.String())
-			l := &lazyStore{cause: err}
+			l := lazy.New(err)
 			wg.Go(func() {
-				l.run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
+				l.Run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
 					if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
 						return nil, err
 					}

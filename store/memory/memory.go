@@ -80,13 +80,7 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision,
 	now := s.now()
 	cur := s.revisions[len(s.revisions)-1]
 	c.Attempt.Action, c.Attempt.Target = c.Mutation.Action, c.Mutation.Target
-	if c.Expected != 0 && c.Expected != cur.Number {
-		err := evaluator.Errorf(evaluator.CodeRevisionConflict,
-			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
-			With("current_revision", cur.Number)
-		return nil, s.reject(c.Attempt, now, cur.Number, err), err
-	}
-	next, err := c.Mutation.Apply(cur, now)
+	next, err := store.Next(cur, c, now)
 	if err != nil {
 		return nil, s.reject(c.Attempt, now, cur.Number, err), err
 	}

@@ -45,13 +45,7 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision,
 		return nil, store.AuditEntry{}, err
 	}
 	now := s.cfg.now().UTC().Truncate(time.Microsecond)
-	if c.Expected != 0 && c.Expected != cur.Number {
-		refusal := evaluator.Errorf(evaluator.CodeRevisionConflict,
-			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
-			With("current_revision", cur.Number)
-		return s.refuse(ctx, conn, c.Attempt, now, cur.Number, refusal)
-	}
-	next, refusal := c.Mutation.Apply(cur, now)
+	next, refusal := store.Next(cur, c, now)
 	if refusal != nil {
 		return s.refuse(ctx, conn, c.Attempt, now, cur.Number, refusal)
 	}

@@ -1,11 +1,15 @@
 package rediscache
 
-import "fmt"
+import (
+	"fmt"
 
-var _ interface{ Degraded() (string, bool) } = (*Store)(nil)
+	"github.com/switchyard-dev/switchyard/store"
+)
 
-// Degraded says whether Redis is down and why, in the form the server's
-// /readyz reports for any store: the cache keeps answering from Postgres
+var _ store.HealthReporter = (*Store)(nil)
+
+// Degraded implements store.HealthReporter: it says whether Redis is down
+// and why, in the form the server's /readyz reports for any store: the cache keeps answering from Postgres
 // during an outage, so only this tells an operator that it is degraded.
 func (s *Store) Degraded() (reason string, degraded bool) {
 	h := s.Health()

@@ -165,21 +165,6 @@ func BenchmarkCurrentHitInProcess(b *testing.B) {
 	}
 }
 
-func BenchmarkSessionHitInProcess(b *testing.B) {
-	mem := memory.NewDemo()
-	cache := rediscache.New(mem, client(b, miniredis.RunT(b).Addr()))
-	ids := seed(b, cache, 1000)
-	ctx := context.Background()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := cache.Session(ctx, ids[i%len(ids)]); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
 // BenchmarkCurrentRedisHit reads the version key from a real Redis on
 // every call (no in-process TTL); the revision itself is in process.
 func BenchmarkCurrentRedisHit(b *testing.B) {
@@ -198,10 +183,10 @@ func BenchmarkCurrentRedisHit(b *testing.B) {
 }
 
 // BenchmarkSessionRedisHit reads and decodes a snapshot from a real Redis
-// on every call (no in-process session cache).
+// on every call: the cache keeps no snapshot in process.
 func BenchmarkSessionRedisHit(b *testing.B) {
 	rdb, p := realRedis(b)
-	cache := rediscache.New(memory.NewDemo(), rdb, rediscache.WithPrefix(p), rediscache.WithLocalSize(64, 0))
+	cache := rediscache.New(memory.NewDemo(), rdb, rediscache.WithPrefix(p))
 	ids := seed(b, cache, 1000)
 	ctx := context.Background()
 	b.ReportAllocs()

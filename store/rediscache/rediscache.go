@@ -1,7 +1,9 @@
 // Package rediscache is the shared TTL cache in front of any store.Store:
 // Redis holds the current revision number, immutable revisions and session
-// snapshots for every replica, and each replica keeps the hot ones in
-// process. A commit is announced on a Redis channel and in a shared version
+// snapshots for every replica, and each replica keeps the current revision
+// and the recent revisions in process. Session snapshots it does not keep
+// in process: the server above keeps the one in-process snapshot cache,
+// whichever store it runs on. A commit is announced on a Redis channel and in a shared version
 // key that every replica polls, so a change reaches all replicas within
 // milliseconds; the TTLs are only the last backstop.
 //
@@ -12,8 +14,8 @@
 //
 // Keys (with the default prefix "switchyard:"):
 //
-//	switchyard:current       the current revision number, TTL RedisTTL
-//	switchyard:rev:<n>       revision n as JSON, TTL RevisionTTL (immutable)
+//	switchyard:current       the current revision number, TTL WithRedisTTL
+//	switchyard:rev:<n>       revision n as JSON, TTL 24 hours (immutable)
 //	switchyard:session:<id>  a session snapshot as JSON, until it expires
 //	switchyard:revisions     the pub/sub channel announcing new numbers
 package rediscache
@@ -24,9 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +38,10 @@ import (
 	"github.com/switchyard-dev/switchyard/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Notifier = (*Store)(nil)
+)
 
 // Defaults, chosen so that Redis speeds reads up without ever slowing one
 // down noticeably: go-redis' own defaults spend seconds on a dead server.
@@ -46,15 +49,16 @@ const (
 	DefaultPrefix       = "switchyard:"
 	DefaultLocalTTL     = 5 * time.Second
 	DefaultRedisTTL     = 10 * time.Second
-	DefaultRevisionTTL  = 24 * time.Hour
 	DefaultTimeout      = 250 * time.Millisecond
 	DefaultPollInterval = 2 * time.Second
 )
 
-// The environment variables OptionsFromEnv reads.
+// The bounds of what immutable revisions take: revisionTTL in Redis,
+// revisionsCached in each process. A revision never changes, so these only
+// bound memory; the newest are the ones read.
 const (
-	EnvCacheTTL = "SWITCHYARD_CACHE_TTL"
-	EnvRedisTTL = "SWITCHYARD_REDIS_TTL"
+	revisionTTL     = 24 * time.Hour
+	revisionsCached = 64
 )
 
 // Store is a store.Store that caches another one in Redis and in process.
@@ -69,14 +73,8 @@ type Store struct {
 	group     singleflight.Group
 	current   atomic.Pointer[currentEntry]
 	revisions *lru.Cache[int64, *evaluator.Revision]
-	sessions  *lru.Cache[string, evaluator.Snapshot]
 	health    health
-
-	// notifyMu orders OnChange callbacks: each sees a higher number than
-	// the one before.
-	notifyMu  sync.Mutex
-	notified  int64
-	listeners []func(revision int64)
+	listeners notifier
 }
 
 // currentEntry is the in-process current revision and when it stops being
@@ -90,11 +88,8 @@ type config struct {
 	prefix       string
 	localTTL     time.Duration
 	redisTTL     time.Duration
-	revisionTTL  time.Duration
 	timeout      time.Duration
 	pollInterval time.Duration
-	revisionMax  int
-	sessionMax   int
 	log          *slog.Logger
 	now          func() time.Time
 }
@@ -111,19 +106,15 @@ type Option func(*config)
 func WithPrefix(p string) Option { return func(c *config) { c.prefix = p } }
 
 // WithLocalTTL sets how long a replica trusts its in-process current
-// revision without asking Redis (SWITCHYARD_CACHE_TTL). Invalidation
+// revision without asking Redis (the binary's --cache-ttl). Invalidation
 // normally replaces it much sooner; the TTL bounds staleness when every
 // announcement was lost.
 func WithLocalTTL(d time.Duration) Option { return func(c *config) { c.localTTL = d } }
 
-// WithRedisTTL sets the TTL of the shared current-revision key
-// (SWITCHYARD_REDIS_TTL); once it lapses the next reader reloads it from
+// WithRedisTTL sets the TTL of the shared current-revision key (the
+// binary's --redis-ttl); once it lapses the next reader reloads it from
 // the wrapped store.
 func WithRedisTTL(d time.Duration) Option { return func(c *config) { c.redisTTL = d } }
-
-// WithRevisionTTL sets the TTL of immutable revisions in Redis; they never
-// change, so it only bounds the memory old ones take.
-func WithRevisionTTL(d time.Duration) Option { return func(c *config) { c.revisionTTL = d } }
 
 // WithTimeout sets the deadline of every Redis call. A dead Redis costs a
 // read at most this long, and then nothing until the next probe.
@@ -134,12 +125,6 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 // spread out). It is also how long reads skip Redis after a failure.
 func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
 
-// WithLocalSize bounds the in-process caches of immutable revisions and of
-// session snapshots (64 and 4096 when unset).
-func WithLocalSize(revisions, sessions int) Option {
-	return func(c *config) { c.revisionMax, c.sessionMax = revisions, sessions }
-}
-
 // WithLogger sets the logger that hears of Redis outages, once each;
 // slog.Default when unset.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
@@ -148,39 +133,14 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // session expiry; tests use it to move time.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// OptionsFromEnv reads SWITCHYARD_CACHE_TTL and SWITCHYARD_REDIS_TTL (Go
-// durations such as "7s") through getenv (os.Getenv when nil), so the
-// binary and its tests configure the cache the same way.
-func OptionsFromEnv(getenv func(string) string) ([]Option, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	var opts []Option
-	for _, v := range []struct {
-		env string
-		opt func(time.Duration) Option
-	}{{EnvCacheTTL, WithLocalTTL}, {EnvRedisTTL, WithRedisTTL}} {
-		raw := getenv(v.env)
-		if raw == "" {
-			continue
-		}
-		d, err := time.ParseDuration(raw)
-		if err != nil || d <= 0 {
-			return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "%s=%q: want a positive duration such as 7s", v.env, raw)
-		}
-		opts = append(opts, v.opt(d))
-	}
-	return opts, nil
-}
-
 // New wraps inner with a cache in the Redis behind client (see NewClient).
 // It does not contact Redis: a cache whose Redis is down still serves
 // reads from inner.
 func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store {
 	c := config{
 		prefix: DefaultPrefix, localTTL: DefaultLocalTTL, redisTTL: DefaultRedisTTL,
-		revisionTTL: DefaultRevisionTTL, timeout: DefaultTimeout, pollInterval: DefaultPollInterval,
-		revisionMax: 64, sessionMax: 4096, log: slog.Default(), now: time.Now,
+		timeout: DefaultTimeout, pollInterval: DefaultPollInterval,
+		log: slog.Default(), now: time.Now,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -191,8 +151,7 @@ func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store
 			current: c.prefix + "current", revision: c.prefix + "rev:",
 			session: c.prefix + "session:", channel: c.prefix + "revisions",
 		},
-		revisions: lru.New[int64, *evaluator.Revision](c.revisionMax),
-		sessions:  lru.New[string, evaluator.Snapshot](c.sessionMax),
+		revisions: lru.New[int64, *evaluator.Revision](revisionsCached),
 	}
 }
 
@@ -249,7 +208,7 @@ func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, err
 		}
 		s.revisions.Add(n, rev)
 		if data, err := json.Marshal(rev); err == nil {
-			s.do(ctx, func(ctx context.Context) error { return s.rdb.Set(ctx, key, data, s.cfg.revisionTTL).Err() })
+			s.do(ctx, func(ctx context.Context) error { return s.rdb.Set(ctx, key, data, revisionTTL).Err() })
 		}
 		return rev, nil
 	})
@@ -259,16 +218,11 @@ func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, err
 	return v.(*evaluator.Revision), nil
 }
 
-// Session implements store.Store. A snapshot never changes, so it is cached
-// until it expires; NOT_FOUND is never cached, because the session may be
-// created a moment later.
+// Session implements store.Store: the snapshot from Redis, else from the
+// wrapped store. A snapshot never changes, so it is cached in Redis until it
+// expires; NOT_FOUND is never cached, because the session may be created a
+// moment later.
 func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
-	if snap, ok := s.sessions.Get(id); ok {
-		if s.cfg.now().Before(snap.ExpiresAt) {
-			return snap, nil
-		}
-		s.sessions.Remove(id)
-	}
 	if evaluator.ValidateSessionID(id) != nil {
 		// No such session can exist; the store says so without a cache key.
 		return s.inner.Session(ctx, id)
@@ -277,7 +231,6 @@ func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, err
 		if raw, ok := s.get(ctx, s.keys.session+id); ok {
 			var snap evaluator.Snapshot
 			if err := json.Unmarshal([]byte(raw), &snap); err == nil && s.cfg.now().Before(snap.ExpiresAt) {
-				s.sessions.Add(id, snap)
 				return snap, nil
 			}
 		}
@@ -305,14 +258,13 @@ func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (eva
 	return stored, created, nil
 }
 
-// cacheSession keeps a live snapshot in process and in Redis until it
-// expires; an expired one is not cached at all.
+// cacheSession keeps a live snapshot in Redis until it expires; an expired
+// one is not cached at all.
 func (s *Store) cacheSession(ctx context.Context, snap evaluator.Snapshot) {
 	ttl := snap.ExpiresAt.Sub(s.cfg.now())
 	if ttl <= 0 {
 		return
 	}
-	s.sessions.Add(snap.SessionID, snap)
 	data, err := json.Marshal(snap)
 	if err != nil {
 		return
@@ -322,8 +274,8 @@ func (s *Store) cacheSession(ctx context.Context, snap evaluator.Snapshot) {
 
 // Apply implements store.Store. After a successful change the new revision
 // is stored in Redis, the shared version key moves to it and the number is
-// published, so other replicas switch at once; then OnChange listeners hear
-// of it. The change itself is the wrapped store's: a Redis failure after it
+// published, so other replicas switch at once; then OnChange listeners are
+// told of it, after Apply has returned or while it does. The change itself is the wrapped store's: a Redis failure after it
 // never turns it into an error.
 func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
 	next, entry, err := s.inner.Apply(ctx, c)
@@ -380,7 +332,7 @@ func (s *Store) share(ctx context.Context, rev *evaluator.Revision, announce boo
 	}
 	n := strconv.FormatInt(rev.Number, 10)
 	s.do(ctx, func(ctx context.Context) error {
-		if err := s.rdb.Set(ctx, s.keys.revision+n, data, s.cfg.revisionTTL).Err(); err != nil {
+		if err := s.rdb.Set(ctx, s.keys.revision+n, data, revisionTTL).Err(); err != nil {
 			return fmt.Errorf("store revision %s: %w", n, err)
 		}
 		if err := advanceScript.Run(ctx, s.rdb, []string{s.keys.current}, n, s.cfg.redisTTL.Milliseconds()).Err(); err != nil {
@@ -396,7 +348,8 @@ func (s *Store) share(ctx context.Context, rev *evaluator.Revision, announce boo
 }
 
 // observe installs rev as the in-process current revision unless a newer
-// one is installed, restarting its TTL, tells listeners of a new number and
+// one is installed, restarting its TTL, hands a new number to the
+// listeners' delivery goroutine and
 // returns the newer of the two: a number seen once never goes backwards.
 func (s *Store) observe(rev *evaluator.Revision) *evaluator.Revision {
 	s.revisions.Add(rev.Number, rev)
@@ -407,7 +360,7 @@ func (s *Store) observe(rev *evaluator.Revision) *evaluator.Revision {
 			return old.rev
 		}
 		if s.current.CompareAndSwap(old, next) {
-			s.notify(rev.Number)
+			s.listeners.notify(rev.Number)
 			return rev
 		}
 	}

@@ -211,13 +211,20 @@ func TestSessionCachedUntilExpiry(t *testing.T) {
 	if n := f.inner.session.Load(); n != 1 {
 		t.Fatalf("store read %d times, want once (the miss before creation)", n)
 	}
-	// Expired: gone from Redis and not served from process either.
-	f.mr.FastForward(time.Hour)
+	// Expired by the replica's clock: not served, even while Redis still
+	// holds the copy (its TTL ran on another clock).
 	f.clock.Add(time.Hour)
+	if !f.mr.Exists(prefix + "session:s-1") {
+		t.Fatal("the snapshot left Redis before its TTL")
+	}
 	for _, c := range []*rediscache.Store{f.cache, other} {
 		if _, err := c.Session(ctx(t), "s-1"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
 			t.Fatalf("expired session error = %v, want NOT_FOUND", err)
 		}
+	}
+	f.mr.FastForward(time.Hour)
+	if f.mr.Exists(prefix + "session:s-1") {
+		t.Fatal("the expired snapshot is still in Redis")
 	}
 }
 
@@ -416,6 +423,63 @@ func TestOwnApplyNotifiesOnce(t *testing.T) {
 	waitFor(t, heard, 3)
 }
 
+// A listener that blocks, and that reads the cache it is told about, holds
+// up neither a write nor an announcement: both return while it is busy.
+// Freed, it hears the newest revision, each number it hears higher than the
+// one before.
+func TestBusyListenerBlocksNoWrite(t *testing.T) {
+	f := newFixture(t)
+	heard := make(chan int64, 16)
+	gate := make(chan struct{})
+	f.cache.OnChange(func(n int64) {
+		if rev, err := f.cache.Current(ctx(t)); err != nil || rev.Number < n {
+			t.Errorf("a listener told of %d reads Current = %v, %v", n, rev, err)
+		}
+		heard <- n
+		<-gate
+	})
+	apply := func() {
+		if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+			t.Error(err)
+		}
+	}
+	returns(t, "Apply", apply)
+	waitFor(t, heard, 2)
+	// The listener is now blocked on revision 2; it heard nothing before.
+	returns(t, "Apply", apply)
+	next := applyBehind(t, f.mem)
+	returns(t, "Announce", func() { f.cache.Announce(ctx(t), next.Number) })
+	close(gate)
+	timeout := time.After(10 * time.Second)
+	for last := int64(2); last != next.Number; {
+		select {
+		case n := <-heard:
+			if n <= last || n > next.Number {
+				t.Fatalf("heard of %d after %d, want rising numbers up to %d", n, last, next.Number)
+			}
+			last = n
+		case <-timeout:
+			t.Fatalf("never heard of revision %d", next.Number)
+		}
+	}
+}
+
+// returns fails the test when fn does not return; the timeout only bounds a
+// failing test.
+func returns(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return while an OnChange listener was busy", what)
+	}
+}
+
 func TestVersionKeyNeverMovesBack(t *testing.T) {
 	f := newFixture(t)
 	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
@@ -430,30 +494,5 @@ func TestVersionKeyNeverMovesBack(t *testing.T) {
 	}
 	if got, _ := f.mr.Get(prefix + "current"); got != "2" {
 		t.Fatalf("version key = %q after a stale share, want 2", got)
-	}
-}
-
-func TestOptionsFromEnv(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		n       int
-		wantErr bool
-	}{
-		{"unset", nil, 0, false},
-		{"both", map[string]string{rediscache.EnvCacheTTL: "7s", rediscache.EnvRedisTTL: "15s"}, 2, false},
-		{"garbage", map[string]string{rediscache.EnvCacheTTL: "soon"}, 0, true},
-		{"zero", map[string]string{rediscache.EnvRedisTTL: "0s"}, 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			opts, err := rediscache.OptionsFromEnv(func(k string) string { return tt.env[k] })
-			if (err != nil) != tt.wantErr || len(opts) != tt.n {
-				t.Fatalf("OptionsFromEnv = %d options, %v", len(opts), err)
-			}
-			if err != nil && evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
-				t.Fatalf("error code = %s", evaluator.ErrorCode(err))
-			}
-		})
 	}
 }

@@ -12,30 +12,15 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
-// OnChange registers fn to be told every new current revision number this
-// replica learns of: from its own Apply, the Redis channel, the version
-// key poll or a resync. Calls come one at a time with rising numbers; fn
-// must return quickly and must not call OnChange. The server refreshes its
-// compiled flag set and feeds /v1/stream from it.
-func (s *Store) OnChange(fn func(revision int64)) {
-	s.notifyMu.Lock()
-	defer s.notifyMu.Unlock()
-	s.listeners = append(s.listeners, fn)
-}
-
-// notify tells the listeners of n unless they already heard of it or of a
-// newer one.
-func (s *Store) notify(n int64) {
-	s.notifyMu.Lock()
-	defer s.notifyMu.Unlock()
-	if n <= s.notified {
-		return
-	}
-	s.notified = n
-	for _, fn := range s.listeners {
-		fn(n)
-	}
-}
+// OnChange implements store.Notifier: fn hears every new current revision
+// number this replica learns of, from its own Apply, the Redis channel, the
+// version key poll, an Announce or a resync. The calls come from a goroutine
+// of the cache's, one at a time with rising numbers, and every listener
+// hears a number after the listeners registered before it; a listener
+// still busy with one number hears only the newest of those that arrived
+// meanwhile. fn may be slow and may call back into the cache. The server
+// refreshes its compiled flag set and feeds /v1/stream from it.
+func (s *Store) OnChange(fn func(revision int64)) { s.listeners.add(fn) }
 
 // Run keeps this replica's cache in step with the others until ctx ends.
 // It listens on the Redis channel for new revision numbers and, because
@@ -130,8 +115,9 @@ func (s *Store) advance(ctx context.Context, n int64) {
 // own change feed reports it (Postgres LISTEN/NOTIFY through
 // postgres.(*Store).Listen): the revision is loaded and installed at once,
 // shared and republished on the Redis channel for replicas whose feed
-// lagged, and OnChange listeners hear of it. Announcing an old number does
-// nothing, so every replica may announce every commit.
+// lagged, and OnChange listeners are told of it without Announce waiting
+// for them. Announcing an old number does nothing, so every replica may
+// announce every commit.
 func (s *Store) Announce(ctx context.Context, n int64) {
 	if e := s.current.Load(); e != nil && e.rev.Number >= n {
 		return

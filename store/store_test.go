@@ -1,0 +1,54 @@
+package store_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
+)
+
+// Next refuses a change based on another revision with the error a client
+// sees (code, message and the current revision to rebase on), refuses what
+// the mutation refuses, and otherwise returns the next revision.
+func TestNext(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cur := evaluator.InitialRevision(now)
+	cur.Number = 3
+	bad := "v9"
+	tests := []struct {
+		name   string
+		change store.Change
+		// want is the refusal; nil when the change makes revision 4.
+		want *evaluator.Error
+	}{
+		{name: "any revision", change: store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}},
+		{name: "the current revision", change: store.Change{Expected: 3, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}},
+		{name: "a stale revision", change: store.Change{Expected: 2, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)},
+			want: &evaluator.Error{Code: evaluator.CodeRevisionConflict,
+				Message: "the change was based on revision 2 but the current revision is 3",
+				Fields:  map[string]any{"current_revision": int64(3)}}},
+		{name: "a refused mutation", change: store.Change{Expected: 3, Mutation: evaluator.SetOverride("mastery", &bad, nil)},
+			want: &evaluator.Error{Code: evaluator.CodeUnknownVersion}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next, err := store.Next(cur, tt.change, now)
+			if tt.want != nil {
+				var got *evaluator.Error
+				if !errors.As(err, &got) || got.Code != tt.want.Code || next != nil {
+					t.Fatalf("Next = %v, %v; want refusal %s", next, err, tt.want.Code)
+				}
+				if tt.want.Message != "" && (got.Message != tt.want.Message || !reflect.DeepEqual(got.Fields, tt.want.Fields)) {
+					t.Fatalf("refusal = %q %v, want %q %v", got.Message, got.Fields, tt.want.Message, tt.want.Fields)
+				}
+				return
+			}
+			if err != nil || next.Number != 4 || !next.System.ExamMode {
+				t.Fatalf("Next = %+v, %v; want revision 4 with exam mode on", next, err)
+			}
+		})
+	}
+}

@@ -44,7 +44,7 @@ func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, rele
 		done:      make(chan struct{}),
 	}
 	b.flags.warm(ctx)
-	if n, ok := st.(changeNotifier); ok {
+	if n, ok := st.(store.Notifier); ok {
 		n.OnChange(b.flags.announced)
 	}
 	return b
@@ -79,10 +79,3 @@ func (b *backend) retire() {
 	}
 }
 
-// changeNotifier is a store that learns of revisions committed elsewhere
-// (store/rediscache, fed by Postgres NOTIFY, Redis pub/sub and a version
-// poll). The flag set then installs them at once instead of when the cache
-// TTL runs out, and streams send them on.
-type changeNotifier interface {
-	OnChange(fn func(revision int64))
-}

@@ -187,12 +187,6 @@ func (c *Core) Readiness(ctx context.Context) Readiness {
 	return r
 }
 
-// degradedReporter is a store that knows it is running degraded though it
-// answers (store/rediscache with Redis down reads Postgres directly).
-type degradedReporter interface {
-	Degraded() (reason string, degraded bool)
-}
-
 // degraded says whether the service runs degraded and why: it serves a
 // stand-in for the store's revision, or the store says it is degraded.
 func (b *backend) degraded() (string, bool) {
@@ -202,7 +196,7 @@ func (b *backend) degraded() (string, bool) {
 	if c := b.flags.cur.Load(); c.replaceable() {
 		return b.servedReason(c), true
 	}
-	if d, ok := b.store.(degradedReporter); ok {
+	if d, ok := b.store.(store.HealthReporter); ok {
 		return d.Degraded()
 	}
 	return "", false

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cucumber/godog"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // conformanceDir returns the flagd-testbed data: $SWITCHYARD_CONFORMANCE_DIR,
@@ -58,7 +59,7 @@ func moduleRoot() (string, error) {
 // built directly rather than through ImportFlags: the testkit deliberately
 // holds a flag whose $ref names no evaluator, which Validate refuses and
 // whose evaluation must give PARSE_ERROR.
-func loadTestkit(t *testing.T, dir string) (*FlagSet, *Revision) {
+func loadTestkit(t *testing.T, dir string) (*FlagSet, *switchyard.Revision) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "flagd-testbed", "evaluator", "flags", "testkit-flags.json"))
 	if err != nil {
@@ -68,7 +69,7 @@ func loadTestkit(t *testing.T, dir string) (*FlagSet, *Revision) {
 	if err != nil {
 		t.Fatalf("parse testkit-flags.json: %v", err)
 	}
-	r := InitialRevision(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	r := switchyard.InitialRevision(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	r.Flags, r.Evaluators, r.Metadata = doc.Flags, doc.Evaluators, doc.Metadata
 	fs, err := Compile(r, "")
 	if err != nil {

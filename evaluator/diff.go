@@ -4,6 +4,8 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+
+	"github.com/switchyard-dev/switchyard"
 )
 
 // ChangedFlags returns, sorted, the keys of the flags whose evaluation may
@@ -12,7 +14,7 @@ import (
 // It compares definitions, not results, so a change of shared evaluators
 // counts for every flag with targeting and a change of flag-set metadata
 // for every flag. A nil a means every flag of b changed.
-func ChangedFlags(a, b *Revision, mode string) []string {
+func ChangedFlags(a, b *switchyard.Revision, mode string) []string {
 	after := RuntimeFlags(b, mode)
 	maps.Copy(after, b.Flags)
 	if a == nil {

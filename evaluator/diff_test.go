@@ -5,42 +5,44 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard"
 )
 
 func TestChangedFlags(t *testing.T) {
-	base := InitialRevision(time.Unix(0, 0))
+	base := switchyard.InitialRevision(time.Unix(0, 0))
 	on := "on"
-	base.Flags = map[string]Flag{
-		"checkout": {State: StateEnabled, Variants: map[string]any{"on": true, "off": false}, DefaultVariant: &on},
-		"banner": {State: StateEnabled, Variants: map[string]any{"on": true, "off": false}, DefaultVariant: &on,
+	base.Flags = map[string]switchyard.Flag{
+		"checkout": {State: switchyard.StateEnabled, Variants: map[string]any{"on": true, "off": false}, DefaultVariant: &on},
+		"banner": {State: switchyard.StateEnabled, Variants: map[string]any{"on": true, "off": false}, DefaultVariant: &on,
 			Targeting: json.RawMessage(`{"$ref":"staff"}`)},
 	}
 	base.Evaluators = map[string]json.RawMessage{"staff": json.RawMessage(`{"if":[true,"on","off"]}`)}
 	v0, off := "v0", false
 	tests := []struct {
 		name   string
-		change func(r *Revision)
+		change func(r *switchyard.Revision)
 		want   []string
 	}{
-		{"nothing", func(*Revision) {}, nil},
-		{"exam mode", func(r *Revision) { r.System.ExamMode = true }, []string{"EXAM_MODE"}},
-		{"override version", func(r *Revision) { r.Overrides["search"] = Override{Version: &v0} },
+		{"nothing", func(*switchyard.Revision) {}, nil},
+		{"exam mode", func(r *switchyard.Revision) { r.System.ExamMode = true }, []string{"EXAM_MODE"}},
+		{"override version", func(r *switchyard.Revision) { r.Overrides["search"] = switchyard.Override{Version: &v0} },
 			[]string{"module.search"}},
-		{"override disables", func(r *Revision) { r.Overrides["neo4j"] = Override{Enabled: &off} },
+		{"override disables", func(r *switchyard.Revision) { r.Overrides["neo4j"] = switchyard.Override{Enabled: &off} },
 			[]string{"module.neo4j", "module.neo4j.enabled"}},
-		{"flag added and removed", func(r *Revision) {
-			r.Flags = map[string]Flag{"banner": r.Flags["banner"], "new": r.Flags["checkout"]}
+		{"flag added and removed", func(r *switchyard.Revision) {
+			r.Flags = map[string]switchyard.Flag{"banner": r.Flags["banner"], "new": r.Flags["checkout"]}
 		}, []string{"checkout", "new"}},
-		{"flag metadata", func(r *Revision) {
+		{"flag metadata", func(r *switchyard.Revision) {
 			f := r.Flags["checkout"]
 			f.Metadata = map[string]any{"owner": "payments"}
-			r.Flags = map[string]Flag{"banner": r.Flags["banner"], "checkout": f}
+			r.Flags = map[string]switchyard.Flag{"banner": r.Flags["banner"], "checkout": f}
 		}, []string{"checkout"}},
-		{"shared evaluator: every flag with targeting", func(r *Revision) {
+		{"shared evaluator: every flag with targeting", func(r *switchyard.Revision) {
 			r.Evaluators = map[string]json.RawMessage{"staff": json.RawMessage(`{"if":[false,"on","off"]}`)}
 		}, []string{"banner"}},
-		{"flag-set metadata: every flag", func(r *Revision) { r.Metadata = map[string]any{"env": "prod"} }, nil},
-		{"empty metadata is no metadata", func(r *Revision) { r.Metadata = map[string]any{} }, nil},
+		{"flag-set metadata: every flag", func(r *switchyard.Revision) { r.Metadata = map[string]any{"env": "prod"} }, nil},
+		{"empty metadata is no metadata", func(r *switchyard.Revision) { r.Metadata = map[string]any{} }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

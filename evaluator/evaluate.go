@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
@@ -63,7 +64,7 @@ func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
 	}
 	if f.parseErr != nil {
 		msg := f.parseErr.Error()
-		var e *Error
+		var e *switchyard.Error
 		if errors.As(f.parseErr, &e) {
 			msg = e.Message
 		}

@@ -4,73 +4,19 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
-	"strings"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
-// State says whether a general flag is served.
-type State string
-
-// The flag states of flagd's format.
+// The metadata every result carries, and the variants of boolean runtime
+// flags.
 const (
-	StateEnabled  State = "ENABLED"
-	StateDisabled State = "DISABLED"
+	metadataRevision = "revision"
+	metadataPinned   = "pinned"
+	variantOn        = "on"
+	variantOff       = "off"
 )
-
-// Flag is a general OpenFeature flag in flagd's flag definition format, the
-// ecosystem's standard, so imported flags keep their meaning and exported
-// ones load in flagd unchanged.
-type Flag struct {
-	State    State          `json:"state"`
-	Variants map[string]any `json:"variants"`
-	// DefaultVariant is nil when the flag has none: evaluation then returns
-	// the caller's default.
-	DefaultVariant *string         `json:"defaultVariant"`
-	Targeting      json.RawMessage `json:"targeting,omitempty"`
-	Metadata       map[string]any  `json:"metadata,omitempty"`
-}
-
-// The keys of the runtime's own flags (design §2). General flags may not use
-// them or the prefixes below, so the two never collide.
-const (
-	SystemModeKey     = "SYSTEM_MODE"
-	ProfileKey        = "runtime.profile"
-	modulePrefix      = "module."
-	runtimePrefix     = "runtime."
-	enabledSuffix     = ".enabled"
-	maxFlagKeyLength  = 256
-	metadataRevision  = "revision"
-	metadataPinned    = "pinned"
-	variantOn         = "on"
-	variantOff        = "off"
-	defaultSystemMode = "demo"
-)
-
-// ModuleFlagKey returns the key of the string flag serving module's version.
-func ModuleFlagKey(module string) string { return modulePrefix + module }
-
-// ModuleEnabledFlagKey returns the key of the boolean flag saying whether
-// module is on.
-func ModuleEnabledFlagKey(module string) string { return modulePrefix + module + enabledSuffix }
-
-// ValidateFlagKey rejects keys a general flag cannot have: empty, too long,
-// with control characters, or reserved for the runtime's own flags.
-func ValidateFlagKey(key string) error {
-	if key == "" || len(key) > maxFlagKeyLength {
-		return Errorf(CodeInvalidRequest, "flag key must be 1 to %d characters", maxFlagKeyLength)
-	}
-	for _, c := range key {
-		if c < 0x20 || c == 0x7f {
-			return Errorf(CodeInvalidRequest, "flag key %q contains a control character", key)
-		}
-	}
-	if slices.Contains(SystemFlagNames, key) || key == SystemModeKey ||
-		strings.HasPrefix(key, modulePrefix) || strings.HasPrefix(key, runtimePrefix) {
-		return Errorf(CodeInvalidRequest, "flag key %q is reserved for the runtime's own flags", key).With("flag", key)
-	}
-	return nil
-}
 
 // compiledFlag is a flag ready to evaluate: variants checked, targeting
 // compiled, metadata merged once so evaluation allocates nothing.
@@ -92,9 +38,9 @@ type compiledFlag struct {
 // is at fault it returns the flag (evaluating to PARSE_ERROR) along with
 // the error: Revision.Validate refuses it, while Compile still serves the
 // revision's other flags.
-func compileFlag(key string, f Flag, evaluators map[string]json.RawMessage) (*compiledFlag, error) {
-	if f.State != StateEnabled && f.State != StateDisabled {
-		return nil, flagError(key, "state", "must be %q or %q", StateEnabled, StateDisabled)
+func compileFlag(key string, f switchyard.Flag, evaluators map[string]json.RawMessage) (*compiledFlag, error) {
+	if f.State != switchyard.StateEnabled && f.State != switchyard.StateDisabled {
+		return nil, flagError(key, "state", "must be %q or %q", switchyard.StateEnabled, switchyard.StateDisabled)
 	}
 	if len(f.Variants) == 0 {
 		return nil, flagError(key, "variants", "must define at least one variant")
@@ -102,7 +48,7 @@ func compileFlag(key string, f Flag, evaluators map[string]json.RawMessage) (*co
 	if err := checkVariantTypes(key, f.Variants); err != nil {
 		return nil, err
 	}
-	cf := &compiledFlag{key: key, disabled: f.State == StateDisabled, variants: f.Variants}
+	cf := &compiledFlag{key: key, disabled: f.State == switchyard.StateDisabled, variants: f.Variants}
 	if f.DefaultVariant != nil {
 		if _, ok := f.Variants[*f.DefaultVariant]; !ok {
 			return nil, flagError(key, "defaultVariant", "names no variant: %q", *f.DefaultVariant)
@@ -155,8 +101,8 @@ func variantKind(x any) jsonlogic.Kind {
 	return jsonlogic.KindNull
 }
 
-func flagError(key, path, format string, args ...any) *Error {
-	e := Errorf(CodeInvalidRequest, "flag %q: %s: "+format, append([]any{key, path}, args...)...)
+func flagError(key, path, format string, args ...any) *switchyard.Error {
+	e := switchyard.Errorf(switchyard.CodeInvalidRequest, "flag %q: %s: "+format, append([]any{key, path}, args...)...)
 	return e.With("flag", key).With("path", path)
 }
 
@@ -173,7 +119,7 @@ type FlagSet struct {
 // Compile builds the flag set of revision r as seen in the given system mode
 // ("demo" or "production"; empty means demo): the runtime's own flags and the
 // general flags, compiled through the same code.
-func Compile(r *Revision, mode string) (*FlagSet, error) {
+func Compile(r *switchyard.Revision, mode string) (*FlagSet, error) {
 	defs := RuntimeFlags(r, mode)
 	maps.Copy(defs, r.Flags)
 	flags := make(map[string]*compiledFlag, len(defs))
@@ -202,44 +148,44 @@ func Compile(r *Revision, mode string) (*FlagSet, error) {
 // the system flags, SYSTEM_MODE, runtime.profile, and for each module
 // module.<key> (its versions as variants, disabled when the module is off)
 // and module.<key>.enabled.
-func RuntimeFlags(r *Revision, mode string) map[string]Flag {
+func RuntimeFlags(r *switchyard.Revision, mode string) map[string]switchyard.Flag {
 	if mode == "" {
-		mode = defaultSystemMode
+		mode = switchyard.ModeDemo
 	}
-	flags := make(map[string]Flag, len(r.Flags)+2*len(r.Catalog)+5)
-	for _, name := range SystemFlagNames {
+	flags := make(map[string]switchyard.Flag, len(r.Flags)+2*len(r.Catalog)+5)
+	for _, name := range switchyard.SystemFlagNames {
 		on, _ := r.System.Get(name)
 		flags[name] = boolFlag(on)
 	}
-	flags[SystemModeKey] = stringFlag([]string{mode}, mode, true)
-	flags[ProfileKey] = stringFlag(r.ProfileNames(), r.ActiveProfile, true)
+	flags[switchyard.SystemModeKey] = stringFlag([]string{mode}, mode, true)
+	flags[switchyard.ProfileKey] = stringFlag(r.ProfileNames(), r.ActiveProfile, true)
 	rt := Resolve(r)
 	for _, m := range r.Catalog {
 		rm := rt.Modules[m.Key]
-		flags[ModuleFlagKey(m.Key)] = stringFlag(m.Versions, rm.Version, rm.Enabled)
-		flags[ModuleEnabledFlagKey(m.Key)] = boolFlag(rm.Enabled)
+		flags[switchyard.ModuleFlagKey(m.Key)] = stringFlag(m.Versions, rm.Version, rm.Enabled)
+		flags[switchyard.ModuleEnabledFlagKey(m.Key)] = boolFlag(rm.Enabled)
 	}
 	return flags
 }
 
-func boolFlag(on bool) Flag {
+func boolFlag(on bool) switchyard.Flag {
 	v := variantOff
 	if on {
 		v = variantOn
 	}
-	return Flag{State: StateEnabled, Variants: map[string]any{variantOn: true, variantOff: false}, DefaultVariant: &v}
+	return switchyard.Flag{State: switchyard.StateEnabled, Variants: map[string]any{variantOn: true, variantOff: false}, DefaultVariant: &v}
 }
 
 // stringFlag is a flag whose variants are the given names, each valued as
 // itself.
-func stringFlag(names []string, def string, enabled bool) Flag {
+func stringFlag(names []string, def string, enabled bool) switchyard.Flag {
 	variants := make(map[string]any, len(names))
 	for _, n := range names {
 		variants[n] = n
 	}
-	f := Flag{State: StateEnabled, Variants: variants, DefaultVariant: &def}
+	f := switchyard.Flag{State: switchyard.StateEnabled, Variants: variants, DefaultVariant: &def}
 	if !enabled {
-		f.State = StateDisabled
+		f.State = switchyard.StateDisabled
 	}
 	return f
 }

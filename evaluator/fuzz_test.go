@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard"
 )
 
 // FuzzParseDocument feeds arbitrary bytes to ParseDocument: it must never
@@ -21,9 +23,9 @@ func FuzzParseDocument(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		doc, err := ParseDocument(data)
 		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) || e.Code != CodeInvalidRequest {
-				t.Fatalf("error %v (%T) is not an INVALID_REQUEST *Error", err, err)
+			var e *switchyard.Error
+			if !errors.As(err, &e) || e.Code != switchyard.CodeInvalidRequest {
+				t.Fatalf("error %v (%T) is not an INVALID_REQUEST *switchyard.Error", err, err)
 			}
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -13,9 +14,9 @@ func ptr[T any](v T) *T { return &v }
 
 // apply runs mutations in order from the initial revision, failing the test
 // on the first error.
-func apply(t *testing.T, ms ...evaluator.Mutation) *evaluator.Revision {
+func apply(t *testing.T, ms ...switchyard.Mutation) *switchyard.Revision {
 	t.Helper()
-	r := evaluator.InitialRevision(t0)
+	r := switchyard.InitialRevision(t0)
 	for _, m := range ms {
 		next, err := m.Apply(r, t0)
 		if err != nil {
@@ -29,32 +30,32 @@ func apply(t *testing.T, ms ...evaluator.Mutation) *evaluator.Revision {
 func TestResolve(t *testing.T) {
 	tests := []struct {
 		name     string
-		changes  []evaluator.Mutation
+		changes  []switchyard.Mutation
 		module   string
-		want     evaluator.ResolvedModule
+		want     switchyard.ResolvedModule
 		profile  string
 		revision int64
 	}{
 		{"primary serves v1", nil, "mastery",
-			evaluator.ResolvedModule{Version: "v1", Enabled: true, Source: evaluator.SourceProfile}, "primary", 1},
-		{"fallback serves v0", []evaluator.Mutation{evaluator.SetActiveProfile("fallback")}, "mastery",
-			evaluator.ResolvedModule{Version: "v0", Enabled: true, Source: evaluator.SourceProfile}, "fallback", 2},
-		{"fallback turns infra off", []evaluator.Mutation{evaluator.SetActiveProfile("fallback")}, "neo4j",
-			evaluator.ResolvedModule{Version: "v0", Enabled: false, Source: evaluator.SourceProfile}, "fallback", 2},
-		{"shadow runs infra at v1 behind v0 algorithms", []evaluator.Mutation{evaluator.SetActiveProfile("shadow")}, "irt_shadow",
-			evaluator.ResolvedModule{Version: "v1", Enabled: true, Source: evaluator.SourceProfile}, "shadow", 2},
-		{"override version beats profile", []evaluator.Mutation{
-			evaluator.SetActiveProfile("fallback"), evaluator.SetOverride("mastery", ptr("v1"), nil)}, "mastery",
-			evaluator.ResolvedModule{Version: "v1", Enabled: true, Source: evaluator.SourceOverride}, "fallback", 3},
-		{"override enabled keeps profile version", []evaluator.Mutation{
-			evaluator.SetOverride("neo4j", nil, ptr(false))}, "neo4j",
-			evaluator.ResolvedModule{Version: "v1", Enabled: false, Source: evaluator.SourceOverride}, "primary", 2},
-		{"second override field merges", []evaluator.Mutation{
-			evaluator.SetOverride("search", ptr("v0"), nil), evaluator.SetOverride("search", nil, ptr(false))}, "search",
-			evaluator.ResolvedModule{Version: "v0", Enabled: false, Source: evaluator.SourceOverride}, "primary", 3},
-		{"cleared override returns to profile", []evaluator.Mutation{
-			evaluator.SetOverride("search", ptr("v0"), nil), evaluator.ClearOverride("search")}, "search",
-			evaluator.ResolvedModule{Version: "v1", Enabled: true, Source: evaluator.SourceProfile}, "primary", 3},
+			switchyard.ResolvedModule{Version: "v1", Enabled: true, Source: switchyard.SourceProfile}, "primary", 1},
+		{"fallback serves v0", []switchyard.Mutation{switchyard.SetActiveProfile("fallback")}, "mastery",
+			switchyard.ResolvedModule{Version: "v0", Enabled: true, Source: switchyard.SourceProfile}, "fallback", 2},
+		{"fallback turns infra off", []switchyard.Mutation{switchyard.SetActiveProfile("fallback")}, "neo4j",
+			switchyard.ResolvedModule{Version: "v0", Enabled: false, Source: switchyard.SourceProfile}, "fallback", 2},
+		{"shadow runs infra at v1 behind v0 algorithms", []switchyard.Mutation{switchyard.SetActiveProfile("shadow")}, "irt_shadow",
+			switchyard.ResolvedModule{Version: "v1", Enabled: true, Source: switchyard.SourceProfile}, "shadow", 2},
+		{"override version beats profile", []switchyard.Mutation{
+			switchyard.SetActiveProfile("fallback"), switchyard.SetOverride("mastery", ptr("v1"), nil)}, "mastery",
+			switchyard.ResolvedModule{Version: "v1", Enabled: true, Source: switchyard.SourceOverride}, "fallback", 3},
+		{"override enabled keeps profile version", []switchyard.Mutation{
+			switchyard.SetOverride("neo4j", nil, ptr(false))}, "neo4j",
+			switchyard.ResolvedModule{Version: "v1", Enabled: false, Source: switchyard.SourceOverride}, "primary", 2},
+		{"second override field merges", []switchyard.Mutation{
+			switchyard.SetOverride("search", ptr("v0"), nil), switchyard.SetOverride("search", nil, ptr(false))}, "search",
+			switchyard.ResolvedModule{Version: "v0", Enabled: false, Source: switchyard.SourceOverride}, "primary", 3},
+		{"cleared override returns to profile", []switchyard.Mutation{
+			switchyard.SetOverride("search", ptr("v0"), nil), switchyard.ClearOverride("search")}, "search",
+			switchyard.ResolvedModule{Version: "v1", Enabled: true, Source: switchyard.SourceProfile}, "primary", 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,40 +71,40 @@ func TestResolve(t *testing.T) {
 }
 
 func TestMutationsRejected(t *testing.T) {
-	frozen := apply(t, evaluator.SetSystemFlag(evaluator.AdminFreeze, true))
+	frozen := apply(t, switchyard.SetSystemFlag(switchyard.AdminFreeze, true))
 	tests := []struct {
 		name string
-		base *evaluator.Revision
-		m    evaluator.Mutation
-		want evaluator.Code
+		base *switchyard.Revision
+		m    switchyard.Mutation
+		want switchyard.Code
 	}{
-		{"override to a version the catalog does not allow", nil, evaluator.SetOverride("mastery", ptr("v7"), nil), evaluator.CodeUnknownVersion},
-		{"override of an unknown module", nil, evaluator.SetOverride("ghost", ptr("v1"), nil), evaluator.CodeUnknownModule},
-		{"override with nothing to set", nil, evaluator.SetOverride("mastery", nil, nil), evaluator.CodeInvalidRequest},
-		{"clear without override", nil, evaluator.ClearOverride("mastery"), evaluator.CodeNotFound},
-		{"unknown profile", nil, evaluator.SetActiveProfile("turbo"), evaluator.CodeUnknownProfile},
-		{"unknown system flag", nil, evaluator.SetSystemFlag("WARP_DRIVE", true), evaluator.CodeUnknownFlag},
-		{"profile with unknown version", nil, evaluator.UpdateProfile("primary", map[string]evaluator.ProfilePatch{"mastery": {Version: ptr("v9")}}), evaluator.CodeUnknownVersion},
-		{"profile with unknown module", nil, evaluator.UpdateProfile("primary", map[string]evaluator.ProfilePatch{"ghost": {Version: ptr("v1")}}), evaluator.CodeUnknownModule},
-		{"new module without every default", nil, evaluator.RegisterModule(evaluator.ModuleSpec{Key: "ranking", Kind: evaluator.KindAlgorithm,
-			Versions: []string{"v0"}, Defaults: map[string]string{"primary": "v0"}}), evaluator.CodeInvalidRequest},
-		{"module default names a missing version", nil, evaluator.RegisterModule(evaluator.ModuleSpec{Key: "ranking", Kind: evaluator.KindAlgorithm,
-			Versions: []string{"v0"}, Defaults: map[string]string{"primary": "v1", "fallback": "v0", "shadow": "v0"}}), evaluator.CodeUnknownVersion},
-		{"module kind cannot change", nil, evaluator.RegisterModule(evaluator.ModuleSpec{Key: "mastery", Kind: evaluator.KindInfra,
-			Versions: []string{"v2"}}), evaluator.CodeInvalidRequest},
-		{"bad module key", nil, evaluator.RegisterModule(evaluator.ModuleSpec{Key: "Bad Key", Kind: evaluator.KindAlgorithm,
-			Versions: []string{"v0"}, Defaults: map[string]string{"primary": "v0", "fallback": "v0", "shadow": "v0"}}), evaluator.CodeInvalidRequest},
-		{"admin freeze refuses changes", frozen, evaluator.SetSystemFlag(evaluator.ExamMode, true), evaluator.CodeAdminFreezeActive},
+		{"override to a version the catalog does not allow", nil, switchyard.SetOverride("mastery", ptr("v7"), nil), switchyard.CodeUnknownVersion},
+		{"override of an unknown module", nil, switchyard.SetOverride("ghost", ptr("v1"), nil), switchyard.CodeUnknownModule},
+		{"override with nothing to set", nil, switchyard.SetOverride("mastery", nil, nil), switchyard.CodeInvalidRequest},
+		{"clear without override", nil, switchyard.ClearOverride("mastery"), switchyard.CodeNotFound},
+		{"unknown profile", nil, switchyard.SetActiveProfile("turbo"), switchyard.CodeUnknownProfile},
+		{"unknown system flag", nil, switchyard.SetSystemFlag("WARP_DRIVE", true), switchyard.CodeUnknownFlag},
+		{"profile with unknown version", nil, switchyard.UpdateProfile("primary", map[string]switchyard.ProfilePatch{"mastery": {Version: ptr("v9")}}), switchyard.CodeUnknownVersion},
+		{"profile with unknown module", nil, switchyard.UpdateProfile("primary", map[string]switchyard.ProfilePatch{"ghost": {Version: ptr("v1")}}), switchyard.CodeUnknownModule},
+		{"new module without every default", nil, switchyard.RegisterModule(switchyard.ModuleSpec{Key: "ranking", Kind: switchyard.KindAlgorithm,
+			Versions: []string{"v0"}, Defaults: map[string]string{"primary": "v0"}}), switchyard.CodeInvalidRequest},
+		{"module default names a missing version", nil, switchyard.RegisterModule(switchyard.ModuleSpec{Key: "ranking", Kind: switchyard.KindAlgorithm,
+			Versions: []string{"v0"}, Defaults: map[string]string{"primary": "v1", "fallback": "v0", "shadow": "v0"}}), switchyard.CodeUnknownVersion},
+		{"module kind cannot change", nil, switchyard.RegisterModule(switchyard.ModuleSpec{Key: "mastery", Kind: switchyard.KindInfra,
+			Versions: []string{"v2"}}), switchyard.CodeInvalidRequest},
+		{"bad module key", nil, switchyard.RegisterModule(switchyard.ModuleSpec{Key: "Bad Key", Kind: switchyard.KindAlgorithm,
+			Versions: []string{"v0"}, Defaults: map[string]string{"primary": "v0", "fallback": "v0", "shadow": "v0"}}), switchyard.CodeInvalidRequest},
+		{"admin freeze refuses changes", frozen, switchyard.SetSystemFlag(switchyard.ExamMode, true), switchyard.CodeAdminFreezeActive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base := tt.base
 			if base == nil {
-				base = evaluator.InitialRevision(t0)
+				base = switchyard.InitialRevision(t0)
 			}
 			before := evaluator.Resolve(base)
 			_, err := tt.m.Apply(base, t0)
-			if got := evaluator.ErrorCode(err); got != tt.want {
+			if got := switchyard.ErrorCode(err); got != tt.want {
 				t.Fatalf("error %v (code %s), want %s", err, got, tt.want)
 			}
 			if after := evaluator.Resolve(base); after.Modules["mastery"] != before.Modules["mastery"] || after.Revision != before.Revision {
@@ -115,12 +116,12 @@ func TestMutationsRejected(t *testing.T) {
 
 func TestRegisterModule(t *testing.T) {
 	r := apply(t,
-		evaluator.RegisterModule(evaluator.ModuleSpec{Key: "ranking", Kind: evaluator.KindInfra, Versions: []string{"v0", "v1"},
+		switchyard.RegisterModule(switchyard.ModuleSpec{Key: "ranking", Kind: switchyard.KindInfra, Versions: []string{"v0", "v1"},
 			Defaults: map[string]string{"primary": "v1", "fallback": "v0", "shadow": "v1"}}),
-		evaluator.RegisterModule(evaluator.ModuleSpec{Key: "mastery", Versions: []string{"v2"}, Defaults: map[string]string{"primary": "v2"}}),
+		switchyard.RegisterModule(switchyard.ModuleSpec{Key: "mastery", Versions: []string{"v2"}, Defaults: map[string]string{"primary": "v2"}}),
 	)
 	m, ok := r.Module("ranking")
-	if !ok || m.Kind != evaluator.KindInfra {
+	if !ok || m.Kind != switchyard.KindInfra {
 		t.Fatalf("ranking = %+v, %v", m, ok)
 	}
 	if got := r.Profiles["fallback"].Modules["ranking"]; got.Enabled || got.Version != "v0" {
@@ -131,38 +132,38 @@ func TestRegisterModule(t *testing.T) {
 		t.Errorf("mastery versions = %v, want v0 v1 v2 (versions are never removed)", mastery.Versions)
 	}
 	rt := evaluator.Resolve(r)
-	if rt.Modules["mastery"].Version != "v2" || rt.Modules["ranking"] != (evaluator.ResolvedModule{Version: "v1", Enabled: true, Source: evaluator.SourceProfile}) {
+	if rt.Modules["mastery"].Version != "v2" || rt.Modules["ranking"] != (switchyard.ResolvedModule{Version: "v1", Enabled: true, Source: switchyard.SourceProfile}) {
 		t.Errorf("resolved = %+v / %+v", rt.Modules["mastery"], rt.Modules["ranking"])
 	}
 }
 
 func TestAdminFreezeCanBeLifted(t *testing.T) {
-	r := apply(t, evaluator.SetSystemFlag(evaluator.AdminFreeze, true), evaluator.SetSystemFlag(evaluator.AdminFreeze, false),
-		evaluator.SetSystemFlag(evaluator.ExamMode, true))
+	r := apply(t, switchyard.SetSystemFlag(switchyard.AdminFreeze, true), switchyard.SetSystemFlag(switchyard.AdminFreeze, false),
+		switchyard.SetSystemFlag(switchyard.ExamMode, true))
 	if r.System.AdminFreeze || !r.System.ExamMode || r.Number != 4 {
 		t.Fatalf("system = %+v at revision %d", r.System, r.Number)
 	}
 }
 
 func TestConservativeFallback(t *testing.T) {
-	r := evaluator.ConservativeFallback()
+	r := switchyard.ConservativeFallback()
 	rt := evaluator.Resolve(r)
 	if rt.Profile != "fallback" || !rt.System.FreezeUpdates || rt.Revision != 0 {
 		t.Fatalf("fallback runtime = %+v", rt)
 	}
 	for _, m := range r.Catalog {
-		if m.Kind == evaluator.KindInfra && rt.Modules[m.Key].Enabled {
+		if m.Kind == switchyard.KindInfra && rt.Modules[m.Key].Enabled {
 			t.Errorf("infra module %s is on in the conservative fallback", m.Key)
 		}
 	}
-	if err := r.Validate(); err != nil {
+	if err := evaluator.Validate(r); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestRuntimeFlags(t *testing.T) {
-	r := apply(t, evaluator.SetSystemFlag(evaluator.ExamMode, true), evaluator.SetOverride("neo4j", nil, ptr(false)),
-		evaluator.SetOverride("mastery", ptr("v0"), nil))
+	r := apply(t, switchyard.SetSystemFlag(switchyard.ExamMode, true), switchyard.SetOverride("neo4j", nil, ptr(false)),
+		switchyard.SetOverride("mastery", ptr("v0"), nil))
 	fs, err := evaluator.Compile(r, "production")
 	if err != nil {
 		t.Fatal(err)
@@ -202,27 +203,27 @@ func TestRuntimeFlags(t *testing.T) {
 
 func TestGeneralFlagKeysCannotCollide(t *testing.T) {
 	for _, key := range []string{"EXAM_MODE", "SYSTEM_MODE", "runtime.profile", "runtime.other", "module.mastery", "module.x.enabled", ""} {
-		doc := evaluator.Document{Flags: map[string]evaluator.Flag{key: {State: evaluator.StateEnabled,
+		doc := switchyard.Document{Flags: map[string]switchyard.Flag{key: {State: switchyard.StateEnabled,
 			Variants: map[string]any{"on": true}, DefaultVariant: ptr("on")}}}
-		if _, err := evaluator.ImportFlags(doc).Apply(evaluator.InitialRevision(t0), t0); evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+		if _, err := switchyard.ImportFlags(doc).Apply(switchyard.InitialRevision(t0), t0); switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest {
 			t.Errorf("importing flag %q: error %v, want INVALID_REQUEST", key, err)
 		}
 	}
 }
 
 func TestExportIncludesRuntimeFlags(t *testing.T) {
-	r := apply(t, evaluator.ImportFlags(evaluator.Document{Flags: map[string]evaluator.Flag{"new-checkout": {
-		State: evaluator.StateEnabled, Variants: map[string]any{"on": true, "off": false}, DefaultVariant: ptr("off")}}}))
+	r := apply(t, switchyard.ImportFlags(switchyard.Document{Flags: map[string]switchyard.Flag{"new-checkout": {
+		State: switchyard.StateEnabled, Variants: map[string]any{"on": true, "off": false}, DefaultVariant: ptr("off")}}}))
 	doc := evaluator.Export(r, "demo")
 	if _, ok := doc.Flags["new-checkout"]; !ok {
 		t.Fatal("export lost the general flag")
 	}
-	if f := doc.Flags["module.mastery"]; *f.DefaultVariant != "v1" || f.State != evaluator.StateEnabled {
+	if f := doc.Flags["module.mastery"]; *f.DefaultVariant != "v1" || f.State != switchyard.StateEnabled {
 		t.Fatalf("module.mastery exported as %+v", f)
 	}
-	back := evaluator.InitialRevision(t0)
-	back.Flags = map[string]evaluator.Flag{"new-checkout": doc.Flags["new-checkout"]}
-	if err := back.Validate(); err != nil {
+	back := switchyard.InitialRevision(t0)
+	back.Flags = map[string]switchyard.Flag{"new-checkout": doc.Flags["new-checkout"]}
+	if err := evaluator.Validate(back); err != nil {
 		t.Fatalf("exported general flag does not validate: %v", err)
 	}
 }
@@ -234,7 +235,7 @@ func TestSnapshotIsACopy(t *testing.T) {
 		t.Fatalf("snapshot = %+v", s)
 	}
 	for _, id := range []string{"", "has space", string(make([]byte, 129))} {
-		if evaluator.ValidateSessionID(id) == nil {
+		if switchyard.ValidateSessionID(id) == nil {
 			t.Errorf("session id %q accepted", id)
 		}
 	}

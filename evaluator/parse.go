@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/switchyard-dev/switchyard"
 )
 
 // Limits on a flag definition document, so an import cannot exhaust the
@@ -29,56 +31,56 @@ const (
 // refuses unknown keys inside a flag, where they are typos. Every error is
 // an *Error naming the flag and the JSON path inside it. Targeting rules
 // are compiled later, by Revision.Validate and Compile.
-func ParseDocument(data []byte) (Document, error) {
+func ParseDocument(data []byte) (switchyard.Document, error) {
 	if len(data) > MaxDocumentSize {
-		return Document{}, Errorf(CodeInvalidRequest, "the document is %d bytes; the limit is %d", len(data), MaxDocumentSize)
+		return switchyard.Document{}, switchyard.Errorf(switchyard.CodeInvalidRequest, "the document is %d bytes; the limit is %d", len(data), MaxDocumentSize)
 	}
 	if err := scanDocument(data); err != nil {
-		return Document{}, err
+		return switchyard.Document{}, err
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil || top == nil {
-		return Document{}, Errorf(CodeInvalidRequest, "the document must be a JSON object with \"flags\"")
+		return switchyard.Document{}, switchyard.Errorf(switchyard.CodeInvalidRequest, "the document must be a JSON object with \"flags\"")
 	}
-	var doc Document
+	var doc switchyard.Document
 	if raw, ok := top["$schema"]; ok {
 		if err := json.Unmarshal(raw, &doc.Schema); err != nil {
-			return Document{}, pathError("$schema", "must be a string")
+			return switchyard.Document{}, pathError("$schema", "must be a string")
 		}
 	}
 	flags, ok := top["flags"]
 	if !ok {
-		return Document{}, pathError("flags", "is required")
+		return switchyard.Document{}, pathError("flags", "is required")
 	}
 	var err error
 	if doc.Flags, err = parseFlags(flags); err != nil {
-		return Document{}, err
+		return switchyard.Document{}, err
 	}
 	if raw, ok := top["$evaluators"]; ok {
 		if doc.Evaluators, err = parseEvaluators(raw); err != nil {
-			return Document{}, err
+			return switchyard.Document{}, err
 		}
 	}
 	if raw, ok := top["metadata"]; ok {
 		if doc.Metadata, err = parseMetadata(raw, "metadata", ""); err != nil {
-			return Document{}, err
+			return switchyard.Document{}, err
 		}
 	}
 	return doc, nil
 }
 
-func pathError(path, format string, args ...any) *Error {
-	return Errorf(CodeInvalidRequest, "%s: "+format, append([]any{path}, args...)...).With("path", path)
+func pathError(path, format string, args ...any) *switchyard.Error {
+	return switchyard.Errorf(switchyard.CodeInvalidRequest, "%s: "+format, append([]any{path}, args...)...).With("path", path)
 }
 
-func parseFlags(raw json.RawMessage) (map[string]Flag, error) {
+func parseFlags(raw json.RawMessage) (map[string]switchyard.Flag, error) {
 	switch firstByte(raw) {
 	case '{':
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return nil, pathError("flags", "%v", err)
 		}
-		flags := make(map[string]Flag, len(m))
+		flags := make(map[string]switchyard.Flag, len(m))
 		for _, key := range slices.Sorted(maps.Keys(m)) {
 			if key == "" {
 				return nil, pathError("flags", "a flag key must not be empty")
@@ -95,7 +97,7 @@ func parseFlags(raw json.RawMessage) (map[string]Flag, error) {
 		if err := json.Unmarshal(raw, &list); err != nil {
 			return nil, pathError("flags", "%v", err)
 		}
-		flags := make(map[string]Flag, len(list))
+		flags := make(map[string]switchyard.Flag, len(list))
 		for i, item := range list {
 			var k struct {
 				Key *string `json:"key"`
@@ -127,75 +129,75 @@ func firstByte(raw json.RawMessage) byte {
 
 // parseFlag parses one flag; keyed is set for the array form, whose flags
 // carry their key.
-func parseFlag(key string, raw json.RawMessage, keyed bool) (Flag, error) {
+func parseFlag(key string, raw json.RawMessage, keyed bool) (switchyard.Flag, error) {
 	if firstByte(raw) != '{' {
-		return Flag{}, flagError(key, "flag", "must be an object")
+		return switchyard.Flag{}, flagError(key, "flag", "must be an object")
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return Flag{}, flagError(key, "flag", "%v", err)
+		return switchyard.Flag{}, flagError(key, "flag", "%v", err)
 	}
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		switch name {
 		case "state", "variants", "defaultVariant", "targeting", "metadata":
 		case "key":
 			if !keyed {
-				return Flag{}, flagError(key, name, "unknown field (a flag's key is its name in \"flags\")")
+				return switchyard.Flag{}, flagError(key, name, "unknown field (a flag's key is its name in \"flags\")")
 			}
 		default:
-			return Flag{}, flagError(key, name, "unknown field; a flag has state, variants, defaultVariant, targeting and metadata")
+			return switchyard.Flag{}, flagError(key, name, "unknown field; a flag has state, variants, defaultVariant, targeting and metadata")
 		}
 	}
-	var f Flag
+	var f switchyard.Flag
 	state, ok := fields["state"]
 	if !ok {
-		return Flag{}, flagError(key, "state", "is required")
+		return switchyard.Flag{}, flagError(key, "state", "is required")
 	}
-	if err := json.Unmarshal(state, &f.State); err != nil || (f.State != StateEnabled && f.State != StateDisabled) {
-		return Flag{}, flagError(key, "state", "must be %q or %q", StateEnabled, StateDisabled)
+	if err := json.Unmarshal(state, &f.State); err != nil || (f.State != switchyard.StateEnabled && f.State != switchyard.StateDisabled) {
+		return switchyard.Flag{}, flagError(key, "state", "must be %q or %q", switchyard.StateEnabled, switchyard.StateDisabled)
 	}
 	variants, ok := fields["variants"]
 	if !ok {
-		return Flag{}, flagError(key, "variants", "is required")
+		return switchyard.Flag{}, flagError(key, "variants", "is required")
 	}
 	if firstByte(variants) != '{' || json.Unmarshal(variants, &f.Variants) != nil {
-		return Flag{}, flagError(key, "variants", "must be an object of variants")
+		return switchyard.Flag{}, flagError(key, "variants", "must be an object of variants")
 	}
 	if len(f.Variants) == 0 {
-		return Flag{}, flagError(key, "variants", "must define at least one variant")
+		return switchyard.Flag{}, flagError(key, "variants", "must define at least one variant")
 	}
 	for name := range f.Variants {
 		if name == "" {
-			return Flag{}, flagError(key, "variants", "a variant name must not be empty")
+			return switchyard.Flag{}, flagError(key, "variants", "a variant name must not be empty")
 		}
 	}
 	if err := checkVariantTypes(key, f.Variants); err != nil {
-		return Flag{}, err
+		return switchyard.Flag{}, err
 	}
 	if raw, ok := fields["defaultVariant"]; ok {
 		if err := json.Unmarshal(raw, &f.DefaultVariant); err != nil {
-			return Flag{}, flagError(key, "defaultVariant", "must be a variant name or null")
+			return switchyard.Flag{}, flagError(key, "defaultVariant", "must be a variant name or null")
 		}
 		if f.DefaultVariant != nil {
 			if _, ok := f.Variants[*f.DefaultVariant]; !ok {
-				return Flag{}, flagError(key, "defaultVariant", "names no variant: %q", *f.DefaultVariant)
+				return switchyard.Flag{}, flagError(key, "defaultVariant", "names no variant: %q", *f.DefaultVariant)
 			}
 		}
 	}
 	if raw, ok := fields["targeting"]; ok {
 		if firstByte(raw) != '{' {
-			return Flag{}, flagError(key, "targeting", "must be a JsonLogic object")
+			return switchyard.Flag{}, flagError(key, "targeting", "must be a JsonLogic object")
 		}
 		var b bytes.Buffer
 		if err := json.Compact(&b, raw); err != nil {
-			return Flag{}, flagError(key, "targeting", "%v", err)
+			return switchyard.Flag{}, flagError(key, "targeting", "%v", err)
 		}
 		f.Targeting = b.Bytes()
 	}
 	if raw, ok := fields["metadata"]; ok {
 		md, err := parseMetadata(raw, "metadata", key)
 		if err != nil {
-			return Flag{}, err
+			return switchyard.Flag{}, err
 		}
 		f.Metadata = md
 	}
@@ -269,7 +271,7 @@ func scanDocument(data []byte) error {
 			return locate(stack, "invalid JSON at byte %d: %v", dec.InputOffset(), err)
 		}
 		if len(stack) == 0 && tok != json.Delim('{') {
-			return Errorf(CodeInvalidRequest, "the document must be a JSON object with \"flags\"")
+			return switchyard.Errorf(switchyard.CodeInvalidRequest, "the document must be a JSON object with \"flags\"")
 		}
 		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
 			if d, ok := tok.(json.Delim); ok && d == '}' {
@@ -325,7 +327,7 @@ type frame struct {
 func afterValue(stack []frame, dec *json.Decoder) error {
 	if len(stack) == 0 {
 		if _, err := dec.Token(); err != io.EOF {
-			return Errorf(CodeInvalidRequest, "unexpected data after the document at byte %d", dec.InputOffset())
+			return switchyard.Errorf(switchyard.CodeInvalidRequest, "unexpected data after the document at byte %d", dec.InputOffset())
 		}
 		return nil
 	}
@@ -354,7 +356,7 @@ func locate(stack []frame, format string, args ...any) error {
 		return flagError(parts[1], joinPath(parts[2:], "flag"), format, args...)
 	}
 	if len(parts) == 0 {
-		return Errorf(CodeInvalidRequest, format, args...)
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, format, args...)
 	}
 	return pathError(joinPath(parts, ""), format, args...)
 }

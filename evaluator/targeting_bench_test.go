@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard"
 )
 
 // benchContext is a typical evaluation context: a targeting key and a few
@@ -31,7 +33,7 @@ func BenchmarkTargeting(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := InitialRevision(time.Unix(0, 0))
+	r := switchyard.InitialRevision(time.Unix(0, 0))
 	r.Flags = doc.Flags
 	fs, err := Compile(r, "")
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard"
 )
 
 // compileDocument parses a document from testdata into a revision (bypassing
@@ -22,7 +24,7 @@ func compileDocument(t *testing.T, name string) *FlagSet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := InitialRevision(time.Unix(0, 0))
+	r := switchyard.InitialRevision(time.Unix(0, 0))
 	r.Flags, r.Evaluators, r.Metadata = doc.Flags, doc.Evaluators, doc.Metadata
 	fs, err := Compile(r, "")
 	if err != nil {
@@ -115,7 +117,7 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := InitialRevision(time.Unix(0, 0))
+	r := switchyard.InitialRevision(time.Unix(0, 0))
 	r.Flags = doc.Flags
 	fs, err := Compile(r, "")
 	if err != nil {
@@ -135,14 +137,14 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 // A revision whose targeting does not compile is refused by Validate,
 // while Compile keeps serving its other flags.
 func TestBrokenTargetingIsIsolated(t *testing.T) {
-	r := InitialRevision(time.Unix(0, 0))
+	r := switchyard.InitialRevision(time.Unix(0, 0))
 	on := "on"
-	r.Flags = map[string]Flag{
-		"good": {State: StateEnabled, Variants: map[string]any{"on": true}, DefaultVariant: &on},
-		"bad": {State: StateEnabled, Variants: map[string]any{"on": true}, DefaultVariant: &on,
+	r.Flags = map[string]switchyard.Flag{
+		"good": {State: switchyard.StateEnabled, Variants: map[string]any{"on": true}, DefaultVariant: &on},
+		"bad": {State: switchyard.StateEnabled, Variants: map[string]any{"on": true}, DefaultVariant: &on,
 			Targeting: []byte(`{"if": [{"bogus": []}, "on"]}`)},
 	}
-	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), `flag "bad": targeting.if[0].bogus: unknown operator "bogus"`) {
+	if err := Validate(r); err == nil || !strings.Contains(err.Error(), `flag "bad": targeting.if[0].bogus: unknown operator "bogus"`) {
 		t.Fatalf("Validate: %v", err)
 	}
 	fs, err := Compile(r, "")
@@ -162,24 +164,24 @@ func TestBrokenTargetingIsIsolated(t *testing.T) {
 // the part at fault.
 func TestTargetingCompileErrors(t *testing.T) {
 	_, err := compileTargeting("new-checkout", json.RawMessage(`{"if": [{"in": [1]}, "a"]}`), nil)
-	var e *Error
-	if !errors.As(err, &e) || e.Code != CodeInvalidRequest || e.Fields["flag"] != "new-checkout" ||
+	var e *switchyard.Error
+	if !errors.As(err, &e) || e.Code != switchyard.CodeInvalidRequest || e.Fields["flag"] != "new-checkout" ||
 		e.Fields["path"] != "targeting.if[0].in" ||
 		e.Message != `flag "new-checkout": targeting.if[0].in: takes 2 arguments, got 1` {
 		t.Fatalf("compileTargeting: %v, want the flag and the path", err)
 	}
 	err = validateEvaluators(map[string]json.RawMessage{"fine": json.RawMessage(`{"var": "a"}`),
 		"staff": json.RawMessage(`{"==": [1]}`)})
-	if !errors.As(err, &e) || e.Code != CodeInvalidRequest || e.Fields["evaluator"] != "staff" ||
+	if !errors.As(err, &e) || e.Code != switchyard.CodeInvalidRequest || e.Fields["evaluator"] != "staff" ||
 		e.Fields["path"] != "$evaluators.staff.==" || e.Message != `$evaluators.staff.==: takes 2 arguments, got 1` {
 		t.Fatalf("validateEvaluators: %v, want the evaluator and the path", err)
 	}
 }
 
 func TestVariantTypesMustAgree(t *testing.T) {
-	r := InitialRevision(time.Unix(0, 0))
-	r.Flags = map[string]Flag{"mixed": {State: StateEnabled, Variants: map[string]any{"a": true, "b": 1.0}}}
-	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), `flag "mixed": variants.b: is number, but variant "a" is boolean`) {
+	r := switchyard.InitialRevision(time.Unix(0, 0))
+	r.Flags = map[string]switchyard.Flag{"mixed": {State: switchyard.StateEnabled, Variants: map[string]any{"a": true, "b": 1.0}}}
+	if err := Validate(r); err == nil || !strings.Contains(err.Error(), `flag "mixed": variants.b: is number, but variant "a" is boolean`) {
 		t.Fatalf("Validate: %v", err)
 	}
 }

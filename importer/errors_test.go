@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -100,8 +101,8 @@ func TestBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Import(tc.format, []byte(tc.content), Options{})
-			var e *evaluator.Error
-			if !errors.As(err, &e) || e.Code != evaluator.CodeInvalidRequest {
+			var e *switchyard.Error
+			if !errors.As(err, &e) || e.Code != switchyard.CodeInvalidRequest {
 				t.Fatalf("got %v, want an invalid request", err)
 			}
 			if tc.flag != "" && (!strings.Contains(e.Message, `"`+tc.flag+`"`) || e.Fields["flag"] != tc.flag) {
@@ -123,7 +124,7 @@ func fuzzImport(f *testing.F, format string) {
 	f.Fuzz(func(t *testing.T, content []byte) {
 		res, err := Import(format, content, Options{Environment: "production"})
 		if err != nil {
-			if evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+			if switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest {
 				t.Fatalf("error %v is not an invalid request", err)
 			}
 			return

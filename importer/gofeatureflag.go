@@ -9,9 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/switchyard-dev/switchyard"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
 // GO Feature Flag's flag file: a map from flag key to flag, in YAML or JSON.
@@ -132,8 +131,8 @@ func jsonCompatible(v any) any {
 	return v
 }
 
-func convertGoffFlag(key string, g goffFlag, c *converted) (evaluator.Flag, error) {
-	f := evaluator.Flag{State: evaluator.StateEnabled, Variants: map[string]any{}}
+func convertGoffFlag(key string, g goffFlag, c *converted) (switchyard.Flag, error) {
+	f := switchyard.Flag{State: switchyard.StateEnabled, Variants: map[string]any{}}
 	if len(g.Variations) == 0 {
 		return f, flagError(key, "variations", "the flag has no variations")
 	}
@@ -160,7 +159,7 @@ func convertGoffFlag(key string, g goffFlag, c *converted) (evaluator.Flag, erro
 	if g.Disable {
 		// GO Feature Flag serves the application's default, as flagd does
 		// for a disabled flag.
-		f.State = evaluator.StateDisabled
+		f.State = switchyard.StateDisabled
 	}
 	if len(g.Experimentation) > 0 && string(g.Experimentation) != "null" {
 		c.note(key, "experimentation", SeverityUnsupported,

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -124,7 +125,7 @@ func TestGoFeatureFlagQueryErrors(t *testing.T) {
 	} {
 		file := fmt.Sprintf(`{"flag-x": {"variations": {"a": 1}, "targeting": [{"query": %q, "variation": "a"}], "defaultRule": {"variation": "a"}}}`, q)
 		_, err := Import(FormatGoFeatureFlag, []byte(file), Options{})
-		if evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest || !strings.Contains(err.Error(), `flag "flag-x"`) ||
+		if switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest || !strings.Contains(err.Error(), `flag "flag-x"`) ||
 			!strings.Contains(err.Error(), "targeting[0].query") {
 			t.Errorf("%s: got %v, want an invalid request naming the flag and the query", q, err)
 		}

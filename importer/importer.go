@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -73,12 +74,12 @@ type Note struct {
 // everything that was not converted exactly. An empty report means every
 // flag evaluates as its vendor would evaluate it.
 type Result struct {
-	Document evaluator.Document `json:"document"`
-	Report   []Note             `json:"report"`
+	Document switchyard.Document `json:"document"`
+	Report   []Note              `json:"report"`
 }
 
 // Import converts content, a file in the given format, to a flagd document.
-// Malformed input fails with an *evaluator.Error (CodeInvalidRequest) naming
+// Malformed input fails with an *switchyard.Error (CodeInvalidRequest) naming
 // the flag and the path inside it; nothing is partially converted.
 func Import(format string, content []byte, opts Options) (Result, error) {
 	if len(content) > MaxSize {
@@ -88,7 +89,7 @@ func Import(format string, content []byte, opts Options) (Result, error) {
 		return Result{}, fileError("", "the file is empty")
 	}
 	var (
-		c   = &converted{flags: map[string]evaluator.Flag{}}
+		c   = &converted{flags: map[string]switchyard.Flag{}}
 		err error
 	)
 	switch format {
@@ -101,7 +102,7 @@ func Import(format string, content []byte, opts Options) (Result, error) {
 	case FormatGoFeatureFlag:
 		err = importGoFeatureFlag(content, c)
 	default:
-		return Result{}, evaluator.Errorf(evaluator.CodeInvalidRequest,
+		return Result{}, switchyard.Errorf(switchyard.CodeInvalidRequest,
 			"unknown import format %q: use one of %s", format, strings.Join(Formats, ", ")).With("format", format)
 	}
 	if err != nil {
@@ -112,14 +113,14 @@ func Import(format string, content []byte, opts Options) (Result, error) {
 	}
 	// Validate what was converted as the server will: a rule the evaluator
 	// refuses is refused here, before anything is stored.
-	check := evaluator.InitialRevision(time.Time{})
+	check := switchyard.InitialRevision(time.Time{})
 	check.Flags, check.Evaluators = c.flags, c.doc.Evaluators
-	if err := check.Validate(); err != nil {
+	if err := evaluator.Validate(check); err != nil {
 		return Result{}, err
 	}
 	// And the document must read back as flagd JSON, since that is what
 	// export writes.
-	exported, err := json.Marshal(evaluator.Document{Flags: c.flags, Evaluators: c.doc.Evaluators, Metadata: c.doc.Metadata})
+	exported, err := json.Marshal(switchyard.Document{Flags: c.flags, Evaluators: c.doc.Evaluators, Metadata: c.doc.Metadata})
 	if err != nil {
 		return Result{}, fmt.Errorf("encode the imported document: %w", err)
 	}
@@ -128,7 +129,7 @@ func Import(format string, content []byte, opts Options) (Result, error) {
 	}
 	slices.SortStableFunc(c.notes, func(a, b Note) int { return strings.Compare(a.Flag, b.Flag) })
 	doc := c.doc
-	doc.Schema = evaluator.FlagdSchema
+	doc.Schema = switchyard.FlagdSchema
 	doc.Flags = c.flags
 	if c.notes == nil {
 		c.notes = []Note{}
@@ -138,8 +139,8 @@ func Import(format string, content []byte, opts Options) (Result, error) {
 
 // converted collects an importer's output.
 type converted struct {
-	doc   evaluator.Document
-	flags map[string]evaluator.Flag
+	doc   switchyard.Document
+	flags map[string]switchyard.Flag
 	notes []Note
 }
 
@@ -149,9 +150,9 @@ func (c *converted) note(flag, path string, sev Severity, format string, args ..
 
 // add stores a converted flag. A key Switchyard cannot hold is reported and
 // skipped, never renamed: a renamed flag would silently miss every caller.
-func (c *converted) add(key, path string, f evaluator.Flag) error {
-	if err := evaluator.ValidateFlagKey(key); err != nil {
-		var e *evaluator.Error
+func (c *converted) add(key, path string, f switchyard.Flag) error {
+	if err := switchyard.ValidateFlagKey(key); err != nil {
+		var e *switchyard.Error
 		msg := err.Error()
 		if errors.As(err, &e) {
 			msg = e.Message
@@ -167,21 +168,21 @@ func (c *converted) add(key, path string, f evaluator.Flag) error {
 }
 
 // flagError is the error for bad input inside one flag's definition.
-func flagError(flag, path, format string, args ...any) *evaluator.Error {
+func flagError(flag, path, format string, args ...any) *switchyard.Error {
 	msg := fmt.Sprintf(format, args...)
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	return evaluator.Errorf(evaluator.CodeInvalidRequest, "flag %q: %s", flag, msg).With("flag", flag).With("path", path)
+	return switchyard.Errorf(switchyard.CodeInvalidRequest, "flag %q: %s", flag, msg).With("flag", flag).With("path", path)
 }
 
 // fileError is the error for bad input outside any flag.
-func fileError(path, format string, args ...any) *evaluator.Error {
+func fileError(path, format string, args ...any) *switchyard.Error {
 	msg := fmt.Sprintf(format, args...)
 	if path != "" {
 		msg = path + ": " + msg
 	}
-	e := evaluator.Errorf(evaluator.CodeInvalidRequest, "%s", msg)
+	e := switchyard.Errorf(switchyard.CodeInvalidRequest, "%s", msg)
 	if path != "" {
 		e = e.With("path", path)
 	}
@@ -190,7 +191,7 @@ func fileError(path, format string, args ...any) *evaluator.Error {
 
 // decodeError turns an encoding/json failure into a message naming the
 // field, so "wrong types" errors point at the offending spot.
-func decodeError(flag, path string, err error) *evaluator.Error {
+func decodeError(flag, path string, err error) *switchyard.Error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := joinPath(path, te.Field)

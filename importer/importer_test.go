@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -41,9 +42,9 @@ func readTestdata(t *testing.T, name string) []byte {
 }
 
 // compile builds the flag set Switchyard serves for an imported document.
-func compile(t *testing.T, doc evaluator.Document) *evaluator.FlagSet {
+func compile(t *testing.T, doc switchyard.Document) *evaluator.FlagSet {
 	t.Helper()
-	r := evaluator.InitialRevision(time.Unix(0, 0))
+	r := switchyard.InitialRevision(time.Unix(0, 0))
 	r.Flags, r.Evaluators, r.Metadata = doc.Flags, doc.Evaluators, doc.Metadata
 	fs, err := evaluator.Compile(r, "")
 	if err != nil {
@@ -54,7 +55,7 @@ func compile(t *testing.T, doc evaluator.Document) *evaluator.FlagSet {
 
 // exportAndReparse writes the document as flagd JSON, as `switchyard
 // export` does, and reads it back as flagd would be given it.
-func exportAndReparse(t *testing.T, doc evaluator.Document) evaluator.Document {
+func exportAndReparse(t *testing.T, doc switchyard.Document) switchyard.Document {
 	t.Helper()
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -76,7 +77,7 @@ func exportAndReparse(t *testing.T, doc evaluator.Document) evaluator.Document {
 
 // checkUsers evaluates every documented user against the imported flags and
 // against the same flags exported to flagd JSON and read back.
-func checkUsers(t *testing.T, doc evaluator.Document, users []user) {
+func checkUsers(t *testing.T, doc switchyard.Document, users []user) {
 	t.Helper()
 	sets := map[string]*evaluator.FlagSet{"imported": compile(t, doc), "exported": compile(t, exportAndReparse(t, doc))}
 	for _, set := range []string{"imported", "exported"} {
@@ -214,7 +215,7 @@ func TestMurmur3ReferenceVectors(t *testing.T) {
 
 func TestImportRejectsUnknownFormat(t *testing.T) {
 	_, err := Import("split", []byte(`{}`), Options{})
-	if evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+	if switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest {
 		t.Fatalf("got %v, want an invalid request", err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // LaunchDarkly's flag JSON, as its REST API returns it (GET
@@ -150,7 +150,7 @@ func importLaunchDarkly(content []byte, opts Options, c *converted) error {
 				env = name
 			}
 		default:
-			return evaluator.Errorf(evaluator.CodeInvalidRequest,
+			return switchyard.Errorf(switchyard.CodeInvalidRequest,
 				"the file holds several environments (%s): choose one with --environment",
 				strings.Join(sortedKeys(envNames), ", ")).With("environments", sortedKeys(envNames))
 		}
@@ -225,8 +225,8 @@ type ldConverter struct {
 	inlined int
 }
 
-func (l *ldConverter) flag(p *ldParsed) (evaluator.Flag, error) {
-	f := evaluator.Flag{State: evaluator.StateEnabled, Variants: map[string]any{}}
+func (l *ldConverter) flag(p *ldParsed) (switchyard.Flag, error) {
+	f := switchyard.Flag{State: switchyard.StateEnabled, Variants: map[string]any{}}
 	for i, v := range p.flag.Variations {
 		f.Variants[p.names[i]] = v.Value
 	}
@@ -241,7 +241,7 @@ func (l *ldConverter) flag(p *ldParsed) (evaluator.Flag, error) {
 		// Off: LaunchDarkly serves the off variation, or the application's
 		// default when there is none, which is what a disabled flag does.
 		if off == nil {
-			f.State = evaluator.StateDisabled
+			f.State = switchyard.StateDisabled
 		} else {
 			name := off.(string)
 			f.DefaultVariant = &name

@@ -12,7 +12,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // Unleash files come in three shapes, all read here: the export of Unleash
@@ -184,7 +184,7 @@ func importUnleash(content []byte, opts Options, c *converted) error {
 	}
 	env := opts.Environment
 	if env == "" && len(envNames) > 1 {
-		return evaluator.Errorf(evaluator.CodeInvalidRequest,
+		return switchyard.Errorf(switchyard.CodeInvalidRequest,
 			"the file holds several environments (%s): choose one with --environment",
 			strings.Join(sortedKeys(envNames), ", ")).With("environments", sortedKeys(envNames))
 	}
@@ -259,8 +259,8 @@ type unleashConverter struct {
 
 func (u *unleashConverter) name() string { return u.feature.Name }
 
-func (u *unleashConverter) convert(enabled bool, strats []unleashStrategy, variants []unleashVariant, path string) (evaluator.Flag, error) {
-	f := evaluator.Flag{State: evaluator.StateEnabled}
+func (u *unleashConverter) convert(enabled bool, strats []unleashStrategy, variants []unleashVariant, path string) (switchyard.Flag, error) {
+	f := switchyard.Flag{State: switchyard.StateEnabled}
 	if u.feature.Description != "" {
 		f.Metadata = map[string]any{"description": u.feature.Description}
 	}

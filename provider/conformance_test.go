@@ -15,6 +15,7 @@ import (
 	"github.com/cucumber/godog"
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/provider"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -56,7 +57,7 @@ func TestFlagdEvaluatorConformanceThroughProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev := evaluator.InitialRevision(time.Now())
+	rev := switchyard.InitialRevision(time.Now())
 	rev.Flags, rev.Evaluators, rev.Metadata = doc.Flags, doc.Evaluators, doc.Metadata
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {

@@ -12,13 +12,14 @@ import (
 	"net/http"
 
 	"github.com/open-feature/go-sdk/openfeature"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // The flag keys the guards read, and the session attribute they clear.
 const (
-	FreezeUpdatesFlag = "FREEZE_UPDATES"
-	ExamModeFlag      = "EXAM_MODE"
-	SessionIDKey      = "sessionId"
+	FreezeUpdatesFlag = switchyard.FreezeUpdates
+	ExamModeFlag      = switchyard.ExamMode
+	SessionIDKey      = switchyard.SessionIDAttribute
 )
 
 // The error codes the guards answer with.

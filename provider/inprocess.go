@@ -15,6 +15,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -150,12 +151,6 @@ func (p *Provider) revisionSet(ctx context.Context, n int64) (*evaluator.FlagSet
 	return st.set, nil
 }
 
-// bundle is the body of GET /v1/bundle.
-type bundle struct {
-	Revision *evaluator.Revision `json:"revision"`
-	Mode     string              `json:"mode"`
-}
-
 // fetchBundle fetches and compiles revision n (the current one when n is
 // 0). With etag set, an unchanged bundle answers notModified.
 func (p *Provider) fetchBundle(ctx context.Context, n int64, etag string) (st *bundleState, notModified bool, err error) {
@@ -178,7 +173,7 @@ func (p *Provider) fetchBundle(ctx context.Context, n int64, etag string) (st *b
 	default:
 		return nil, false, unexpected(http.MethodGet, path, res)
 	}
-	var b bundle
+	var b switchyard.Bundle
 	if err := json.Unmarshal(res.body, &b); err != nil || b.Revision == nil {
 		return nil, false, fmt.Errorf("GET %s: the bundle is unreadable: %v", path, err)
 	}
@@ -270,12 +265,6 @@ func (p *Provider) refresh(ctx context.Context) error {
 	return nil
 }
 
-// revisionEvent is the data of a stream's `revision` event.
-type revisionEvent struct {
-	Revision int64  `json:"revision"`
-	Mode     string `json:"mode"`
-}
-
 // stream follows GET /v1/stream until it ends, refreshing whenever it
 // announces a revision other than the live one. Every line read counts as
 // contact with the server.
@@ -316,7 +305,7 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 		case strings.HasPrefix(line, "data:"):
 			data = strings.TrimSpace(strings.TrimPrefix(line, "data:"))
 		case line == "" && data != "":
-			var ev revisionEvent
+			var ev switchyard.RevisionEvent
 			if err := json.Unmarshal([]byte(data), &ev); err != nil {
 				return
 			}

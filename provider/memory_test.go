@@ -14,6 +14,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/internal/server"
@@ -69,7 +70,7 @@ func pinnedSessions(b *testing.B) []session {
 	const token = "memory-bench-admin"
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(server.New(logger, control.New(logger, control.Config{}, memory.NewDemo()),
-		server.Config{Tokens: []server.Token{{Role: control.RoleAdmin, Secret: token}}}))
+		server.Config{Tokens: []server.Token{{Role: switchyard.RoleAdmin, Secret: token}}}))
 	b.Cleanup(srv.Close)
 	p, err := New(srv.URL)
 	if err != nil {

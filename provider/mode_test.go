@@ -8,7 +8,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/provider"
 	"github.com/switchyard-dev/switchyard/store"
@@ -24,7 +24,7 @@ func (b memoryBackends) Requirements(context.Context) []control.Requirement {
 }
 
 func (b memoryBackends) Open(_ context.Context, mode string) (store.Store, func(), error) {
-	if mode == control.ModeDemo {
+	if mode == switchyard.ModeDemo {
 		return memory.NewDemo(), func() {}, nil
 	}
 	return b.production, func() {}, nil
@@ -35,7 +35,7 @@ func (b memoryBackends) Open(_ context.Context, mode string) (store.Store, func(
 // mode, reports every flag changed, and pins sessions afresh in the new
 // mode, whose store is the only one that knows them now.
 func TestServerModeSwitch(t *testing.T) {
-	rev := evaluator.InitialRevision(time.Now())
+	rev := switchyard.InitialRevision(time.Now())
 	rev.System.ExamMode = true
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
@@ -51,11 +51,11 @@ func TestServerModeSwitch(t *testing.T) {
 			ts.admin(t, "/system-mode/toggle", map[string]any{"target_mode": "production", "phrase": "SWITCH TO PRODUCTION MODE", "reason": "go live"})
 			if m.mode == provider.InProcess {
 				d := next(t, changes, "configuration changed")
-				if !slices.Contains(d.FlagChanges, evaluator.SystemModeKey) || !slices.Contains(d.FlagChanges, evaluator.ExamMode) {
+				if !slices.Contains(d.FlagChanges, switchyard.SystemModeKey) || !slices.Contains(d.FlagChanges, switchyard.ExamMode) {
 					t.Fatalf("changed flags = %v, want SYSTEM_MODE and EXAM_MODE among them", d.FlagChanges)
 				}
 			}
-			if mode, _ := c.StringValue(ctx, evaluator.SystemModeKey, "", openfeature.EvaluationContext{}); mode != control.ModeProduction {
+			if mode, _ := c.StringValue(ctx, switchyard.SystemModeKey, "", openfeature.EvaluationContext{}); mode != switchyard.ModeProduction {
 				t.Fatalf("SYSTEM_MODE = %q, want production", mode)
 			}
 			for _, ec := range []openfeature.EvaluationContext{{}, session} {

@@ -15,6 +15,7 @@ import (
 	"github.com/open-feature/go-sdk/openfeature"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/lru"
 )
@@ -54,7 +55,7 @@ type Provider struct {
 
 // bundleState is a compiled bundle and the ETag it was served with.
 type bundleState struct {
-	rev  *evaluator.Revision
+	rev  *switchyard.Revision
 	mode string
 	set  *evaluator.FlagSet
 	etag string
@@ -95,7 +96,7 @@ func New(baseURL string, opts ...Option) (*Provider, error) {
 // live one once in-process Init has run, otherwise (remote mode, or before
 // Init) the current bundle's, fetched now. The slice is shared: do not
 // modify it.
-func (p *Provider) Catalog(ctx context.Context) ([]evaluator.Module, error) {
+func (p *Provider) Catalog(ctx context.Context) ([]switchyard.Module, error) {
 	if st := p.live.Load(); st != nil {
 		return st.rev.Catalog, nil
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
@@ -53,7 +54,7 @@ func newTestServer(t testing.TB, st store.Store) *testServer {
 func newTestServerWith(t testing.TB, cfg control.Config, st store.Store) *testServer {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tokens := []server.Token{{Role: control.RoleAdmin, Secret: adminToken}}
+	tokens := []server.Token{{Role: switchyard.RoleAdmin, Secret: adminToken}}
 	ts := &testServer{handler: server.New(logger, control.New(logger, cfg, st), server.Config{Tokens: tokens})}
 	ts.kill, ts.cut = context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
@@ -174,18 +175,18 @@ func next(t *testing.T, ch <-chan openfeature.EventDetails, what string) openfea
 // generalStore is a demo store whose revision 1 also has general flags.
 func generalStore(t *testing.T) store.Store {
 	t.Helper()
-	rev := evaluator.InitialRevision(time.Now())
+	rev := switchyard.InitialRevision(time.Now())
 	def := func(s string) *string { return &s }
-	rev.Flags = map[string]evaluator.Flag{
-		"retries": {State: evaluator.StateEnabled, Variants: map[string]any{"few": 3.0, "many": 10.0}, DefaultVariant: def("few"),
+	rev.Flags = map[string]switchyard.Flag{
+		"retries": {State: switchyard.StateEnabled, Variants: map[string]any{"few": 3.0, "many": 10.0}, DefaultVariant: def("few"),
 			Metadata: map[string]any{"owner": "payments", "ticket": 4711.0}},
-		"ratio": {State: evaluator.StateEnabled, Variants: map[string]any{"half": 0.5}, DefaultVariant: def("half")},
-		"theme": {State: evaluator.StateEnabled, Variants: map[string]any{"dark": map[string]any{"bg": "black"}}, DefaultVariant: def("dark")},
-		"new-checkout": {State: evaluator.StateEnabled, Variants: map[string]any{"on": true, "off": false}, DefaultVariant: def("off"),
+		"ratio": {State: switchyard.StateEnabled, Variants: map[string]any{"half": 0.5}, DefaultVariant: def("half")},
+		"theme": {State: switchyard.StateEnabled, Variants: map[string]any{"dark": map[string]any{"bg": "black"}}, DefaultVariant: def("dark")},
+		"new-checkout": {State: switchyard.StateEnabled, Variants: map[string]any{"on": true, "off": false}, DefaultVariant: def("off"),
 			Targeting: json.RawMessage(`{"if":[{"ends_with":[{"var":"email"},"@example.com"]},"on","off"]}`)},
-		"no-default": {State: evaluator.StateEnabled, Variants: map[string]any{"a": "a"}},
+		"no-default": {State: switchyard.StateEnabled, Variants: map[string]any{"a": "a"}},
 	}
-	if err := rev.Validate(); err != nil {
+	if err := evaluator.Validate(rev); err != nil {
 		t.Fatal(err)
 	}
 	return memory.New(rev)

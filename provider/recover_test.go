@@ -7,6 +7,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -20,7 +21,7 @@ func TestEvaluationsNeverPanic(t *testing.T) {
 	}
 	// A nil flag set is what a corrupted state looks like: every lookup
 	// through it panics.
-	p.live.Store(&bundleState{rev: &evaluator.Revision{Number: 1}})
+	p.live.Store(&bundleState{rev: &switchyard.Revision{Number: 1}})
 	p.sessions.Add("s-corrupt", session{expires: time.Now().Add(time.Hour)})
 	type check struct {
 		name        string

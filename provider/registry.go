@@ -8,7 +8,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/lru"
 )
 
@@ -41,17 +41,17 @@ var _ ModuleClient = (*openfeature.Client)(nil)
 // CatalogSource supplies the server's module catalog to Validate; the
 // Provider is one, and a fixed catalog is another (CatalogFunc).
 type CatalogSource interface {
-	Catalog(ctx context.Context) ([]evaluator.Module, error)
+	Catalog(ctx context.Context) ([]switchyard.Module, error)
 }
 
 var _ CatalogSource = (*Provider)(nil)
 
 // CatalogFunc adapts a function, e.g. one returning a fixed catalog in a
 // test, to a CatalogSource.
-type CatalogFunc func(ctx context.Context) ([]evaluator.Module, error)
+type CatalogFunc func(ctx context.Context) ([]switchyard.Module, error)
 
 // Catalog calls f.
-func (f CatalogFunc) Catalog(ctx context.Context) ([]evaluator.Module, error) { return f(ctx) }
+func (f CatalogFunc) Catalog(ctx context.Context) ([]switchyard.Module, error) { return f(ctx) }
 
 // VersionStore records the version of each module a user was last served,
 // which is how the registry notices a change and bridges the user's state
@@ -135,7 +135,7 @@ type Registry[T any] struct {
 	bridges map[transition]BridgeFunc
 	// catalog is the catalog Validate checked against; Register and
 	// RegisterBridge check against it from then on.
-	catalog map[string]evaluator.Module
+	catalog map[string]switchyard.Module
 }
 
 // transition is one version change of one module.
@@ -210,7 +210,7 @@ func (r *Registry[T]) Validate(ctx context.Context, src CatalogSource) error {
 	if err != nil {
 		return fmt.Errorf("module registry: read the catalog: %w", err)
 	}
-	catalog := make(map[string]evaluator.Module, len(modules))
+	catalog := make(map[string]switchyard.Module, len(modules))
 	for _, m := range modules {
 		catalog[m.Key] = m
 	}
@@ -259,14 +259,14 @@ func (r *Registry[T]) known(module, version string) error {
 // recorded.
 func (r *Registry[T]) Resolve(ctx context.Context, client ModuleClient, module string, evalCtx openfeature.EvaluationContext) (T, error) {
 	var zero T
-	d, err := client.StringValueDetails(ctx, evaluator.ModuleFlagKey(module), "", evalCtx)
+	d, err := client.StringValueDetails(ctx, switchyard.ModuleFlagKey(module), "", evalCtx)
 	switch {
 	case d.Reason == openfeature.DisabledReason:
 		return zero, fmt.Errorf("module %q: %w", module, ErrModuleDisabled)
 	case err != nil:
-		return zero, fmt.Errorf("module %q: evaluate %s: %w", module, evaluator.ModuleFlagKey(module), err)
+		return zero, fmt.Errorf("module %q: evaluate %s: %w", module, switchyard.ModuleFlagKey(module), err)
 	case d.Value == "":
-		return zero, fmt.Errorf("module %q: %s resolved no version (reason %s)", module, evaluator.ModuleFlagKey(module), d.Reason)
+		return zero, fmt.Errorf("module %q: %s resolved no version (reason %s)", module, switchyard.ModuleFlagKey(module), d.Reason)
 	}
 	version := d.Value
 	r.mu.RLock()

@@ -9,7 +9,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/provider"
 	"github.com/switchyard-dev/switchyard/store/memory"
 )
@@ -141,8 +141,8 @@ func TestRegistryDisabledModule(t *testing.T) {
 // TestRegistryValidate: registrations the catalog does not know fail at
 // start-up, in Validate or, once validated, in Register itself.
 func TestRegistryValidate(t *testing.T) {
-	catalog := provider.CatalogFunc(func(context.Context) ([]evaluator.Module, error) {
-		return evaluator.DefaultCatalog(), nil
+	catalog := provider.CatalogFunc(func(context.Context) ([]switchyard.Module, error) {
+		return switchyard.DefaultCatalog(), nil
 	})
 	noop := func(context.Context, string) error { return nil }
 	tests := []struct {

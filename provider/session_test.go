@@ -11,6 +11,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
@@ -21,7 +22,7 @@ import (
 // TestExpiredSessionIsPinnedAfresh: a session whose snapshot has expired
 // is not served from the cache; the server pins it again.
 func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
-	rev := evaluator.InitialRevision(time.Now())
+	rev := switchyard.InitialRevision(time.Now())
 	rev.System.ExamMode = true
 	srv := httptest.NewServer(newSwitchyard(memory.New(rev)))
 	defer srv.Close()
@@ -35,7 +36,7 @@ func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 	}
 	defer p.Shutdown()
 	// The cache holds an expired pin to an older revision, EXAM_MODE off.
-	old := evaluator.InitialRevision(time.Now())
+	old := switchyard.InitialRevision(time.Now())
 	set, err := evaluator.Compile(old, "demo")
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/cucumber/godog"
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/provider"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -100,7 +101,7 @@ func TestFlagdTestbedProviderSuites(t *testing.T) {
 // The flags of the files in testbedSeeded, which Validate refuses by
 // design, are then added to the result directly: an import validates the
 // whole next revision, so it cannot run once they are in.
-func testbedRevision(t *testing.T, flagsDir string) *evaluator.Revision {
+func testbedRevision(t *testing.T, flagsDir string) *switchyard.Revision {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(flagsDir, "*.json"))
 	if err != nil {
@@ -108,7 +109,7 @@ func testbedRevision(t *testing.T, flagsDir string) *evaluator.Revision {
 	}
 	imported := map[string]any{}
 	evaluators := map[string]json.RawMessage{}
-	seeded := map[string]evaluator.Flag{}
+	seeded := map[string]switchyard.Flag{}
 	for _, f := range files {
 		name := filepath.Base(f)
 		if strings.HasPrefix(name, "selector") {
@@ -145,7 +146,7 @@ func testbedRevision(t *testing.T, flagsDir string) *evaluator.Revision {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := memory.New(evaluator.InitialRevision(time.Now()))
+	st := memory.New(switchyard.InitialRevision(time.Now()))
 	importFlagd(t, newTestServer(t, st), merged)
 	rev, err := st.Current(context.Background())
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // TimeLayout is the canonical audit time encoding: UTC, microseconds, so it
@@ -124,7 +124,7 @@ func rawJSON(v any) (json.RawMessage, error) {
 
 // rejection renders a refusal as "CODE: message" for the audit log.
 func rejection(err error) string {
-	var e *evaluator.Error
+	var e *switchyard.Error
 	if errors.As(err, &e) {
 		return string(e.Code) + ": " + e.Message
 	}

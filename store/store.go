@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -25,9 +26,9 @@ type Store interface {
 // Revisions reads the runtime state: what evaluations are served from.
 type Revisions interface {
 	// Current returns the newest revision.
-	Current(ctx context.Context) (*evaluator.Revision, error)
+	Current(ctx context.Context) (*switchyard.Revision, error)
 	// Revision returns revision number n, or a NOT_FOUND error.
-	Revision(ctx context.Context, n int64) (*evaluator.Revision, error)
+	Revision(ctx context.Context, n int64) (*switchyard.Revision, error)
 }
 
 // Sessions keeps the snapshots that pin a session to the revision it
@@ -36,9 +37,9 @@ type Sessions interface {
 	// CreateSession stores the snapshot unless one exists for its session
 	// ID, and returns the stored one: the first writer wins. created says
 	// whether this call stored it.
-	CreateSession(ctx context.Context, s evaluator.Snapshot) (stored evaluator.Snapshot, created bool, err error)
+	CreateSession(ctx context.Context, s switchyard.Snapshot) (stored switchyard.Snapshot, created bool, err error)
 	// Session returns the snapshot of a live session, or NOT_FOUND.
-	Session(ctx context.Context, id string) (evaluator.Snapshot, error)
+	Session(ctx context.Context, id string) (switchyard.Snapshot, error)
 }
 
 // Changes is the audited write path: every attempt to change the runtime,
@@ -49,7 +50,7 @@ type Changes interface {
 	// revision and append one audit entry. When the change is refused (a
 	// stale expected revision, a mutation error) nothing is stored but a
 	// rejected audit entry, and the refusal is returned.
-	Apply(ctx context.Context, c Change) (*evaluator.Revision, AuditEntry, error)
+	Apply(ctx context.Context, c Change) (*switchyard.Revision, AuditEntry, error)
 	// Reject records an attempt refused before it reached the store (a
 	// missing role, a wrong phrase), so every attempt is in the audit log.
 	Reject(ctx context.Context, a Attempt, why error) (AuditEntry, error)
@@ -108,20 +109,29 @@ type Change struct {
 	Attempt
 	// Expected is the revision the caller based the change on; 0 means any.
 	Expected int64
-	Mutation evaluator.Mutation
+	Mutation switchyard.Mutation
 }
 
 // Next returns the revision a change makes of cur, the current revision at
 // now, or the refusal: REVISION_CONFLICT when the change was based on
-// another revision, else whatever the mutation refuses. Every store's Apply
-// decides through it, inside its own atomic step, so they refuse alike.
-func Next(cur *evaluator.Revision, c Change, now time.Time) (*evaluator.Revision, error) {
+// another revision, whatever the mutation refuses, and a next revision that
+// is not valid (evaluator.Validate: a flag that does not compile). Every
+// store's Apply decides through it, inside its own atomic step, so they
+// refuse alike and none stores an invalid revision.
+func Next(cur *switchyard.Revision, c Change, now time.Time) (*switchyard.Revision, error) {
 	if c.Expected != 0 && c.Expected != cur.Number {
-		return nil, evaluator.Errorf(evaluator.CodeRevisionConflict,
+		return nil, switchyard.Errorf(switchyard.CodeRevisionConflict,
 			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
 			With("current_revision", cur.Number)
 	}
-	return c.Mutation.Apply(cur, now)
+	next, err := c.Mutation.Apply(cur, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := evaluator.Validate(next); err != nil {
+		return nil, err
+	}
+	return next, nil
 }
 
 // The outcomes of an audited attempt.

@@ -6,38 +6,45 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
 // Next refuses a change based on another revision with the error a client
 // sees (code, message and the current revision to rebase on), refuses what
-// the mutation refuses, and otherwise returns the next revision.
+// the mutation refuses and a revision whose flags do not compile, and
+// otherwise returns the next revision.
 func TestNext(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	cur := evaluator.InitialRevision(now)
+	cur := switchyard.InitialRevision(now)
 	cur.Number = 3
 	bad := "v9"
 	tests := []struct {
 		name   string
 		change store.Change
 		// want is the refusal; nil when the change makes revision 4.
-		want *evaluator.Error
+		want *switchyard.Error
 	}{
-		{name: "any revision", change: store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}},
-		{name: "the current revision", change: store.Change{Expected: 3, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}},
-		{name: "a stale revision", change: store.Change{Expected: 2, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)},
-			want: &evaluator.Error{Code: evaluator.CodeRevisionConflict,
+		{name: "any revision", change: store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}},
+		{name: "the current revision", change: store.Change{Expected: 3, Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}},
+		{name: "a stale revision", change: store.Change{Expected: 2, Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)},
+			want: &switchyard.Error{Code: switchyard.CodeRevisionConflict,
 				Message: "the change was based on revision 2 but the current revision is 3",
 				Fields:  map[string]any{"current_revision": int64(3)}}},
-		{name: "a refused mutation", change: store.Change{Expected: 3, Mutation: evaluator.SetOverride("mastery", &bad, nil)},
-			want: &evaluator.Error{Code: evaluator.CodeUnknownVersion}},
+		{name: "a refused mutation", change: store.Change{Expected: 3, Mutation: switchyard.SetOverride("mastery", &bad, nil)},
+			want: &switchyard.Error{Code: switchyard.CodeUnknownVersion}},
+		{name: "a flag that does not compile", change: store.Change{Mutation: switchyard.ImportFlags(switchyard.Document{
+			Flags: map[string]switchyard.Flag{"checkout": {State: switchyard.StateEnabled, Variants: map[string]any{"on": true},
+				Targeting: []byte(`{"regex": [{"var": "email"}, ".*"]}`)}}})},
+			want: &switchyard.Error{Code: switchyard.CodeInvalidRequest,
+				Message: `flag "checkout": targeting.regex: unknown operator "regex"`,
+				Fields:  map[string]any{"flag": "checkout", "path": "targeting.regex"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			next, err := store.Next(cur, tt.change, now)
 			if tt.want != nil {
-				var got *evaluator.Error
+				var got *switchyard.Error
 				if !errors.As(err, &got) || got.Code != tt.want.Code || next != nil {
 					t.Fatalf("Next = %v, %v; want refusal %s", next, err, tt.want.Code)
 				}

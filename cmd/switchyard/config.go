@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
@@ -106,12 +107,12 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	case c.Mode != "":
 		c.ModeSource = "--mode " + c.Mode
 	case c.DatabaseURL != "":
-		c.Mode, c.ModeSource = control.ModeProduction, "default: a database URL is set"
+		c.Mode, c.ModeSource = switchyard.ModeProduction, "default: a database URL is set"
 	default:
-		c.Mode, c.ModeSource = control.ModeDemo, "default: no database URL is set"
+		c.Mode, c.ModeSource = switchyard.ModeDemo, "default: no database URL is set"
 	}
 	switch {
-	case c.Mode != control.ModeDemo && c.Mode != control.ModeProduction:
+	case c.Mode != switchyard.ModeDemo && c.Mode != switchyard.ModeProduction:
 		return nil, fmt.Errorf("mode %q: use demo or production", c.Mode)
 	case c.Migrate != "true" && c.Migrate != "false":
 		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)

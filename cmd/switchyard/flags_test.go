@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
@@ -32,8 +33,8 @@ func apiServer(t *testing.T) (*httptest.Server, *memory.Store) {
 	t.Helper()
 	st := memory.NewDemo()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	handler := server.New(logger, control.New(logger, control.Config{Mode: control.ModeDemo}, st), server.Config{
-		Tokens: []server.Token{{Role: control.RoleAdmin, Secret: testAdminToken}, {Role: control.RoleViewer, Secret: testViewerToken}},
+	handler := server.New(logger, control.New(logger, control.Config{Mode: switchyard.ModeDemo}, st), server.Config{
+		Tokens: []server.Token{{Role: switchyard.RoleAdmin, Secret: testAdminToken}, {Role: switchyard.RoleViewer, Secret: testViewerToken}},
 	})
 	ts := httptest.NewServer(handler)
 	t.Cleanup(ts.Close)
@@ -117,7 +118,7 @@ func TestImportAndExport(t *testing.T) {
 	// The exported flags evaluate as the imported ones: a user in the
 	// individual targets and one in the 25% fallthrough rollout (computed
 	// from LaunchDarkly's SHA-1 bucketing outside Go).
-	rev := evaluator.InitialRevision(time.Unix(0, 0))
+	rev := switchyard.InitialRevision(time.Unix(0, 0))
 	rev.Flags, rev.Evaluators = doc.Flags, doc.Evaluators
 	fs, err := evaluator.Compile(rev, "demo")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -152,9 +153,9 @@ func stateDirUsable(dir string) (bool, string) {
 // Postgres behind Redis, migrated first unless told not to.
 func (b *backends) Open(ctx context.Context, mode string) (store.Store, func(), error) {
 	switch mode {
-	case control.ModeDemo:
+	case switchyard.ModeDemo:
 		return memory.NewDemo(), func() {}, nil
-	case control.ModeProduction:
+	case switchyard.ModeProduction:
 		st, release, err := openProduction(ctx, b.cfg, b.logger, false)
 		if err != nil {
 			return nil, nil, err

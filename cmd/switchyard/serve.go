@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/store"
@@ -39,14 +40,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("SWITCHYARD_TOKENS: %w", err)
 	}
-	isAdmin := func(t server.Token) bool { return t.Role == control.RoleAdmin }
+	isAdmin := func(t server.Token) bool { return t.Role == switchyard.RoleAdmin }
 	be := &backends{cfg: cfg, logger: logger, adminTokens: slices.ContainsFunc(tokens, isAdmin)}
 	// Released last, after the server has drained: whatever store is open
 	// then, the start mode's or one a live switch opened.
 	defer be.close()
 	var st store.Store
 	var release func()
-	if cfg.Mode == control.ModeProduction {
+	if cfg.Mode == switchyard.ModeProduction {
 		if err := startable(ctx, be, cfg, logger); err != nil {
 			return err
 		}
@@ -62,7 +63,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if err != nil {
 			return err
 		}
-		tokens = []server.Token{{Role: control.RoleAdmin, Secret: secret}}
+		tokens = []server.Token{{Role: switchyard.RoleAdmin, Secret: secret}}
 		// Printed once, to stdout and not to the log, so it is not kept in
 		// log storage; it dies with the process.
 		fmt.Fprintf(stdout, "demo admin token (generated, shown once): %s\n", secret)
@@ -128,7 +129,7 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 	if len(missing) == 0 {
 		return nil
 	}
-	if _, err := os.Stat(control.StateFilePath(cfg.StateDir, control.ModeProduction)); err == nil && onlyOutages(missing) {
+	if _, err := os.Stat(control.StateFilePath(cfg.StateDir, switchyard.ModeProduction)); err == nil && onlyOutages(missing) {
 		for _, r := range missing {
 			logger.Error("starting production through an outage: serving the last-known-good file until the stores answer",
 				"requirement", r.Name, "detail", r.Detail)

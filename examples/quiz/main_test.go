@@ -16,6 +16,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/store"
@@ -189,5 +190,5 @@ func TestQuizMastery(t *testing.T) {
 func newSwitchyard(st store.Store) http.Handler {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return server.New(logger, control.New(logger, control.Config{}, st),
-		server.Config{Tokens: []server.Token{{Role: control.RoleAdmin, Secret: adminToken}}})
+		server.Config{Tokens: []server.Token{{Role: switchyard.RoleAdmin, Secret: adminToken}}})
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/store"
 )
@@ -17,7 +17,7 @@ type backend struct {
 	mode      string
 	store     store.Store
 	flags     *flagSets
-	snapshots *lru.Cache[string, evaluator.Snapshot]
+	snapshots *lru.Cache[string, switchyard.Snapshot]
 	// release frees what the store holds (pools, background loops); nil
 	// when the caller of New owns the store.
 	release func()
@@ -39,7 +39,7 @@ func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, rele
 		mode:      mode,
 		store:     st,
 		flags:     newFlagSets(c.logger, st, mode, c.cfg.CacheTTL, c.now, c.cfg.StateDir),
-		snapshots: lru.New[string, evaluator.Snapshot](snapshotsCached),
+		snapshots: lru.New[string, switchyard.Snapshot](snapshotsCached),
 		release:   release,
 		done:      make(chan struct{}),
 	}
@@ -78,4 +78,3 @@ func (b *backend) retire() {
 		b.release()
 	}
 }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -11,31 +12,22 @@ import (
 // behind before it is dropped; it then reconnects and resyncs.
 const subscriberBuffer = 16
 
-// RevisionEvent announces a new revision and the flags it changed, and the
-// mode serving it: revision numbers restart with the store of each mode,
-// so after a mode switch the same number may name another revision.
-type RevisionEvent struct {
-	Revision int64    `json:"revision"`
-	Mode     string   `json:"mode"`
-	Changed  []string `json:"changed"`
-}
-
 // broadcaster fans newly installed revisions out to subscribers. Publishing
 // never blocks an admin write: a subscriber that cannot keep up is
 // dropped, its channel closed.
 type broadcaster struct {
 	mu   sync.Mutex
-	subs map[chan RevisionEvent]struct{}
+	subs map[chan switchyard.RevisionEvent]struct{}
 }
 
 func newBroadcaster() *broadcaster {
-	return &broadcaster{subs: map[chan RevisionEvent]struct{}{}}
+	return &broadcaster{subs: map[chan switchyard.RevisionEvent]struct{}{}}
 }
 
 // subscribe returns a channel of revision events and the function that
 // ends the subscription.
-func (b *broadcaster) subscribe() (<-chan RevisionEvent, func()) {
-	ch := make(chan RevisionEvent, subscriberBuffer)
+func (b *broadcaster) subscribe() (<-chan switchyard.RevisionEvent, func()) {
+	ch := make(chan switchyard.RevisionEvent, subscriberBuffer)
 	b.mu.Lock()
 	b.subs[ch] = struct{}{}
 	b.mu.Unlock()
@@ -52,13 +44,13 @@ func (b *broadcaster) subscribe() (<-chan RevisionEvent, func()) {
 // publish announces next, which replaced prev (nil when nothing or only
 // the conservative fallback was installed before). The changed keys are
 // computed only when someone listens.
-func (b *broadcaster) publish(prev, next *evaluator.Revision, mode string) {
+func (b *broadcaster) publish(prev, next *switchyard.Revision, mode string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.subs) == 0 {
 		return
 	}
-	ev := RevisionEvent{Revision: next.Number, Mode: mode, Changed: evaluator.ChangedFlags(prev, next, mode)}
+	ev := switchyard.RevisionEvent{Revision: next.Number, Mode: mode, Changed: evaluator.ChangedFlags(prev, next, mode)}
 	for ch := range b.subs {
 		select {
 		case ch <- ev:
@@ -79,7 +71,7 @@ type Subscription struct {
 	Revision int64
 	// Events receives each newly installed revision; it is closed when the
 	// subscriber fell too far behind and was dropped.
-	Events <-chan RevisionEvent
+	Events <-chan switchyard.RevisionEvent
 	// Done is closed when the mode is switched away from.
 	Done <-chan struct{}
 

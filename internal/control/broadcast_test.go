@@ -4,16 +4,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 func TestBroadcasterDropsSlowSubscribers(t *testing.T) {
 	b := newBroadcaster()
 	events, unsubscribe := b.subscribe()
 	defer unsubscribe()
-	rev := evaluator.InitialRevision(time.Now())
+	rev := switchyard.InitialRevision(time.Now())
 	for range subscriberBuffer + 1 {
-		b.publish(rev, rev, ModeDemo)
+		b.publish(rev, rev, switchyard.ModeDemo)
 	}
 	n := 0
 	for range events {

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/importer"
 	"github.com/switchyard-dev/switchyard/store"
@@ -15,16 +16,6 @@ import (
 // MaxReasonLength bounds the reason every change must give.
 const MaxReasonLength = 1000
 
-// Role is what an operator's token may do.
-type Role string
-
-// The roles: an admin changes the runtime and reads everything a viewer
-// reads; a viewer reads the status and the audit log.
-const (
-	RoleAdmin  Role = "admin"
-	RoleViewer Role = "viewer"
-)
-
 // Change is one request to change the runtime, as a surface decoded it.
 // Every kind of change, the mode toggle and imports included, goes through
 // the same admission: the role, a decodable request, a reason, the plan,
@@ -32,7 +23,7 @@ const (
 type Change struct {
 	// Actor and Role say who asks, as the audit log names them.
 	Actor string
-	Role  Role
+	Role  switchyard.Role
 	// RequestID follows the request through logs and the audit log.
 	RequestID string
 	// Action and Target name the change in the audit log.
@@ -59,7 +50,7 @@ type Change struct {
 // mutation it applies.
 type Plan struct {
 	Phrase   string
-	Mutation evaluator.Mutation
+	Mutation switchyard.Mutation
 }
 
 // Applied is the outcome of a change: the audit entry that records it and
@@ -108,14 +99,14 @@ func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt,
 	var p Plan
 	refusal := func() error {
 		switch {
-		case ch.Role != RoleAdmin:
-			return evaluator.Errorf(evaluator.CodeForbidden, "the %s role cannot change the runtime; use an admin token", ch.Role)
+		case ch.Role != switchyard.RoleAdmin:
+			return switchyard.Errorf(switchyard.CodeForbidden, "the %s role cannot change the runtime; use an admin token", ch.Role)
 		case ch.Invalid != nil:
 			return ch.Invalid
 		case strings.TrimSpace(ch.Reason) == "":
-			return evaluator.Errorf(evaluator.CodeReasonRequired, "reason is required: say why the change is made, for the audit log")
+			return switchyard.Errorf(switchyard.CodeReasonRequired, "reason is required: say why the change is made, for the audit log")
 		case utf8.RuneCountInString(ch.Reason) > MaxReasonLength:
-			return evaluator.Errorf(evaluator.CodeReasonRequired, "reason must be at most %d characters", MaxReasonLength).
+			return switchyard.Errorf(switchyard.CodeReasonRequired, "reason must be at most %d characters", MaxReasonLength).
 				With("max_length", MaxReasonLength)
 		}
 		var err error
@@ -123,7 +114,7 @@ func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt,
 			return err
 		}
 		if ch.Phrase != p.Phrase {
-			return evaluator.Errorf(evaluator.CodePhraseMismatch, "phrase must be exactly %q", p.Phrase).
+			return switchyard.Errorf(switchyard.CodePhraseMismatch, "phrase must be exactly %q", p.Phrase).
 				With("expected_phrase", p.Phrase)
 		}
 		return nil
@@ -157,25 +148,25 @@ func togglePhrase(on bool, name string) string {
 // SystemFlagPlan plans turning a system flag on or off; field names the
 // boolean in the request, for the error when it is missing.
 func SystemFlagPlan(flag string, value *bool, field string) (Plan, error) {
-	if _, ok := (evaluator.SystemFlags{}).Get(flag); !ok {
-		return Plan{}, evaluator.Errorf(evaluator.CodeUnknownFlag, "%q is not a system flag", flag).
-			With("allowed_flags", evaluator.SystemFlagNames)
+	if _, ok := (switchyard.SystemFlags{}).Get(flag); !ok {
+		return Plan{}, switchyard.Errorf(switchyard.CodeUnknownFlag, "%q is not a system flag", flag).
+			With("allowed_flags", switchyard.SystemFlagNames)
 	}
 	if value == nil {
-		return Plan{}, evaluator.FieldError(field, "is required: true or false")
+		return Plan{}, switchyard.FieldError(field, "is required: true or false")
 	}
 	return Plan{
 		Phrase:   togglePhrase(*value, strings.ReplaceAll(flag, "_", " ")),
-		Mutation: evaluator.SetSystemFlag(flag, *value),
+		Mutation: switchyard.SetSystemFlag(flag, *value),
 	}, nil
 }
 
 // ProfilePlan plans switching the active profile.
 func ProfilePlan(name string) (Plan, error) {
 	if name == "" {
-		return Plan{}, evaluator.FieldError("profile_name", "is required")
+		return Plan{}, switchyard.FieldError("profile_name", "is required")
 	}
-	return Plan{Phrase: "SET PROFILE " + strings.ToUpper(name), Mutation: evaluator.SetActiveProfile(name)}, nil
+	return Plan{Phrase: "SET PROFILE " + strings.ToUpper(name), Mutation: switchyard.SetActiveProfile(name)}, nil
 }
 
 // OverridePlan plans pinning a module's version and/or enabled state over
@@ -184,32 +175,32 @@ func OverridePlan(module string, version *string, enabled *bool) (Plan, error) {
 	var phrase string
 	switch {
 	case module == "":
-		return Plan{}, evaluator.FieldError("module", "is required")
+		return Plan{}, switchyard.FieldError("module", "is required")
 	case version != nil:
 		phrase = fmt.Sprintf("OVERRIDE MODULE %s TO %s", module, *version)
 	case enabled != nil:
 		phrase = togglePhrase(*enabled, "MODULE "+module)
 	default:
-		return Plan{}, evaluator.Errorf(evaluator.CodeInvalidRequest, "an override needs a version, is_enabled, or both")
+		return Plan{}, switchyard.Errorf(switchyard.CodeInvalidRequest, "an override needs a version, is_enabled, or both")
 	}
-	return Plan{Phrase: phrase, Mutation: evaluator.SetOverride(module, version, enabled)}, nil
+	return Plan{Phrase: phrase, Mutation: switchyard.SetOverride(module, version, enabled)}, nil
 }
 
 // ClearOverridePlan plans removing a module's override, so the profile
 // decides it again.
 func ClearOverridePlan(module string) Plan {
-	return Plan{Phrase: "CLEAR OVERRIDE " + module, Mutation: evaluator.ClearOverride(module)}
+	return Plan{Phrase: "CLEAR OVERRIDE " + module, Mutation: switchyard.ClearOverride(module)}
 }
 
 // RegisterModulePlan plans adding a module to the catalog or versions to
 // one.
-func RegisterModulePlan(spec evaluator.ModuleSpec) Plan {
-	return Plan{Phrase: "REGISTER MODULE " + spec.Key, Mutation: evaluator.RegisterModule(spec)}
+func RegisterModulePlan(spec switchyard.ModuleSpec) Plan {
+	return Plan{Phrase: "REGISTER MODULE " + spec.Key, Mutation: switchyard.RegisterModule(spec)}
 }
 
 // UpdateProfilePlan plans changing the defaults a profile gives modules.
-func UpdateProfilePlan(name string, config map[string]evaluator.ProfilePatch) Plan {
-	return Plan{Phrase: "UPDATE PROFILE " + strings.ToUpper(name), Mutation: evaluator.UpdateProfile(name, config)}
+func UpdateProfilePlan(name string, config map[string]switchyard.ProfilePatch) Plan {
+	return Plan{Phrase: "UPDATE PROFILE " + strings.ToUpper(name), Mutation: switchyard.UpdateProfile(name, config)}
 }
 
 // ImportPhrase confirms an import. It names no flag: one import may hold
@@ -224,31 +215,31 @@ func ImportPlan(format, content, environment string) (Plan, importer.Result, err
 	if err != nil {
 		return Plan{}, importer.Result{}, err
 	}
-	return Plan{Phrase: ImportPhrase, Mutation: evaluator.ImportFlags(res.Document)}, res, nil
+	return Plan{Phrase: ImportPhrase, Mutation: switchyard.ImportFlags(res.Document)}, res, nil
 }
 
 // Status is the admin view of a revision: the raw state, what it resolves
 // to, and what may be chosen (catalog, profiles).
 type Status struct {
-	Revision  int64                               `json:"revision"`
-	CreatedAt time.Time                           `json:"created_at"`
-	Mode      string                              `json:"mode"`
-	Flags     evaluator.SystemFlags               `json:"flags"`
-	Profile   string                              `json:"profile"`
-	Overrides map[string]evaluator.Override       `json:"overrides"`
-	Modules   map[string]evaluator.ResolvedModule `json:"modules"`
-	Catalog   []evaluator.Module                  `json:"catalog"`
-	Profiles  map[string]evaluator.Profile        `json:"profiles"`
+	Revision  int64                                `json:"revision"`
+	CreatedAt time.Time                            `json:"created_at"`
+	Mode      string                               `json:"mode"`
+	Flags     switchyard.SystemFlags               `json:"flags"`
+	Profile   string                               `json:"profile"`
+	Overrides map[string]switchyard.Override       `json:"overrides"`
+	Modules   map[string]switchyard.ResolvedModule `json:"modules"`
+	Catalog   []switchyard.Module                  `json:"catalog"`
+	Profiles  map[string]switchyard.Profile        `json:"profiles"`
 	// Degraded says why the service runs degraded (Redis down), as the
 	// readiness does; empty when it is not. Only Core.Status sets it.
 	Degraded string `json:"degraded,omitempty"`
 }
 
-func (b *backend) statusOf(rev *evaluator.Revision) Status {
+func (b *backend) statusOf(rev *switchyard.Revision) Status {
 	rt := evaluator.Resolve(rev)
 	overrides := rev.Overrides
 	if overrides == nil {
-		overrides = map[string]evaluator.Override{}
+		overrides = map[string]switchyard.Override{}
 	}
 	return Status{
 		Revision:  rev.Number,

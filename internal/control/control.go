@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -88,7 +89,7 @@ func New(logger *slog.Logger, cfg Config, st store.Store) *Core {
 		cfg.CacheTTL = DefaultCacheTTL
 	}
 	if cfg.Mode == "" {
-		cfg.Mode = ModeDemo
+		cfg.Mode = switchyard.ModeDemo
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -26,9 +27,9 @@ func examMode(on bool) Change {
 	if on {
 		phrase = "ENABLE EXAM MODE"
 	}
-	return Change{Actor: "admin:alice", Role: RoleAdmin, RequestID: "r-1", Action: "set_flag", Target: evaluator.ExamMode,
+	return Change{Actor: "admin:alice", Role: switchyard.RoleAdmin, RequestID: "r-1", Action: "set_flag", Target: switchyard.ExamMode,
 		Reason: "exam at 09:00", Phrase: phrase,
-		Plan: func() (Plan, error) { on := on; return SystemFlagPlan(evaluator.ExamMode, &on, "value") }}
+		Plan: func() (Plan, error) { on := on; return SystemFlagPlan(switchyard.ExamMode, &on, "value") }}
 }
 
 func evaluate(t *testing.T, c *Core, session, key string) evaluator.Result {
@@ -47,20 +48,20 @@ func TestAdmissionRefusesAndRecords(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(*Change)
-		code   evaluator.Code
+		code   switchyard.Code
 	}{
-		{"viewer", func(c *Change) { c.Role = RoleViewer }, evaluator.CodeForbidden},
-		{"undecodable", func(c *Change) { c.Invalid = evaluator.Errorf(evaluator.CodeInvalidRequest, "bad body") }, evaluator.CodeInvalidRequest},
-		{"no reason", func(c *Change) { c.Reason = "  " }, evaluator.CodeReasonRequired},
-		{"long reason", func(c *Change) { c.Reason = strings.Repeat("é", MaxReasonLength+1) }, evaluator.CodeReasonRequired},
-		{"wrong phrase", func(c *Change) { c.Phrase = "enable exam mode" }, evaluator.CodePhraseMismatch},
+		{"viewer", func(c *Change) { c.Role = switchyard.RoleViewer }, switchyard.CodeForbidden},
+		{"undecodable", func(c *Change) { c.Invalid = switchyard.Errorf(switchyard.CodeInvalidRequest, "bad body") }, switchyard.CodeInvalidRequest},
+		{"no reason", func(c *Change) { c.Reason = "  " }, switchyard.CodeReasonRequired},
+		{"long reason", func(c *Change) { c.Reason = strings.Repeat("é", MaxReasonLength+1) }, switchyard.CodeReasonRequired},
+		{"wrong phrase", func(c *Change) { c.Phrase = "enable exam mode" }, switchyard.CodePhraseMismatch},
 		{"plan refused", func(c *Change) {
 			c.Plan = func() (Plan, error) { return SystemFlagPlan("EXAM", nil, "value") }
-		}, evaluator.CodeUnknownFlag},
+		}, switchyard.CodeUnknownFlag},
 		{"not planned before the role is checked", func(c *Change) {
-			c.Role = RoleViewer
+			c.Role = switchyard.RoleViewer
 			c.Plan = func() (Plan, error) { planned = true; return Plan{}, nil }
-		}, evaluator.CodeForbidden},
+		}, switchyard.CodeForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,13 +69,13 @@ func TestAdmissionRefusesAndRecords(t *testing.T) {
 			ch := examMode(true)
 			tt.change(&ch)
 			_, err := c.Apply(context.Background(), ch)
-			if got := evaluator.ErrorCode(err); got != tt.code {
+			if got := switchyard.ErrorCode(err); got != tt.code {
 				t.Fatalf("Apply = %v, want %s", err, tt.code)
 			}
 			if planned {
 				t.Fatal("the plan ran for a refused role")
 			}
-			if r := evaluate(t, c, "", evaluator.ExamMode); r.Value != false {
+			if r := evaluate(t, c, "", switchyard.ExamMode); r.Value != false {
 				t.Fatalf("EXAM_MODE after a refusal = %v", r.Value)
 			}
 			entries, err := st.Audit(context.Background(), store.AuditQuery{Limit: 10})
@@ -82,7 +83,7 @@ func TestAdmissionRefusesAndRecords(t *testing.T) {
 				t.Fatalf("audit = %v, %v; want the one refusal", entries, err)
 			}
 			if e := entries[0]; e.Outcome != store.OutcomeRejected || e.Actor != "admin:alice" || e.Action != "set_flag" ||
-				e.Target != evaluator.ExamMode || e.RequestID != "r-1" || !strings.HasPrefix(e.Why, string(tt.code)) {
+				e.Target != switchyard.ExamMode || e.RequestID != "r-1" || !strings.HasPrefix(e.Why, string(tt.code)) {
 				t.Fatalf("audit entry = %+v", e)
 			}
 		})
@@ -100,7 +101,7 @@ func TestApplyInstallsAtOnce(t *testing.T) {
 	if applied.Status.Revision != 2 || !applied.Status.Flags.ExamMode || applied.AuditSeq != 1 {
 		t.Fatalf("applied = %+v", applied)
 	}
-	if r := evaluate(t, c, "", evaluator.ExamMode); r.Value != true || r.Metadata["revision"] != int64(2) {
+	if r := evaluate(t, c, "", switchyard.ExamMode); r.Value != true || r.Metadata["revision"] != int64(2) {
 		t.Fatalf("EXAM_MODE after the change = %+v", r)
 	}
 	if v, err := st.VerifyAudit(context.Background()); err != nil || !v.OK || v.Entries != 1 {
@@ -114,7 +115,7 @@ func TestApplyAtAStaleRevision(t *testing.T) {
 	c, _ := newCore(t)
 	ch := examMode(true)
 	ch.Expected = 7
-	if _, err := c.Apply(context.Background(), ch); evaluator.ErrorCode(err) != evaluator.CodeRevisionConflict {
+	if _, err := c.Apply(context.Background(), ch); switchyard.ErrorCode(err) != switchyard.CodeRevisionConflict {
 		t.Fatalf("Apply at revision 7 = %v, want REVISION_CONFLICT", err)
 	}
 }
@@ -134,7 +135,7 @@ func TestDryRunChangesAndRecordsNothing(t *testing.T) {
 	if entries, _ := st.Audit(context.Background(), store.AuditQuery{Limit: 10}); len(entries) != 0 {
 		t.Fatalf("a dry run left %d audit entries", len(entries))
 	}
-	if r := evaluate(t, c, "", evaluator.ExamMode); r.Value != false {
+	if r := evaluate(t, c, "", switchyard.ExamMode); r.Value != false {
 		t.Fatal("a dry run changed EXAM_MODE")
 	}
 }
@@ -144,21 +145,21 @@ func TestDryRunChangesAndRecordsNothing(t *testing.T) {
 // with a reason.
 func TestToggleIsAdmittedLikeEveryChange(t *testing.T) {
 	c, st := newCore(t)
-	ch := Change{Actor: "admin:alice", Role: RoleAdmin, Action: "set_system_mode", Target: evaluator.SystemModeKey}
-	if _, err := c.Toggle(context.Background(), ch, ModeProduction, false); evaluator.ErrorCode(err) != evaluator.CodeReasonRequired {
+	ch := Change{Actor: "admin:alice", Role: switchyard.RoleAdmin, Action: "set_system_mode", Target: switchyard.SystemModeKey}
+	if _, err := c.Toggle(context.Background(), ch, switchyard.ModeProduction, false); switchyard.ErrorCode(err) != switchyard.CodeReasonRequired {
 		t.Fatalf("toggle without a reason = %v", err)
 	}
 	ch.Reason = "go live"
 	ch.Phrase = "SWITCH TO PRODUCTION MODE"
-	_, err := c.Toggle(context.Background(), ch, ModeProduction, false)
-	if evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest || !strings.Contains(err.Error(), "without mode switching") {
+	_, err := c.Toggle(context.Background(), ch, switchyard.ModeProduction, false)
+	if switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest || !strings.Contains(err.Error(), "without mode switching") {
 		t.Fatalf("toggle of a core without backends = %v", err)
 	}
 	entries, _ := st.Audit(context.Background(), store.AuditQuery{Limit: 10})
 	if len(entries) != 2 || entries[0].Action != "set_system_mode" || entries[0].Outcome != store.OutcomeRejected {
 		t.Fatalf("audit = %+v, want both refusals", entries)
 	}
-	if p := c.Posture(context.Background()); p.Mode != ModeDemo || p.Switchable || len(p.Missing) != 0 {
+	if p := c.Posture(context.Background()); p.Mode != switchyard.ModeDemo || p.Switchable || len(p.Missing) != 0 {
 		t.Fatalf("posture = %+v", p)
 	}
 }
@@ -167,13 +168,13 @@ func TestToggleIsAdmittedLikeEveryChange(t *testing.T) {
 // after a change; a new session sees the change.
 func TestSessionsKeepTheirRevision(t *testing.T) {
 	c, _ := newCore(t)
-	if r := evaluate(t, c, "s-1", evaluator.ExamMode); r.Value != false || r.Metadata["pinned"] != true {
+	if r := evaluate(t, c, "s-1", switchyard.ExamMode); r.Value != false || r.Metadata["pinned"] != true {
 		t.Fatalf("first sight = %+v", r)
 	}
 	if _, err := c.Apply(context.Background(), examMode(true)); err != nil {
 		t.Fatal(err)
 	}
-	if r := evaluate(t, c, "s-1", evaluator.ExamMode); r.Value != false || r.Metadata["revision"] != int64(1) {
+	if r := evaluate(t, c, "s-1", switchyard.ExamMode); r.Value != false || r.Metadata["revision"] != int64(1) {
 		t.Fatalf("pinned session after the change = %+v", r)
 	}
 	snap, created, err := c.Pin(context.Background(), "s-2", "u-2")
@@ -183,7 +184,7 @@ func TestSessionsKeepTheirRevision(t *testing.T) {
 	if again, created, err := c.Pin(context.Background(), "s-2", "other"); err != nil || created || again.UserID != "u-2" {
 		t.Fatalf("Pin(s-2) again = %+v, %v, %v; want the first snapshot", again, created, err)
 	}
-	if _, err := c.Session(context.Background(), "unknown"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+	if _, err := c.Session(context.Background(), "unknown"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 		t.Fatalf("Session(unknown) = %v", err)
 	}
 }
@@ -194,14 +195,14 @@ func TestSubscribersHearChanges(t *testing.T) {
 	c, _ := newCore(t)
 	sub := c.Subscribe(context.Background())
 	defer sub.Close()
-	if sub.Mode != ModeDemo || sub.Revision != 1 {
+	if sub.Mode != switchyard.ModeDemo || sub.Revision != 1 {
 		t.Fatalf("subscription = %+v", sub)
 	}
 	if _, err := c.Apply(context.Background(), examMode(true)); err != nil {
 		t.Fatal(err)
 	}
 	ev := <-sub.Events
-	if ev.Revision != 2 || ev.Mode != ModeDemo || len(ev.Changed) != 1 || ev.Changed[0] != evaluator.ExamMode {
+	if ev.Revision != 2 || ev.Mode != switchyard.ModeDemo || len(ev.Changed) != 1 || ev.Changed[0] != switchyard.ExamMode {
 		t.Fatalf("event = %+v", ev)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/store"
@@ -19,7 +20,7 @@ const oldRevisionsCached = 64
 
 // compiled is the current revision and its flag set, as loaded at a time.
 type compiled struct {
-	rev    *evaluator.Revision
+	rev    *switchyard.Revision
 	set    *evaluator.FlagSet
 	loaded time.Time
 	// fallback is set on the conservative fallback, served until the
@@ -90,13 +91,13 @@ func (f *flagSets) warm(ctx context.Context) {
 		}
 		f.logger.Error("ignoring the state file; serving the conservative fallback", "dir", f.stateDir, "err", ferr)
 	}
-	fs, err := evaluator.Compile(evaluator.ConservativeFallback(), f.mode)
+	fs, err := evaluator.Compile(switchyard.ConservativeFallback(), f.mode)
 	if err != nil {
 		// The fallback is built into the binary; failing to compile it is a
 		// programming error that no configuration can cause.
 		panic(fmt.Sprintf("compile the conservative fallback: %v", err))
 	}
-	f.cur.CompareAndSwap(nil, &compiled{rev: evaluator.ConservativeFallback(), set: fs, fallback: true})
+	f.cur.CompareAndSwap(nil, &compiled{rev: switchyard.ConservativeFallback(), set: fs, fallback: true})
 }
 
 // live returns the current flag set. When it is older than the TTL, one
@@ -157,7 +158,7 @@ func (f *flagSets) reload(ctx context.Context) error {
 // recovers at once rather than at the next TTL, and installs rev. A
 // failure to install is logged and returned; the caller's own answer does
 // not depend on it.
-func (f *flagSets) learn(rev *evaluator.Revision) error {
+func (f *flagSets) learn(rev *switchyard.Revision) error {
 	f.storeErr.Store(nil)
 	err := f.install(rev)
 	if err != nil {
@@ -171,7 +172,7 @@ func (f *flagSets) learn(rev *evaluator.Revision) error {
 // it is the only place that does. A new revision is published to streams
 // and written to the state file; the revision it replaces stays cached for
 // the sessions pinned to it.
-func (f *flagSets) install(rev *evaluator.Revision) error {
+func (f *flagSets) install(rev *switchyard.Revision) error {
 	now := f.now()
 	var fs *evaluator.FlagSet
 	for {
@@ -195,7 +196,7 @@ func (f *flagSets) install(rev *evaluator.Revision) error {
 			}
 		}
 		if f.cur.CompareAndSwap(c, &compiled{rev: rev, set: fs, loaded: now}) {
-			var prev *evaluator.Revision
+			var prev *switchyard.Revision
 			if c != nil && !c.fallback {
 				f.old.Add(c.rev.Number, c.set)
 				prev = c.rev
@@ -210,7 +211,7 @@ func (f *flagSets) install(rev *evaluator.Revision) error {
 // save writes rev to the state file, unless it is older than the one the
 // file holds. A failure is only logged: the file serves a later cold start,
 // never the request that installed rev.
-func (f *flagSets) save(rev *evaluator.Revision) {
+func (f *flagSets) save(rev *switchyard.Revision) {
 	if f.stateDir == "" {
 		return
 	}
@@ -258,7 +259,7 @@ func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet
 }
 
 // revision returns revision n itself, for GET /v1/bundle?revision=N.
-func (f *flagSets) revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+func (f *flagSets) revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
 	if c := f.cur.Load(); !c.fallback && c.rev.Number == n {
 		return c.rev, nil
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 )
@@ -21,12 +21,12 @@ func TestInstallNeverGoesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	second, _, err := st.Apply(ctx, store.Change{Attempt: store.Attempt{Actor: "replica-2", Role: "admin", Reason: "r"},
-		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+		Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFlagSets(slog.New(slog.DiscardHandler), st, ModeDemo, DefaultCacheTTL, time.Now, "")
-	for _, rev := range []*evaluator.Revision{second, first} {
+	f := newFlagSets(slog.New(slog.DiscardHandler), st, switchyard.ModeDemo, DefaultCacheTTL, time.Now, "")
+	for _, rev := range []*switchyard.Revision{second, first} {
 		if err := f.install(rev); err != nil {
 			t.Fatal(err)
 		}

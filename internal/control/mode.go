@@ -5,15 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
-)
-
-// The modes (design §7): demo serves the in-memory fixtures and needs
-// nothing; production serves Postgres behind Redis.
-const (
-	ModeDemo       = "demo"
-	ModeProduction = "production"
 )
 
 // Backends opens the store of each mode and checks what production needs.
@@ -148,19 +141,19 @@ func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool)
 
 	ch.Plan = func() (Plan, error) {
 		switch target {
-		case ModeDemo, ModeProduction:
+		case switchyard.ModeDemo, switchyard.ModeProduction:
 		case "":
-			return Plan{}, evaluator.FieldError("target_mode", "is required: demo or production")
+			return Plan{}, switchyard.FieldError("target_mode", "is required: demo or production")
 		default:
-			return Plan{}, evaluator.FieldError("target_mode", "must be demo or production, not %q", target)
+			return Plan{}, switchyard.FieldError("target_mode", "must be demo or production, not %q", target)
 		}
 		p := Plan{Phrase: "SWITCH TO " + strings.ToUpper(target) + " MODE"}
 		switch {
 		case target == old.mode:
-			return p, evaluator.Errorf(evaluator.CodeInvalidRequest, "switchyard already serves %s mode", old.mode).
+			return p, switchyard.Errorf(switchyard.CodeInvalidRequest, "switchyard already serves %s mode", old.mode).
 				With("mode", old.mode)
 		case c.cfg.Backends == nil:
-			return p, evaluator.Errorf(evaluator.CodeInvalidRequest, "this server was built without mode switching; restart it in %s mode", target)
+			return p, switchyard.Errorf(switchyard.CodeInvalidRequest, "this server was built without mode switching; restart it in %s mode", target)
 		}
 		return p, nil
 	}
@@ -173,10 +166,10 @@ func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool)
 	// Checked once: the refusal, the forced record and the answer's
 	// checklist all use this check, whichever way the switch goes.
 	reqs := c.requirements(ctx)
-	if target == ModeProduction {
+	if target == switchyard.ModeProduction {
 		missing := Unmet(reqs)
 		if len(missing) > 0 && !force {
-			refusal := evaluator.Errorf(evaluator.CodeRequirementsMissing,
+			refusal := switchyard.Errorf(switchyard.CodeRequirementsMissing,
 				"production mode needs %s; nothing was changed (force records the switch for a restart)", strings.Join(names(missing), ", ")).
 				With("missing_production_requirements", missing)
 			c.reject(ctx, old, attempt, refusal)
@@ -198,12 +191,12 @@ func (c *Core) recordDesired(ctx context.Context, cur *backend, a store.Attempt,
 	defer cancel()
 	entry, err := cur.store.Record(wctx, a,
 		map[string]any{"mode": cur.mode},
-		map[string]any{"mode": cur.mode, "desired_mode": ModeProduction, "restart_required": true, "missing": names(missing)})
+		map[string]any{"mode": cur.mode, "desired_mode": switchyard.ModeProduction, "restart_required": true, "missing": names(missing)})
 	if err != nil {
 		return Toggled{}, err
 	}
 	rec := *c.record.Load()
-	rec.DesiredMode = ModeProduction
+	rec.DesiredMode = switchyard.ModeProduction
 	c.record.Store(&rec)
 	c.logger.Warn("production mode recorded for a restart; requirements are missing", "missing", names(missing),
 		"actor", entry.Actor, "audit_seq", entry.Seq, "request_id", entry.RequestID)
@@ -219,19 +212,19 @@ func (c *Core) recordDesired(ctx context.Context, cur *backend, a store.Attempt,
 func (c *Core) switchLive(ctx context.Context, old *backend, a store.Attempt, target string, reqs []Requirement) (Toggled, error) {
 	st, release, err := c.cfg.Backends.Open(ctx, target)
 	if err != nil {
-		refusal := evaluator.Errorf(evaluator.CodeUnavailable, "open the %s store: %v", target, err)
+		refusal := switchyard.Errorf(switchyard.CodeUnavailable, "open the %s store: %v", target, err)
 		c.reject(ctx, old, a, refusal)
 		return Toggled{}, refusal
 	}
 	next := c.newBackend(ctx, target, st, release)
 	if err := next.flags.lastStoreError(); err != nil || next.flags.cur.Load().replaceable() {
 		release()
-		refusal := evaluator.Errorf(evaluator.CodeUnavailable, "the %s store did not serve its revision: %v", target, err)
+		refusal := switchyard.Errorf(switchyard.CodeUnavailable, "the %s store did not serve its revision: %v", target, err)
 		c.reject(ctx, old, a, refusal)
 		return Toggled{}, refusal
 	}
 	log := next.store
-	if old.mode == ModeProduction {
+	if old.mode == switchyard.ModeProduction {
 		log = old.store
 	}
 	entry, err := log.Record(ctx, a, map[string]any{"mode": old.mode}, map[string]any{"mode": target})

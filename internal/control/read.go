@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 )
@@ -58,33 +59,24 @@ func (ev Evaluation) Result(key string, evalCtx map[string]any) evaluator.Result
 	return r
 }
 
-// Bundle is a whole revision and the system mode it is seen in. An
-// in-process provider compiles it with evaluator.Compile(Revision, Mode),
-// the very call the server makes, so local evaluation cannot drift from
-// the server's.
-type Bundle struct {
-	Revision *evaluator.Revision `json:"revision"`
-	Mode     string              `json:"mode"`
-}
-
 // Bundle returns revision n, or the current revision when n is 0. Until
 // the store has been reached there is no current revision to hand out: the
 // conservative fallback is for this process's own answers only.
-func (c *Core) Bundle(ctx context.Context, n int64) (Bundle, error) {
+func (c *Core) Bundle(ctx context.Context, n int64) (switchyard.Bundle, error) {
 	b := c.acquire()
 	defer b.leave()
 	if n != 0 {
 		rev, err := b.flags.revision(ctx, n)
 		if err != nil {
-			return Bundle{}, err
+			return switchyard.Bundle{}, err
 		}
-		return Bundle{Revision: rev, Mode: b.mode}, nil
+		return switchyard.Bundle{Revision: rev, Mode: b.mode}, nil
 	}
 	cur := b.flags.live(ctx)
 	if cur.fallback {
-		return Bundle{}, evaluator.Errorf(evaluator.CodeUnavailable, "the store has not been reached yet; try again")
+		return switchyard.Bundle{}, switchyard.Errorf(switchyard.CodeUnavailable, "the store has not been reached yet; try again")
 	}
-	return Bundle{Revision: cur.rev, Mode: b.mode}, nil
+	return switchyard.Bundle{Revision: cur.rev, Mode: b.mode}, nil
 }
 
 // Status returns the admin view of the current revision, read from the
@@ -98,8 +90,8 @@ func (c *Core) Status(ctx context.Context) (Status, error) {
 	defer cancel()
 	rev, err := b.store.Current(rctx)
 	if err != nil {
-		if evaluator.AsError(err).Code == evaluator.CodeUnavailable {
-			return Status{}, evaluator.Errorf(evaluator.CodeUnavailable, "degraded: %s", b.degradedReason(err))
+		if switchyard.AsError(err).Code == switchyard.CodeUnavailable {
+			return Status{}, switchyard.Errorf(switchyard.CodeUnavailable, "degraded: %s", b.degradedReason(err))
 		}
 		return Status{}, err
 	}
@@ -112,14 +104,14 @@ func (c *Core) Status(ctx context.Context) (Status, error) {
 // Export returns the current revision, runtime flags included, as a flagd
 // document that flagd itself loads, and the revision's number. It reads the
 // store, like the status, so an export is never a stale cached copy.
-func (c *Core) Export(ctx context.Context) (evaluator.Document, int64, error) {
+func (c *Core) Export(ctx context.Context) (switchyard.Document, int64, error) {
 	b := c.acquire()
 	defer b.leave()
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	rev, err := b.store.Current(rctx)
 	if err != nil {
-		return evaluator.Document{}, 0, err
+		return switchyard.Document{}, 0, err
 	}
 	return evaluator.Export(rev, b.mode), rev.Number, nil
 }
@@ -204,7 +196,7 @@ func (b *backend) degraded() (string, bool) {
 
 // degradedReason names a store failure and what is served meanwhile.
 func (b *backend) degradedReason(err error) string {
-	return "the store does not answer (" + evaluator.AsError(err).Message + "); " + b.servedReason(b.flags.cur.Load())
+	return "the store does not answer (" + switchyard.AsError(err).Message + "); " + b.servedReason(b.flags.cur.Load())
 }
 
 // servedReason names what evaluations are served from.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -23,16 +24,16 @@ func StateFilePath(dir, mode string) string {
 // last installed, so that a replica restarted while every store is down
 // serves it instead of the conservative fallback.
 type stateFile struct {
-	Revision  *evaluator.Revision `json:"revision"`
-	Mode      string              `json:"mode"`
-	WrittenAt time.Time           `json:"written_at"`
+	Revision  *switchyard.Revision `json:"revision"`
+	Mode      string               `json:"mode"`
+	WrittenAt time.Time            `json:"written_at"`
 }
 
 // writeStateFile writes rev to dir atomically: a temporary file in the same
 // directory, synced, then renamed over the old one, so a crash leaves the
 // old file or the new one, never half of one. It is readable by its owner
 // only: it holds the whole runtime configuration.
-func writeStateFile(dir string, rev *evaluator.Revision, mode string, now time.Time) error {
+func writeStateFile(dir string, rev *switchyard.Revision, mode string, now time.Time) error {
 	b, err := json.Marshal(stateFile{Revision: rev, Mode: mode, WrittenAt: now.UTC()})
 	if err != nil {
 		return fmt.Errorf("encode revision %d: %w", rev.Number, err)
@@ -69,7 +70,7 @@ func writeStateFile(dir string, rev *evaluator.Revision, mode string, now time.T
 // dir. A file written in another mode is refused, even under this mode's
 // name: a demo revision must never reach a production replica, nor the
 // reverse.
-func ReadStateFile(dir, mode string) (*evaluator.Revision, error) {
+func ReadStateFile(dir, mode string) (*switchyard.Revision, error) {
 	path := StateFilePath(dir, mode)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -87,7 +88,7 @@ func ReadStateFile(dir, mode string) (*evaluator.Revision, error) {
 	case sf.Revision.Number < 1:
 		return nil, fmt.Errorf("%s holds revision %d; revisions start at 1", path, sf.Revision.Number)
 	}
-	if err := sf.Revision.Validate(); err != nil {
+	if err := evaluator.Validate(sf.Revision); err != nil {
 		return nil, fmt.Errorf("validate revision %d of %s: %w", sf.Revision.Number, path, err)
 	}
 	return sf.Revision, nil

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 func TestStateFileRoundTrip(t *testing.T) {
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	good := evaluator.InitialRevision(at)
-	invalid := evaluator.InitialRevision(at)
+	good := switchyard.InitialRevision(at)
+	invalid := switchyard.InitialRevision(at)
 	invalid.Catalog = nil
 	tests := []struct {
 		name    string

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
@@ -90,7 +90,7 @@ func parseIfMatch(h string) (int64, error) {
 	v := strings.Trim(strings.TrimPrefix(h, "W/"), `"`)
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
-		return 0, evaluator.Errorf(evaluator.CodeInvalidRequest, "If-Match must be a revision number such as \"3\", not %q", h).
+		return 0, switchyard.Errorf(switchyard.CodeInvalidRequest, "If-Match must be a revision number such as \"3\", not %q", h).
 			With("field", "If-Match")
 	}
 	return n, nil
@@ -121,9 +121,9 @@ type examModeRequest struct {
 // shortcut for the EXAM_MODE flag.
 func (s *server) setExamMode(c *gin.Context) {
 	var req examModeRequest
-	ch := s.decodeChange(c, "set_flag", evaluator.ExamMode, &req, nil)
+	ch := s.decodeChange(c, "set_flag", switchyard.ExamMode, &req, nil)
 	ch.Plan = func() (control.Plan, error) {
-		return control.SystemFlagPlan(evaluator.ExamMode, req.Enabled, "enabled")
+		return control.SystemFlagPlan(switchyard.ExamMode, req.Enabled, "enabled")
 	}
 	s.change(c, ch)
 }
@@ -137,7 +137,7 @@ type setProfileRequest struct {
 // setProfile serves POST /v1/admin/runtime/profile: switch the active profile.
 func (s *server) setProfile(c *gin.Context) {
 	var req setProfileRequest
-	ch := s.decodeChange(c, "set_profile", evaluator.ProfileKey, &req, nil)
+	ch := s.decodeChange(c, "set_profile", switchyard.ProfileKey, &req, nil)
 	ch.Plan = func() (control.Plan, error) { return control.ProfilePlan(req.ProfileName) }
 	s.change(c, ch)
 }
@@ -172,7 +172,7 @@ func (s *server) clearOverride(c *gin.Context) {
 // registerModuleRequest is the body of PUT /v1/admin/runtime/modules/{key}.
 type registerModuleRequest struct {
 	confirmation
-	Kind     evaluator.Kind    `json:"kind"`
+	Kind     switchyard.Kind   `json:"kind"`
 	Versions []string          `json:"versions"`
 	Defaults map[string]string `json:"defaults"`
 }
@@ -184,14 +184,14 @@ func (s *server) registerModule(c *gin.Context) {
 	key := c.Param("key")
 	ch := s.decodeChange(c, "register_module", "module:"+key, &req, nil)
 	ch.Plan = func() (control.Plan, error) {
-		return control.RegisterModulePlan(evaluator.ModuleSpec{Key: key, Kind: req.Kind, Versions: req.Versions, Defaults: req.Defaults}), nil
+		return control.RegisterModulePlan(switchyard.ModuleSpec{Key: key, Kind: req.Kind, Versions: req.Versions, Defaults: req.Defaults}), nil
 	}
 	s.change(c, ch)
 }
 
 // profilePatch is one module's change in PUT /v1/admin/runtime/profiles:
 // a version string, or {"version", "enabled"} with either or both.
-type profilePatch evaluator.ProfilePatch
+type profilePatch switchyard.ProfilePatch
 
 // UnmarshalJSON accepts both forms, refusing unknown fields in the object.
 func (p *profilePatch) UnmarshalJSON(data []byte) error {
@@ -209,11 +209,11 @@ func (p *profilePatch) UnmarshalJSON(data []byte) error {
 		Enabled *bool   `json:"enabled"`
 	}
 	if err := decodeStrict(bytes.NewReader(data), &obj); err != nil {
-		return evaluator.Errorf(evaluator.CodeInvalidRequest,
-			`each config entry must be a version string or {"version", "enabled"}: %s`, evaluator.AsError(err).Message)
+		return switchyard.Errorf(switchyard.CodeInvalidRequest,
+			`each config entry must be a version string or {"version", "enabled"}: %s`, switchyard.AsError(err).Message)
 	}
 	if obj.Version == nil && obj.Enabled == nil {
-		return evaluator.Errorf(evaluator.CodeInvalidRequest, "each config entry must set version, enabled, or both")
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, "each config entry must set version, enabled, or both")
 	}
 	p.Version, p.Enabled = obj.Version, obj.Enabled
 	return nil
@@ -232,9 +232,9 @@ func (s *server) updateProfile(c *gin.Context) {
 	name := c.Param("name")
 	ch := s.decodeChange(c, "update_profile", "profile:"+name, &req, nil)
 	ch.Plan = func() (control.Plan, error) {
-		config := make(map[string]evaluator.ProfilePatch, len(req.Config))
+		config := make(map[string]switchyard.ProfilePatch, len(req.Config))
 		for k, v := range req.Config {
-			config[k] = evaluator.ProfilePatch(v)
+			config[k] = switchyard.ProfilePatch(v)
 		}
 		return control.UpdateProfilePlan(name, config), nil
 	}

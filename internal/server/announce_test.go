@@ -13,7 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -49,7 +49,7 @@ func TestAnnouncedRevisionIsServedAtOnce(t *testing.T) {
 		}
 	})
 	if _, _, err := other.Apply(ctx, store.Change{Attempt: store.Attempt{Actor: "other-replica", Reason: "test"},
-		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+		Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 		t.Fatal(err)
 	}
 	select {

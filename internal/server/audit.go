@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -50,7 +50,7 @@ func queryInt(c *gin.Context, name string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
-		return 0, evaluator.Errorf(evaluator.CodeInvalidRequest, "%s must be a positive integer, not %q", name, v).
+		return 0, switchyard.Errorf(switchyard.CodeInvalidRequest, "%s must be a positive integer, not %q", name, v).
 			With("field", name)
 	}
 	return n, nil

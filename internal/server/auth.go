@@ -7,16 +7,14 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
-	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // principal is who made a request: the role of the token and the actor the
 // audit log names, "<role>:<first 6 hex digits of sha256(token)>", which
 // tells tokens apart without revealing them.
 type principal struct {
-	role  control.Role
+	role  switchyard.Role
 	actor string
 }
 
@@ -81,7 +79,7 @@ func (s *server) authenticate(c *gin.Context) {
 		s.logger.Warn("refused credentials", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"client", c.ClientIP(), "request_id", requestID(c))
 		c.Header("WWW-Authenticate", `Bearer realm="switchyard"`)
-		s.fail(c, evaluator.Errorf(evaluator.CodeUnauthorized, "a valid bearer token is required: send Authorization: Bearer <token>"))
+		s.fail(c, switchyard.Errorf(switchyard.CodeUnauthorized, "a valid bearer token is required: send Authorization: Bearer <token>"))
 		c.Abort()
 		return
 	}

@@ -5,8 +5,7 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // bundleETag names a bundle: a revision is immutable, so its number and the
@@ -24,7 +23,7 @@ func (s *server) getBundle(c *gin.Context) {
 	if pinned {
 		var err error
 		if n, err = strconv.ParseInt(c.Query("revision"), 10, 64); err != nil || n < 1 {
-			s.fail(c, evaluator.FieldError("revision", "must be a positive revision number"))
+			s.fail(c, switchyard.FieldError("revision", "must be a positive revision number"))
 			return
 		}
 	}

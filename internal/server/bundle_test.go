@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
-	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 func TestBundle(t *testing.T) {
@@ -15,7 +15,7 @@ func TestBundle(t *testing.T) {
 	if first.status != http.StatusOK || first.header.Get("ETag") != `"1-demo"` || first.header.Get("Cache-Control") != "no-cache" {
 		t.Fatalf("bundle = %d %v %s, want 200 with ETag \"1-demo\"", first.status, first.header, first.body)
 	}
-	var b control.Bundle
+	var b switchyard.Bundle
 	if err := json.Unmarshal(first.body, &b); err != nil {
 		t.Fatal(err)
 	}

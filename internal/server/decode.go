@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // decodeStrict reads exactly one JSON object from r into v. Unknown fields,
@@ -23,43 +23,43 @@ func decodeStrict(r io.Reader, v any) error {
 		if err != nil {
 			return bodyError(err)
 		}
-		return evaluator.Errorf(evaluator.CodeInvalidRequest, "unexpected data after the JSON object; send exactly one object")
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, "unexpected data after the JSON object; send exactly one object")
 	}
 	return nil
 }
 
 // bodyError explains a failure to decode a request body.
-func bodyError(err error) *evaluator.Error {
+func bodyError(err error) *switchyard.Error {
 	var (
 		tooLarge *http.MaxBytesError
 		syntax   *json.SyntaxError
 		typ      *json.UnmarshalTypeError
-		e        *evaluator.Error
+		e        *switchyard.Error
 	)
 	switch {
 	case errors.As(err, &e):
 		return e
 	case errors.As(err, &tooLarge):
-		return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body is larger than the limit of %d bytes", tooLarge.Limit).
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, "the request body is larger than the limit of %d bytes", tooLarge.Limit).
 			With("max_body_bytes", tooLarge.Limit)
 	case errors.Is(err, io.EOF):
-		return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body is empty; send a JSON object")
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, "the request body is empty; send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body is not valid JSON: it ends too early")
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, "the request body is not valid JSON: it ends too early")
 	case errors.As(err, &syntax):
-		return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body is not valid JSON: %s (at byte %d)", syntax, syntax.Offset)
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, "the request body is not valid JSON: %s (at byte %d)", syntax, syntax.Offset)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body must be a JSON object, not %s", typ.Value)
+			return switchyard.Errorf(switchyard.CodeInvalidRequest, "the request body must be a JSON object, not %s", typ.Value)
 		}
-		return evaluator.Errorf(evaluator.CodeInvalidRequest, "field %q must be %s, not %s", typ.Field, jsonType(typ.Type.Kind().String()), typ.Value).
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, "field %q must be %s, not %s", typ.Field, jsonType(typ.Type.Kind().String()), typ.Value).
 			With("field", typ.Field)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return evaluator.Errorf(evaluator.CodeInvalidRequest, "unknown field %q; check the spelling against the API reference", field).
+		return switchyard.Errorf(switchyard.CodeInvalidRequest, "unknown field %q; check the spelling against the API reference", field).
 			With("field", field)
 	}
-	return evaluator.Errorf(evaluator.CodeInvalidRequest, "the request body could not be read: %v", err)
+	return switchyard.Errorf(switchyard.CodeInvalidRequest, "the request body could not be read: %v", err)
 }
 
 // jsonType names a Go kind as the JSON type a client should send.

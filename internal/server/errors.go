@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
@@ -16,23 +17,23 @@ import (
 // the same status on every route.
 
 // statusFor maps an API error code to its HTTP status.
-func statusFor(code evaluator.Code) int {
+func statusFor(code switchyard.Code) int {
 	switch code {
-	case evaluator.CodeInvalidRequest, evaluator.CodePhraseMismatch, evaluator.CodeReasonRequired,
-		evaluator.CodeUnknownFlag, evaluator.CodeUnknownProfile, evaluator.CodeUnknownModule,
-		evaluator.CodeUnknownVersion, evaluator.CodeRequirementsMissing:
+	case switchyard.CodeInvalidRequest, switchyard.CodePhraseMismatch, switchyard.CodeReasonRequired,
+		switchyard.CodeUnknownFlag, switchyard.CodeUnknownProfile, switchyard.CodeUnknownModule,
+		switchyard.CodeUnknownVersion, switchyard.CodeRequirementsMissing:
 		return http.StatusBadRequest
-	case evaluator.CodeUnauthorized:
+	case switchyard.CodeUnauthorized:
 		return http.StatusUnauthorized
-	case evaluator.CodeForbidden:
+	case switchyard.CodeForbidden:
 		return http.StatusForbidden
-	case evaluator.CodeNotFound:
+	case switchyard.CodeNotFound:
 		return http.StatusNotFound
-	case evaluator.CodeRevisionConflict:
+	case switchyard.CodeRevisionConflict:
 		return http.StatusPreconditionFailed
-	case evaluator.CodeAdminFreezeActive:
+	case switchyard.CodeAdminFreezeActive:
 		return http.StatusLocked
-	case evaluator.CodeUnavailable:
+	case switchyard.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -41,7 +42,7 @@ func statusFor(code evaluator.Code) int {
 // fail answers err in the API's one error shape,
 // {"error": {"code", "message", ...fields}}, and logs server-side failures.
 func (s *server) fail(c *gin.Context, err error) {
-	e := evaluator.AsError(err)
+	e := switchyard.AsError(err)
 	status := statusFor(e.Code)
 	if status >= http.StatusInternalServerError {
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
@@ -53,7 +54,7 @@ func (s *server) fail(c *gin.Context, err error) {
 	}
 	body["code"] = e.Code
 	body["message"] = e.Message
-	if e.Code == evaluator.CodeInternal {
+	if e.Code == switchyard.CodeInternal {
 		body["request_id"] = requestID(c)
 	}
 	c.JSON(status, gin.H{"error": body})
@@ -102,8 +103,8 @@ func (s *server) ofrepFailure(c *gin.Context, key string, e *ofrepError) {
 // store refuses is the caller's problem; anything else is the server's, and
 // the client falls back to its code defaults.
 func (s *server) ofrepServerError(c *gin.Context, err error) {
-	e := evaluator.AsError(err)
-	if e.Code == evaluator.CodeInvalidRequest {
+	e := switchyard.AsError(err)
+	if e.Code == switchyard.CodeInvalidRequest {
 		s.ofrepFailure(c, c.Param("key"), invalidContext(e.Message))
 		return
 	}

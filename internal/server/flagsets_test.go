@@ -5,14 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
 // changeBehindTheServer applies a change as another replica would: in the
 // store, without this server knowing.
-func (h *harness) changeBehindTheServer(t *testing.T, m evaluator.Mutation) {
+func (h *harness) changeBehindTheServer(t *testing.T, m switchyard.Mutation) {
 	t.Helper()
 	if _, _, err := h.store.Apply(context.Background(), store.Change{
 		Attempt: store.Attempt{Actor: "replica-2", Role: "admin", Reason: "r"}, Mutation: m}); err != nil {
@@ -22,7 +22,7 @@ func (h *harness) changeBehindTheServer(t *testing.T, m evaluator.Mutation) {
 
 func TestLiveFlagSetReloadsAfterTTL(t *testing.T) {
 	h := newHarness(t)
-	h.changeBehindTheServer(t, evaluator.SetSystemFlag(evaluator.ExamMode, true))
+	h.changeBehindTheServer(t, switchyard.SetSystemFlag(switchyard.ExamMode, true))
 	h.clock.advance(control.DefaultCacheTTL - 1)
 	if got := h.evaluate(t, "EXAM_MODE", nil); got["value"] != false {
 		t.Fatalf("within the TTL EXAM_MODE = %v, want the cached false", got)
@@ -56,7 +56,7 @@ func TestFailedReloadKeepsLastKnownGood(t *testing.T) {
 	}
 
 	h.store.down.Store(false)
-	h.changeBehindTheServer(t, evaluator.SetSystemFlag(evaluator.FreezeUpdates, false))
+	h.changeBehindTheServer(t, switchyard.SetSystemFlag(switchyard.FreezeUpdates, false))
 	// The failed reload waits a TTL before the store is tried again.
 	if got := h.evaluate(t, "FREEZE_UPDATES", nil); got["value"] != true {
 		t.Fatalf("right after the failure FREEZE_UPDATES = %v, want the last known true", got)

@@ -21,7 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/openapi"
 	"github.com/switchyard-dev/switchyard/store"
@@ -74,12 +74,12 @@ type faultyStore struct {
 	panics atomic.Bool
 }
 
-func (f *faultyStore) Current(ctx context.Context) (*evaluator.Revision, error) {
+func (f *faultyStore) Current(ctx context.Context) (*switchyard.Revision, error) {
 	if f.panics.Load() {
 		panic("store bug")
 	}
 	if f.down.Load() {
-		return nil, evaluator.Errorf(evaluator.CodeUnavailable, "the store is down")
+		return nil, switchyard.Errorf(switchyard.CodeUnavailable, "the store is down")
 	}
 	return f.Store.Current(ctx)
 }
@@ -154,7 +154,7 @@ func newStoreWith(t testing.TB, c *clock, st store.Store) *harness {
 func (h *harness) start(opts ...option) {
 	cfg := testConfig{
 		Config: control.Config{Mode: "demo"},
-		Tokens: []Token{{Role: control.RoleAdmin, Secret: adminToken}, {Role: control.RoleViewer, Secret: viewerToken}},
+		Tokens: []Token{{Role: switchyard.RoleAdmin, Secret: adminToken}, {Role: switchyard.RoleViewer, Secret: viewerToken}},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -315,7 +315,7 @@ func (h *harness) audit(t testing.TB) []store.AuditEntry {
 }
 
 // current returns the store's current revision.
-func (h *harness) current(t testing.TB) *evaluator.Revision {
+func (h *harness) current(t testing.TB) *switchyard.Revision {
 	t.Helper()
 	rev, err := h.store.Current(context.Background())
 	if err != nil {

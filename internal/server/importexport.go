@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/importer"
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
@@ -42,9 +42,9 @@ type importResult struct {
 
 // dryRunResult answers a dry run: what an import would store and report.
 type dryRunResult struct {
-	DryRun   bool               `json:"dry_run"`
-	Report   []importer.Note    `json:"report"`
-	Document evaluator.Document `json:"document"`
+	DryRun   bool                `json:"dry_run"`
+	Report   []importer.Note     `json:"report"`
+	Document switchyard.Document `json:"document"`
 }
 
 // limitImportBody caps the body of an import at importBodyBytes, or at
@@ -92,7 +92,7 @@ func (s *server) importFlags(c *gin.Context) {
 // loads.
 func (s *server) exportFlags(c *gin.Context) {
 	if format, ok := c.GetQuery("format"); ok && format != exportFormat {
-		s.fail(c, evaluator.Errorf(evaluator.CodeInvalidRequest, "format %q cannot be exported; the only export format is %q", format, exportFormat).
+		s.fail(c, switchyard.Errorf(switchyard.CodeInvalidRequest, "format %q cannot be exported; the only export format is %q", format, exportFormat).
 			With("field", "format"))
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/importer"
 	"github.com/switchyard-dev/switchyard/store"
@@ -209,7 +210,7 @@ func importVendorFile(t *testing.T, h *harness, vf vendorFile) {
 			t.Errorf("flag %s is not exported", k)
 		}
 	}
-	rev := evaluator.InitialRevision(time.Unix(0, 0))
+	rev := switchyard.InitialRevision(time.Unix(0, 0))
 	rev.Flags, rev.Evaluators, rev.Metadata = doc.Flags, doc.Evaluators, doc.Metadata
 	fs, err := evaluator.Compile(rev, "demo")
 	if err != nil {
@@ -399,7 +400,7 @@ func TestExport(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the export is not a flagd document: %v", err)
 			}
-			if doc.Schema != evaluator.FlagdSchema || doc.Flags["SYSTEM_MODE"].Variants["demo"] != "demo" {
+			if doc.Schema != switchyard.FlagdSchema || doc.Flags["SYSTEM_MODE"].Variants["demo"] != "demo" {
 				t.Fatalf("export %s", res.body)
 			}
 		}

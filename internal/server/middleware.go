@@ -7,8 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // headerRequestID carries the request ID in both directions.
@@ -76,5 +75,5 @@ func (s *server) limitBody(c *gin.Context) {
 
 // notFound answers unknown routes in the API's error shape.
 func (s *server) notFound(c *gin.Context) {
-	s.fail(c, evaluator.Errorf(evaluator.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	s.fail(c, switchyard.Errorf(switchyard.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 }

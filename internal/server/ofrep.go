@@ -14,13 +14,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
-
-// sessionAttribute is the evaluation context attribute naming a session:
-// when present, flags are evaluated as of the session's snapshot.
-const sessionAttribute = "sessionId"
 
 // buffers recycles request and response bodies, so a steady stream of
 // evaluations does not allocate a buffer per request.
@@ -89,13 +85,13 @@ func readEvaluationContext(body io.Reader) (map[string]any, *ofrepError) {
 	if !ok && req["context"] != nil {
 		return nil, invalidContext("context must be an object")
 	}
-	if id, ok := evalCtx[sessionAttribute]; ok {
+	if id, ok := evalCtx[switchyard.SessionIDAttribute]; ok {
 		s, isString := id.(string)
 		if !isString {
-			return nil, invalidContext(sessionAttribute + " must be a string")
+			return nil, invalidContext(switchyard.SessionIDAttribute + " must be a string")
 		}
-		if err := evaluator.ValidateSessionID(s); err != nil {
-			return nil, invalidContext(sessionAttribute + ": " + evaluator.AsError(err).Message)
+		if err := switchyard.ValidateSessionID(s); err != nil {
+			return nil, invalidContext(switchyard.SessionIDAttribute + ": " + switchyard.AsError(err).Message)
 		}
 	}
 	return evalCtx, nil
@@ -104,7 +100,7 @@ func readEvaluationContext(body io.Reader) (map[string]any, *ofrepError) {
 // evaluation returns the flag set a request is evaluated against: the
 // live one, or the pinned one of the session the context names.
 func (s *server) evaluation(ctx context.Context, evalCtx map[string]any) (control.Evaluation, error) {
-	id, _ := evalCtx[sessionAttribute].(string)
+	id, _ := evalCtx[switchyard.SessionIDAttribute].(string)
 	return s.core.Evaluation(ctx, id)
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
@@ -22,13 +23,13 @@ func (h *harness) importFlags(t testing.TB) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc evaluator.Document
+	var doc switchyard.Document
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
 	rev, _, err := h.store.Apply(context.Background(), store.Change{
 		Attempt:  store.Attempt{Actor: "test", Role: "admin", Reason: "fixtures"},
-		Mutation: evaluator.ImportFlags(doc),
+		Mutation: switchyard.ImportFlags(doc),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,12 +14,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 // Token is one API credential and the role it grants.
 type Token struct {
-	Role   control.Role
+	Role   switchyard.Role
 	Secret string
 }
 
@@ -92,11 +93,11 @@ func ParseTokens(s string) ([]Token, error) {
 		case !ok:
 			return nil, fmt.Errorf("entry %d has no colon; write role:token, e.g. admin:s3cret", i+1)
 		}
-		r := control.Role(strings.TrimSpace(role))
+		r := switchyard.Role(strings.TrimSpace(role))
 		secret = strings.TrimSpace(secret)
 		switch {
-		case r != control.RoleAdmin && r != control.RoleViewer:
-			return nil, fmt.Errorf("entry %d: role %q is not %q or %q", i+1, r, control.RoleAdmin, control.RoleViewer)
+		case r != switchyard.RoleAdmin && r != switchyard.RoleViewer:
+			return nil, fmt.Errorf("entry %d: role %q is not %q or %q", i+1, r, switchyard.RoleAdmin, switchyard.RoleViewer)
 		case secret == "":
 			return nil, fmt.Errorf("entry %d: the %s token is empty", i+1, r)
 		case seen[secret]:

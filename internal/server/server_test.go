@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
-	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard"
 )
 
 func TestParseTokens(t *testing.T) {
@@ -18,9 +17,9 @@ func TestParseTokens(t *testing.T) {
 	}{
 		{"", nil, ""},
 		{"   ", nil, ""},
-		{"admin:s3cret", []Token{{control.RoleAdmin, "s3cret"}}, ""},
-		{" admin : a1 , viewer:v1 ", []Token{{control.RoleAdmin, "a1"}, {control.RoleViewer, "v1"}}, ""},
-		{"admin:with:colon", []Token{{control.RoleAdmin, "with:colon"}}, ""},
+		{"admin:s3cret", []Token{{switchyard.RoleAdmin, "s3cret"}}, ""},
+		{" admin : a1 , viewer:v1 ", []Token{{switchyard.RoleAdmin, "a1"}, {switchyard.RoleViewer, "v1"}}, ""},
+		{"admin:with:colon", []Token{{switchyard.RoleAdmin, "with:colon"}}, ""},
 		{"admin", nil, "entry 1 has no colon"},
 		{"admin:a,,viewer:v", nil, "entry 2 is empty"},
 		{"root:x", nil, `role "root" is not "admin" or "viewer"`},
@@ -131,11 +130,11 @@ func TestPanicIsAnswered(t *testing.T) {
 
 func TestStatusFor(t *testing.T) {
 	// Every code maps to a status, and only INTERNAL to 500.
-	codes := []evaluator.Code{
-		evaluator.CodeInvalidRequest, evaluator.CodeUnauthorized, evaluator.CodeForbidden, evaluator.CodePhraseMismatch,
-		evaluator.CodeReasonRequired, evaluator.CodeUnknownFlag, evaluator.CodeUnknownProfile, evaluator.CodeUnknownModule,
-		evaluator.CodeUnknownVersion, evaluator.CodeNotFound, evaluator.CodeRevisionConflict, evaluator.CodeAdminFreezeActive,
-		evaluator.CodeUnavailable,
+	codes := []switchyard.Code{
+		switchyard.CodeInvalidRequest, switchyard.CodeUnauthorized, switchyard.CodeForbidden, switchyard.CodePhraseMismatch,
+		switchyard.CodeReasonRequired, switchyard.CodeUnknownFlag, switchyard.CodeUnknownProfile, switchyard.CodeUnknownModule,
+		switchyard.CodeUnknownVersion, switchyard.CodeNotFound, switchyard.CodeRevisionConflict, switchyard.CodeAdminFreezeActive,
+		switchyard.CodeUnavailable,
 	}
 	want := []int{400, 401, 403, 400, 400, 400, 400, 400, 400, 404, 412, 423, 503}
 	for i, c := range codes {
@@ -143,7 +142,7 @@ func TestStatusFor(t *testing.T) {
 			t.Errorf("statusFor(%s) = %d, want %d", c, got, want[i])
 		}
 	}
-	if got := statusFor(evaluator.CodeInternal); got != 500 {
+	if got := statusFor(switchyard.CodeInternal); got != 500 {
 		t.Errorf("statusFor(INTERNAL) = %d", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
@@ -189,9 +190,9 @@ func TestPinnedSessionOnUncachedRevision(t *testing.T) {
 	// Another replica made revisions 2 and 3 and pinned a session to 2,
 	// which this server never served: it reads revision 2 from the store.
 	h := newHarness(t)
-	apply := func(on bool) *evaluator.Revision {
+	apply := func(on bool) *switchyard.Revision {
 		rev, _, err := h.store.Apply(context.Background(), store.Change{
-			Attempt: store.Attempt{Actor: "replica-2", Role: "admin", Reason: "r"}, Mutation: evaluator.SetSystemFlag(evaluator.FreezeUpdates, on)})
+			Attempt: store.Attempt{Actor: "replica-2", Role: "admin", Reason: "r"}, Mutation: switchyard.SetSystemFlag(switchyard.FreezeUpdates, on)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -22,16 +22,16 @@ type outage struct {
 	down *atomic.Bool
 }
 
-func (o *outage) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
+func (o *outage) Apply(ctx context.Context, c store.Change) (*switchyard.Revision, store.AuditEntry, error) {
 	if o.down.Load() {
-		return nil, store.AuditEntry{}, evaluator.Errorf(evaluator.CodeUnavailable, "the store is down")
+		return nil, store.AuditEntry{}, switchyard.Errorf(switchyard.CodeUnavailable, "the store is down")
 	}
 	return o.Store.Apply(ctx, c)
 }
 
 func (o *outage) Reject(ctx context.Context, a store.Attempt, why error) (store.AuditEntry, error) {
 	if o.down.Load() {
-		return store.AuditEntry{}, evaluator.Errorf(evaluator.CodeUnavailable, "the store is down")
+		return store.AuditEntry{}, switchyard.Errorf(switchyard.CodeUnavailable, "the store is down")
 	}
 	return o.Store.Reject(ctx, a, why)
 }
@@ -156,7 +156,7 @@ func TestDegradedStoreIsReported(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newStore(t)
 			h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)),
-				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Role: control.RoleViewer, Secret: viewerToken}}},
+				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Role: switchyard.RoleViewer, Secret: viewerToken}}},
 				degradedStore{Store: h.store, reason: tt.reason}, h.clock.now)
 			res := h.do(t, call{method: "GET", path: "/readyz"})
 			wantStatus := "ready"

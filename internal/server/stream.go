@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // heartbeatInterval spaces the comment lines that keep an idle stream's
@@ -68,7 +67,7 @@ func (s *server) stream(c *gin.Context) {
 	h.Set("X-Accel-Buffering", "no")
 	c.Writer.WriteHeader(http.StatusOK)
 	last := sub.Revision
-	if !writeEvent(c, control.RevisionEvent{Revision: last, Mode: sub.Mode, Changed: []string{}}) {
+	if !writeEvent(c, switchyard.RevisionEvent{Revision: last, Mode: sub.Mode, Changed: []string{}}) {
 		return
 	}
 	heartbeat := time.NewTicker(heartbeatInterval)
@@ -109,7 +108,7 @@ func (s *server) stream(c *gin.Context) {
 
 // writeEvent writes one `revision` event and flushes it; false means the
 // client is gone.
-func writeEvent(c *gin.Context, ev control.RevisionEvent) bool {
+func writeEvent(c *gin.Context, ev switchyard.RevisionEvent) bool {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return false

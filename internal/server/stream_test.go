@@ -11,13 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
-	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // readEvent reads the next `revision` event of an SSE stream, skipping
 // comments.
-func readEvent(t *testing.T, r *bufio.Reader) control.RevisionEvent {
+func readEvent(t *testing.T, r *bufio.Reader) switchyard.RevisionEvent {
 	t.Helper()
 	var event, data string
 	for {
@@ -35,7 +34,7 @@ func readEvent(t *testing.T, r *bufio.Reader) control.RevisionEvent {
 			if event != "revision" {
 				t.Fatalf("event %q, want revision", event)
 			}
-			var ev control.RevisionEvent
+			var ev switchyard.RevisionEvent
 			if err := json.Unmarshal([]byte(data), &ev); err != nil {
 				t.Fatalf("event data %q: %v", data, err)
 			}
@@ -99,7 +98,7 @@ func TestStream(t *testing.T) {
 func TestStreamSeesOtherReplicas(t *testing.T) {
 	h := newHarness(t, func(c *testConfig) { c.CacheTTL = time.Millisecond })
 	r := openStream(t, h)
-	h.changeBehindTheServer(t, evaluator.SetSystemFlag(evaluator.FreezeUpdates, true))
+	h.changeBehindTheServer(t, switchyard.SetSystemFlag(switchyard.FreezeUpdates, true))
 	h.clock.advance(time.Minute)
 	if ev := readEvent(t, r); ev.Revision != 2 || !slices.Equal(ev.Changed, []string{"FREEZE_UPDATES"}) {
 		t.Fatalf("event = %+v, want revision 2 changing FREEZE_UPDATES", ev)

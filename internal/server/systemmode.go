@@ -4,8 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // getSystemMode serves GET /system-mode/current: the mode, who set it and
@@ -27,7 +26,7 @@ type toggleRequest struct {
 // with force it records the desired mode for a restart instead.
 func (s *server) toggleSystemMode(c *gin.Context) {
 	var req toggleRequest
-	ch := s.decodeChange(c, "set_system_mode", evaluator.SystemModeKey, &req, nil)
+	ch := s.decodeChange(c, "set_system_mode", switchyard.SystemModeKey, &req, nil)
 	toggled, err := s.core.Toggle(c.Request.Context(), ch, req.TargetMode, req.Force)
 	if err != nil {
 		s.fail(c, err)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -40,7 +40,7 @@ func newTestBackends(t *testing.T, c *clock, reqs ...control.Requirement) *testB
 	prod := memory.NewDemo(memory.WithClock(c.now))
 	if _, _, err := prod.Apply(context.Background(), store.Change{
 		Attempt:  store.Attempt{Actor: "admin:setup", Reason: "production's own state"},
-		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true),
+		Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ type unrecordable struct {
 
 func (u *unrecordable) Record(ctx context.Context, a store.Attempt, before, after any) (store.AuditEntry, error) {
 	if u.down.Load() {
-		return store.AuditEntry{}, evaluator.Errorf(evaluator.CodeUnavailable, "the database does not answer")
+		return store.AuditEntry{}, switchyard.Errorf(switchyard.CodeUnavailable, "the database does not answer")
 	}
 	return u.Store.Record(ctx, a, before, after)
 }
@@ -75,7 +75,7 @@ func (b *testBackends) Open(_ context.Context, mode string) (store.Store, func()
 	}
 	b.opened = append(b.opened, mode)
 	var st store.Store = b.production
-	if mode == control.ModeDemo {
+	if mode == switchyard.ModeDemo {
 		st = memory.NewDemo(memory.WithClock(b.clock.now))
 	}
 	return st, func() { b.released <- mode }, nil
@@ -137,7 +137,7 @@ func toggle(t testing.TB, target string, force bool) call {
 // systemMode evaluates SYSTEM_MODE.
 func systemMode(t *testing.T, h *harness) string {
 	t.Helper()
-	return h.evaluate(t, evaluator.SystemModeKey, nil)["value"].(string)
+	return h.evaluate(t, switchyard.SystemModeKey, nil)["value"].(string)
 }
 
 // The current mode says who set it and how, and lists production's whole
@@ -149,7 +149,7 @@ func TestSystemModeCurrent(t *testing.T) {
 		body := res.json(t)
 		reqs, _ := body["production_requirements"].([]any)
 		missing, _ := body["missing_production_requirements"].([]any)
-		if res.status != http.StatusOK || body["mode"] != control.ModeDemo || body["set_by"] != "startup" ||
+		if res.status != http.StatusOK || body["mode"] != switchyard.ModeDemo || body["set_by"] != "startup" ||
 			body["reason"] != "default: no database URL is set" || body["production_ready"] != false ||
 			body["switchable"] != true || body["restart_required"] != false || len(reqs) != 2 || len(missing) != 1 ||
 			missing[0].(map[string]any)["name"] != "redis" {
@@ -200,7 +200,7 @@ func TestToggleRefused(t *testing.T) {
 			call: call{method: "POST", path: "/system-mode/toggle", token: adminToken,
 				body: `{"target_mode":"demo","phrase":"SWITCH TO DEMO MODE","reason":"r"}`}},
 		{name: "requirements missing", reqs: redisMissing, code: "PRODUCTION_REQUIREMENTS_MISSING",
-			call: toggle(t, control.ModeProduction, false),
+			call: toggle(t, switchyard.ModeProduction, false),
 			check: func(t *testing.T, e map[string]any) {
 				missing, _ := e["missing_production_requirements"].([]any)
 				if len(missing) != 1 || missing[0].(map[string]any)["name"] != "redis" || !strings.Contains(e["message"].(string), "redis") {
@@ -218,7 +218,7 @@ func TestToggleRefused(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, res.json(t)["error"].(map[string]any))
 			}
-			if got := systemMode(t, h); got != control.ModeDemo || len(be.openedModes()) != 0 {
+			if got := systemMode(t, h); got != switchyard.ModeDemo || len(be.openedModes()) != 0 {
 				t.Fatalf("after a refusal SYSTEM_MODE = %s and stores opened %v; want demo and none", got, be.openedModes())
 			}
 			entries := h.audit(t)
@@ -234,15 +234,15 @@ func TestToggleRefused(t *testing.T) {
 // says a restart is required; the process keeps serving demo.
 func TestToggleForcedRecordsTheDesiredMode(t *testing.T) {
 	h, be := newSwitchable(t, redisMissing...)
-	res := h.do(t, toggle(t, control.ModeProduction, true))
+	res := h.do(t, toggle(t, switchyard.ModeProduction, true))
 	body := res.json(t)
 	missing, _ := body["missing"].([]any)
 	posture, _ := body["posture"].(map[string]any)
 	if res.status != http.StatusOK || body["switched"] != false || body["restart_required"] != true || len(missing) != 1 ||
-		posture["mode"] != control.ModeDemo || posture["desired_mode"] != control.ModeProduction || posture["restart_required"] != true {
+		posture["mode"] != switchyard.ModeDemo || posture["desired_mode"] != switchyard.ModeProduction || posture["restart_required"] != true {
 		t.Fatalf("forced toggle = %d %s", res.status, res.body)
 	}
-	if got := systemMode(t, h); got != control.ModeDemo || len(be.openedModes()) != 0 {
+	if got := systemMode(t, h); got != switchyard.ModeDemo || len(be.openedModes()) != 0 {
 		t.Fatalf("after a forced toggle SYSTEM_MODE = %s, stores opened %v; want demo, none", got, be.openedModes())
 	}
 	entries := h.audit(t)
@@ -251,7 +251,7 @@ func TestToggleForcedRecordsTheDesiredMode(t *testing.T) {
 		t.Fatalf("audit = %+v, want the recorded desired mode", entries)
 	}
 	current := h.do(t, call{method: "GET", path: "/system-mode/current", token: viewerToken}).json(t)
-	if current["desired_mode"] != control.ModeProduction || current["restart_required"] != true || current["mode"] != control.ModeDemo {
+	if current["desired_mode"] != switchyard.ModeProduction || current["restart_required"] != true || current["mode"] != switchyard.ModeDemo {
 		t.Fatalf("current after a forced toggle = %v", current)
 	}
 }
@@ -265,21 +265,21 @@ func TestToggleLive(t *testing.T) {
 	h.admin(t, "POST", "/v1/admin/runtime/profile",
 		map[string]any{"profile_name": "fallback", "phrase": "SET PROFILE FALLBACK", "reason": "a demo change"})
 
-	res := h.do(t, toggle(t, control.ModeProduction, false))
+	res := h.do(t, toggle(t, switchyard.ModeProduction, false))
 	body := res.json(t)
 	posture, _ := body["posture"].(map[string]any)
 	if res.status != http.StatusOK || body["switched"] != true || body["restart_required"] != false ||
-		posture["mode"] != control.ModeProduction || posture["set_by"] != actorOf(control.RoleAdmin, adminToken) || posture["reason"] != "go live" {
+		posture["mode"] != switchyard.ModeProduction || posture["set_by"] != actorOf(switchyard.RoleAdmin, adminToken) || posture["reason"] != "go live" {
 		t.Fatalf("toggle = %d %s", res.status, res.body)
 	}
 	if got := be.waitReleased(t); got != "start" {
 		t.Fatalf("released %q, want the demo store the server started with", got)
 	}
-	if got := systemMode(t, h); got != control.ModeProduction {
+	if got := systemMode(t, h); got != switchyard.ModeProduction {
 		t.Fatalf("SYSTEM_MODE = %s, want production", got)
 	}
-	exam := h.evaluate(t, evaluator.ExamMode, nil)
-	profile := h.evaluate(t, evaluator.ProfileKey, nil)
+	exam := h.evaluate(t, switchyard.ExamMode, nil)
+	profile := h.evaluate(t, switchyard.ProfileKey, nil)
 	if exam["value"] != true || exam["metadata"].(map[string]any)["revision"] != float64(2) || profile["value"] != "primary" {
 		t.Fatalf("after the switch EXAM_MODE = %v, profile = %v; want production's revision 2, not demo's change", exam, profile)
 	}
@@ -289,21 +289,21 @@ func TestToggleLive(t *testing.T) {
 		t.Fatalf("production's newest audit entry = %+v", e)
 	}
 
-	res = h.do(t, toggle(t, control.ModeDemo, false))
+	res = h.do(t, toggle(t, switchyard.ModeDemo, false))
 	if res.status != http.StatusOK || res.json(t)["switched"] != true {
 		t.Fatalf("toggle back = %d %s", res.status, res.body)
 	}
-	if got := be.waitReleased(t); got != control.ModeProduction {
+	if got := be.waitReleased(t); got != switchyard.ModeProduction {
 		t.Fatalf("released %q, want production's store", got)
 	}
-	if got, profile := systemMode(t, h), h.evaluate(t, evaluator.ProfileKey, nil)["value"]; got != control.ModeDemo || profile != "primary" {
+	if got, profile := systemMode(t, h), h.evaluate(t, switchyard.ProfileKey, nil)["value"]; got != switchyard.ModeDemo || profile != "primary" {
 		t.Fatalf("back in demo SYSTEM_MODE = %s, profile %v; want demo from the fixtures", got, profile)
 	}
 	prodAudit, _ = be.production.Audit(context.Background(), store.AuditQuery{})
 	if e := prodAudit[0]; string(e.Before) != `{"mode":"production"}` || string(e.After) != `{"mode":"demo"}` {
 		t.Fatalf("switching to demo is recorded in production's log: newest entry %+v", e)
 	}
-	if got := be.openedModes(); !slices.Equal(got, []string{control.ModeProduction, control.ModeDemo}) {
+	if got := be.openedModes(); !slices.Equal(got, []string{switchyard.ModeProduction, switchyard.ModeDemo}) {
 		t.Fatalf("opened %v", got)
 	}
 }
@@ -312,12 +312,12 @@ func TestToggleLive(t *testing.T) {
 func TestToggleOpenFails(t *testing.T) {
 	h, be := newSwitchable(t, metRequirements...)
 	be.openErr = errors.New("connection refused")
-	res := h.do(t, toggle(t, control.ModeProduction, false))
+	res := h.do(t, toggle(t, switchyard.ModeProduction, false))
 	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" ||
 		!strings.Contains(string(res.body), "connection refused") {
 		t.Fatalf("toggle = %d %s, want 503 naming the failure", res.status, res.body)
 	}
-	if got := systemMode(t, h); got != control.ModeDemo {
+	if got := systemMode(t, h); got != switchyard.ModeDemo {
 		t.Fatalf("SYSTEM_MODE = %s, want demo still", got)
 	}
 	if entries := h.audit(t); len(entries) != 1 || entries[0].Outcome != store.OutcomeRejected {
@@ -330,19 +330,19 @@ func TestToggleOpenFails(t *testing.T) {
 // production keeps serving.
 func TestSwitchNeedsItsAuditRow(t *testing.T) {
 	h, be := newSwitchable(t, metRequirements...)
-	if res := h.do(t, toggle(t, control.ModeProduction, false)); res.status != http.StatusOK {
+	if res := h.do(t, toggle(t, switchyard.ModeProduction, false)); res.status != http.StatusOK {
 		t.Fatalf("toggle = %d %s", res.status, res.body)
 	}
 	be.waitReleased(t)
 	be.production.down.Store(true)
-	res := h.do(t, toggle(t, control.ModeDemo, false))
+	res := h.do(t, toggle(t, switchyard.ModeDemo, false))
 	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" {
 		t.Fatalf("toggle to demo without its audit row = %d %s, want 503", res.status, res.body)
 	}
-	if got := be.waitReleased(t); got != control.ModeDemo {
+	if got := be.waitReleased(t); got != switchyard.ModeDemo {
 		t.Fatalf("released %q, want the demo store opened for the refused switch", got)
 	}
-	if got := systemMode(t, h); got != control.ModeProduction {
+	if got := systemMode(t, h); got != switchyard.ModeProduction {
 		t.Fatalf("SYSTEM_MODE = %s, want production still", got)
 	}
 }
@@ -366,7 +366,7 @@ func TestEvaluationUninterruptedBySwitches(t *testing.T) {
 					return
 				default:
 				}
-				res, err := h.send(call{method: "POST", path: "/ofrep/v1/evaluate/flags/" + evaluator.SystemModeKey, body: evalCtx})
+				res, err := h.send(call{method: "POST", path: "/ofrep/v1/evaluate/flags/" + switchyard.SystemModeKey, body: evalCtx})
 				if err == nil && res.status != http.StatusOK {
 					err = errors.New(string(res.body))
 				}
@@ -378,9 +378,9 @@ func TestEvaluationUninterruptedBySwitches(t *testing.T) {
 		})
 	}
 	for i := range 6 {
-		target := control.ModeProduction
+		target := switchyard.ModeProduction
 		if i%2 == 1 {
-			target = control.ModeDemo
+			target = switchyard.ModeDemo
 		}
 		if res := h.do(t, toggle(t, target, false)); res.status != http.StatusOK {
 			t.Errorf("switch %d to %s = %d %s", i, target, res.status, res.body)
@@ -410,7 +410,7 @@ func TestSwitchEndsStreams(t *testing.T) {
 	if !lines.Scan() || lines.Text() != "event: revision" {
 		t.Fatalf("first line = %q, want the current revision", lines.Text())
 	}
-	if res := h.do(t, toggle(t, control.ModeProduction, false)); res.status != http.StatusOK {
+	if res := h.do(t, toggle(t, switchyard.ModeProduction, false)); res.status != http.StatusOK {
 		t.Fatalf("toggle = %d %s", res.status, res.body)
 	}
 	for lines.Scan() {

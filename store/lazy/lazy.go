@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -107,11 +107,11 @@ func (l *Store) get() (store.Store, error) {
 	if p := l.inner.Load(); p != nil {
 		return *p, nil
 	}
-	return nil, evaluator.Errorf(evaluator.CodeUnavailable, "not connected to the database yet: %v", l.cause)
+	return nil, switchyard.Errorf(switchyard.CodeUnavailable, "not connected to the database yet: %v", l.cause)
 }
 
 // Current implements store.Store.
-func (l *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
+func (l *Store) Current(ctx context.Context) (*switchyard.Revision, error) {
 	st, err := l.get()
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func (l *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
 }
 
 // Revision implements store.Store.
-func (l *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+func (l *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
 	st, err := l.get()
 	if err != nil {
 		return nil, err
@@ -129,7 +129,7 @@ func (l *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, err
 }
 
 // Apply implements store.Store.
-func (l *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
+func (l *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision, store.AuditEntry, error) {
 	st, err := l.get()
 	if err != nil {
 		return nil, store.AuditEntry{}, err
@@ -156,19 +156,19 @@ func (l *Store) Record(ctx context.Context, a store.Attempt, before, after any) 
 }
 
 // CreateSession implements store.Store.
-func (l *Store) CreateSession(ctx context.Context, s evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
+func (l *Store) CreateSession(ctx context.Context, s switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
 	st, err := l.get()
 	if err != nil {
-		return evaluator.Snapshot{}, false, err
+		return switchyard.Snapshot{}, false, err
 	}
 	return st.CreateSession(ctx, s)
 }
 
 // Session implements store.Store.
-func (l *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
+func (l *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, error) {
 	st, err := l.get()
 	if err != nil {
-		return evaluator.Snapshot{}, err
+		return switchyard.Snapshot{}, err
 	}
 	return st.Session(ctx, id)
 }

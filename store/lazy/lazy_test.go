@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/lazy"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -57,7 +57,7 @@ func TestUnconnectedCallsAreUnavailable(t *testing.T) {
 		{"Apply", func() error { _, _, err := l.Apply(ctx, store.Change{}); return err }},
 		{"Reject", func() error { _, err := l.Reject(ctx, store.Attempt{}, errors.New("no")); return err }},
 		{"Record", func() error { _, err := l.Record(ctx, store.Attempt{}, nil, nil); return err }},
-		{"CreateSession", func() error { _, _, err := l.CreateSession(ctx, evaluator.Snapshot{SessionID: "s"}); return err }},
+		{"CreateSession", func() error { _, _, err := l.CreateSession(ctx, switchyard.Snapshot{SessionID: "s"}); return err }},
 		{"Session", func() error { _, err := l.Session(ctx, "s"); return err }},
 		{"Audit", func() error { _, err := l.Audit(ctx, store.AuditQuery{}); return err }},
 		{"VerifyAudit", func() error { _, err := l.VerifyAudit(ctx); return err }},
@@ -65,7 +65,7 @@ func TestUnconnectedCallsAreUnavailable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.call()
-			if evaluator.ErrorCode(err) != evaluator.CodeUnavailable || !strings.Contains(err.Error(), errDown.Error()) {
+			if switchyard.ErrorCode(err) != switchyard.CodeUnavailable || !strings.Contains(err.Error(), errDown.Error()) {
 				t.Fatalf("%s before connecting = %v, want UNAVAILABLE naming %q", tt.name, err, errDown)
 			}
 		})
@@ -116,7 +116,7 @@ func TestRun(t *testing.T) {
 			if tt.wantConnected && (err != nil || rev.Number != 1) {
 				t.Fatalf("Current once connected = %v, %v; want revision 1", rev, err)
 			}
-			if !tt.wantConnected && evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+			if !tt.wantConnected && switchyard.ErrorCode(err) != switchyard.CodeUnavailable {
 				t.Fatalf("Current after giving up = %v, want UNAVAILABLE", err)
 			}
 		})

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -20,8 +20,8 @@ type Store struct {
 	now func() time.Time
 
 	mu        sync.RWMutex
-	revisions []*evaluator.Revision // revisions[i].Number == i+1
-	sessions  map[string]evaluator.Snapshot
+	revisions []*switchyard.Revision // revisions[i].Number == i+1
+	sessions  map[string]switchyard.Snapshot
 	audit     []store.AuditEntry
 	creates   int
 }
@@ -34,17 +34,17 @@ type Option func(*Store)
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
 // New returns a store holding initial as revision 1 (InitialRevision when nil).
-func New(initial *evaluator.Revision, opts ...Option) *Store {
-	s := &Store{now: time.Now, sessions: map[string]evaluator.Snapshot{}}
+func New(initial *switchyard.Revision, opts ...Option) *Store {
+	s := &Store{now: time.Now, sessions: map[string]switchyard.Snapshot{}}
 	for _, o := range opts {
 		o(s)
 	}
 	if initial == nil {
-		initial = evaluator.InitialRevision(s.now())
+		initial = switchyard.InitialRevision(s.now())
 	}
 	first := initial.Clone()
 	first.Number = 1
-	s.revisions = []*evaluator.Revision{first}
+	s.revisions = []*switchyard.Revision{first}
 	return s
 }
 
@@ -54,24 +54,24 @@ func New(initial *evaluator.Revision, opts ...Option) *Store {
 func NewDemo(opts ...Option) *Store { return New(nil, opts...) }
 
 // Current implements store.Store.
-func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
+func (s *Store) Current(ctx context.Context) (*switchyard.Revision, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.revisions[len(s.revisions)-1], nil
 }
 
 // Revision implements store.Store.
-func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+func (s *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if n < 1 || n > int64(len(s.revisions)) {
-		return nil, evaluator.Errorf(evaluator.CodeNotFound, "revision %d does not exist", n)
+		return nil, switchyard.Errorf(switchyard.CodeNotFound, "revision %d does not exist", n)
 	}
 	return s.revisions[n-1], nil
 }
 
 // Apply implements store.Store.
-func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
+func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision, store.AuditEntry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, store.AuditEntry{}, err
 	}
@@ -132,9 +132,9 @@ func (s *Store) append(e store.AuditEntry) store.AuditEntry {
 }
 
 // CreateSession implements store.Store.
-func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
-	if err := evaluator.ValidateSessionID(snap.SessionID); err != nil {
-		return evaluator.Snapshot{}, false, err
+func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
+	if err := switchyard.ValidateSessionID(snap.SessionID); err != nil {
+		return switchyard.Snapshot{}, false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,12 +161,12 @@ func (s *Store) sweep(now time.Time) {
 }
 
 // Session implements store.Store.
-func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
+func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	snap, ok := s.sessions[id]
 	if !ok || !s.now().Before(snap.ExpiresAt) {
-		return evaluator.Snapshot{}, evaluator.Errorf(evaluator.CodeNotFound, "session %q does not exist or has expired", id)
+		return switchyard.Snapshot{}, switchyard.Errorf(switchyard.CodeNotFound, "session %q does not exist or has expired", id)
 	}
 	return snap, nil
 }

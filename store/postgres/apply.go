@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -21,7 +21,7 @@ import (
 // normalized tables, appends the audit row, notifies RevisionChannel and
 // commits. A refusal commits only its rejected audit row; any failure
 // rolls everything back.
-func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
+func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision, store.AuditEntry, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	c.Attempt.Action, c.Attempt.Target = c.Mutation.Action, c.Mutation.Target
@@ -89,7 +89,7 @@ func (s *Store) rollback(conn *pgxpool.Conn) {
 
 // refuse commits a rejected audit entry for a refused change and returns
 // the refusal, as store.Store promises.
-func (s *Store) refuse(ctx context.Context, conn *pgxpool.Conn, a store.Attempt, now time.Time, revision int64, refusal error) (*evaluator.Revision, store.AuditEntry, error) {
+func (s *Store) refuse(ctx context.Context, conn *pgxpool.Conn, a store.Attempt, now time.Time, revision int64, refusal error) (*switchyard.Revision, store.AuditEntry, error) {
 	// Without before and after the entry always encodes.
 	e, _ := store.NewAuditEntry(a, now, revision, refusal, nil, nil)
 	b := &pgx.Batch{}
@@ -193,7 +193,7 @@ func (s *Store) logged(e store.AuditEntry) {
 // profiles, overrides) whose content differs between cur and next; all of
 // them when cur is nil. Each table is small, so rewriting one whole is
 // simpler than diffing rows and cannot leave a stale row behind.
-func queueTables(b *pgx.Batch, cur, next *evaluator.Revision) error {
+func queueTables(b *pgx.Batch, cur, next *switchyard.Revision) error {
 	catalog := cur == nil || !reflect.DeepEqual(cur.Catalog, next.Catalog)
 	// Overrides reference the catalog, so they go whenever it is rewritten.
 	overrides := catalog || !reflect.DeepEqual(cur.Overrides, next.Overrides)
@@ -219,7 +219,7 @@ func queueTables(b *pgx.Batch, cur, next *evaluator.Revision) error {
 	return nil
 }
 
-func queueCatalog(b *pgx.Batch, r *evaluator.Revision) error {
+func queueCatalog(b *pgx.Batch, r *switchyard.Revision) error {
 	keys, kinds, versions := make([]string, len(r.Catalog)), make([]string, len(r.Catalog)), make([]string, len(r.Catalog))
 	for i, m := range r.Catalog {
 		v, err := json.Marshal(m.Versions)
@@ -236,10 +236,10 @@ func queueCatalog(b *pgx.Batch, r *evaluator.Revision) error {
 	return nil
 }
 
-func queueSystemFlags(b *pgx.Batch, r *evaluator.Revision) {
-	names := make([]string, len(evaluator.SystemFlagNames))
-	values := make([]bool, len(evaluator.SystemFlagNames))
-	for i, name := range evaluator.SystemFlagNames {
+func queueSystemFlags(b *pgx.Batch, r *switchyard.Revision) {
+	names := make([]string, len(switchyard.SystemFlagNames))
+	values := make([]bool, len(switchyard.SystemFlagNames))
+	for i, name := range switchyard.SystemFlagNames {
 		names[i] = name
 		values[i], _ = r.System.Get(name)
 	}
@@ -247,7 +247,7 @@ func queueSystemFlags(b *pgx.Batch, r *evaluator.Revision) {
 	b.Queue(`INSERT INTO system_flags (name, enabled) SELECT * FROM unnest($1::text[], $2::bool[])`, names, values)
 }
 
-func queueProfiles(b *pgx.Batch, r *evaluator.Revision) error {
+func queueProfiles(b *pgx.Batch, r *switchyard.Revision) error {
 	profiles := r.ProfileNames()
 	configs, active := make([]string, len(profiles)), make([]bool, len(profiles))
 	for i, name := range profiles {
@@ -265,7 +265,7 @@ func queueProfiles(b *pgx.Batch, r *evaluator.Revision) error {
 	return nil
 }
 
-func queueOverrides(b *pgx.Batch, r *evaluator.Revision) {
+func queueOverrides(b *pgx.Batch, r *switchyard.Revision) {
 	var modules []string
 	var versions []*string
 	var enabled []*bool
@@ -282,7 +282,7 @@ func queueOverrides(b *pgx.Batch, r *evaluator.Revision) {
 }
 
 // jsonState encodes a revision as its immutable JSONB record.
-func jsonState(r *evaluator.Revision) ([]byte, error) {
+func jsonState(r *switchyard.Revision) ([]byte, error) {
 	state, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode revision %d: %w", r.Number, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 )
@@ -19,7 +20,7 @@ func applyFlag(t *testing.T, s *Store, name string, on bool) store.AuditEntry {
 	t.Helper()
 	_, e, err := s.Apply(testContext(t), store.Change{
 		Attempt:  store.Attempt{Actor: "alice", Role: "admin", Reason: "test", RequestID: "req"},
-		Mutation: evaluator.SetSystemFlag(name, on)})
+		Mutation: switchyard.SetSystemFlag(name, on)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +39,8 @@ func pgCode(err error) string {
 // role lacks the privilege, and even the owner hits the trigger.
 func TestAuditAppendOnly(t *testing.T) {
 	f := newFixture(t)
-	applyFlag(t, f.store, evaluator.ExamMode, true)
-	applyFlag(t, f.store, evaluator.ExamMode, false)
+	applyFlag(t, f.store, switchyard.ExamMode, true)
+	applyFlag(t, f.store, switchyard.ExamMode, false)
 	cur, err := f.store.Current(testContext(t))
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,7 @@ func TestTamperNamed(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
 			for i := range 5 {
-				applyFlag(t, f.store, evaluator.ExamMode, i%2 == 0)
+				applyFlag(t, f.store, switchyard.ExamMode, i%2 == 0)
 			}
 			f.tamper(t, strings.Replace(tt.sql, "%s", f.table("switch_audit_log"), 1))
 			v, err := f.store.VerifyAudit(testContext(t))
@@ -151,13 +152,13 @@ func (r *recorder) heads() (seqs []int64, hashes []string) {
 func TestServiceLogCarriesHead(t *testing.T) {
 	rec := &recorder{}
 	f := newFixture(t, WithLogger(slog.New(rec)))
-	applyFlag(t, f.store, evaluator.ExamMode, true)
+	applyFlag(t, f.store, switchyard.ExamMode, true)
 	if _, err := f.store.Reject(testContext(t), store.Attempt{Actor: "eve", Role: "viewer"},
-		evaluator.Errorf(evaluator.CodeForbidden, "viewers cannot change the runtime")); err != nil {
+		switchyard.Errorf(switchyard.CodeForbidden, "viewers cannot change the runtime")); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := f.store.Apply(testContext(t), store.Change{Expected: 1, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, false)})
-	if evaluator.ErrorCode(err) != evaluator.CodeRevisionConflict {
+	_, _, err := f.store.Apply(testContext(t), store.Change{Expected: 1, Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, false)})
+	if switchyard.ErrorCode(err) != switchyard.CodeRevisionConflict {
 		t.Fatalf("stale change error = %v, want REVISION_CONFLICT", err)
 	}
 	seqs, hashes := rec.heads()
@@ -183,7 +184,7 @@ func TestCanonicalEncoding(t *testing.T) {
 	}
 	prev := ""
 	for i, a := range attempts {
-		e, err := f.store.Reject(testContext(t), a, evaluator.Errorf(evaluator.CodeForbidden, "attempt %d", i))
+		e, err := f.store.Reject(testContext(t), a, switchyard.Errorf(switchyard.CodeForbidden, "attempt %d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +193,7 @@ func TestCanonicalEncoding(t *testing.T) {
 		}
 		prev = e.Hash
 	}
-	next := applyFlag(t, f.store, evaluator.FreezeUpdates, true)
+	next := applyFlag(t, f.store, switchyard.FreezeUpdates, true)
 	if store.ChainHash(prev, next) != next.Hash || string(next.After) != `{"FREEZE_UPDATES":true}` {
 		t.Fatalf("applied entry %+v: hash or after differs", next)
 	}
@@ -206,8 +207,8 @@ func TestCanonicalEncoding(t *testing.T) {
 func TestUnstorableText(t *testing.T) {
 	f := newFixture(t)
 	for _, a := range []store.Attempt{{Actor: "nul\x00byte"}, {Reason: "bad \xff utf-8"}} {
-		_, err := f.store.Reject(testContext(t), a, evaluator.Errorf(evaluator.CodeForbidden, "no"))
-		if evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+		_, err := f.store.Reject(testContext(t), a, switchyard.Errorf(switchyard.CodeForbidden, "no"))
+		if switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest {
 			t.Errorf("Reject(%q) error = %v, want INVALID_REQUEST", a, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 )
@@ -21,7 +22,7 @@ func setClients(b *testing.B) {
 	b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
 }
 
-func benchSnapshot(b *testing.B, f *fixture) evaluator.Snapshot {
+func benchSnapshot(b *testing.B, f *fixture) switchyard.Snapshot {
 	cur, err := f.store.Current(testContext(b))
 	if err != nil {
 		b.Fatal(err)
@@ -89,7 +90,7 @@ func BenchmarkApply(b *testing.B) {
 	for i := range b.N {
 		start := time.Now()
 		_, _, err := f.store.Apply(ctx, store.Change{Attempt: store.Attempt{Actor: "bench", Role: "admin"},
-			Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, i%2 == 0)})
+			Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, i%2 == 0)})
 		took = append(took, time.Since(start))
 		if err != nil {
 			b.Fatal(err)

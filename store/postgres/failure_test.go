@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -90,7 +90,7 @@ func TestKilledConnectionLeavesNothing(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := f.store.Apply(testContext(t), store.Change{Attempt: store.Attempt{Actor: "alice"},
-			Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+			Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
 		done <- err
 	}()
 	pid := lock.waiter(t)
@@ -98,7 +98,7 @@ func TestKilledConnectionLeavesNothing(t *testing.T) {
 	if err := f.owner.QueryRow(testContext(t), `SELECT pg_terminate_backend($1)`, pid).Scan(&killed); err != nil || !killed {
 		t.Fatalf("terminate backend %d: %v, %v", pid, killed, err)
 	}
-	if err := <-done; evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+	if err := <-done; switchyard.ErrorCode(err) != switchyard.CodeUnavailable {
 		t.Fatalf("Apply on a killed connection = %v, want UNAVAILABLE", err)
 	}
 	lock.release()
@@ -116,7 +116,7 @@ func TestKilledConnectionLeavesNothing(t *testing.T) {
 		t.Fatalf("head %d, EXAM_MODE %v, %v; want revision 1 with exam mode off", head, exam, err)
 	}
 	next, _, err := f.store.Apply(testContext(t), store.Change{Attempt: store.Attempt{Actor: "alice"}, Expected: 1,
-		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+		Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
 	if err != nil || next.Number != 2 {
 		t.Fatalf("the change after the failure = %v, %v; want revision 2", next, err)
 	}
@@ -137,8 +137,8 @@ func TestCallDeadline(t *testing.T) {
 	defer s.Close()
 	holdChainLock(t, f)
 	start := time.Now()
-	_, err = s.Reject(testContext(t), store.Attempt{Actor: "eve"}, evaluator.Errorf(evaluator.CodeForbidden, "no"))
-	if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+	_, err = s.Reject(testContext(t), store.Attempt{Actor: "eve"}, switchyard.Errorf(switchyard.CodeForbidden, "no"))
+	if switchyard.ErrorCode(err) != switchyard.CodeUnavailable {
 		t.Fatalf("Reject while the chain is locked = %v, want UNAVAILABLE", err)
 	}
 	if took := time.Since(start); took < timeout || took > 5*timeout {
@@ -201,11 +201,11 @@ func TestDeadDatabase(t *testing.T) {
 			opts := []Option{WithLogger(quiet), WithTimeout(300 * time.Millisecond)}
 			start := time.Now()
 			_, err := Open(testContext(t), u, opts...)
-			if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+			if switchyard.ErrorCode(err) != switchyard.CodeUnavailable {
 				t.Errorf("Open = %v, want UNAVAILABLE", err)
 			}
 			_, err = Migrate(testContext(t), u, opts...)
-			if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+			if switchyard.ErrorCode(err) != switchyard.CodeUnavailable {
 				t.Errorf("Migrate = %v, want UNAVAILABLE", err)
 			}
 			if took := time.Since(start); took > 5*time.Second {
@@ -246,7 +246,7 @@ func TestOpenNeedsMigrations(t *testing.T) {
 			f := &fixture{url: u, schema: schema, owner: owner}
 			tt.setup(t, u, f)
 			_, err := Open(testContext(t), f.url, WithLogger(quiet))
-			if evaluator.ErrorCode(err) != evaluator.CodeUnavailable || !strings.Contains(err.Error(), tt.want) ||
+			if switchyard.ErrorCode(err) != switchyard.CodeUnavailable || !strings.Contains(err.Error(), tt.want) ||
 				!strings.Contains(err.Error(), "switchyard migrate up") {
 				t.Fatalf("Open = %v, want UNAVAILABLE saying %q and to run `switchyard migrate up`", err, tt.want)
 			}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -40,7 +40,7 @@ func TestListenReportsCommitsAndResyncsAfterReconnect(t *testing.T) {
 	apply := func() {
 		t.Helper()
 		if _, _, err := f.store.Apply(testContext(t), store.Change{Attempt: store.Attempt{Actor: "a"},
-			Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+			Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/migrations"
 )
 
@@ -138,7 +138,7 @@ func openProvider(ctx context.Context, url string, c config) (*pgxpool.Pool, *go
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "database URL: %v", err)
+		return nil, nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "database URL: %v", err)
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, stdlib.OpenDBFromPool(pool), migrations.FS,
 		goose.WithSessionLocker(schemaLocker{}), goose.WithDisableGlobalRegistry(true))
@@ -194,7 +194,7 @@ func seed(ctx context.Context, pool *pgxpool.Pool, c config) error {
 		return dbError("seed the first revision", err)
 	}
 	defer tx.Rollback(ctx)
-	first := evaluator.InitialRevision(c.now().UTC().Truncate(time.Microsecond))
+	first := switchyard.InitialRevision(c.now().UTC().Truncate(time.Microsecond))
 	state, err := jsonState(first)
 	if err != nil {
 		return err

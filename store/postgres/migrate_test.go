@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/storetest"
 )
@@ -56,7 +56,7 @@ func TestMigrateOnce(t *testing.T) {
 	f := openFixture(t, u, schema, owner)
 	for table, want := range map[string]int{
 		"revisions": 1, "runtime_head": 1, "switch_audit_log": 0, "session_runtime_snapshot": 0,
-		"module_catalog": len(evaluator.DefaultCatalog()), "system_flags": 3, "runtime_profiles": 3, "module_overrides": 0,
+		"module_catalog": len(switchyard.DefaultCatalog()), "system_flags": 3, "runtime_profiles": 3, "module_overrides": 0,
 	} {
 		if n := f.count(t, table); n != want {
 			t.Errorf("%s has %d rows, want %d", table, n, want)
@@ -66,14 +66,14 @@ func TestMigrateOnce(t *testing.T) {
 	var flagsOn int
 	err = owner.QueryRow(testContext(t), `SELECT (SELECT name FROM `+f.table("runtime_profiles")+` WHERE is_active),
 		(SELECT count(*) FROM `+f.table("system_flags")+` WHERE enabled)`).Scan(&active, &flagsOn)
-	if err != nil || active != evaluator.ProfilePrimary || flagsOn != 0 {
+	if err != nil || active != switchyard.ProfilePrimary || flagsOn != 0 {
 		t.Errorf("active profile %q, %d flags on, %v; want primary with every flag off", active, flagsOn, err)
 	}
 	cur, err := f.store.Current(testContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := evaluator.InitialRevision(cur.CreatedAt)
+	want := switchyard.InitialRevision(cur.CreatedAt)
 	if !reflect.DeepEqual(cur, want) {
 		t.Fatalf("revision 1 = %+v, want the defaults of a new install %+v", cur, want)
 	}
@@ -105,14 +105,14 @@ func TestSchemaVersion(t *testing.T) {
 func TestNormalizedTablesFollow(t *testing.T) {
 	f := newFixture(t)
 	v0, off := "v0", false
-	for _, m := range []evaluator.Mutation{
-		evaluator.SetSystemFlag(evaluator.FreezeUpdates, true),
-		evaluator.SetActiveProfile(evaluator.ProfileShadow),
-		evaluator.SetOverride("search", &v0, nil),
-		evaluator.SetOverride("neo4j", nil, &off),
-		evaluator.RegisterModule(evaluator.ModuleSpec{Key: "ranking", Kind: evaluator.KindAlgorithm, Versions: []string{"v1", "v2"},
+	for _, m := range []switchyard.Mutation{
+		switchyard.SetSystemFlag(switchyard.FreezeUpdates, true),
+		switchyard.SetActiveProfile(switchyard.ProfileShadow),
+		switchyard.SetOverride("search", &v0, nil),
+		switchyard.SetOverride("neo4j", nil, &off),
+		switchyard.RegisterModule(switchyard.ModuleSpec{Key: "ranking", Kind: switchyard.KindAlgorithm, Versions: []string{"v1", "v2"},
 			Defaults: map[string]string{"primary": "v2", "fallback": "v1", "shadow": "v1"}}),
-		evaluator.ClearOverride("search"),
+		switchyard.ClearOverride("search"),
 	} {
 		if _, _, err := f.store.Apply(testContext(t), store.Change{Attempt: store.Attempt{Actor: "ops"}, Mutation: m}); err != nil {
 			t.Fatalf("%s %s: %v", m.Action, m.Target, err)
@@ -165,8 +165,8 @@ func TestNotifyAndRestart(t *testing.T) {
 	if _, err := listener.Exec(testContext(t), "LISTEN "+RevisionChannel); err != nil {
 		t.Fatal(err)
 	}
-	change := store.Change{Attempt: store.Attempt{Actor: "ops"}, Expected: 7, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}
-	if _, _, err := s.Apply(testContext(t), change); evaluator.ErrorCode(err) != evaluator.CodeRevisionConflict {
+	change := store.Change{Attempt: store.Attempt{Actor: "ops"}, Expected: 7, Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}
+	if _, _, err := s.Apply(testContext(t), change); switchyard.ErrorCode(err) != switchyard.CodeRevisionConflict {
 		t.Fatalf("stale change = %v, want REVISION_CONFLICT", err)
 	}
 	change.Expected = 1

@@ -21,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -48,7 +48,7 @@ type Store struct {
 	cfg  config
 	// latest caches the newest revision read or written: revisions are
 	// immutable, so the cached one is reused while the head still names it.
-	latest atomic.Pointer[evaluator.Revision]
+	latest atomic.Pointer[switchyard.Revision]
 }
 
 type config struct {
@@ -86,7 +86,7 @@ func poolConfig(url string, c config) (*pgxpool.Config, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message masks the URL's password.
-		return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "database URL: %v", err)
+		return nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "database URL: %v", err)
 	}
 	if pc.ConnConfig.ConnectTimeout == 0 || pc.ConnConfig.ConnectTimeout > c.timeout {
 		pc.ConnConfig.ConnectTimeout = c.timeout
@@ -119,7 +119,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "database URL: %v", err)
+		return nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "database URL: %v", err)
 	}
 	s := &Store{pool: pool, cfg: c}
 	if err := s.check(ctx); err != nil {
@@ -141,10 +141,10 @@ func (s *Store) check(ctx context.Context) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "42P01": // undefined_table
-			return evaluator.Errorf(evaluator.CodeUnavailable,
+			return switchyard.Errorf(switchyard.CodeUnavailable,
 				"the database has no Switchyard schema: run `switchyard migrate up` first")
 		case "22023", "42501": // no such role; not a member of it, or it lacks its grants
-			return evaluator.Errorf(evaluator.CodeUnavailable,
+			return switchyard.Errorf(switchyard.CodeUnavailable,
 				"cannot work as role %s (%s): run `switchyard migrate up` as the database owner, "+
 					"and connect as the owner or a member of %s", ServiceRole, pgErr.Message, ServiceRole)
 		}
@@ -157,7 +157,7 @@ func (s *Store) check(ctx context.Context) error {
 		return err
 	}
 	if version < want {
-		return evaluator.Errorf(evaluator.CodeUnavailable,
+		return switchyard.Errorf(switchyard.CodeUnavailable,
 			"the database schema is at version %d, this binary needs %d: run `switchyard migrate up`", version, want)
 	}
 	if _, err := s.Current(ctx); err != nil {
@@ -183,25 +183,25 @@ func dbError(op string, err error) error {
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "22021" || pgErr.Code == "22P05":
-			return evaluator.Errorf(evaluator.CodeInvalidRequest, "%s: text must be valid UTF-8 without NUL characters", op)
+			return switchyard.Errorf(switchyard.CodeInvalidRequest, "%s: text must be valid UTF-8 without NUL characters", op)
 		case pgErr.Code == "23503":
-			return evaluator.Errorf(evaluator.CodeInvalidRequest, "%s: it refers to a row that does not exist (%s)", op, pgErr.Detail)
+			return switchyard.Errorf(switchyard.CodeInvalidRequest, "%s: it refers to a row that does not exist (%s)", op, pgErr.Detail)
 		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"),
 			strings.HasPrefix(pgErr.Code, "57"):
-			return evaluator.Errorf(evaluator.CodeUnavailable, "%s: the database is unavailable: %s", op, pgErr.Message)
+			return switchyard.Errorf(switchyard.CodeUnavailable, "%s: the database is unavailable: %s", op, pgErr.Message)
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return evaluator.Errorf(evaluator.CodeUnavailable, "%s: the database is unavailable: %v", op, err)
+	return switchyard.Errorf(switchyard.CodeUnavailable, "%s: the database is unavailable: %v", op, err)
 }
 
 // Current implements store.Store. The head and the revision are read in
 // one round trip; the revision's JSON is sent only when it is not the one
 // already cached.
-func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
+func (s *Store) Current(ctx context.Context) (*switchyard.Revision, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	var number int64
@@ -229,7 +229,7 @@ func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
 // remember caches r as the newest revision unless a newer one is cached.
 // Revisions are immutable and their numbers never reused, so a number
 // names the same content for as long as the database lives.
-func (s *Store) remember(r *evaluator.Revision) {
+func (s *Store) remember(r *switchyard.Revision) {
 	for {
 		old := s.latest.Load()
 		if old != nil && old.Number > r.Number {
@@ -247,21 +247,21 @@ type querier interface {
 }
 
 // Revision implements store.Store.
-func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+func (s *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	return s.revision(ctx, s.pool, n)
 }
 
 // revision reads revision n through q, or from the cache.
-func (s *Store) revision(ctx context.Context, q querier, n int64) (*evaluator.Revision, error) {
+func (s *Store) revision(ctx context.Context, q querier, n int64) (*switchyard.Revision, error) {
 	if r := s.latest.Load(); r != nil && r.Number == n {
 		return r, nil
 	}
 	var state []byte
 	err := q.QueryRow(ctx, `SELECT state FROM revisions WHERE number = $1`, n).Scan(&state)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, evaluator.Errorf(evaluator.CodeNotFound, "revision %d does not exist", n)
+		return nil, switchyard.Errorf(switchyard.CodeNotFound, "revision %d does not exist", n)
 	}
 	if err != nil {
 		return nil, dbError(fmt.Sprintf("read revision %d", n), err)
@@ -274,15 +274,15 @@ func (s *Store) revision(ctx context.Context, q querier, n int64) (*evaluator.Re
 	return r, nil
 }
 
-func decodeRevision(n int64, state []byte) (*evaluator.Revision, error) {
-	var r evaluator.Revision
+func decodeRevision(n int64, state []byte) (*switchyard.Revision, error) {
+	var r switchyard.Revision
 	if err := json.Unmarshal(state, &r); err != nil {
 		return nil, fmt.Errorf("decode revision %d: %w", n, err)
 	}
 	r.Number = n
 	r.CreatedAt = r.CreatedAt.UTC()
 	if r.Overrides == nil {
-		r.Overrides = map[string]evaluator.Override{}
+		r.Overrides = map[string]switchyard.Override{}
 	}
 	return &r, nil
 }

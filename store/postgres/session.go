@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // snapshotColumns is what reading a snapshot selects, in scanSnapshot's order.
@@ -21,13 +20,13 @@ const snapshotColumns = `session_id, user_id, revision, profile, modules::text,
 // store the row (the others wait for it to commit), and every other
 // creator then reads that row. A new session costs one statement. An
 // expired snapshot under the same ID is deleted and the insert tried again.
-func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
-	if err := evaluator.ValidateSessionID(snap.SessionID); err != nil {
-		return evaluator.Snapshot{}, false, err
+func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
+	if err := switchyard.ValidateSessionID(snap.SessionID); err != nil {
+		return switchyard.Snapshot{}, false, err
 	}
 	modules, err := json.Marshal(snap.Modules)
 	if err != nil {
-		return evaluator.Snapshot{}, false, fmt.Errorf("encode session %q modules: %w", snap.SessionID, err)
+		return switchyard.Snapshot{}, false, fmt.Errorf("encode session %q modules: %w", snap.SessionID, err)
 	}
 	// Postgres keeps microseconds, as pgx sends them: this is what is stored.
 	snap.CreatedAt = snap.CreatedAt.UTC().Truncate(time.Microsecond)
@@ -46,51 +45,51 @@ func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (eva
 			snap.SessionID, snap.UserID, snap.Revision, snap.Profile, string(modules),
 			snap.ExamModeAtStart, snap.FreezeUpdatesAtStart, snap.CreatedAt, snap.ExpiresAt)
 		if err != nil {
-			return evaluator.Snapshot{}, false, dbError(fmt.Sprintf("create session %q", snap.SessionID), err)
+			return switchyard.Snapshot{}, false, dbError(fmt.Sprintf("create session %q", snap.SessionID), err)
 		}
 		if tag.RowsAffected() == 1 {
 			return snap, true, nil
 		}
-		var got evaluator.Snapshot
+		var got switchyard.Snapshot
 		err = scanSnapshot(s.pool.QueryRow(ctx,
 			`SELECT `+snapshotColumns+` FROM session_runtime_snapshot WHERE session_id = $1`, snap.SessionID), &got)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			continue // Swept since the insert: try again.
 		case err != nil:
-			return evaluator.Snapshot{}, false, dbError(fmt.Sprintf("read session %q", snap.SessionID), err)
+			return switchyard.Snapshot{}, false, dbError(fmt.Sprintf("read session %q", snap.SessionID), err)
 		case s.cfg.now().Before(got.ExpiresAt):
 			return got, false, nil
 		}
 		if _, err := s.pool.Exec(ctx,
 			`DELETE FROM session_runtime_snapshot WHERE session_id = $1 AND expires_at <= $2`,
 			snap.SessionID, s.cfg.now()); err != nil {
-			return evaluator.Snapshot{}, false, dbError(fmt.Sprintf("replace expired session %q", snap.SessionID), err)
+			return switchyard.Snapshot{}, false, dbError(fmt.Sprintf("replace expired session %q", snap.SessionID), err)
 		}
 	}
-	return evaluator.Snapshot{}, false, evaluator.Errorf(evaluator.CodeUnavailable,
+	return switchyard.Snapshot{}, false, switchyard.Errorf(switchyard.CodeUnavailable,
 		"session %q changed during every attempt to create it; try again", snap.SessionID)
 }
 
 // Session implements store.Store.
-func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
+func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	var snap evaluator.Snapshot
+	var snap switchyard.Snapshot
 	err := scanSnapshot(s.pool.QueryRow(ctx,
 		`SELECT `+snapshotColumns+` FROM session_runtime_snapshot WHERE session_id = $1 AND expires_at > $2`,
 		id, s.cfg.now()), &snap)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return evaluator.Snapshot{}, evaluator.Errorf(evaluator.CodeNotFound, "session %q does not exist or has expired", id)
+		return switchyard.Snapshot{}, switchyard.Errorf(switchyard.CodeNotFound, "session %q does not exist or has expired", id)
 	}
 	if err != nil {
-		return evaluator.Snapshot{}, dbError(fmt.Sprintf("read session %q", id), err)
+		return switchyard.Snapshot{}, dbError(fmt.Sprintf("read session %q", id), err)
 	}
 	return snap, nil
 }
 
 // scanSnapshot reads a row selected with snapshotColumns.
-func scanSnapshot(row pgx.Row, snap *evaluator.Snapshot) error {
+func scanSnapshot(row pgx.Row, snap *switchyard.Snapshot) error {
 	var modules string
 	if err := row.Scan(&snap.SessionID, &snap.UserID, &snap.Revision, &snap.Profile, &modules,
 		&snap.ExamModeAtStart, &snap.FreezeUpdatesAtStart, &snap.CreatedAt, &snap.ExpiresAt); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 )
@@ -45,10 +46,10 @@ func createSessions(t *testing.T, f *fixture, c *clock, prefix string, n int, tt
 func TestSessionRoundTrip(t *testing.T) {
 	f := newFixture(t)
 	v0 := "v0"
-	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: evaluator.SetOverride("mastery", &v0, nil)}); err != nil {
+	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: switchyard.SetOverride("mastery", &v0, nil)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 		t.Fatal(err)
 	}
 	cur, err := f.store.Current(testContext(t))
@@ -64,14 +65,14 @@ func TestSessionRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Session = %+v, %v; want %+v", got, err, want)
 	}
-	if !got.ExamModeAtStart || got.Modules["mastery"].Source != evaluator.SourceOverride {
+	if !got.ExamModeAtStart || got.Modules["mastery"].Source != switchyard.SourceOverride {
 		t.Fatalf("snapshot lost the pinned state: %+v", got)
 	}
-	dangling := evaluator.NewSnapshot("s-2", "u", &evaluator.Revision{Number: 99}, time.Now(), time.Hour)
-	if _, _, err := f.store.CreateSession(testContext(t), dangling); evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+	dangling := evaluator.NewSnapshot("s-2", "u", &switchyard.Revision{Number: 99}, time.Now(), time.Hour)
+	if _, _, err := f.store.CreateSession(testContext(t), dangling); switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest {
 		t.Fatalf("snapshot of revision 99 = %v, want INVALID_REQUEST", err)
 	}
-	if _, _, err := f.store.CreateSession(testContext(t), evaluator.Snapshot{SessionID: "has space"}); evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+	if _, _, err := f.store.CreateSession(testContext(t), switchyard.Snapshot{SessionID: "has space"}); switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest {
 		t.Fatalf("invalid session ID = %v, want INVALID_REQUEST", err)
 	}
 }
@@ -84,11 +85,11 @@ func TestSweep(t *testing.T) {
 	f := newFixture(t, WithClock(c.now))
 	createSessions(t, f, c, "short", 25, time.Minute)
 	createSessions(t, f, c, "long", 3, time.Hour)
-	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+	if _, _, err := f.store.Apply(testContext(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 		t.Fatal(err)
 	}
 	c.add(2 * time.Minute)
-	if _, err := f.store.Session(testContext(t), "short-0"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+	if _, err := f.store.Session(testContext(t), "short-0"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 		t.Fatalf("expired session = %v, want NOT_FOUND", err)
 	}
 	var batches []int

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // The client defaults: short enough that a dead Redis costs a read a
@@ -45,7 +44,7 @@ func ParseURL(raw string) (*redis.UniversalOptions, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url's message would repeat the URL and its password.
-		return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "redis URL: it does not parse as a URL")
+		return nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "redis URL: it does not parse as a URL")
 	}
 	o := &redis.UniversalOptions{
 		DialTimeout: DefaultDialTimeout, ReadTimeout: DefaultIOTimeout, WriteTimeout: DefaultIOTimeout,
@@ -57,10 +56,10 @@ func ParseURL(raw string) (*redis.UniversalOptions, error) {
 		o.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	case "redis":
 	default:
-		return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "redis URL: scheme %q: want redis:// or rediss://", u.Scheme)
+		return nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "redis URL: scheme %q: want redis:// or rediss://", u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "redis URL: no host")
+		return nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "redis URL: no host")
 	}
 	host := u.Host
 	if u.Port() == "" {
@@ -71,16 +70,16 @@ func ParseURL(raw string) (*redis.UniversalOptions, error) {
 	o.Password, _ = u.User.Password()
 	if db := strings.Trim(u.Path, "/"); db != "" {
 		if o.DB, err = strconv.Atoi(db); err != nil || o.DB < 0 {
-			return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "redis URL: database %q is not a number", db)
+			return nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "redis URL: database %q is not a number", db)
 		}
 	}
 	if err := parseParams(u.Query(), o); err != nil {
-		return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "redis URL: %v", err)
+		return nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "redis URL: %v", err)
 	}
 	if o.MasterName == "" && (o.IsClusterMode || len(o.Addrs) > 1) {
 		o.IsClusterMode = true
 		if o.DB != 0 {
-			return nil, evaluator.Errorf(evaluator.CodeInvalidRequest, "redis URL: a Cluster has no database %d", o.DB)
+			return nil, switchyard.Errorf(switchyard.CodeInvalidRequest, "redis URL: a Cluster has no database %d", o.DB)
 		}
 	}
 	return o, nil

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store/rediscache"
 )
 
@@ -70,7 +70,7 @@ func TestParseURLRefuses(t *testing.T) {
 	} {
 		t.Run(url, func(t *testing.T) {
 			_, err := rediscache.ParseURL(url)
-			if evaluator.ErrorCode(err) != evaluator.CodeInvalidRequest {
+			if switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest {
 				t.Fatalf("ParseURL(%q) = %v, want INVALID_REQUEST", url, err)
 			}
 			if err != nil && strings.Contains(err.Error(), "secret") {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/postgres"
 	"github.com/switchyard-dev/switchyard/store/rediscache"
@@ -124,7 +124,7 @@ func TestPostgresFeedAnnounces(t *testing.T) {
 	})
 	waitFor(t, heard, 1)
 	if _, _, err := writer.Apply(ctx(t), store.Change{Attempt: store.Attempt{Actor: "a"},
-		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+		Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, heard, 2)

@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -64,7 +65,7 @@ func TestRealRedisPropagation(t *testing.T) {
 	watcher := rediscache.New(mem, rdb, rediscache.WithPrefix(p), rediscache.WithPollInterval(time.Hour))
 	heard := changes(t, watcher)
 	waitFor(t, heard, 1)
-	if _, _, err := writer.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.FreezeUpdates, true)}); err != nil {
+	if _, _, err := writer.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.FreezeUpdates, true)}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, heard, 2)
@@ -137,7 +138,7 @@ func TestDeadRedisCostsAtMostTheDeadline(t *testing.T) {
 				cache := rediscache.New(mem, rdb, rediscache.WithTimeout(timeout),
 					rediscache.WithLogger(slog.New(slog.DiscardHandler)))
 				start := time.Now()
-				if err := r.read(cache); err != nil && evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+				if err := r.read(cache); err != nil && switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 					t.Fatalf("%s = %v", r.name, err)
 				}
 				if elapsed := time.Since(start); elapsed > 2*timeout {

@@ -33,7 +33,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/store"
 )
@@ -72,7 +72,7 @@ type Store struct {
 
 	group     singleflight.Group
 	current   atomic.Pointer[currentEntry]
-	revisions *lru.Cache[int64, *evaluator.Revision]
+	revisions *lru.Cache[int64, *switchyard.Revision]
 	health    health
 	listeners notifier
 }
@@ -80,7 +80,7 @@ type Store struct {
 // currentEntry is the in-process current revision and when it stops being
 // trusted without asking Redis.
 type currentEntry struct {
-	rev     *evaluator.Revision
+	rev     *switchyard.Revision
 	expires time.Time
 }
 
@@ -151,7 +151,7 @@ func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store
 			current: c.prefix + "current", revision: c.prefix + "rev:",
 			session: c.prefix + "session:", channel: c.prefix + "revisions",
 		},
-		revisions: lru.New[int64, *evaluator.Revision](revisionsCached),
+		revisions: lru.New[int64, *switchyard.Revision](revisionsCached),
 	}
 }
 
@@ -161,7 +161,7 @@ func (s *Store) Health() Health { return s.health.snapshot() }
 // Current implements store.Store: the in-process revision while its TTL
 // lasts, else the number in the shared version key and that revision from
 // the caches, else the wrapped store. Concurrent misses load once.
-func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
+func (s *Store) Current(ctx context.Context) (*switchyard.Revision, error) {
 	if e := s.current.Load(); e != nil && s.cfg.now().Before(e.expires) {
 		return e.rev, nil
 	}
@@ -169,10 +169,10 @@ func (s *Store) Current(ctx context.Context) (*evaluator.Revision, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.(*evaluator.Revision), nil
+	return v.(*switchyard.Revision), nil
 }
 
-func (s *Store) loadCurrent(ctx context.Context) (*evaluator.Revision, error) {
+func (s *Store) loadCurrent(ctx context.Context) (*switchyard.Revision, error) {
 	if raw, ok := s.get(ctx, s.keys.current); ok {
 		if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
 			if rev, err := s.Revision(ctx, n); err == nil {
@@ -190,7 +190,7 @@ func (s *Store) loadCurrent(ctx context.Context) (*evaluator.Revision, error) {
 
 // Revision implements store.Store. Revisions are immutable, so a cached
 // one is good for as long as it is kept; a missing one is never cached.
-func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+func (s *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
 	if rev, ok := s.revisions.Get(n); ok {
 		return rev, nil
 	}
@@ -215,21 +215,21 @@ func (s *Store) Revision(ctx context.Context, n int64) (*evaluator.Revision, err
 	if err != nil {
 		return nil, err
 	}
-	return v.(*evaluator.Revision), nil
+	return v.(*switchyard.Revision), nil
 }
 
 // Session implements store.Store: the snapshot from Redis, else from the
 // wrapped store. A snapshot never changes, so it is cached in Redis until it
 // expires; NOT_FOUND is never cached, because the session may be created a
 // moment later.
-func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
-	if evaluator.ValidateSessionID(id) != nil {
+func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, error) {
+	if switchyard.ValidateSessionID(id) != nil {
 		// No such session can exist; the store says so without a cache key.
 		return s.inner.Session(ctx, id)
 	}
 	v, err := s.once(ctx, "session:"+id, func(ctx context.Context) (any, error) {
 		if raw, ok := s.get(ctx, s.keys.session+id); ok {
-			var snap evaluator.Snapshot
+			var snap switchyard.Snapshot
 			if err := json.Unmarshal([]byte(raw), &snap); err == nil && s.cfg.now().Before(snap.ExpiresAt) {
 				return snap, nil
 			}
@@ -242,14 +242,14 @@ func (s *Store) Session(ctx context.Context, id string) (evaluator.Snapshot, err
 		return snap, nil
 	})
 	if err != nil {
-		return evaluator.Snapshot{}, err
+		return switchyard.Snapshot{}, err
 	}
-	return v.(evaluator.Snapshot), nil
+	return v.(switchyard.Snapshot), nil
 }
 
 // CreateSession implements store.Store. The wrapped store decides which
 // writer wins; whatever it returns is the snapshot, so that is cached.
-func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (evaluator.Snapshot, bool, error) {
+func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
 	stored, created, err := s.inner.CreateSession(ctx, snap)
 	if err != nil {
 		return stored, created, err
@@ -260,7 +260,7 @@ func (s *Store) CreateSession(ctx context.Context, snap evaluator.Snapshot) (eva
 
 // cacheSession keeps a live snapshot in Redis until it expires; an expired
 // one is not cached at all.
-func (s *Store) cacheSession(ctx context.Context, snap evaluator.Snapshot) {
+func (s *Store) cacheSession(ctx context.Context, snap switchyard.Snapshot) {
 	ttl := snap.ExpiresAt.Sub(s.cfg.now())
 	if ttl <= 0 {
 		return
@@ -277,7 +277,7 @@ func (s *Store) cacheSession(ctx context.Context, snap evaluator.Snapshot) {
 // published, so other replicas switch at once; then OnChange listeners are
 // told of it, after Apply has returned or while it does. The change itself is the wrapped store's: a Redis failure after it
 // never turns it into an error.
-func (s *Store) Apply(ctx context.Context, c store.Change) (*evaluator.Revision, store.AuditEntry, error) {
+func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision, store.AuditEntry, error) {
 	next, entry, err := s.inner.Apply(ctx, c)
 	if err != nil {
 		return next, entry, err
@@ -325,7 +325,7 @@ return 0`)
 
 // share stores rev in Redis, advances the version key to it and, for a new
 // revision, announces it on the channel.
-func (s *Store) share(ctx context.Context, rev *evaluator.Revision, announce bool) {
+func (s *Store) share(ctx context.Context, rev *switchyard.Revision, announce bool) {
 	data, err := json.Marshal(rev)
 	if err != nil {
 		return
@@ -351,7 +351,7 @@ func (s *Store) share(ctx context.Context, rev *evaluator.Revision, announce boo
 // one is installed, restarting its TTL, hands a new number to the
 // listeners' delivery goroutine and
 // returns the newer of the two: a number seen once never goes backwards.
-func (s *Store) observe(rev *evaluator.Revision) *evaluator.Revision {
+func (s *Store) observe(rev *switchyard.Revision) *switchyard.Revision {
 	s.revisions.Add(rev.Number, rev)
 	next := &currentEntry{rev: rev, expires: s.cfg.now().Add(s.cfg.localTTL)}
 	for {
@@ -375,7 +375,7 @@ func (s *Store) once(ctx context.Context, key string, load func(context.Context)
 	case r := <-ch:
 		return r.Val, r.Err
 	case <-ctx.Done():
-		return nil, evaluator.Errorf(evaluator.CodeUnavailable, "read %s: %v", key, ctx.Err())
+		return nil, switchyard.Errorf(switchyard.CodeUnavailable, "read %s: %v", key, ctx.Err())
 	}
 }
 
@@ -423,8 +423,8 @@ func (s *Store) probe(ctx context.Context, call func(context.Context) error) err
 	return err
 }
 
-func decodeRevision(n int64, raw string) (*evaluator.Revision, error) {
-	var r evaluator.Revision
+func decodeRevision(n int64, raw string) (*switchyard.Revision, error) {
+	var r switchyard.Revision
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
 		return nil, fmt.Errorf("decode cached revision %d: %w", n, err)
 	}
@@ -432,7 +432,7 @@ func decodeRevision(n int64, raw string) (*evaluator.Revision, error) {
 		return nil, fmt.Errorf("cached revision %d holds revision %d", n, r.Number)
 	}
 	if r.Overrides == nil {
-		r.Overrides = map[string]evaluator.Override{}
+		r.Overrides = map[string]switchyard.Override{}
 	}
 	return &r, nil
 }

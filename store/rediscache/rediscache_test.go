@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -42,19 +43,19 @@ func (c *counting) wait() {
 	<-c.gate
 }
 
-func (c *counting) Current(ctx context.Context) (*evaluator.Revision, error) {
+func (c *counting) Current(ctx context.Context) (*switchyard.Revision, error) {
 	c.current.Add(1)
 	c.wait()
 	return c.Store.Current(ctx)
 }
 
-func (c *counting) Revision(ctx context.Context, n int64) (*evaluator.Revision, error) {
+func (c *counting) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
 	c.revision.Add(1)
 	c.wait()
 	return c.Store.Revision(ctx, n)
 }
 
-func (c *counting) Session(ctx context.Context, id string) (evaluator.Snapshot, error) {
+func (c *counting) Session(ctx context.Context, id string) (switchyard.Snapshot, error) {
 	c.session.Add(1)
 	c.wait()
 	return c.Store.Session(ctx, id)
@@ -126,10 +127,10 @@ func ctx(t testing.TB) context.Context {
 
 // applyBehind changes the truth without the cache knowing, as another
 // replica whose announcements were all lost would.
-func applyBehind(t *testing.T, s store.Store) *evaluator.Revision {
+func applyBehind(t *testing.T, s store.Store) *switchyard.Revision {
 	t.Helper()
 	next, _, err := s.Apply(ctx(t), store.Change{Attempt: store.Attempt{Actor: "other"},
-		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+		Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func TestSessionCachedUntilExpiry(t *testing.T) {
 	snap := evaluator.NewSnapshot("s-1", "u", rev, f.clock.Now(), time.Hour)
 
 	// NOT_FOUND is never cached: the session may be created a moment later.
-	if _, err := f.cache.Session(ctx(t), "s-1"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+	if _, err := f.cache.Session(ctx(t), "s-1"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 		t.Fatalf("missing session error = %v", err)
 	}
 	if _, _, err := f.cache.CreateSession(ctx(t), snap); err != nil {
@@ -218,7 +219,7 @@ func TestSessionCachedUntilExpiry(t *testing.T) {
 		t.Fatal("the snapshot left Redis before its TTL")
 	}
 	for _, c := range []*rediscache.Store{f.cache, other} {
-		if _, err := c.Session(ctx(t), "s-1"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+		if _, err := c.Session(ctx(t), "s-1"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 			t.Fatalf("expired session error = %v, want NOT_FOUND", err)
 		}
 	}
@@ -282,7 +283,7 @@ func TestRedisErrorsFallBack(t *testing.T) {
 		if err != nil || rev.Number != 1 {
 			t.Fatalf("read %d with Redis failing = %v, %v", i, rev, err)
 		}
-		if _, err := f.cache.Session(ctx(t), "nope"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+		if _, err := f.cache.Session(ctx(t), "nope"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 			t.Fatalf("session read with Redis failing = %v, want the store's NOT_FOUND", err)
 		}
 		if elapsed := time.Since(start); elapsed > 2*timeout {
@@ -297,7 +298,7 @@ func TestRedisErrorsFallBack(t *testing.T) {
 		t.Fatalf("logged the outage %d times, want once:\n%s", n, logs.String())
 	}
 	// A write while Redis fails is still the store's success.
-	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 		t.Fatalf("Apply with Redis failing = %v", err)
 	}
 	if got := current(t, f.cache); got != 2 {
@@ -364,7 +365,7 @@ func TestInvalidation(t *testing.T) {
 		change func(t *testing.T, f *fixture)
 	}{
 		{"PubSubFromAnotherReplica", time.Hour, func(t *testing.T, f *fixture) {
-			if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+			if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -412,12 +413,12 @@ func TestOwnApplyNotifiesOnce(t *testing.T) {
 	f := newFixture(t)
 	heard := changes(t, f.cache)
 	waitFor(t, heard, 1)
-	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, heard, 2)
 	// Its own announcement comes back on the channel; it is not news.
-	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, false)}); err != nil {
+	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, false)}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, heard, 3)
@@ -439,7 +440,7 @@ func TestBusyListenerBlocksNoWrite(t *testing.T) {
 		<-gate
 	})
 	apply := func() {
-		if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+		if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 			t.Error(err)
 		}
 	}
@@ -482,7 +483,7 @@ func returns(t *testing.T, what string, fn func()) {
 
 func TestVersionKeyNeverMovesBack(t *testing.T) {
 	f := newFixture(t)
-	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)}); err != nil {
+	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
 		t.Fatal(err)
 	}
 	// A replica over a store that is behind (a lagging read replica, say)

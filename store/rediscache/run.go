@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard"
 )
 
 // OnChange implements store.Notifier: fn hears every new current revision
@@ -144,7 +143,7 @@ func (s *Store) drop(n int64) {
 func (s *Store) resync(ctx context.Context) {
 	rev, err := s.inner.Current(ctx)
 	if err != nil {
-		if evaluator.ErrorCode(err) != evaluator.CodeUnavailable {
+		if switchyard.ErrorCode(err) != switchyard.CodeUnavailable {
 			s.cfg.log.Warn("resync the revision cache", "err", err)
 		}
 		return

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 )
@@ -63,9 +64,9 @@ func attempt(actor string) store.Attempt {
 	return store.Attempt{Actor: actor, Role: "admin", Reason: "contract test", Phrase: "TEST", RequestID: "req-" + actor}
 }
 
-func wantCode(t *testing.T, err error, code evaluator.Code) {
+func wantCode(t *testing.T, err error, code switchyard.Code) {
 	t.Helper()
-	if got := evaluator.ErrorCode(err); got != code {
+	if got := switchyard.ErrorCode(err); got != code {
 		t.Fatalf("error = %v (code %s), want code %s", err, got, code)
 	}
 }
@@ -75,23 +76,23 @@ func testInitialRevision(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cur.Number != 1 || cur.ActiveProfile != evaluator.ProfilePrimary {
+	if cur.Number != 1 || cur.ActiveProfile != switchyard.ProfilePrimary {
 		t.Fatalf("initial revision = %d with profile %q, want 1 with primary", cur.Number, cur.ActiveProfile)
 	}
-	if cur.System != (evaluator.SystemFlags{}) {
+	if cur.System != (switchyard.SystemFlags{}) {
 		t.Fatalf("initial system flags = %+v, want all off", cur.System)
 	}
-	if err := cur.Validate(); err != nil {
+	if err := evaluator.Validate(cur); err != nil {
 		t.Fatalf("initial revision is invalid: %v", err)
 	}
-	if _, err := h.Store.Revision(ctx(t), 99); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+	if _, err := h.Store.Revision(ctx(t), 99); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 		t.Fatalf("Revision(99) error = %v, want NOT_FOUND", err)
 	}
 }
 
 func testApply(t *testing.T, h Harness) {
 	next, entry, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("alice"), Expected: 1,
-		Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+		Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func testApply(t *testing.T, h Harness) {
 		t.Fatalf("next = revision %d exam %v, want 2 with exam mode on", next.Number, next.System.ExamMode)
 	}
 	if entry.Outcome != store.OutcomeApplied || entry.Revision != 2 || entry.Actor != "alice" ||
-		entry.Action != "set_flag" || entry.Target != evaluator.ExamMode || entry.Seq != 1 {
+		entry.Action != "set_flag" || entry.Target != switchyard.ExamMode || entry.Seq != 1 {
 		t.Fatalf("audit entry = %+v", entry)
 	}
 	if string(entry.Before) != `{"EXAM_MODE":false}` || string(entry.After) != `{"EXAM_MODE":true}` {
@@ -115,28 +116,28 @@ func testApply(t *testing.T, h Harness) {
 	}
 	override := "v0"
 	if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("alice"),
-		Mutation: evaluator.SetOverride("mastery", &override, nil)}); err != nil {
+		Mutation: switchyard.SetOverride("mastery", &override, nil)}); err != nil {
 		t.Fatal(err)
 	}
 	cur, _ = h.Store.Current(ctx(t))
-	if got := evaluator.Resolve(cur).Modules["mastery"]; got.Version != "v0" || got.Source != evaluator.SourceOverride {
+	if got := evaluator.Resolve(cur).Modules["mastery"]; got.Version != "v0" || got.Source != switchyard.SourceOverride {
 		t.Fatalf("mastery after override = %+v", got)
 	}
 }
 
 func testStaleRevision(t *testing.T, h Harness) {
 	if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
-		Mutation: evaluator.SetSystemFlag(evaluator.FreezeUpdates, true)}); err != nil {
+		Mutation: switchyard.SetSystemFlag(switchyard.FreezeUpdates, true)}); err != nil {
 		t.Fatal(err)
 	}
 	_, entry, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("b"), Expected: 1,
-		Mutation: evaluator.SetActiveProfile(evaluator.ProfileFallback)})
-	wantCode(t, err, evaluator.CodeRevisionConflict)
+		Mutation: switchyard.SetActiveProfile(switchyard.ProfileFallback)})
+	wantCode(t, err, switchyard.CodeRevisionConflict)
 	if entry.Outcome != store.OutcomeRejected || entry.Revision != 2 {
 		t.Fatalf("rejected entry = %+v", entry)
 	}
 	cur, _ := h.Store.Current(ctx(t))
-	if cur.Number != 2 || cur.ActiveProfile != evaluator.ProfilePrimary {
+	if cur.Number != 2 || cur.ActiveProfile != switchyard.ProfilePrimary {
 		t.Fatalf("stale change was applied: revision %d profile %q", cur.Number, cur.ActiveProfile)
 	}
 }
@@ -144,14 +145,14 @@ func testStaleRevision(t *testing.T, h Harness) {
 func testRefusedMutation(t *testing.T, h Harness) {
 	bad := "v9"
 	_, entry, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
-		Mutation: evaluator.SetOverride("mastery", &bad, nil)})
-	wantCode(t, err, evaluator.CodeUnknownVersion)
+		Mutation: switchyard.SetOverride("mastery", &bad, nil)})
+	wantCode(t, err, switchyard.CodeUnknownVersion)
 	if entry.Outcome != store.OutcomeRejected || entry.Why == "" {
 		t.Fatalf("entry = %+v, want rejected with why", entry)
 	}
 	_, _, err = h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
-		Mutation: evaluator.SetOverride("nope", nil, new(bool))})
-	wantCode(t, err, evaluator.CodeUnknownModule)
+		Mutation: switchyard.SetOverride("nope", nil, new(bool))})
+	wantCode(t, err, switchyard.CodeUnknownModule)
 	cur, _ := h.Store.Current(ctx(t))
 	if cur.Number != 1 || len(cur.Overrides) != 0 {
 		t.Fatalf("refused change stored: revision %d overrides %v", cur.Number, cur.Overrides)
@@ -159,18 +160,18 @@ func testRefusedMutation(t *testing.T, h Harness) {
 }
 
 func testAdminFreeze(t *testing.T, h Harness) {
-	apply := func(m evaluator.Mutation) error {
+	apply := func(m switchyard.Mutation) error {
 		_, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"), Mutation: m})
 		return err
 	}
-	if err := apply(evaluator.SetSystemFlag(evaluator.AdminFreeze, true)); err != nil {
+	if err := apply(switchyard.SetSystemFlag(switchyard.AdminFreeze, true)); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, apply(evaluator.SetSystemFlag(evaluator.ExamMode, true)), evaluator.CodeAdminFreezeActive)
-	if err := apply(evaluator.SetSystemFlag(evaluator.AdminFreeze, false)); err != nil {
+	wantCode(t, apply(switchyard.SetSystemFlag(switchyard.ExamMode, true)), switchyard.CodeAdminFreezeActive)
+	if err := apply(switchyard.SetSystemFlag(switchyard.AdminFreeze, false)); err != nil {
 		t.Fatalf("lifting the admin freeze: %v", err)
 	}
-	if err := apply(evaluator.SetSystemFlag(evaluator.ExamMode, true)); err != nil {
+	if err := apply(switchyard.SetSystemFlag(switchyard.ExamMode, true)); err != nil {
 		t.Fatal(err)
 	}
 	entries, _ := h.Store.Audit(ctx(t), store.AuditQuery{})
@@ -181,8 +182,8 @@ func testAdminFreeze(t *testing.T, h Harness) {
 
 func testReject(t *testing.T, h Harness) {
 	a := attempt("mallory")
-	a.Action, a.Target, a.Role = "set_flag", evaluator.ExamMode, "viewer"
-	entry, err := h.Store.Reject(ctx(t), a, evaluator.Errorf(evaluator.CodeForbidden, "viewers cannot change the runtime"))
+	a.Action, a.Target, a.Role = "set_flag", switchyard.ExamMode, "viewer"
+	entry, err := h.Store.Reject(ctx(t), a, switchyard.Errorf(switchyard.CodeForbidden, "viewers cannot change the runtime"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func testRecord(t *testing.T, h Harness) {
 	}
 }
 
-func snapshot(t *testing.T, h Harness, id string, ttl time.Duration) evaluator.Snapshot {
+func snapshot(t *testing.T, h Harness, id string, ttl time.Duration) switchyard.Snapshot {
 	cur, err := h.Store.Current(ctx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +237,7 @@ func testSessions(t *testing.T, h Harness) {
 		t.Fatalf("create = %v, %v", created, err)
 	}
 	if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
-		Mutation: evaluator.SetActiveProfile(evaluator.ProfileFallback)}); err != nil {
+		Mutation: switchyard.SetActiveProfile(switchyard.ProfileFallback)}); err != nil {
 		t.Fatal(err)
 	}
 	second := snapshot(t, h, "s-1", time.Hour)
@@ -244,14 +245,14 @@ func testSessions(t *testing.T, h Harness) {
 	if err != nil || created {
 		t.Fatalf("second create = %v, %v; want the existing snapshot", created, err)
 	}
-	if again.Revision != 1 || again.Profile != evaluator.ProfilePrimary || !again.CreatedAt.Equal(got.CreatedAt) {
+	if again.Revision != 1 || again.Profile != switchyard.ProfilePrimary || !again.CreatedAt.Equal(got.CreatedAt) {
 		t.Fatalf("second create returned %+v, want the first snapshot", again)
 	}
 	read, err := h.Store.Session(ctx(t), "s-1")
 	if err != nil || read.Revision != 1 || read.Modules["mastery"].Version != "v1" || read.UserID != "user-s-1" {
 		t.Fatalf("Session = %+v, %v", read, err)
 	}
-	if _, err := h.Store.Session(ctx(t), "missing"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+	if _, err := h.Store.Session(ctx(t), "missing"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 		t.Fatalf("missing session error = %v, want NOT_FOUND", err)
 	}
 }
@@ -259,7 +260,7 @@ func testSessions(t *testing.T, h Harness) {
 func testConcurrentSessions(t *testing.T, h Harness) {
 	const n = 32
 	base := snapshot(t, h, "race", time.Hour)
-	results := make([]evaluator.Snapshot, n)
+	results := make([]switchyard.Snapshot, n)
 	createdCount := 0
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -298,7 +299,7 @@ func testExpiredSession(t *testing.T, h Harness) {
 	if _, _, err := h.Store.CreateSession(ctx(t), s); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Store.Session(ctx(t), "old"); evaluator.ErrorCode(err) != evaluator.CodeNotFound {
+	if _, err := h.Store.Session(ctx(t), "old"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 		t.Fatalf("expired session error = %v, want NOT_FOUND", err)
 	}
 	fresh := snapshot(t, h, "old", time.Hour)
@@ -322,13 +323,13 @@ func testConcurrentMutations(t *testing.T, h Harness) {
 				}
 				on := (w+i)%2 == 0
 				next, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt(fmt.Sprint(w)),
-					Expected: cur.Number, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, on)})
+					Expected: cur.Number, Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, on)})
 				switch {
 				case err == nil:
 					if _, dup := applied.LoadOrStore(next.Number, w); dup {
 						t.Errorf("revision %d created twice", next.Number)
 					}
-				case evaluator.ErrorCode(err) == evaluator.CodeRevisionConflict:
+				case switchyard.ErrorCode(err) == switchyard.CodeRevisionConflict:
 					rejected.Store(fmt.Sprint(w, i), true)
 				default:
 					t.Error(err)
@@ -365,7 +366,7 @@ func count(m *sync.Map) int {
 func testAuditPagination(t *testing.T, h Harness) {
 	for i := range 5 {
 		if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
-			Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, i%2 == 0)}); err != nil {
+			Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, i%2 == 0)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -394,15 +395,15 @@ func seqs(es []store.AuditEntry) []int64 {
 // exactly those the log keeps, each chained to the one before.
 func testAuditAsReturned(t *testing.T, h Harness) {
 	var returned []store.AuditEntry
-	_, e, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"), Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, true)})
+	_, e, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"), Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	returned = append(returned, e)
-	_, e, err = h.Store.Apply(ctx(t), store.Change{Attempt: attempt("b"), Expected: 1, Mutation: evaluator.SetSystemFlag(evaluator.ExamMode, false)})
-	wantCode(t, err, evaluator.CodeRevisionConflict)
+	_, e, err = h.Store.Apply(ctx(t), store.Change{Attempt: attempt("b"), Expected: 1, Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, false)})
+	wantCode(t, err, switchyard.CodeRevisionConflict)
 	returned = append(returned, e)
-	e, err = h.Store.Reject(ctx(t), attempt("c"), evaluator.Errorf(evaluator.CodePhraseMismatch, "say the phrase"))
+	e, err = h.Store.Reject(ctx(t), attempt("c"), switchyard.Errorf(switchyard.CodePhraseMismatch, "say the phrase"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +430,7 @@ func testAuditAsReturned(t *testing.T, h Harness) {
 func testTamper(t *testing.T, h Harness) {
 	for range 4 {
 		if _, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
-			Mutation: evaluator.SetSystemFlag(evaluator.FreezeUpdates, true)}); err != nil {
+			Mutation: switchyard.SetSystemFlag(switchyard.FreezeUpdates, true)}); err != nil {
 			t.Fatal(err)
 		}
 	}

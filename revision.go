@@ -1,4 +1,4 @@
-package evaluator
+package switchyard
 
 import (
 	"encoding/json"
@@ -163,9 +163,12 @@ func (o Override) clone() Override {
 var keyPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 var versionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-// Validate checks that the revision is internally consistent: every profile
-// and override names a module of the catalog and a version it allows. Stores
-// call it before writing, so an invalid state is never stored.
+// Validate checks that the revision's structure is consistent: every
+// profile and override names a module of the catalog and a version it
+// allows, and every general flag has a key it may have. Whether the flags
+// themselves compile is for the evaluator to say: evaluator.Validate checks
+// both, and stores call it before writing, so an invalid state is never
+// stored.
 func (r *Revision) Validate() error {
 	if len(r.Catalog) == 0 {
 		return Errorf(CodeInvalidRequest, "the catalog has no modules")
@@ -220,14 +223,8 @@ func (r *Revision) Validate() error {
 			}
 		}
 	}
-	if err := validateEvaluators(r.Evaluators); err != nil {
-		return err
-	}
-	for key, f := range r.Flags {
+	for key := range r.Flags {
 		if err := ValidateFlagKey(key); err != nil {
-			return err
-		}
-		if _, err := compileFlag(key, f, r.Evaluators); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
-package evaluator
+package switchyard
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
@@ -73,7 +74,7 @@ func SetSystemFlag(name string, on bool) Mutation {
 func SetActiveProfile(profile string) Mutation {
 	return Mutation{
 		Action: "set_profile",
-		Target: "runtime.profile",
+		Target: ProfileKey,
 		apply: func(next *Revision) error {
 			if _, ok := next.Profiles[profile]; !ok {
 				return Errorf(CodeUnknownProfile, "profile %q is not defined", profile).With("allowed_profiles", next.ProfileNames())
@@ -269,5 +270,52 @@ func UpdateProfile(name string, config map[string]ProfilePatch) Mutation {
 			return nil
 		},
 		view: func(r *Revision) any { return map[string]any{"profile": r.Profiles[name]} },
+	}
+}
+
+// ImportFlags adds the document's general flags to the revision, replacing
+// flags with the same key, and merges its evaluators and metadata. The
+// result is validated like any change: one bad flag refuses the import.
+func ImportFlags(doc Document) Mutation {
+	keys := make([]string, 0, len(doc.Flags))
+	for k := range doc.Flags {
+		keys = append(keys, k)
+	}
+	return Mutation{
+		Action: "import_flags",
+		Target: "flags",
+		apply: func(next *Revision) error {
+			if len(doc.Flags) == 0 {
+				return Errorf(CodeInvalidRequest, "the document defines no flags")
+			}
+			if next.Flags == nil {
+				next.Flags = map[string]Flag{}
+			}
+			maps.Copy(next.Flags, doc.Flags)
+			if len(doc.Evaluators) > 0 {
+				if next.Evaluators == nil {
+					next.Evaluators = map[string]json.RawMessage{}
+				}
+				maps.Copy(next.Evaluators, doc.Evaluators)
+			}
+			if len(doc.Metadata) > 0 {
+				if next.Metadata == nil {
+					next.Metadata = map[string]any{}
+				}
+				maps.Copy(next.Metadata, doc.Metadata)
+			}
+			return nil
+		},
+		view: func(r *Revision) any {
+			flags := map[string]any{}
+			for _, k := range keys {
+				if f, ok := r.Flags[k]; ok {
+					flags[k] = f
+				} else {
+					flags[k] = nil
+				}
+			}
+			return map[string]any{"flags": flags}
+		},
 	}
 }

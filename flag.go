@@ -1,0 +1,65 @@
+package switchyard
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// State says whether a general flag is served.
+type State string
+
+// The flag states of flagd's format.
+const (
+	StateEnabled  State = "ENABLED"
+	StateDisabled State = "DISABLED"
+)
+
+// Flag is a general OpenFeature flag in flagd's flag definition format, the
+// ecosystem's standard, so imported flags keep their meaning and exported
+// ones load in flagd unchanged.
+type Flag struct {
+	State    State          `json:"state"`
+	Variants map[string]any `json:"variants"`
+	// DefaultVariant is nil when the flag has none: evaluation then returns
+	// the caller's default.
+	DefaultVariant *string         `json:"defaultVariant"`
+	Targeting      json.RawMessage `json:"targeting,omitempty"`
+	Metadata       map[string]any  `json:"metadata,omitempty"`
+}
+
+// The keys of the runtime's own flags (design §2). General flags may not use
+// them or the prefixes below, so the two never collide.
+const (
+	SystemModeKey    = "SYSTEM_MODE"
+	ProfileKey       = "runtime.profile"
+	modulePrefix     = "module."
+	runtimePrefix    = "runtime."
+	enabledSuffix    = ".enabled"
+	maxFlagKeyLength = 256
+)
+
+// ModuleFlagKey returns the key of the string flag serving module's version.
+func ModuleFlagKey(module string) string { return modulePrefix + module }
+
+// ModuleEnabledFlagKey returns the key of the boolean flag saying whether
+// module is on.
+func ModuleEnabledFlagKey(module string) string { return modulePrefix + module + enabledSuffix }
+
+// ValidateFlagKey rejects keys a general flag cannot have: empty, too long,
+// with control characters, or reserved for the runtime's own flags.
+func ValidateFlagKey(key string) error {
+	if key == "" || len(key) > maxFlagKeyLength {
+		return Errorf(CodeInvalidRequest, "flag key must be 1 to %d characters", maxFlagKeyLength)
+	}
+	for _, c := range key {
+		if c < 0x20 || c == 0x7f {
+			return Errorf(CodeInvalidRequest, "flag key %q contains a control character", key)
+		}
+	}
+	if slices.Contains(SystemFlagNames, key) || key == SystemModeKey ||
+		strings.HasPrefix(key, modulePrefix) || strings.HasPrefix(key, runtimePrefix) {
+		return Errorf(CodeInvalidRequest, "flag key %q is reserved for the runtime's own flags", key).With("flag", key)
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+// Package switchyard is the domain of Switchyard, a runtime control plane
+// served as OpenFeature flags: the revisions an operator's changes make,
+// the mutations that make them, the snapshots that pin a session, the
+// error type and codes every layer shares, and the names and wire types
+// the server and its clients agree on. It imports only the standard
+// library; compiling and evaluating flags is package evaluator's, storing
+// them package store's, and serving them internal/control's.
+package switchyard
+
+// The modes (design §7): demo serves the in-memory fixtures and needs
+// nothing; production serves Postgres behind Redis.
+const (
+	ModeDemo       = "demo"
+	ModeProduction = "production"
+)
+
+// SessionIDAttribute is the evaluation context attribute naming a
+// session: when present, flags are evaluated as of the session's snapshot.
+const SessionIDAttribute = "sessionId"
+
+// Role is what an operator's token may do.
+type Role string
+
+// The roles: an admin changes the runtime and reads everything a viewer
+// reads; a viewer reads the status and the audit log.
+const (
+	RoleAdmin  Role = "admin"
+	RoleViewer Role = "viewer"
+)
+
+// Bundle is what GET /v1/bundle serves: a whole revision and the system
+// mode it is seen in. An in-process provider compiles it with
+// evaluator.Compile(Revision, Mode), the very call the server makes, so
+// local evaluation cannot drift from the server's.
+type Bundle struct {
+	Revision *Revision `json:"revision"`
+	Mode     string    `json:"mode"`
+}
+
+// RevisionEvent is the data of a `revision` event on GET /v1/stream: a
+// newly installed revision, the flags it changed, and the mode serving it.
+// Revision numbers restart with the store of each mode, so after a mode
+// switch the same number may name another revision.
+type RevisionEvent struct {
+	Revision int64    `json:"revision"`
+	Mode     string   `json:"mode"`
+	Changed  []string `json:"changed"`
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
@@ -86,16 +87,13 @@ func (c *Core) Bundle(ctx context.Context, n int64) (switchyard.Bundle, error) {
 func (c *Core) Status(ctx context.Context) (Status, error) {
 	b := c.acquire()
 	defer b.leave()
-	rctx, cancel := context.WithTimeout(ctx, readTimeout)
-	defer cancel()
-	rev, err := b.store.Current(rctx)
+	rev, err := b.current(ctx, readTimeout)
 	if err != nil {
 		if switchyard.AsError(err).Code == switchyard.CodeUnavailable {
 			return Status{}, switchyard.Errorf(switchyard.CodeUnavailable, "degraded: %s", b.degradedReason(err))
 		}
 		return Status{}, err
 	}
-	b.flags.learn(rev)
 	st := b.statusOf(rev)
 	st.Degraded, _ = b.degraded()
 	return st, nil
@@ -107,9 +105,7 @@ func (c *Core) Status(ctx context.Context) (Status, error) {
 func (c *Core) Export(ctx context.Context) (switchyard.Document, int64, error) {
 	b := c.acquire()
 	defer b.leave()
-	rctx, cancel := context.WithTimeout(ctx, readTimeout)
-	defer cancel()
-	rev, err := b.store.Current(rctx)
+	rev, err := b.current(ctx, readTimeout)
 	if err != nil {
 		return switchyard.Document{}, 0, err
 	}
@@ -160,14 +156,11 @@ type Readiness struct {
 func (c *Core) Readiness(ctx context.Context) Readiness {
 	b := c.acquire()
 	defer b.leave()
-	rctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	rev, err := b.store.Current(rctx)
+	rev, err := b.current(ctx, readyTimeout)
 	if err != nil {
 		c.logger.Warn("readiness check failed", "mode", b.mode, "err", err)
 		return Readiness{Status: "degraded", Reason: b.degradedReason(err)}
 	}
-	b.flags.learn(rev)
 	served := b.flags.cur.Load()
 	if served.replaceable() {
 		return Readiness{Status: "degraded", Reason: b.servedReason(served)}
@@ -177,6 +170,20 @@ func (c *Core) Readiness(ctx context.Context) Readiness {
 		r.Status, r.Reason = "degraded", reason
 	}
 	return r
+}
+
+// current reads the store's current revision within timeout, for an
+// answer that must be the truth rather than a cached copy, and installs it:
+// whoever learns of a revision hands it to the flag set.
+func (b *backend) current(ctx context.Context, timeout time.Duration) (*switchyard.Revision, error) {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rev, err := b.store.Current(rctx)
+	if err != nil {
+		return nil, err
+	}
+	b.flags.learn(rev)
+	return rev, nil
 }
 
 // degraded says whether the service runs degraded and why: it serves a

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/lru"
@@ -27,23 +28,62 @@ type backend struct {
 	// once those requests are done, and none fails half-way.
 	inUse   sync.RWMutex
 	retired bool
-	// done is closed when the backend starts retiring: open streams end
-	// and their clients reconnect to the new backend.
-	done chan struct{}
+	// done is closed when the backend stops (a switch retires it, or the
+	// core closes): open streams end and their clients reconnect, and the
+	// write-back of local pins ends, closing writeBackDone.
+	done          chan struct{}
+	stopOnce      sync.Once
+	writeBackDone chan struct{}
+	// pins are the sessions pinned while the store could not store them.
+	pins *pins
+	// writeErr is why the last change failed when the store did not
+	// answer it; nil once a change succeeds.
+	writeErr atomic.Pointer[error]
+}
+
+// wrote records the outcome of a change: a store that did not answer
+// makes the backend degraded until a change succeeds.
+func (b *backend) wrote(err error) {
+	switch {
+	case err == nil:
+		b.writeErr.Store(nil)
+	case switchyard.AsError(err).Code == switchyard.CodeUnavailable:
+		b.writeErr.Store(&err)
+	}
+}
+
+// writeFailure returns why the last change failed, when the store did not
+// answer it.
+func (b *backend) writeFailure() error {
+	if p := b.writeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // newBackend wraps st for mode and loads its current revision. The flag
 // sets hear of revisions committed elsewhere when the store announces them.
 func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, release func()) *backend {
 	b := &backend{
-		mode:      mode,
-		store:     st,
-		flags:     newFlagSets(c.logger, st, mode, c.cfg.CacheTTL, c.now, c.cfg.StateDir),
-		snapshots: lru.New[string, switchyard.Snapshot](snapshotsCached),
-		release:   release,
-		done:      make(chan struct{}),
+		mode:          mode,
+		store:         st,
+		flags:         newFlagSets(c.logger, st, mode, c.cfg.CacheTTL, c.now, c.cfg.StateDir),
+		snapshots:     lru.New[string, switchyard.Snapshot](snapshotsCached),
+		release:       release,
+		done:          make(chan struct{}),
+		writeBackDone: make(chan struct{}),
+		pins:          newPins(),
 	}
 	b.flags.warm(ctx)
+	if c.cfg.StateDir != "" {
+		n, err := b.pins.load(c.cfg.StateDir, mode, c.now())
+		if err != nil {
+			c.logger.Error("ignoring the pins file; sessions pinned before the restart are read from the store", "err", err)
+		} else if n > 0 {
+			c.logger.Info("restored session pins from the pins file", "pins", n, "waiting", b.pins.waiting())
+		}
+	}
+	go c.runWriteBack(b)
 	if n, ok := st.(store.Notifier); ok {
 		n.OnChange(b.flags.announced)
 	}
@@ -67,10 +107,17 @@ func (c *Core) acquire() *backend {
 // leave ends a request's hold on b, taken by acquire.
 func (b *backend) leave() { b.inUse.RUnlock() }
 
-// retire ends b's streams, waits for the requests still using it, then
-// releases its store.
+// stop ends b's streams and the write-back of its local pins, whose file
+// is saved once more.
+func (b *backend) stop() {
+	b.stopOnce.Do(func() { close(b.done) })
+	<-b.writeBackDone
+}
+
+// retire stops b, waits for the requests still using it, then releases
+// its store.
 func (b *backend) retire() {
-	close(b.done)
+	b.stop()
 	b.inUse.Lock()
 	b.retired = true
 	b.inUse.Unlock()

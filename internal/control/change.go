@@ -73,6 +73,7 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	rev, entry, err := b.store.Apply(wctx, store.Change{Attempt: attempt, Expected: ch.Expected, Mutation: p.Mutation})
+	b.wrote(err)
 	if err != nil {
 		return Applied{}, err
 	}

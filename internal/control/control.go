@@ -105,3 +105,8 @@ func New(logger *slog.Logger, cfg Config, st store.Store) *Core {
 // CacheTTL is how often an open stream checks the store for revisions it
 // may not have heard of (Subscription.Refresh).
 func (c *Core) CacheTTL() time.Duration { return c.cfg.CacheTTL }
+
+// Close stops the core's background work and saves the pins file of the
+// mode being served, for a clean shutdown; the store stays open (its owner
+// releases it). Call it once the transport has drained its requests.
+func (c *Core) Close() { c.backend.Load().stop() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
@@ -18,42 +19,68 @@ type Evaluation struct {
 	fallback bool
 	// stale marks the last-known-good file's revision: results say STALE.
 	stale bool
+	// pin says, for a session, that its pin is this replica's own
+	// (pinLocal) or could not be had at all (pinUnreadable): results say
+	// STALE and name it.
+	pin pinState
 }
 
+// The metadata key and values that say a session's pin is not the
+// store's.
+const (
+	metadataPin       = "pin"
+	pinMetaLocal      = "local"
+	pinMetaUnreadable = "unreadable"
+)
+
 // Evaluation returns the live flag set, or, when sessionID is set, the
-// flag set of that session's pinned revision, pinning the session at
-// first sight.
+// flag set of that session's pinned revision, pinning the session at first
+// sight. It does not fail because a store did: a session whose pin cannot
+// be read or made is evaluated live, and its results say so.
 func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, error) {
 	b := c.acquire()
 	defer b.leave()
+	cur := b.flags.live(ctx)
+	live := Evaluation{Set: cur.set, fallback: cur.fallback, stale: cur.stale}
 	if sessionID == "" {
-		cur := b.flags.live(ctx)
-		return Evaluation{Set: cur.set, fallback: cur.fallback, stale: cur.stale}, nil
+		return live, nil
 	}
-	snap, err := c.snapshot(ctx, b, sessionID, true)
-	if err != nil {
-		return Evaluation{}, err
+	n, state := c.evaluationPin(ctx, b, sessionID)
+	if state != pinUnreadable {
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		fs, err := b.flags.forRevision(rctx, n)
+		if err == nil {
+			return Evaluation{Set: fs.Pinned(), pin: state}, nil
+		}
+		c.logger.Warn("load a session's pinned revision; serving the live values as STALE", "session", sessionID, "revision", n, "err", err)
 	}
-	fs, err := b.flags.forRevision(ctx, snap.Revision)
-	if err != nil {
-		return Evaluation{}, err
-	}
-	return Evaluation{Set: fs.Pinned()}, nil
+	live.pin = pinUnreadable
+	return live, nil
 }
 
-// Result evaluates key; results of the conservative fallback say STALE and
-// carry the metadata fallback: conservative, and results of the
-// last-known-good file say STALE and carry stale: true, so callers can tell.
+// Result evaluates key. Results the store does not stand behind say STALE
+// and why in their metadata: the conservative fallback (fallback:
+// conservative), the last-known-good file (stale: true), a session pinned
+// by this replica during an outage (pin: local), a session whose pin could
+// not be read (pin: unreadable, with the live values).
 func (ev Evaluation) Result(key string, evalCtx map[string]any) evaluator.Result {
 	r := ev.Set.Evaluate(key, evalCtx)
-	if (ev.fallback || ev.stale) && r.ErrorCode == "" {
+	if (ev.fallback || ev.stale || ev.pin != pinStored) && r.ErrorCode == "" {
 		r.Reason = evaluator.ReasonStale
-		md := make(map[string]any, len(r.Metadata)+1)
+		md := make(map[string]any, len(r.Metadata)+2)
 		maps.Copy(md, r.Metadata)
-		if ev.fallback {
+		switch {
+		case ev.fallback:
 			md["fallback"] = "conservative"
-		} else {
+		case ev.stale:
 			md["stale"] = true
+		}
+		switch ev.pin {
+		case pinLocal:
+			md[metadataPin] = pinMetaLocal
+		case pinUnreadable:
+			md[metadataPin] = pinMetaUnreadable
 		}
 		r.Metadata = md
 	}
@@ -95,7 +122,7 @@ func (c *Core) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	st := b.statusOf(rev)
-	st.Degraded, _ = b.degraded()
+	st.Degraded, _ = b.degraded(c.now())
 	return st, nil
 }
 
@@ -166,7 +193,7 @@ func (c *Core) Readiness(ctx context.Context) Readiness {
 		return Readiness{Status: "degraded", Reason: b.servedReason(served)}
 	}
 	r := Readiness{Ready: true, Status: "ready", Revision: rev.Number, ServedRevision: served.rev.Number}
-	if reason, degraded := b.degraded(); degraded {
+	if reason, degraded := b.degraded(c.now()); degraded {
 		r.Status, r.Reason = "degraded", reason
 	}
 	return r
@@ -188,17 +215,29 @@ func (b *backend) current(ctx context.Context, timeout time.Duration) (*switchya
 
 // degraded says whether the service runs degraded and why: it serves a
 // stand-in for the store's revision, or the store says it is degraded.
-func (b *backend) degraded() (string, bool) {
+func (b *backend) degraded(now time.Time) (string, bool) {
 	if err := b.flags.lastStoreError(); err != nil {
 		return b.degradedReason(err), true
 	}
 	if c := b.flags.cur.Load(); c.replaceable() {
 		return b.servedReason(c), true
 	}
-	if d, ok := b.store.(store.HealthReporter); ok {
-		return d.Degraded()
+	var reasons []string
+	if b.pins.storeDown(now) {
+		reasons = append(reasons, "session calls to the store fail: new sessions are pinned here")
 	}
-	return "", false
+	if n := b.pins.waiting(); n > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d session(s) pinned here wait to be written to the store", n))
+	}
+	if err := b.writeFailure(); err != nil {
+		reasons = append(reasons, "the last change failed: "+switchyard.AsError(err).Message)
+	}
+	if d, ok := b.store.(store.HealthReporter); ok {
+		if reason, degraded := d.Degraded(); degraded {
+			reasons = append(reasons, reason)
+		}
+	}
+	return strings.Join(reasons, "; "), len(reasons) > 0
 }
 
 // degradedReason names a store failure and what is served meanwhile.

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"time"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
@@ -13,6 +14,20 @@ const snapshotsCached = 10_000
 // MaxUserIDLength bounds the user ID a session records.
 const MaxUserIDLength = 256
 
+// pinState says how far a session's pin can be trusted.
+type pinState int
+
+const (
+	// pinStored: the store holds the pin.
+	pinStored pinState = iota
+	// pinLocal: this replica pinned the session to the revision it served
+	// while the store could not be asked; it is written to the store when
+	// the store answers, and another replica may have pinned it first.
+	pinLocal
+	// pinUnreadable: the session's pin could not be read nor made.
+	pinUnreadable
+)
+
 // Session returns the live snapshot of session id, or NOT_FOUND.
 func (c *Core) Session(ctx context.Context, id string) (switchyard.Snapshot, error) {
 	if err := switchyard.ValidateSessionID(id); err != nil {
@@ -20,7 +35,26 @@ func (c *Core) Session(ctx context.Context, id string) (switchyard.Snapshot, err
 	}
 	b := c.acquire()
 	defer b.leave()
-	return c.snapshot(ctx, b, id, false)
+	if snap, ok := c.cached(b, id); ok {
+		return snap, nil
+	}
+	if lp, ok := b.pins.get(id); ok {
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		rev, err := b.flags.revision(rctx, lp.Revision)
+		if err != nil {
+			return switchyard.Snapshot{}, err
+		}
+		return b.pins.snapshot(lp, rev), nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	snap, err := b.store.Session(rctx, id)
+	if err != nil {
+		return switchyard.Snapshot{}, err
+	}
+	b.snapshots.Add(id, snap)
+	return snap, nil
 }
 
 // Pin creates session id's snapshot from the store's current revision,
@@ -38,28 +72,75 @@ func (c *Core) Pin(ctx context.Context, id, userID string) (snap switchyard.Snap
 	return c.pin(ctx, b, id, userID)
 }
 
-// snapshot returns the live snapshot of session id: from the cache until it
-// expires (snapshots never change), else from the store. With create set, a
-// session the store does not know is pinned now, first writer wins.
-func (c *Core) snapshot(ctx context.Context, b *backend, id string, create bool) (switchyard.Snapshot, error) {
-	if snap, ok := b.snapshots.Get(id); ok {
-		if c.now().Before(snap.ExpiresAt) {
-			return snap, nil
-		}
+// cached returns session id's snapshot from the in-process cache until it
+// expires (snapshots never change).
+func (c *Core) cached(b *backend, id string) (switchyard.Snapshot, bool) {
+	snap, ok := b.snapshots.Get(id)
+	if !ok {
+		return switchyard.Snapshot{}, false
+	}
+	if !c.now().Before(snap.ExpiresAt) {
 		b.snapshots.Remove(id)
+		return switchyard.Snapshot{}, false
 	}
-	rctx, cancel := context.WithTimeout(ctx, readTimeout)
-	defer cancel()
-	snap, err := b.store.Session(rctx, id)
-	switch {
-	case err == nil:
-		b.snapshots.Add(id, snap)
-		return snap, nil
-	case create && switchyard.ErrorCode(err) == switchyard.CodeNotFound:
-		snap, _, err := c.pin(ctx, b, id, "")
-		return snap, err
+	return snap, true
+}
+
+// evaluationPin returns the revision session id is pinned to, for an
+// evaluation, pinning it at first sight. It never fails because a store
+// did: when the store cannot be asked within the read deadline (or failed
+// moments ago) the session is pinned here, to the revision served, and
+// written to the store when it answers; when not even that is possible the
+// state says the pin is unreadable.
+func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64, pinState) {
+	if snap, ok := c.cached(b, id); ok {
+		return snap.Revision, pinStored
 	}
-	return switchyard.Snapshot{}, err
+	if lp, ok := b.pins.get(id); ok {
+		if lp.Stored {
+			return lp.Revision, pinStored
+		}
+		return lp.Revision, pinLocal
+	}
+	if !b.pins.storeDown(c.now()) {
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		snap, err := b.store.Session(rctx, id)
+		if err == nil {
+			b.pins.answered()
+			b.snapshots.Add(id, snap)
+			return snap.Revision, pinStored
+		}
+		if switchyard.ErrorCode(err) == switchyard.CodeNotFound {
+			snap, _, err = c.pin(rctx, b, id, "")
+			if err == nil {
+				return snap.Revision, pinStored
+			}
+		}
+		c.logger.Warn("a session store call failed; pinning the session here until the store answers",
+			"session", id, "err", err)
+		b.pins.failed(c.now())
+	}
+	return c.pinLocally(ctx, b, id)
+}
+
+// pinLocally pins session id to the revision this replica serves, for the
+// write-back to store. The conservative fallback is no revision to pin
+// to, and a full table of local pins takes no more: both are unreadable.
+func (c *Core) pinLocally(ctx context.Context, b *backend, id string) (int64, pinState) {
+	cur := b.flags.live(ctx)
+	if cur.fallback {
+		return 0, pinUnreadable
+	}
+	now := c.now().UTC().Truncate(time.Microsecond)
+	lp, ok := b.pins.add(localPin{SessionID: id, Revision: cur.rev.Number, CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
+	if !ok {
+		return 0, pinUnreadable
+	}
+	if lp.Stored {
+		return lp.Revision, pinStored
+	}
+	return lp.Revision, pinLocal
 }
 
 // pin creates session id's snapshot from the store's current revision,

@@ -29,19 +29,24 @@ type stateFile struct {
 	WrittenAt time.Time            `json:"written_at"`
 }
 
-// writeStateFile writes rev to dir atomically: a temporary file in the same
-// directory, synced, then renamed over the old one, so a crash leaves the
-// old file or the new one, never half of one. It is readable by its owner
+// writeStateFile writes rev to dir atomically. It is readable by its owner
 // only: it holds the whole runtime configuration.
 func writeStateFile(dir string, rev *switchyard.Revision, mode string, now time.Time) error {
 	b, err := json.Marshal(stateFile{Revision: rev, Mode: mode, WrittenAt: now.UTC()})
 	if err != nil {
 		return fmt.Errorf("encode revision %d: %w", rev.Number, err)
 	}
-	path := StateFilePath(dir, mode)
+	return writeFileAtomic(StateFilePath(dir, mode), b)
+}
+
+// writeFileAtomic replaces path with b: a temporary file in the same
+// directory, readable by its owner only, synced, then renamed over the old
+// one, so a crash leaves the old file or the new one, never half of one.
+func writeFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("create a temporary state file in %s: %w", dir, err)
+		return fmt.Errorf("create a temporary file in %s: %w", dir, err)
 	}
 	// Removing after a successful rename fails harmlessly: the name is gone.
 	defer os.Remove(tmp.Name())

@@ -86,3 +86,15 @@ func (c *Cache[K, V]) Len() int {
 	defer c.mu.Unlock()
 	return c.order.Len()
 }
+
+// Values returns every cached value, most recently used first, without
+// marking any as used: a copy for whoever saves the cache elsewhere.
+func (c *Cache[K, V]) Values() []V {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]V, 0, c.order.Len())
+	for el := c.order.Front(); el != nil; el = el.Next() {
+		out = append(out, el.Value.(*entry[K, V]).value)
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package lru_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -82,5 +83,19 @@ func BenchmarkGetHit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.Get("session")
+	}
+}
+
+func TestValuesMostRecentFirst(t *testing.T) {
+	c := lru.New[string, int](3)
+	for i, k := range []string{"a", "b", "c", "d"} {
+		c.Add(k, i)
+	}
+	c.Get("b")
+	if got := c.Values(); !slices.Equal(got, []int{1, 3, 2}) {
+		t.Fatalf("Values = %v, want [1 3 2]: b used last, a evicted", got)
+	}
+	if got := c.Values(); !slices.Equal(got, []int{1, 3, 2}) {
+		t.Fatalf("Values changed the order: %v", got)
 	}
 }

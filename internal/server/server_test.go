@@ -100,11 +100,14 @@ func TestStoreDownForAdmin(t *testing.T) {
 	if res.status != http.StatusServiceUnavailable || res.errorCode(t) != "UNAVAILABLE" {
 		t.Fatalf("create session with the store down = %d %s, want 503 UNAVAILABLE", res.status, res.body)
 	}
-	// A session cannot be pinned without the store: the evaluation fails
-	// and the client falls back to its code defaults.
+	// An evaluation never fails because the store did: a new session is
+	// pinned here, to the revision served, and its results say so.
 	res = h.do(t, call{method: "POST", path: "/ofrep/v1/evaluate/flags/EXAM_MODE", body: `{"context":{"sessionId":"new"}}`})
-	if res.status != http.StatusServiceUnavailable || res.json(t)["errorDetails"] == "" {
-		t.Fatalf("pinned evaluation with the store down = %d %s, want 503 with errorDetails", res.status, res.body)
+	got := res.json(t)
+	md, _ := got["metadata"].(map[string]any)
+	if res.status != http.StatusOK || got["value"] != false || got["reason"] != "STALE" || md["pin"] != "local" ||
+		md["pinned"] != true || md["revision"] != float64(1) {
+		t.Fatalf("pinned evaluation with the store down = %d %s, want 200, STALE, pinned here to revision 1", res.status, res.body)
 	}
 }
 

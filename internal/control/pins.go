@@ -1,0 +1,333 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/evaluator"
+)
+
+// The bounds and pace of sessions pinned while the store cannot store
+// them.
+const (
+	// maxLocalPins bounds the sessions pinned in process and not yet
+	// stored: an exam starting during an outage pins thousands. Each costs
+	// about a hundred bytes (the resolved modules are shared per revision).
+	maxLocalPins = 100_000
+	// sessionRetry is how long after a failed session read or write the
+	// store is not asked again for sessions: during an outage a new
+	// session is pinned at once instead of after each call's deadline.
+	// The write-back loop asks sooner.
+	sessionRetry = 2 * time.Second
+	// writeBackInterval is how often local pins are offered to the store,
+	// and the pins file rewritten when it changed.
+	writeBackInterval = time.Second
+	// writeBackBatch bounds the pins one round writes, so a round ends
+	// within a few deadlines even with thousands waiting.
+	writeBackBatch = 500
+)
+
+// localPin is a session pinned by this replica: to the revision it served
+// when the store could not be asked (Stored false, waiting to be written),
+// or read back from the pins file after a restart (Stored true: the store
+// holds it).
+type localPin struct {
+	SessionID string    `json:"session_id"`
+	UserID    string    `json:"user_id,omitempty"`
+	Revision  int64     `json:"revision"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Stored    bool      `json:"stored"`
+}
+
+// pins are the sessions a backend pinned or restored outside the store,
+// and whether the store answers session calls.
+type pins struct {
+	mu    sync.Mutex
+	local map[string]localPin
+	// templates holds one resolved snapshot per revision, whose modules
+	// every pin to that revision shares.
+	templates map[int64]switchyard.Snapshot
+	// downUntil is when the store may be asked for sessions again.
+	downUntil time.Time
+	// dirty says the pins file is behind what is pinned.
+	dirty bool
+	// divergences counts local pins the store had already pinned
+	// otherwise: another replica pinned the session first.
+	divergences atomic.Int64
+}
+
+func newPins() *pins {
+	return &pins{local: map[string]localPin{}, templates: map[int64]switchyard.Snapshot{}}
+}
+
+// get returns the local pin of session id.
+func (p *pins) get(id string) (localPin, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lp, ok := p.local[id]
+	return lp, ok
+}
+
+// add pins session id to rev unless it is pinned already, and returns the
+// pin it has; false when there is no room left.
+func (p *pins) add(lp localPin) (localPin, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if have, ok := p.local[lp.SessionID]; ok {
+		return have, true
+	}
+	if len(p.local) >= maxLocalPins {
+		return localPin{}, false
+	}
+	p.local[lp.SessionID] = lp
+	p.dirty = true
+	return lp, true
+}
+
+// drop forgets session id's local pin once the store holds its pin.
+func (p *pins) drop(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.local, id)
+	p.dirty = true
+}
+
+// pending returns up to n pins waiting to be stored.
+func (p *pins) pending(n int) []localPin {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []localPin
+	for _, lp := range p.local {
+		if len(out) == n {
+			break
+		}
+		if !lp.Stored {
+			out = append(out, lp)
+		}
+	}
+	return out
+}
+
+// waiting counts the pins waiting to be stored.
+func (p *pins) waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, lp := range p.local {
+		if !lp.Stored {
+			n++
+		}
+	}
+	return n
+}
+
+// storeDown says whether session calls should skip the store now.
+func (p *pins) storeDown(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return now.Before(p.downUntil)
+}
+
+// failed records that the store did not answer a session call.
+func (p *pins) failed(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.downUntil = now.Add(sessionRetry)
+}
+
+// answered records that the store answered a session call.
+func (p *pins) answered() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.downUntil = time.Time{}
+}
+
+// snapshot builds the snapshot of lp from rev, its revision, sharing the
+// resolved modules of every pin to rev.
+func (p *pins) snapshot(lp localPin, rev *switchyard.Revision) switchyard.Snapshot {
+	p.mu.Lock()
+	t, ok := p.templates[rev.Number]
+	if !ok {
+		t = evaluator.NewSnapshot("", "", rev, lp.CreatedAt, 0)
+		if len(p.templates) >= oldRevisionsCached {
+			clear(p.templates)
+		}
+		p.templates[rev.Number] = t
+	}
+	p.mu.Unlock()
+	t.SessionID, t.UserID, t.CreatedAt, t.ExpiresAt = lp.SessionID, lp.UserID, lp.CreatedAt, lp.ExpiresAt
+	return t
+}
+
+// pinsFile is the content of a backend's pins file: the sessions it
+// pinned or read, so that a replica restarted while the store is down
+// keeps serving them as pinned, and writes the ones still waiting.
+type pinsFile struct {
+	Mode      string     `json:"mode"`
+	WrittenAt time.Time  `json:"written_at"`
+	Pins      []localPin `json:"pins"`
+}
+
+// PinsFilePath is the pins file of mode inside Config.StateDir.
+func PinsFilePath(dir, mode string) string {
+	return filepath.Join(dir, "sessions."+mode+".json")
+}
+
+// save writes the pins file: the local pins and the snapshots read from
+// the store, live ones only, at most maxLocalPins of them.
+func (p *pins) save(dir, mode string, read []switchyard.Snapshot, now time.Time) error {
+	p.mu.Lock()
+	f := pinsFile{Mode: mode, WrittenAt: now.UTC(), Pins: make([]localPin, 0, len(p.local)+len(read))}
+	for _, lp := range p.local {
+		f.Pins = append(f.Pins, lp)
+	}
+	p.dirty = false
+	p.mu.Unlock()
+	for _, s := range read {
+		if len(f.Pins) >= maxLocalPins {
+			break
+		}
+		if now.Before(s.ExpiresAt) {
+			f.Pins = append(f.Pins, localPin{SessionID: s.SessionID, UserID: s.UserID, Revision: s.Revision,
+				CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, Stored: true})
+		}
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode the pins file: %w", err)
+	}
+	return writeFileAtomic(PinsFilePath(dir, mode), b)
+}
+
+// load reads the pins file of mode in dir, keeping the live pins. A
+// missing file is no pins; a file of another mode is refused.
+func (p *pins) load(dir, mode string, now time.Time) (int, error) {
+	path := PinsFilePath(dir, mode)
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the pins file: %w", err)
+	}
+	var f pinsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return 0, fmt.Errorf("decode %s: %w", path, err)
+	}
+	if f.Mode != mode {
+		return 0, fmt.Errorf("%s was written in %q mode, not %q", path, f.Mode, mode)
+	}
+	n := 0
+	for _, lp := range f.Pins {
+		if switchyard.ValidateSessionID(lp.SessionID) != nil || lp.Revision < 1 || !now.Before(lp.ExpiresAt) {
+			continue
+		}
+		if _, ok := p.add(lp); ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// dirtyNow says whether the pins file is behind.
+func (p *pins) dirtyNow() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dirty
+}
+
+// probeSession is the session ID the write-back asks the store for to
+// learn whether its session and write path answers again: no client can
+// pin it, since session IDs have no spaces.
+const probeSession = "switchyard probe"
+
+// probe asks the store for probeSession when session calls or a change
+// failed, and clears both once the store answers, found or not: a store
+// reached through a cache (Redis) may serve revisions while the database
+// behind it does not answer, and only a call that reaches the database
+// says it is back.
+func (c *Core) probe(ctx context.Context, b *backend) {
+	if b.writeFailure() == nil && !b.pins.storeDown(c.now()) {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	_, err := b.store.Session(rctx, probeSession)
+	if err != nil && switchyard.ErrorCode(err) != switchyard.CodeNotFound {
+		return
+	}
+	b.pins.answered()
+	b.wrote(nil)
+}
+
+// writeBack offers the pins waiting to the store, one round: each is
+// created there, first writer wins; a pin the store already held for
+// another revision is a divergence, logged and counted, and the stored pin
+// is served from then on. It stops at the first call the store does not
+// answer.
+func (c *Core) writeBack(ctx context.Context, b *backend) {
+	for _, lp := range b.pins.pending(writeBackBatch) {
+		rctx, cancel := context.WithTimeout(ctx, readTimeout)
+		rev, err := b.flags.revision(rctx, lp.Revision)
+		var stored switchyard.Snapshot
+		if err == nil {
+			stored, _, err = b.store.CreateSession(rctx, b.pins.snapshot(lp, rev))
+		}
+		cancel()
+		if err != nil {
+			if switchyard.AsError(err).Code == switchyard.CodeUnavailable {
+				b.pins.failed(c.now())
+				break
+			}
+			c.logger.Error("write a session pinned during an outage; it is dropped", "session", lp.SessionID, "revision", lp.Revision, "err", err)
+			b.pins.drop(lp.SessionID)
+			continue
+		}
+		b.pins.answered()
+		if stored.Revision != lp.Revision {
+			b.pins.divergences.Add(1)
+			c.logger.Warn("a session pinned during an outage was already pinned elsewhere; serving the stored pin",
+				"session", lp.SessionID, "local_revision", lp.Revision, "stored_revision", stored.Revision)
+		}
+		b.snapshots.Add(lp.SessionID, stored)
+		b.pins.drop(lp.SessionID)
+	}
+}
+
+// runWriteBack runs writeBack every writeBackInterval until b stops, then
+// saves the pins file once more, so it holds what was pinned last. The
+// store is not called after b stops: it is about to be released.
+func (c *Core) runWriteBack(b *backend) {
+	defer close(b.writeBackDone)
+	t := time.NewTicker(writeBackInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			c.savePins(b)
+			return
+		case <-t.C:
+			c.probe(context.Background(), b)
+			c.writeBack(context.Background(), b)
+			c.savePins(b)
+		}
+	}
+}
+
+// savePins rewrites b's pins file if it is behind.
+func (c *Core) savePins(b *backend) {
+	if c.cfg.StateDir == "" || !b.pins.dirtyNow() {
+		return
+	}
+	if err := b.pins.save(c.cfg.StateDir, b.mode, b.snapshots.Values(), c.now()); err != nil {
+		c.logger.Error("write the pins file", "err", err)
+	}
+}

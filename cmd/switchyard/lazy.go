@@ -14,9 +14,10 @@ import (
 // tries to reach it again.
 const reconnectInterval = 5 * time.Second
 
-// probeTimeout bounds one reachability probe: a blackholed address must
-// not hold the start for pgx's default of minutes.
-const probeTimeout = 10 * time.Second
+// probeTimeout bounds one reachability probe: a blackholed address or a
+// hung server must not hold the start for pgx's default of minutes. A
+// database that answers at all completes its handshake far sooner.
+const probeTimeout = 3 * time.Second
 
 // errUnreachable marks a database that did not answer at all (refused,
 // timed out, no route), as opposed to one that answered with an error

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -159,5 +162,90 @@ func TestServeFailsWhenTheDatabaseRefuses(t *testing.T) {
 	_, err = runCommand(t, env, "serve", "--addr", "127.0.0.1:0")
 	if !errors.Is(err, errRequirements) || !strings.Contains(err.Error(), "- database: ") || !strings.Contains(err.Error(), "switchyard_no_such_database") {
 		t.Fatalf("serve over a missing database = %v, want a refusal naming the database's error", err)
+	}
+}
+
+// hung is a database address that accepts connections and never answers,
+// as a SIGSTOPped server does; it counts the connections made to it.
+type hung struct {
+	ln       net.Listener
+	accepted atomic.Int64
+}
+
+func newHung(t *testing.T) *hung {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hung{ln: ln}
+	var held sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.accepted.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		held.Wait()
+	})
+	return h
+}
+
+func (h *hung) url() string { return "postgres://postgres@" + h.ln.Addr().String() + "/x" }
+
+// A replica restarted while its database hangs probes it once, within
+// the probe's deadline, and serves: sessions pinned before the restart
+// keep their pins from the state directory, and a new session is pinned
+// here, saying so, rather than failing.
+func TestServeRestartsThroughAHungDatabase(t *testing.T) {
+	env := productionEnv(t)
+	first := startServe(t, env)
+	code, body := post(t, first, "/v1/admin/runtime/flags", "test-admin-secret",
+		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
+	if code != http.StatusOK {
+		t.Fatalf("change = %d %v", code, body)
+	}
+	if code, body := post(t, first, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{"sessionId":"before"}}`); code != http.StatusOK || body["value"] != true {
+		t.Fatalf("pin before the restart = %d %v", code, body)
+	}
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	db := newHung(t)
+	env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"] = db.url(), unreachableRedis
+	second := startServe(t, env)
+	defer func() {
+		if err := second.stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	if n := db.accepted.Load(); n != 1 {
+		t.Errorf("the hung database was connected to %d times before serving, want one probe", n)
+	}
+	code, body = post(t, second, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{"sessionId":"before"}}`)
+	md, _ := body["metadata"].(map[string]any)
+	if code != http.StatusOK || body["value"] != true || body["reason"] == "STALE" || md["pinned"] != true || md["revision"] != float64(2) {
+		t.Fatalf("the session pinned before the restart = %d %v, want its pin, revision 2", code, body)
+	}
+	code, body = post(t, second, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{"sessionId":"after"}}`)
+	md, _ = body["metadata"].(map[string]any)
+	if code != http.StatusOK || body["value"] != true || body["reason"] != "STALE" || md["pin"] != "local" {
+		t.Fatalf("a new session with the database hung = %d %v, want 200, STALE, pinned here", code, body)
 	}
 }

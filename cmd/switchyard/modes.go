@@ -156,7 +156,7 @@ func (b *backends) Open(ctx context.Context, mode string) (store.Store, func(), 
 	case switchyard.ModeDemo:
 		return memory.NewDemo(), func() {}, nil
 	case switchyard.ModeProduction:
-		st, release, err := openProduction(ctx, b.cfg, b.logger, false)
+		st, release, err := openProduction(ctx, b.cfg, b.logger, false, nil)
 		if err != nil {
 			return nil, nil, err
 		}

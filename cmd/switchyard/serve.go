@@ -48,10 +48,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var st store.Store
 	var release func()
 	if cfg.Mode == switchyard.ModeProduction {
-		if err := startable(ctx, be, cfg, logger); err != nil {
+		unreachable, err := startable(ctx, be, cfg, logger)
+		if err != nil {
 			return err
 		}
-		if st, release, err = openProduction(ctx, cfg, logger, true); err != nil {
+		if st, release, err = openProduction(ctx, cfg, logger, true, unreachable); err != nil {
 			return err
 		}
 		release = be.track(release)
@@ -125,22 +126,27 @@ const startCheckTimeout = 15 * time.Second
 // returns an error naming each one missing. A replica whose state directory
 // holds production's last-known-good file starts through an outage (a store
 // that does not answer, nothing misconfigured): it serves that file until
-// the stores answer, as a replica restarted in an outage must.
-func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logger) error {
+// the stores answer, as a replica restarted in an outage must. unreachable
+// is then why the database did not answer, so the start goes on without
+// probing it again; nil when it answered.
+func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logger) (unreachable, err error) {
 	ctx, cancel := context.WithTimeout(ctx, startCheckTimeout)
 	defer cancel()
 	missing := control.Unmet(be.check(ctx))
 	if len(missing) == 0 {
-		return nil
+		return nil, nil
 	}
-	if _, err := os.Stat(control.StateFilePath(cfg.StateDir, switchyard.ModeProduction)); err == nil && onlyOutages(missing) {
-		for _, r := range missing {
-			logger.Error("starting production through an outage: serving the last-known-good file until the stores answer",
-				"requirement", r.Name, "detail", r.Detail)
+	if _, err := os.Stat(control.StateFilePath(cfg.StateDir, switchyard.ModeProduction)); err != nil || !onlyOutages(missing) {
+		return nil, refusal(missing)
+	}
+	for _, r := range missing {
+		logger.Error("starting production through an outage: serving the last-known-good file until the stores answer",
+			"requirement", r.Name, "detail", r.Detail)
+		if r.Name == reqDatabase {
+			unreachable = errors.New(r.Detail)
 		}
-		return nil
 	}
-	return refusal(missing)
+	return unreachable, nil
 }
 
 // openProduction returns Postgres (migrated first unless told not to, with
@@ -148,8 +154,9 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 // function that releases it. With lazily set, a database where nothing
 // answers gives a lazy.Store that connects in the background: a replica
 // started through an outage serves its state file meanwhile, for reads
-// never fail because a store did.
-func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazily bool) (store.Store, func(), error) {
+// never fail because a store did. unreachable, when set, is a probe's
+// finding that nothing answers, so the database is not probed again.
+func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazily bool, unreachable error) (store.Store, func(), error) {
 	// Background loops run until the store is released, not until a
 	// signal: serve drains requests first and releases the store last.
 	bg, stopBackground := context.WithCancel(context.Background())
@@ -176,7 +183,11 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazil
 		}
 	}
 	if lazily {
-		if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {
+		err := unreachable
+		if err == nil {
+			err = probeDatabase(ctx, cfg.DatabaseURL)
+		}
+		if err != nil {
 			logger.Error("starting WITHOUT the database: evaluations are served from the state file or the "+
 				"conservative fallback and writes are refused until it answers", "err", err, "retry_every", reconnectInterval.String())
 			l := lazy.New(err)

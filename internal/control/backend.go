@@ -125,3 +125,10 @@ func (b *backend) retire() {
 		b.release()
 	}
 }
+
+// remember caches a snapshot read from the store, for the evaluations of
+// its session and for the pins file that outlives the process.
+func (b *backend) remember(snap switchyard.Snapshot) {
+	b.snapshots.Add(snap.SessionID, snap)
+	b.pins.touch()
+}

@@ -237,6 +237,13 @@ func (p *pins) load(dir, mode string, now time.Time) (int, error) {
 	return n, nil
 }
 
+// touch records that the pins file is behind: a snapshot was read.
+func (p *pins) touch() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dirty = true
+}
+
 // dirtyNow says whether the pins file is behind.
 func (p *pins) dirtyNow() bool {
 	p.mu.Lock()
@@ -297,7 +304,7 @@ func (c *Core) writeBack(ctx context.Context, b *backend) {
 			c.logger.Warn("a session pinned during an outage was already pinned elsewhere; serving the stored pin",
 				"session", lp.SessionID, "local_revision", lp.Revision, "stored_revision", stored.Revision)
 		}
-		b.snapshots.Add(lp.SessionID, stored)
+		b.remember(stored)
 		b.pins.drop(lp.SessionID)
 	}
 }

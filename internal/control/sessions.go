@@ -53,7 +53,7 @@ func (c *Core) Session(ctx context.Context, id string) (switchyard.Snapshot, err
 	if err != nil {
 		return switchyard.Snapshot{}, err
 	}
-	b.snapshots.Add(id, snap)
+	b.remember(snap)
 	return snap, nil
 }
 
@@ -108,7 +108,7 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 		snap, err := b.store.Session(rctx, id)
 		if err == nil {
 			b.pins.answered()
-			b.snapshots.Add(id, snap)
+			b.remember(snap)
 			return snap.Revision, pinStored
 		}
 		if switchyard.ErrorCode(err) == switchyard.CodeNotFound {
@@ -157,6 +157,6 @@ func (c *Core) pin(ctx context.Context, b *backend, id, userID string) (snap swi
 	if err != nil {
 		return switchyard.Snapshot{}, false, err
 	}
-	b.snapshots.Add(id, snap)
+	b.remember(snap)
 	return snap, created, nil
 }

@@ -124,7 +124,12 @@ const (
 )
 
 // load evaluates EXAM_MODE over OFREP from a few goroutines until stopped,
-// counting failures (anything but 200) and values other than want.
+// counting failures (anything but 200) and values other than want. Each
+// goroutine takes turns: a plain evaluation, one for a session pinned
+// before the load with exam mode on (when the test pinned any), and one
+// for a session seen for the first time, which must get the live value
+// and keep it; those first seen while recording are kept, to be checked
+// again once the runtime has changed.
 type load struct {
 	url           string
 	want          atomic.Int32
@@ -133,47 +138,81 @@ type load struct {
 	firstProblem  atomic.Value
 	stop          chan struct{}
 	wg            sync.WaitGroup
+
+	recording atomic.Bool
+	mu        sync.Mutex
+	recorded  []string
 }
 
-func startLoad(url string, want int32) *load {
+// pinnedBefore are sessions a test may pin, with exam mode on, before
+// starting the load: one a goroutine.
+var pinnedBefore = []string{"before-0", "before-1", "before-2", "before-3"}
+
+// startLoad starts the load; pinned says the test pinned pinnedBefore.
+func startLoad(url string, want int32, pinned bool) *load {
 	l := &load{url: url, stop: make(chan struct{})}
 	l.want.Store(want)
 	client := &http.Client{Timeout: 5 * time.Second}
-	for range 4 {
+	for g := range 4 {
 		l.wg.Go(func() {
-			for {
+			for n := 0; ; n++ {
 				select {
 				case <-l.stop:
 					return
 				default:
 				}
-				l.once(client)
+				switch n % 3 {
+				case 0:
+					l.once(client, "", l.want.Load())
+				case 1:
+					if pinned {
+						l.once(client, pinnedBefore[g], wantOn)
+					}
+				case 2:
+					id := fmt.Sprintf("new-%d-%d", g, n)
+					want := l.want.Load()
+					if l.once(client, id, want) && want == wantOn && l.recording.Load() {
+						l.mu.Lock()
+						if len(l.recorded) < 200 {
+							l.recorded = append(l.recorded, id)
+						}
+						l.mu.Unlock()
+					}
+				}
 			}
 		})
 	}
 	return l
 }
 
-func (l *load) once(client *http.Client) {
-	want := l.want.Load()
-	resp, err := client.Post(l.url+"/ofrep/v1/evaluate/flags/EXAM_MODE", "application/json", strings.NewReader(`{"context":{}}`))
+// once evaluates EXAM_MODE, for session (none when empty), and reports
+// whether the answer was right.
+func (l *load) once(client *http.Client, session string, want int32) bool {
+	body := `{"context":{}}`
+	if session != "" {
+		body = `{"context":{"sessionId":"` + session + `"}}`
+	}
+	resp, err := client.Post(l.url+"/ofrep/v1/evaluate/flags/EXAM_MODE", "application/json", strings.NewReader(body))
 	l.evaluations.Add(1)
 	if err != nil {
 		l.problem(&l.failed, err.Error())
-		return
+		return false
 	}
 	defer resp.Body.Close()
 	var r struct {
-		Value  *bool  `json:"value"`
-		Reason string `json:"reason"`
+		Value    *bool          `json:"value"`
+		Reason   string         `json:"reason"`
+		Metadata map[string]any `json:"metadata"`
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&r) != nil || r.Value == nil {
-		l.problem(&l.failed, fmt.Sprintf("status %d", resp.StatusCode))
-		return
+		l.problem(&l.failed, fmt.Sprintf("session %q: status %d", session, resp.StatusCode))
+		return false
 	}
 	if want != wantEither && *r.Value != (want == wantOn) {
-		l.problem(&l.wrong, fmt.Sprintf("EXAM_MODE %v (%s), want %v", *r.Value, r.Reason, want == wantOn))
+		l.problem(&l.wrong, fmt.Sprintf("session %q: EXAM_MODE %v (%s %v), want %v", session, *r.Value, r.Reason, r.Metadata, want == wantOn))
+		return false
 	}
+	return true
 }
 
 func (l *load) problem(counter *atomic.Int64, what string) {
@@ -243,10 +282,11 @@ func setExamMode(t *testing.T, p *process, on bool) int {
 	return resp.StatusCode
 }
 
-// Under a steady evaluation load, cutting Postgres, then Redis, then both
-// fails no evaluation and serves no wrong value; writes meanwhile answer
-// 503; once both are back the service recovers by itself and serves a new
-// change.
+// Under a steady evaluation load, plain and for sessions old and new,
+// cutting Postgres, then Redis, then both fails no evaluation and serves
+// no wrong value; writes meanwhile answer 503; once both are back the
+// service recovers by itself and serves a new change, which no session
+// pinned before it sees, those first seen during the faults included.
 func TestStoreFaultsUnderLoad(t *testing.T) {
 	env := productionEnv(t)
 	pg, pgURL := proxied(t, env["SWITCHYARD_DATABASE_URL"])
@@ -262,9 +302,17 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 	if code := setExamMode(t, s, true); code != http.StatusOK {
 		t.Fatalf("exam mode on: %d", code)
 	}
-	l := startLoad(s.url, wantOn)
+	for _, id := range pinnedBefore {
+		if code, body := post(t, s, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{"sessionId":"`+id+`"}}`); code != http.StatusOK || body["value"] != true {
+			t.Fatalf("pin %s = %d %v", id, code, body)
+		}
+	}
+	l := startLoad(s.url, wantOn, true)
 	l.waitFor(t, 200)
 
+	// Sessions seen for the first time during the faults are checked
+	// again after the change that follows them.
+	l.recording.Store(true)
 	pg.cut()
 	until(t, s, "degraded with Postgres cut", func(code int, _ string) bool { return code == http.StatusServiceUnavailable })
 	l.waitFor(t, 500)
@@ -284,6 +332,7 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 
 	pg.restore()
 	redis.restore()
+	l.recording.Store(false)
 	until(t, s, "ready", func(code int, body string) bool {
 		return code == http.StatusOK && strings.Contains(body, `"ready"`)
 	})
@@ -297,8 +346,18 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 	l.want.Store(wantOff)
 	l.waitFor(t, 200)
 	l.end()
+	// Every session first seen during the faults kept the value it was
+	// pinned with, exam mode on, through the change.
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, id := range l.recorded {
+		l.once(client, id, wantOn)
+	}
+	if len(l.recorded) == 0 {
+		t.Fatal("no session was first seen during the faults")
+	}
 	if l.failed.Load() != 0 || l.wrong.Load() != 0 {
 		t.Fatalf("%d evaluations: %d failed, %d wrong; first: %v", l.evaluations.Load(), l.failed.Load(), l.wrong.Load(), l.firstProblem.Load())
 	}
-	t.Logf("%d evaluations through the faults, none failed or wrong", l.evaluations.Load())
+	t.Logf("%d evaluations through the faults (%d sessions first seen during them), none failed or wrong",
+		l.evaluations.Load(), len(l.recorded))
 }

@@ -151,7 +151,7 @@ func TestLiveSwitchUnderLoad(t *testing.T) {
 		t.Fatalf("demo change = %d %v", code, body)
 	}
 
-	l := startLoad(s.url, wantOff)
+	l := startLoad(s.url, wantOff, false)
 	l.waitFor(t, 200)
 	switchTo := func(target string) {
 		t.Helper()

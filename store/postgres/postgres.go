@@ -49,6 +49,8 @@ type Store struct {
 	// latest caches the newest revision read or written: revisions are
 	// immutable, so the cached one is reused while the head still names it.
 	latest atomic.Pointer[switchyard.Revision]
+	// creates batches concurrent CreateSession calls.
+	creates creates
 }
 
 type config struct {

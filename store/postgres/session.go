@@ -18,21 +18,38 @@ const snapshotColumns = `session_id, user_id, revision, profile, modules::text,
 // CreateSession implements store.Store. The insert cannot race: Postgres'
 // ON CONFLICT DO NOTHING lets exactly one of several concurrent creators
 // store the row (the others wait for it to commit), and every other
-// creator then reads that row. A new session costs one statement. An
-// expired snapshot under the same ID is deleted and the insert tried again.
+// creator then reads that row. Concurrent creates share one statement and
+// one commit (see creates), and each is answered only once its row is
+// committed, so an acknowledged session is durable. An expired snapshot
+// under the same ID is deleted and the insert tried again.
 func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
 	if err := switchyard.ValidateSessionID(snap.SessionID); err != nil {
 		return switchyard.Snapshot{}, false, err
 	}
-	modules, err := json.Marshal(snap.Modules)
+	modules, err := encodeModules(snap)
 	if err != nil {
-		return switchyard.Snapshot{}, false, fmt.Errorf("encode session %q modules: %w", snap.SessionID, err)
+		return switchyard.Snapshot{}, false, err
 	}
 	// Postgres keeps microseconds, as pgx sends them: this is what is stored.
 	snap.CreatedAt = snap.CreatedAt.UTC().Truncate(time.Microsecond)
 	snap.ExpiresAt = snap.ExpiresAt.UTC().Truncate(time.Microsecond)
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
+	c := &createCall{snap: snap, modules: modules, done: make(chan createResult, 1)}
+	s.submit(c)
+	select {
+	case r := <-c.done:
+		return r.snap, r.created, r.err
+	case <-ctx.Done():
+		// The batch may still store the row; a later create or read of the
+		// session finds it, first writer wins.
+		return switchyard.Snapshot{}, false, dbError(fmt.Sprintf("create session %q", snap.SessionID), ctx.Err())
+	}
+}
+
+// createOne creates one session in its own statements, replacing an
+// expired snapshot under its ID.
+func (s *Store) createOne(ctx context.Context, snap switchyard.Snapshot, modules string) (switchyard.Snapshot, bool, error) {
 	// Three rounds cover an expired snapshot being replaced while another
 	// creator or the sweep races us; more would mean the row keeps
 	// changing under us, which only a broken clock can cause.
@@ -42,7 +59,7 @@ func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (sw
 				exam_mode_at_start, freeze_updates_at_start, created_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)
 			ON CONFLICT (session_id) DO NOTHING`,
-			snap.SessionID, snap.UserID, snap.Revision, snap.Profile, string(modules),
+			snap.SessionID, snap.UserID, snap.Revision, snap.Profile, modules,
 			snap.ExamModeAtStart, snap.FreezeUpdatesAtStart, snap.CreatedAt, snap.ExpiresAt)
 		if err != nil {
 			return switchyard.Snapshot{}, false, dbError(fmt.Sprintf("create session %q", snap.SessionID), err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,4 +148,81 @@ func TestRunSweeper(t *testing.T) {
 	}
 	cancel()
 	<-stopped
+}
+
+// TestSurgeOfCreates: thousands of concurrent creates, several for each
+// session, some of sessions already stored and some of expired ones, all
+// batched together: each new or expired session is created exactly once,
+// every create of a session returns the same snapshot, and a live stored
+// one is never replaced.
+func TestSurgeOfCreates(t *testing.T) {
+	c := newClock(time.Now())
+	f := newFixture(t, WithClock(c.now))
+	createSessions(t, f, c, "stored", 50, time.Hour)
+	createSessions(t, f, c, "expired", 20, time.Minute)
+	c.add(2 * time.Minute)
+	cur, err := f.store.Current(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 0, 570)
+	for i := range 500 {
+		ids = append(ids, fmt.Sprintf("new-%d", i))
+	}
+	for i := range 50 {
+		ids = append(ids, fmt.Sprintf("stored-%d", i))
+	}
+	for i := range 20 {
+		ids = append(ids, fmt.Sprintf("expired-%d", i))
+	}
+	const perSession = 4
+	type answer struct {
+		snap    switchyard.Snapshot
+		created bool
+	}
+	var mu sync.Mutex
+	answers := map[string][]answer{}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		for k := range perSession {
+			wg.Go(func() {
+				snap := evaluator.NewSnapshot(id, fmt.Sprintf("surge-%d", k), cur, c.now(), time.Hour)
+				got, created, err := f.store.CreateSession(testContext(t), snap)
+				if err != nil {
+					t.Errorf("create %s: %v", id, err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				answers[id] = append(answers[id], answer{got, created})
+			})
+		}
+	}
+	wg.Wait()
+	for _, id := range ids {
+		as := answers[id]
+		created := 0
+		for _, a := range as {
+			if a.created {
+				created++
+			}
+			if !reflect.DeepEqual(a.snap, as[0].snap) {
+				t.Fatalf("%s: creates returned different snapshots: %+v and %+v", id, a.snap, as[0].snap)
+			}
+		}
+		wantCreated := 1
+		if strings.HasPrefix(id, "stored-") {
+			wantCreated = 0
+			if as[0].snap.UserID != "u" {
+				t.Fatalf("%s: a live stored session was replaced by %+v", id, as[0].snap)
+			}
+		}
+		if len(as) != perSession || created != wantCreated {
+			t.Fatalf("%s: %d answers, %d created; want %d and %d", id, len(as), created, perSession, wantCreated)
+		}
+		stored, err := f.store.Session(testContext(t), id)
+		if err != nil || !reflect.DeepEqual(stored, as[0].snap) {
+			t.Fatalf("%s: stored %+v, %v; answered %+v", id, stored, err, as[0].snap)
+		}
+	}
 }

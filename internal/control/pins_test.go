@@ -15,11 +15,11 @@ import (
 )
 
 // outage is a store that can be made to fail every call as a dead
-// database does, and counts the session reads it is asked for.
+// database does, and counts the calls a session evaluation may make.
 type outage struct {
 	store.Store
 	down         atomic.Bool
-	sessionReads atomic.Int64
+	sessionCalls atomic.Int64
 }
 
 func (o *outage) fail() error {
@@ -30,6 +30,7 @@ func (o *outage) fail() error {
 }
 
 func (o *outage) Current(ctx context.Context) (*switchyard.Revision, error) {
+	o.sessionCalls.Add(1)
 	if err := o.fail(); err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func (o *outage) Revision(ctx context.Context, n int64) (*switchyard.Revision, e
 }
 
 func (o *outage) Session(ctx context.Context, id string) (switchyard.Snapshot, error) {
-	o.sessionReads.Add(1)
+	o.sessionCalls.Add(1)
 	if err := o.fail(); err != nil {
 		return switchyard.Snapshot{}, err
 	}
@@ -52,6 +53,7 @@ func (o *outage) Session(ctx context.Context, id string) (switchyard.Snapshot, e
 }
 
 func (o *outage) CreateSession(ctx context.Context, s switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
+	o.sessionCalls.Add(1)
 	if err := o.fail(); err != nil {
 		return switchyard.Snapshot{}, false, err
 	}
@@ -117,9 +119,9 @@ func TestSessionsPinnedThroughAnOutage(t *testing.T) {
 	o.down.Store(true)
 
 	want(t, "a new session with the store down", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, pinMetaLocal)
-	reads := o.sessionReads.Load()
+	calls := o.sessionCalls.Load()
 	want(t, "another new session", result(t, c, "s-2"), false, 1, evaluator.ReasonStale, pinMetaLocal)
-	if o.sessionReads.Load() != reads {
+	if o.sessionCalls.Load() != calls {
 		t.Fatal("the store was asked again right after it failed: each new session would wait for its deadline")
 	}
 

@@ -103,19 +103,16 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 		return lp.Revision, pinLocal
 	}
 	if !b.pins.storeDown(c.now()) {
+		// Creating is reading: the store keeps the first snapshot of a
+		// session and returns it to every later creator, so one call
+		// serves a session pinned elsewhere and one seen for the first
+		// time alike.
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
-		snap, err := b.store.Session(rctx, id)
+		snap, _, err := c.pin(rctx, b, id, "")
 		if err == nil {
 			b.pins.answered()
-			b.remember(snap)
 			return snap.Revision, pinStored
-		}
-		if switchyard.ErrorCode(err) == switchyard.CodeNotFound {
-			snap, _, err = c.pin(rctx, b, id, "")
-			if err == nil {
-				return snap.Revision, pinStored
-			}
 		}
 		c.logger.Warn("a session store call failed; pinning the session here until the store answers",
 			"session", id, "err", err)

@@ -247,9 +247,20 @@ func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, er
 	return v.(switchyard.Snapshot), nil
 }
 
-// CreateSession implements store.Store. The wrapped store decides which
-// writer wins; whatever it returns is the snapshot, so that is cached.
+// CreateSession implements store.Store. A session already cached in Redis
+// has its snapshot there for good (snapshots never change, and the first
+// writer's is the one cached), so it is returned without asking the
+// wrapped store; otherwise the wrapped store decides which writer wins, and
+// whatever it returns is the snapshot, so that is cached.
 func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
+	if switchyard.ValidateSessionID(snap.SessionID) == nil {
+		if raw, ok := s.get(ctx, s.keys.session+snap.SessionID); ok {
+			var cached switchyard.Snapshot
+			if err := json.Unmarshal([]byte(raw), &cached); err == nil && s.cfg.now().Before(cached.ExpiresAt) {
+				return cached, false, nil
+			}
+		}
+	}
 	stored, created, err := s.inner.CreateSession(ctx, snap)
 	if err != nil {
 		return stored, created, err

@@ -27,7 +27,7 @@ const prefix = "test:"
 // set, reads wait for it to close, so concurrent misses pile up.
 type counting struct {
 	store.Store
-	current, revision, session atomic.Int64
+	current, revision, session, creates atomic.Int64
 	entered                    chan struct{}
 	gate                       chan struct{}
 }
@@ -59,6 +59,11 @@ func (c *counting) Session(ctx context.Context, id string) (switchyard.Snapshot,
 	c.session.Add(1)
 	c.wait()
 	return c.Store.Session(ctx, id)
+}
+
+func (c *counting) CreateSession(ctx context.Context, s switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
+	c.creates.Add(1)
+	return c.Store.CreateSession(ctx, s)
 }
 
 // clock is a settable clock for in-process TTLs.
@@ -226,6 +231,25 @@ func TestSessionCachedUntilExpiry(t *testing.T) {
 	f.mr.FastForward(time.Hour)
 	if f.mr.Exists(prefix + "session:s-1") {
 		t.Fatal("the expired snapshot is still in Redis")
+	}
+}
+
+// Creating a session another replica created is answered from Redis: the
+// first writer's snapshot, without a call to the store.
+func TestCreateOfACachedSessionStaysInRedis(t *testing.T) {
+	f := newFixture(t)
+	rev, _ := f.mem.Current(ctx(t))
+	first := evaluator.NewSnapshot("s-1", "first", rev, f.clock.Now(), time.Hour)
+	if _, created, err := f.cache.CreateSession(ctx(t), first); err != nil || !created {
+		t.Fatalf("first create = %v, %v", created, err)
+	}
+	later := evaluator.NewSnapshot("s-1", "later", rev, f.clock.Now(), time.Hour)
+	got, created, err := f.newCache().CreateSession(ctx(t), later)
+	if err != nil || created || got.UserID != "first" {
+		t.Fatalf("create on another replica = %+v, %v, %v; want the first snapshot", got, created, err)
+	}
+	if n := f.inner.creates.Load(); n != 1 {
+		t.Fatalf("the store was asked to create %d times, want once", n)
 	}
 }
 

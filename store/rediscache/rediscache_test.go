@@ -28,8 +28,8 @@ const prefix = "test:"
 type counting struct {
 	store.Store
 	current, revision, session, creates atomic.Int64
-	entered                    chan struct{}
-	gate                       chan struct{}
+	entered                             chan struct{}
+	gate                                chan struct{}
 }
 
 func (c *counting) wait() {

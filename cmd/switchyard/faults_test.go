@@ -23,6 +23,11 @@ type cutter struct {
 	mu     sync.Mutex
 	down   bool
 	conns  map[net.Conn]struct{}
+	// resume is open while the link hangs, as a SIGSTOPped server's
+	// does: connections are accepted and kept, and nothing passes.
+	resume chan struct{}
+	// delay holds every chunk that passes, in both directions.
+	delay time.Duration
 }
 
 func newCutter(t testing.TB, target string) *cutter {
@@ -65,9 +70,50 @@ func (c *cutter) pipe(in net.Conn) {
 	if !c.track(in, out) {
 		return
 	}
-	go func() { _, _ = io.Copy(out, in); out.Close() }()
-	_, _ = io.Copy(in, out)
+	go func() { c.relay(out, in); out.Close() }()
+	c.relay(in, out)
 	in.Close()
+}
+
+// relay copies src to dst, holding each chunk while the link hangs and
+// for the delay.
+func (c *cutter) relay(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			c.mu.Lock()
+			resume, delay := c.resume, c.delay
+			c.mu.Unlock()
+			if resume != nil {
+				<-resume
+			}
+			time.Sleep(delay)
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// hang stops everything passing, without closing a connection, until
+// restore.
+func (c *cutter) hang() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.resume == nil {
+		c.resume = make(chan struct{})
+	}
+}
+
+// slow delays everything passing by d until restore.
+func (c *cutter) slow(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.delay = d
 }
 
 // track registers both ends, or closes them when a cut came first.
@@ -91,16 +137,26 @@ func (c *cutter) cut() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.down = true
+	if c.resume != nil {
+		close(c.resume)
+		c.resume = nil
+	}
 	for conn := range c.conns {
 		conn.Close()
 	}
 	clear(c.conns)
 }
 
+// restore ends a cut, a hang or a delay.
 func (c *cutter) restore() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.down = false
+	c.delay = 0
+	if c.resume != nil {
+		close(c.resume)
+		c.resume = nil
+	}
 }
 
 // proxied puts a cutter in front of the service at raw (a postgres:// or
@@ -139,9 +195,19 @@ type load struct {
 	stop          chan struct{}
 	wg            sync.WaitGroup
 
+	// prefix names the sessions this load sees first, apart from every
+	// other load's.
+	prefix    string
 	recording atomic.Bool
 	mu        sync.Mutex
-	recorded  []string
+	recorded  []pinnedSession
+}
+
+// pinnedSession is a session first seen while the load recorded, and the
+// value it was pinned with.
+type pinnedSession struct {
+	id   string
+	want int32
 }
 
 // pinnedBefore are sessions a test may pin, with exam mode on, before
@@ -150,7 +216,7 @@ var pinnedBefore = []string{"before-0", "before-1", "before-2", "before-3"}
 
 // startLoad starts the load; pinned says the test pinned pinnedBefore.
 func startLoad(url string, want int32, pinned bool) *load {
-	l := &load{url: url, stop: make(chan struct{})}
+	l := &load{url: url, stop: make(chan struct{}), prefix: fmt.Sprintf("%p", &url)}
 	l.want.Store(want)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for g := range 4 {
@@ -169,12 +235,12 @@ func startLoad(url string, want int32, pinned bool) *load {
 						l.once(client, pinnedBefore[g], wantOn)
 					}
 				case 2:
-					id := fmt.Sprintf("new-%d-%d", g, n)
+					id := fmt.Sprintf("new-%s-%d-%d", l.prefix, g, n)
 					want := l.want.Load()
-					if l.once(client, id, want) && want == wantOn && l.recording.Load() {
+					if l.once(client, id, want) && want != wantEither && l.recording.Load() {
 						l.mu.Lock()
 						if len(l.recorded) < 200 {
-							l.recorded = append(l.recorded, id)
+							l.recorded = append(l.recorded, pinnedSession{id, want})
 						}
 						l.mu.Unlock()
 					}
@@ -217,7 +283,7 @@ func (l *load) once(client *http.Client, session string, want int32) bool {
 
 func (l *load) problem(counter *atomic.Int64, what string) {
 	counter.Add(1)
-	l.firstProblem.CompareAndSwap(nil, what)
+	l.firstProblem.CompareAndSwap(nil, time.Now().Format("15:04:05.000")+" "+what)
 }
 
 // waitFor evaluates until n more evaluations have been made, so each phase
@@ -349,8 +415,8 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 	// Every session first seen during the faults kept the value it was
 	// pinned with, exam mode on, through the change.
 	client := &http.Client{Timeout: 5 * time.Second}
-	for _, id := range l.recorded {
-		l.once(client, id, wantOn)
+	for _, p := range l.recorded {
+		l.once(client, p.id, p.want)
 	}
 	if len(l.recorded) == 0 {
 		t.Fatal("no session was first seen during the faults")

@@ -29,9 +29,12 @@ const (
 	// writeBackInterval is how often local pins are offered to the store,
 	// and the pins file rewritten when it changed.
 	writeBackInterval = time.Second
-	// writeBackBatch bounds the pins one round writes, so a round ends
-	// within a few deadlines even with thousands waiting.
-	writeBackBatch = 500
+	// writeBackBatch is how many waiting pins are taken at a time, and
+	// writeBackParallel how many of them are written at once: together
+	// they let the store batch the creates, and a store that stops
+	// answering is noticed within one deadline.
+	writeBackBatch    = 500
+	writeBackParallel = 64
 )
 
 // localPin is a session pinned by this replica: to the revision it served
@@ -275,38 +278,77 @@ func (c *Core) probe(ctx context.Context, b *backend) {
 	b.wrote(nil)
 }
 
-// writeBack offers the pins waiting to the store, one round: each is
-// created there, first writer wins; a pin the store already held for
-// another revision is a divergence, logged and counted, and the stored pin
-// is served from then on. It stops at the first call the store does not
-// answer.
+// writeBack offers the pins waiting to the store until none is left or
+// the store stops answering: each is created there, first writer wins; a
+// pin the store already held for another revision is a divergence, logged
+// and counted, and the stored pin is served from then on. Creates run
+// writeBackParallel at a time, so the store batches them; a round that
+// meets a store that does not answer ends there.
 func (c *Core) writeBack(ctx context.Context, b *backend) {
-	for _, lp := range b.pins.pending(writeBackBatch) {
-		rctx, cancel := context.WithTimeout(ctx, readTimeout)
-		rev, err := b.flags.revision(rctx, lp.Revision)
-		var stored switchyard.Snapshot
-		if err == nil {
-			stored, _, err = b.store.CreateSession(rctx, b.pins.snapshot(lp, rev))
+	for {
+		batch := b.pins.pending(writeBackBatch)
+		select {
+		case <-b.done:
+			// The backend is stopping: what is left waits in the pins file.
+			return
+		default:
 		}
-		cancel()
-		if err != nil {
-			if switchyard.AsError(err).Code == switchyard.CodeUnavailable {
-				b.pins.failed(c.now())
+		if len(batch) == 0 {
+			return
+		}
+		var unavailable atomic.Bool
+		var wg sync.WaitGroup
+		work := make(chan localPin)
+		for range min(writeBackParallel, len(batch)) {
+			wg.Go(func() {
+				for lp := range work {
+					if !c.writeBackOne(ctx, b, lp) {
+						unavailable.Store(true)
+					}
+				}
+			})
+		}
+		for _, lp := range batch {
+			if unavailable.Load() {
 				break
 			}
-			c.logger.Error("write a session pinned during an outage; it is dropped", "session", lp.SessionID, "revision", lp.Revision, "err", err)
-			b.pins.drop(lp.SessionID)
-			continue
+			work <- lp
+		}
+		close(work)
+		wg.Wait()
+		if unavailable.Load() {
+			b.pins.failed(c.now())
+			return
 		}
 		b.pins.answered()
-		if stored.Revision != lp.Revision {
-			b.pins.divergences.Add(1)
-			c.logger.Warn("a session pinned during an outage was already pinned elsewhere; serving the stored pin",
-				"session", lp.SessionID, "local_revision", lp.Revision, "stored_revision", stored.Revision)
-		}
-		b.remember(stored)
-		b.pins.drop(lp.SessionID)
 	}
+}
+
+// writeBackOne stores one local pin; false means the store did not answer.
+func (c *Core) writeBackOne(ctx context.Context, b *backend, lp localPin) bool {
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	rev, err := b.flags.revision(rctx, lp.Revision)
+	var stored switchyard.Snapshot
+	if err == nil {
+		stored, _, err = b.store.CreateSession(rctx, b.pins.snapshot(lp, rev))
+	}
+	if err != nil {
+		if switchyard.AsError(err).Code == switchyard.CodeUnavailable {
+			return false
+		}
+		c.logger.Error("write a session pinned during an outage; it is dropped", "session", lp.SessionID, "revision", lp.Revision, "err", err)
+		b.pins.drop(lp.SessionID)
+		return true
+	}
+	if stored.Revision != lp.Revision {
+		b.pins.divergences.Add(1)
+		c.logger.Warn("a session pinned during an outage was already pinned elsewhere; serving the stored pin",
+			"session", lp.SessionID, "local_revision", lp.Revision, "stored_revision", stored.Revision)
+	}
+	b.remember(stored)
+	b.pins.drop(lp.SessionID)
+	return true
 }
 
 // runWriteBack runs writeBack every writeBackInterval until b stops, then

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// replica is one production `switchyard serve` behind its own links to
+// the shared Postgres and Redis, so a fault can hit one replica or all.
+type replica struct {
+	*process
+	pg, redis *cutter
+	load      *load
+}
+
+// startReplicas starts n production replicas over one database and one
+// Redis, each with its own state directory and its own faultable links.
+func startReplicas(t *testing.T, n int) []*replica {
+	t.Helper()
+	base := productionEnv(t)
+	base["SWITCHYARD_TOKENS"] = "admin:fault-admin-secret"
+	// Short TTLs, so each fault is met by many reloads.
+	base["SWITCHYARD_CACHE_TTL"], base["SWITCHYARD_REDIS_TTL"] = "50ms", "100ms"
+	base["SWITCHYARD_LOG_LEVEL"] = "error"
+	var rs []*replica
+	for i := range n {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		r := &replica{}
+		r.pg, env["SWITCHYARD_DATABASE_URL"] = proxied(t, base["SWITCHYARD_DATABASE_URL"])
+		r.redis, env["SWITCHYARD_REDIS_URL"] = proxied(t, base["SWITCHYARD_REDIS_URL"])
+		if i > 0 {
+			env["SWITCHYARD_STATE_DIR"] = t.TempDir()
+		}
+		r.process = startServe(t, env)
+		r.token = "fault-admin-secret"
+		t.Cleanup(func() { _ = r.stop() })
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// each runs fn for every replica.
+func each(rs []*replica, fn func(*replica)) {
+	for _, r := range rs {
+		fn(r)
+	}
+}
+
+// serves polls r until an evaluation of EXAM_MODE gives on, bounded by a
+// deadline: a change reaches other replicas asynchronously.
+func serves(t *testing.T, r *replica, on bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := post(t, r.process, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{}}`)
+		if code == http.StatusOK && body["value"] == on {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never served EXAM_MODE %v: last %d %v", r.url, on, code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFaultsAcrossReplicas: three production replicas under a steady
+// evaluation load each (plain, sessions pinned before, sessions first
+// seen), through a hung database, a database cut off from one replica
+// while another changes the runtime, a slow database, a cut Redis and
+// both stores cut. No evaluation fails and none is wrong; the replica cut
+// off from Postgres keeps current through Redis and says it is degraded;
+// sessions first seen during the faults keep their pins, on every
+// replica, through the change that follows.
+func TestFaultsAcrossReplicas(t *testing.T) {
+	rs := startReplicas(t, 3)
+	a, b, c := rs[0], rs[1], rs[2]
+	phase := func(what string) { t.Logf("%s %s", time.Now().Format("15:04:05.000"), what) }
+	if code := setExamMode(t, a.process, true); code != http.StatusOK {
+		t.Fatalf("exam mode on: %d", code)
+	}
+	each(rs, func(r *replica) { serves(t, r, true) })
+	for _, id := range pinnedBefore {
+		if code, body := post(t, a.process, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{"sessionId":"`+id+`"}}`); code != http.StatusOK || body["value"] != true {
+			t.Fatalf("pin %s = %d %v", id, code, body)
+		}
+	}
+	each(rs, func(r *replica) { r.load = startLoad(r.url, wantOn, true) })
+	waitAll := func(n int64) { each(rs, func(r *replica) { r.load.waitFor(t, n) }) }
+	waitAll(100)
+	each(rs, func(r *replica) { r.load.recording.Store(true) })
+
+	phase("hung database")
+	// A hung database, as a SIGSTOPped one: connections open, no answer.
+	each(rs, func(r *replica) { r.pg.hang() })
+	waitAll(300)
+	each(rs, func(r *replica) { r.pg.restore() })
+
+	phase("postgres cut off from a")
+	// Postgres cut off from one replica: another changes the runtime, and
+	// the cut replica serves the change through Redis.
+	a.pg.cut()
+	waitAll(100)
+	each(rs, func(r *replica) { r.load.want.Store(wantEither) })
+	if code := setExamMode(t, b.process, false); code != http.StatusOK {
+		t.Fatalf("exam mode off through a replica that reaches Postgres: %d", code)
+	}
+	each(rs, func(r *replica) { serves(t, r, false) })
+	each(rs, func(r *replica) { r.load.want.Store(wantOff) })
+	until(t, a.process, "degraded with Postgres cut off", func(code int, body string) bool {
+		return code == http.StatusOK && strings.Contains(body, `"degraded"`) && strings.Contains(body, "session")
+	})
+	waitAll(300)
+	a.pg.restore()
+
+	phase("slow database")
+	// A slow database, then Redis cut, then both.
+	each(rs, func(r *replica) { r.pg.slow(200 * time.Millisecond) })
+	waitAll(100)
+	each(rs, func(r *replica) { r.pg.restore(); r.redis.cut() })
+	waitAll(300)
+	each(rs, func(r *replica) { r.pg.cut() })
+	waitAll(300)
+	each(rs, func(r *replica) { r.pg.restore(); r.redis.restore() })
+	each(rs, func(r *replica) { r.load.recording.Store(false) })
+
+	phase("recovering")
+	// Recovered: every replica ready, its local pins written back; then a
+	// change through the third replica reaches all.
+	each(rs, func(r *replica) {
+		until(t, r.process, "ready", func(code int, body string) bool {
+			return code == http.StatusOK && strings.Contains(body, `"ready"`)
+		})
+	})
+	each(rs, func(r *replica) { r.load.want.Store(wantEither) })
+	if code := setExamMode(t, c.process, true); code != http.StatusOK {
+		t.Fatalf("exam mode on after recovery: %d", code)
+	}
+	each(rs, func(r *replica) { serves(t, r, true) })
+	each(rs, func(r *replica) { r.load.want.Store(wantOn) })
+	waitAll(100)
+	each(rs, func(r *replica) { r.load.end() })
+
+	phase("rechecking sessions")
+	// Each session first seen during the faults, on any replica, keeps
+	// the value it was pinned with when asked on every replica. Those
+	// pinned with exam mode off were recorded while the load wanted off.
+	var evaluations, failed, wrong, sessions int64
+	for _, r := range rs {
+		for _, p := range r.load.recorded {
+			for _, other := range rs {
+				other.load.once(http.DefaultClient, p.id, p.want)
+			}
+		}
+		sessions += int64(len(r.load.recorded))
+	}
+	for _, r := range rs {
+		evaluations += r.load.evaluations.Load()
+		failed += r.load.failed.Load()
+		wrong += r.load.wrong.Load()
+		if p := r.load.firstProblem.Load(); p != nil {
+			t.Errorf("%s: first problem at %v", r.url, p)
+		}
+	}
+	if failed != 0 || wrong != 0 || sessions == 0 {
+		t.Fatalf("%d evaluations over 3 replicas: %d failed, %d wrong; %d sessions first seen during the faults",
+			evaluations, failed, wrong, sessions)
+	}
+	t.Logf("%d evaluations over 3 replicas through the faults (%d sessions first seen during them, each checked on every replica), none failed or wrong",
+		evaluations, sessions)
+}

@@ -106,3 +106,16 @@ func BenchmarkIssueRules(b *testing.B) {
 		})
 	}
 }
+
+// A rule may choose a variant named by the context, which the caller may
+// make 1 MB long: the error naming a variant the flag does not define
+// quotes only its beginning, so an answer is not a copy of the request per
+// flag.
+func TestUnknownVariantIsQuotedShort(t *testing.T) {
+	fs := compileRules(t, map[string]string{"by-plan": `{"var": "plan"}`})
+	got := fs.Evaluate("by-plan", map[string]any{"plan": strings.Repeat("p", 1<<20)})
+	want := `targeting chose variant "` + strings.Repeat("p", 64) + `…" (1048576 bytes), which flag "by-plan" does not define`
+	if got.Reason != ReasonError || got.ErrorCode != General || got.ErrorMessage != want {
+		t.Fatalf("got %.300v\nwant ERROR, GENERAL and the message %q", got, want)
+	}
+}

@@ -59,6 +59,7 @@ func TestBudgetCharges(t *testing.T) {
 		{"fractional hashes its key", `{"some": [{"var": "users"}, {"fractional": [["a", 1]]}]}`, "bytes"},
 		{"ld_bucket hashes its key", `{"some": [{"var": "longs"}, {"ld_bucket": [{"var": ""}, "f", "s", null]}]}`, "bytes"},
 		{"unleash_hash hashes its value", `{"some": [{"var": "longs"}, {"unleash_hash": [{"var": ""}, "g", 100, 0]}]}`, "bytes"},
+		{"the whole data is copied", `{"merge": [{"var": ""}, {"var": ""}, {"var": ""}, {"var": ""}, {"var": ""}]}`, "bytes"},
 	}
 	ctx := budgetContext()
 	for _, tt := range tests {
@@ -97,6 +98,27 @@ func TestRulesWithoutBudget(t *testing.T) {
 	big := strings.Repeat("k", 600<<10)
 	if _, err := r.evalAt(map[string]any{"targetingKey": "u", "big": big}, 0); !errors.Is(err, ErrBudget) {
 		t.Fatalf("a bucketing key of 1.2 MB: error %v, want ErrBudget", err)
+	}
+}
+
+// A rule of many operations takes a budget even if it neither iterates nor
+// builds: each operation may read a context value of a megabyte, and 5,000
+// of them would read 5 GB.
+func TestLargeRulesTakeABudget(t *testing.T) {
+	in := `{"in": ["zzq", {"var": "s"}]}`
+	small := `{"or": [` + strings.TrimSuffix(strings.Repeat(in+", ", 30), ", ") + `]}`
+	large := `{"or": [` + strings.TrimSuffix(strings.Repeat(in+", ", 100), ", ") + `]}`
+	ctx := map[string]any{"s": strings.Repeat("zzy", 350_000)}
+	r, err := compileRule("f", []byte(small), nil)
+	if err != nil || r.bounded {
+		t.Fatalf("a rule of 61 operations: %+v, %v; want one without budget", r, err)
+	}
+	r, err = compileRule("f", []byte(large), nil)
+	if err != nil || !r.bounded {
+		t.Fatalf("a rule of 201 operations: %+v, %v; want one with a budget", r, err)
+	}
+	if _, err := r.evalAt(ctx, 0); !errors.Is(err, ErrBudget) {
+		t.Fatalf("100 searches of 1 MB: error %v, want ErrBudget", err)
 	}
 }
 

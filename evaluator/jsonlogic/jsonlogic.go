@@ -43,8 +43,9 @@ type Rule struct {
 	// usesTime is set when the rule may read $flagd.timestamp, so other
 	// rules never read the clock.
 	usesTime bool
-	// bounded is set when the rule iterates or builds strings or arrays:
-	// only its evaluations take a budget.
+	// bounded is set when the rule iterates, builds strings or arrays, or
+	// has more than maxOperationsWithoutBudget operations: only its
+	// evaluations take a budget.
 	bounded bool
 }
 
@@ -277,7 +278,7 @@ func (c *compiler) rule(raw json.RawMessage, root string) (*Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Rule{root: top.eval, usesTime: c.usesTime, bounded: c.bounded}, nil
+	return &Rule{root: top.eval, usesTime: c.usesTime, bounded: c.bounded || c.ops > maxOperationsWithoutBudget}, nil
 }
 
 // compile compiles x, a rule, an argument or a literal, found at path.
@@ -744,6 +745,10 @@ func (e env) lookup(p string, def Value) (Value, error) {
 	} else {
 		seg, r, ok := nextSegment(rest)
 		if !ok {
+			// A copy of the context: an entry costs a key and a value.
+			if err := e.spend(len(e.ctx), (len(e.ctx)+1)*2*elementBytes); err != nil {
+				return null, err
+			}
 			return Value{k: KindObject, x: e.wholeData()}, nil
 		}
 		rest = r

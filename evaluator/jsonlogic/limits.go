@@ -18,11 +18,12 @@ const (
 	// once per evaluation, so this bounds its cost too.
 	MaxRuleOperations = 10_000
 	// MaxEvalOperations bounds the work of one evaluation of a rule that
-	// iterates or builds strings and arrays: each pass of map, filter,
+	// iterates, builds strings and arrays, or has more than
+	// maxOperationsWithoutBudget operations: each pass of map, filter,
 	// reduce, all, some and none costs the operations of its body (at
 	// least one), each array element in, missing and missing_some examine
 	// costs one, and every 64 bytes of a string compared, searched, parsed
-	// or hashed cost one.
+	// or hashed cost one, and copying the whole context one an entry.
 	MaxEvalOperations = 100_000
 	// MaxEvalBytes bounds the strings and arrays one evaluation builds (cat,
 	// substr, reduce, map, filter, merge, missing, arrays of computed
@@ -31,6 +32,11 @@ const (
 	// It is the server's default limit on an OFREP request body, so a rule
 	// may copy its whole context.
 	MaxEvalBytes = 1 << 20
+	// maxOperationsWithoutBudget is the most operations a rule may have and
+	// evaluate without a budget when it neither iterates nor builds: each
+	// operation may read a context value of a megabyte, so the cost of
+	// such a rule is bounded by a few dozen such reads.
+	maxOperationsWithoutBudget = 64
 	// maxRuleDepth bounds the nesting of one rule, $ref expansions and
 	// literal data included, so compiling and evaluating it stay on a short
 	// stack.
@@ -42,9 +48,9 @@ const (
 var ErrBudget = errors.New("evaluation budget exceeded")
 
 // budget is what an evaluation may still spend (ops, bytes) out of its
-// limits (maxOps, maxBytes). Rules that neither iterate nor build strings
-// or arrays evaluate without one: each of their operations runs at most
-// once, on what it reads. The others take one from budgets.
+// limits (maxOps, maxBytes). Small rules that neither iterate nor build
+// strings or arrays evaluate without one: each of their operations runs
+// at most once, on what it reads. The others take one from budgets.
 type budget struct {
 	ops, bytes       int
 	maxOps, maxBytes int

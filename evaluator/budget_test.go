@@ -119,3 +119,17 @@ func TestUnknownVariantIsQuotedShort(t *testing.T) {
 		t.Fatalf("got %.300v\nwant ERROR, GENERAL and the message %q", got, want)
 	}
 }
+
+// A rule that takes a budget still evaluates without allocating: the
+// budget comes from a pool, and reading an array from the context does not
+// box it again.
+func TestBudgetedEvaluationDoesNotAllocate(t *testing.T) {
+	fs := compileRules(t, map[string]string{"admin": `{"if": [{"some": [{"var": "groups"}, {"==": [{"var": ""}, "admin"]}]}, "yes", "no"]}`})
+	ctx := map[string]any{"groups": []any{"dev", "ops", "admin"}}
+	if got := fs.Evaluate("admin", ctx); got.Variant != "yes" {
+		t.Fatalf("got %+v, want yes", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { fs.Evaluate("admin", ctx) }); n != 0 {
+		t.Errorf("%v allocations per evaluation, want 0", n)
+	}
+}

@@ -312,11 +312,11 @@ func (k bucketKey) appendCat(e env, b []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cat: %w", err)
 		}
-		if err := e.spend(scanCost(s), len(s)); err != nil {
-			return nil, err
-		}
 		if len(b)+len(s) > MaxEvalBytes {
 			return nil, exceeded(&fullBudget, false)
+		}
+		if err := e.hashing(s); err != nil {
+			return nil, err
 		}
 		b = append(b, s...)
 	}

@@ -67,8 +67,9 @@ var budgets = sync.Pool{New: func() any { return new(budget) }}
 // spend takes ops operations and bytes bytes from the evaluation's budget.
 // Without a budget, one operation alone may still spend no more than an
 // evaluation could.
-func (e env) spend(ops, bytes int) error {
-	b := e.b
+func (e env) spend(ops, bytes int) error { return e.b.spend(ops, bytes) }
+
+func (b *budget) spend(ops, bytes int) error {
 	if b == nil {
 		if ops > MaxEvalOperations || bytes > MaxEvalBytes {
 			return exceeded(&fullBudget, ops > MaxEvalOperations)
@@ -100,7 +101,11 @@ func (e env) scan(a, b Value) error {
 	if e.b == nil {
 		return nil
 	}
-	return e.spend(scanCost(a.Text())+scanCost(b.Text()), 0)
+	return e.b.scan(a, b)
+}
+
+func (b *budget) scan(x, y Value) error {
+	return b.spend(scanCost(x.Text())+scanCost(y.Text()), 0)
 }
 
 // hashing charges the evaluation for a bucketing key built from s and
@@ -109,7 +114,7 @@ func (e env) hashing(s string) error {
 	if e.b == nil {
 		return nil
 	}
-	return e.spend(scanCost(s), len(s))
+	return e.b.spend(scanCost(s), len(s))
 }
 
 // elementBytes is what an array costs the budget per element: the size of

@@ -662,7 +662,7 @@ func compileMap(c *compiler, args any, path string, depth int) (expr, error) {
 		return expr{}, err
 	}
 	c.bounded = true
-	body, pass := rest[0].eval, passCost(rest[0])
+	body := loopOver(rest[0])
 	return expr{eval: func(e env) (Value, error) {
 		items, err := iterate(e, subject, "map")
 		if err != nil || items == nil {
@@ -673,10 +673,7 @@ func compileMap(c *compiler, args any, path string, depth int) (expr, error) {
 		}
 		out := make([]any, 0, len(items))
 		for _, it := range items {
-			if err := e.spend(pass, 0); err != nil {
-				return null, err
-			}
-			v, err := body(e.scope(it))
+			v, err := body.run(e, it)
 			if err != nil {
 				return null, err
 			}
@@ -692,7 +689,7 @@ func compileFilter(c *compiler, args any, path string, depth int) (expr, error) 
 		return expr{}, err
 	}
 	c.bounded = true
-	body, pass := rest[0].eval, passCost(rest[0])
+	body := loopOver(rest[0])
 	return expr{eval: func(e env) (Value, error) {
 		items, err := iterate(e, subject, "filter")
 		if err != nil || items == nil {
@@ -703,10 +700,7 @@ func compileFilter(c *compiler, args any, path string, depth int) (expr, error) 
 		}
 		out := make([]any, 0, len(items))
 		for _, it := range items {
-			if err := e.spend(pass, 0); err != nil {
-				return null, err
-			}
-			v, err := body(e.scope(it))
+			v, err := body.run(e, it)
 			if err != nil {
 				return null, err
 			}
@@ -737,9 +731,22 @@ func iterate(e env, subject evalFunc, op string) ([]any, error) {
 	return nil, ruleErrorf("%s: iterates over %s, not an array", op, s.k)
 }
 
-// passCost is what one pass of an iteration over body costs the
+// loop is the body of an iteration, with what one pass costs the
 // evaluation: its operations, and at least one.
-func passCost(body expr) int { return max(1, body.nodes) }
+type loop struct {
+	eval evalFunc
+	cost int
+}
+
+func loopOver(body expr) loop { return loop{eval: body.eval, cost: max(1, body.nodes)} }
+
+// run evaluates the body over elem, charging the evaluation for the pass.
+func (l loop) run(e env, elem any) (Value, error) {
+	if err := e.spend(l.cost, 0); err != nil {
+		return null, err
+	}
+	return l.eval(e.scope(elem))
+}
 
 func (e env) scope(elem any) env {
 	e.elem, e.scoped = elem, true
@@ -764,7 +771,7 @@ func compileQuantifier(q quantifier) operatorFunc {
 			return expr{}, err
 		}
 		c.bounded = true
-		body, pass := rest[0].eval, passCost(rest[0])
+		body := loopOver(rest[0])
 		return expr{eval: func(e env) (Value, error) {
 			s, err := subject(e)
 			if err != nil {
@@ -777,10 +784,7 @@ func compileQuantifier(q quantifier) operatorFunc {
 				return null, ruleErrorf("%s: iterates over %s, not an array", name, s.k)
 			}
 			for _, it := range s.array() {
-				if err := e.spend(pass, 0); err != nil {
-					return null, err
-				}
-				v, err := body(e.scope(it))
+				v, err := body.run(e, it)
 				if err != nil {
 					return null, err
 				}
@@ -812,7 +816,7 @@ func compileReduce(c *compiler, args any, path string, depth int) (expr, error) 
 		return expr{}, err
 	}
 	c.bounded = true
-	body, initial, pass := rest[0].eval, rest[1].eval, passCost(rest[0])
+	body, initial := loopOver(rest[0]), rest[1].eval
 	return expr{eval: func(e env) (Value, error) {
 		acc, err := initial(e)
 		if err != nil {
@@ -834,14 +838,11 @@ func compileReduce(c *compiler, args any, path string, depth int) (expr, error) 
 		k := acc.k
 		data := map[string]any{"current": 0.0, "accumulator": acc.toAny(), "valueType": k.String()}
 		for _, it := range items {
-			if err := e.spend(pass, 0); err != nil {
-				return null, err
-			}
 			if it == nil {
 				continue
 			}
 			data["current"] = it
-			v, err := body(e.scope(data))
+			v, err := body.run(e, data)
 			if err != nil {
 				return null, err
 			}

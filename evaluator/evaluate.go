@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
@@ -84,7 +86,7 @@ func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
 			value, ok := f.variants[variant]
 			if !ok {
 				return Result{Key: key, Reason: ReasonError, ErrorCode: General,
-					ErrorMessage: fmt.Sprintf("targeting chose variant %q, which flag %q does not define", variant, key),
+					ErrorMessage: fmt.Sprintf("targeting chose variant %s, which flag %q does not define", quoteShort(variant), key),
 					Metadata:     md}
 			}
 			return Result{Key: key, Value: value, Variant: variant, Reason: ReasonTargetingMatch, Metadata: md}
@@ -100,6 +102,24 @@ func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
 	}
 	return Result{Key: key, Value: f.variants[f.defaultVariant], Variant: f.defaultVariant,
 		Reason: ReasonStatic, Metadata: md}
+}
+
+// maxQuoted is how much of a value read from the context an error message
+// quotes.
+const maxQuoted = 64
+
+// quoteShort quotes s for an error message, only its first maxQuoted bytes
+// and its length when it is longer: the caller may make a variant name as
+// long as a whole request.
+func quoteShort(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q (%d bytes)", s[:cut]+"…", len(s))
 }
 
 // Type is the value type an OpenFeature caller asks for.

@@ -1,7 +1,6 @@
 package evaluator
 
 import (
-	"encoding/json"
 	"maps"
 	"slices"
 
@@ -38,7 +37,7 @@ type compiledFlag struct {
 // is at fault it returns the flag (evaluating to PARSE_ERROR) along with
 // the error: Revision.Validate refuses it, while Compile still serves the
 // revision's other flags.
-func compileFlag(key string, f switchyard.Flag, evaluators map[string]json.RawMessage) (*compiledFlag, error) {
+func compileFlag(key string, f switchyard.Flag, c *jsonlogic.Compiler) (*compiledFlag, error) {
 	if f.State != switchyard.StateEnabled && f.State != switchyard.StateDisabled {
 		return nil, flagError(key, "state", "must be %q or %q", switchyard.StateEnabled, switchyard.StateDisabled)
 	}
@@ -56,7 +55,7 @@ func compileFlag(key string, f switchyard.Flag, evaluators map[string]json.RawMe
 		cf.defaultVariant, cf.hasDefault = *f.DefaultVariant, true
 	}
 	if len(f.Targeting) > 0 {
-		t, err := compileTargeting(key, f.Targeting, evaluators)
+		t, err := compileTargeting(key, f.Targeting, c)
 		if err != nil {
 			cf.parseErr = err
 			return cf, err
@@ -123,8 +122,9 @@ func Compile(r *switchyard.Revision, mode string) (*FlagSet, error) {
 	defs := RuntimeFlags(r, mode)
 	maps.Copy(defs, r.Flags)
 	flags := make(map[string]*compiledFlag, len(defs))
+	c := jsonlogic.NewCompiler(r.Evaluators)
 	for key, f := range defs {
-		cf, err := compileFlag(key, f, r.Evaluators)
+		cf, err := compileFlag(key, f, c)
 		if cf == nil {
 			return nil, err
 		}

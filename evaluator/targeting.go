@@ -11,13 +11,14 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
-// compileTargeting compiles a flag's targeting rule. An empty rule ({})
-// means no targeting. Errors name the flag and the JSON path inside it.
-func compileTargeting(key string, raw json.RawMessage, evaluators map[string]json.RawMessage) (*jsonlogic.Rule, error) {
+// compileTargeting compiles a flag's targeting rule with the compiler of
+// its revision. An empty rule ({}) means no targeting. Errors name the
+// flag and the JSON path inside it.
+func compileTargeting(key string, raw json.RawMessage, c *jsonlogic.Compiler) (*jsonlogic.Rule, error) {
 	if bytes.Equal(bytes.TrimSpace(raw), []byte("{}")) {
 		return nil, nil
 	}
-	r, err := jsonlogic.Compile(key, raw, evaluators)
+	r, err := c.Compile(key, raw)
 	if err != nil {
 		var ce *jsonlogic.CompileError
 		if errors.As(err, &ce) {
@@ -30,8 +31,8 @@ func compileTargeting(key string, raw json.RawMessage, evaluators map[string]jso
 
 // validateEvaluators compiles every shared evaluator on its own, so one
 // that no flag uses yet cannot hide an error until a flag does.
-func validateEvaluators(evaluators map[string]json.RawMessage) error {
-	err := jsonlogic.ValidateEvaluators(evaluators)
+func validateEvaluators(c *jsonlogic.Compiler) error {
+	err := c.ValidateEvaluators()
 	var ce *jsonlogic.CompileError
 	if !errors.As(err, &ce) {
 		return err
@@ -41,10 +42,11 @@ func validateEvaluators(evaluators map[string]json.RawMessage) error {
 
 // targetingError is the result of a rule that failed while evaluated.
 // Like flagd, a failure of the rule itself is a PARSE_ERROR, and a context
-// that cannot be read is GENERAL.
+// that cannot be read is GENERAL; so is an evaluation that needed more
+// than its budget, which the message says.
 func targetingError(key string, err error, md map[string]any) Result {
 	code := ParseError
-	if errors.Is(err, jsonlogic.ErrContext) {
+	if errors.Is(err, jsonlogic.ErrContext) || errors.Is(err, jsonlogic.ErrBudget) {
 		code = General
 	}
 	return Result{Key: key, Reason: ReasonError, ErrorCode: code,

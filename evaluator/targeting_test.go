@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
 // compileDocument parses a document from testdata into a revision (bypassing
@@ -163,15 +164,15 @@ func TestBrokenTargetingIsIsolated(t *testing.T) {
 // INVALID_REQUEST naming the flag or the evaluator, and the JSON path of
 // the part at fault.
 func TestTargetingCompileErrors(t *testing.T) {
-	_, err := compileTargeting("new-checkout", json.RawMessage(`{"if": [{"in": [1]}, "a"]}`), nil)
+	_, err := compileTargeting("new-checkout", json.RawMessage(`{"if": [{"in": [1]}, "a"]}`), jsonlogic.NewCompiler(nil))
 	var e *switchyard.Error
 	if !errors.As(err, &e) || e.Code != switchyard.CodeInvalidRequest || e.Fields["flag"] != "new-checkout" ||
 		e.Fields["path"] != "targeting.if[0].in" ||
 		e.Message != `flag "new-checkout": targeting.if[0].in: takes 2 arguments, got 1` {
 		t.Fatalf("compileTargeting: %v, want the flag and the path", err)
 	}
-	err = validateEvaluators(map[string]json.RawMessage{"fine": json.RawMessage(`{"var": "a"}`),
-		"staff": json.RawMessage(`{"==": [1]}`)})
+	err = validateEvaluators(jsonlogic.NewCompiler(map[string]json.RawMessage{"fine": json.RawMessage(`{"var": "a"}`),
+		"staff": json.RawMessage(`{"==": [1]}`)}))
 	if !errors.As(err, &e) || e.Code != switchyard.CodeInvalidRequest || e.Fields["evaluator"] != "staff" ||
 		e.Fields["path"] != "$evaluators.staff.==" || e.Message != `$evaluators.staff.==: takes 2 arguments, got 1` {
 		t.Fatalf("validateEvaluators: %v, want the evaluator and the path", err)

@@ -1,6 +1,9 @@
 package evaluator
 
-import "github.com/switchyard-dev/switchyard"
+import (
+	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
+)
 
 // Validate checks that r is a revision that may be stored and served: its
 // structure (switchyard.Revision.Validate), its shared evaluators, and
@@ -10,11 +13,12 @@ func Validate(r *switchyard.Revision) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	if err := validateEvaluators(r.Evaluators); err != nil {
+	c := jsonlogic.NewCompiler(r.Evaluators)
+	if err := validateEvaluators(c); err != nil {
 		return err
 	}
 	for key, f := range r.Flags {
-		if _, err := compileFlag(key, f, r.Evaluators); err != nil {
+		if _, err := compileFlag(key, f, c); err != nil {
 			return err
 		}
 	}

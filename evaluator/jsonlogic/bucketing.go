@@ -52,9 +52,12 @@ func compileLDBucket(c *compiler, args any, path string, depth int) (expr, error
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		k, err := key.eval(e)
 		if err != nil {
+			return null, err
+		}
+		if err := e.hashing(k.Text()); err != nil {
 			return null, err
 		}
 		var buf [256]byte
@@ -99,13 +102,16 @@ func compileUnleashHash(c *compiler, args any, path string, depth int) (expr, er
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		x, err := v.eval(e)
 		if err != nil {
 			return null, err
 		}
 		if x.k == KindString && x.Text() == "" {
 			return null, nil
+		}
+		if err := e.hashing(x.Text()); err != nil {
+			return null, err
 		}
 		var buf [256]byte
 		b, ok := appendBucketingValue(append(buf[:0], prefix...), x)

@@ -31,7 +31,7 @@ func TestLDBucket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%v/%s", tt.key, tt.seed), func(t *testing.T) {
-			r, err := Compile("f", []byte(`{"ld_bucket": [{"var": "key"}, "hashKey", "saltyA", `+tt.seed+`]}`), nil)
+			r, err := compileRule("f", []byte(`{"ld_bucket": [{"var": "key"}, "hashKey", "saltyA", `+tt.seed+`]}`), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +65,7 @@ func TestUnleashHash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%v/%s/%d", tt.value, tt.group, tt.seed), func(t *testing.T) {
 			rule := fmt.Sprintf(`{"unleash_hash": [{"var": "v"}, %q, %d, %d]}`, tt.group, tt.normalizer, tt.seed)
-			r, err := Compile("f", []byte(rule), nil)
+			r, err := compileRule("f", []byte(rule), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +80,7 @@ func TestUnleashHash(t *testing.T) {
 // Every user lands in [1, normalizer], and a 25% rollout takes about a
 // quarter of them.
 func TestUnleashHashRange(t *testing.T) {
-	r, err := Compile("f", []byte(`{"unleash_hash": [{"var": "targetingKey"}, "rollout", 100, 0]}`), nil)
+	r, err := compileRule("f", []byte(`{"unleash_hash": [{"var": "targetingKey"}, "rollout", 100, 0]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

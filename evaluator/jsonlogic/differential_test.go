@@ -63,7 +63,7 @@ func differential(seed uint64) string {
 	if err != nil {
 		return fmt.Sprintf("seed %d: marshal rule: %v", seed, err)
 	}
-	compiled, err := Compile("diff-flag", raw, nil)
+	compiled, err := compileRule("diff-flag", raw, nil)
 	if err != nil {
 		return fmt.Sprintf("seed %d: rule %s does not compile: %v", seed, raw, err)
 	}

@@ -2,6 +2,7 @@ package jsonlogic
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -108,15 +109,23 @@ func (c *compiler) bucketingKey(first any, path string, depth int) (bucketKey, i
 		return bucketKey{implicit: true}, 0, nil
 	case map[string]any:
 		if catArgs, ok := f["cat"]; ok && len(f) == 1 {
+			if err := c.count(1, path); err != nil {
+				return bucketKey{}, 0, err
+			}
 			parts, err := c.args(catArgs, path+".cat", depth+1, 1, -1)
 			if err != nil {
 				return bucketKey{}, 0, err
 			}
 			k := bucketKey{cat: parts}
 			if allConstant(parts) {
+				// Built once, here, unless that takes the document past
+				// its budget for folding: then at each evaluation.
 				var buf [256]byte
-				b, err := k.appendCat(env{}, buf[:0])
-				if err != nil {
+				b, err := k.appendCat(env{b: &c.folding}, buf[:0])
+				switch {
+				case errors.Is(err, ErrBudget):
+					return k, 1, nil
+				case err != nil:
 					return bucketKey{}, 0, errorAt(path, "%v", err)
 				}
 				return bucketKey{literal: string(b)}, 1, nil
@@ -268,6 +277,9 @@ func (k bucketKey) hash(e env) (h uint32, ok bool, err error) {
 			return 0, false, err
 		}
 		if v.k == KindString {
+			if err := e.scan(v, null); err != nil {
+				return 0, false, err
+			}
 			return murmur3.StringSum32(v.Text()), true, nil
 		}
 	case !k.implicit:
@@ -277,10 +289,15 @@ func (k bucketKey) hash(e env) (h uint32, ok bool, err error) {
 	if !isString || s == "" {
 		return 0, false, nil
 	}
+	if err := e.hashing(s); err != nil {
+		return 0, false, err
+	}
 	return murmur3.Sum32(append(append(buf[:0], flagKey...), s...)), true, nil
 }
 
-// appendCat appends the cat key as the cat operation would build it.
+// appendCat appends the cat key as the cat operation would build it,
+// charging the evaluation for what it appends; without a budget the key
+// may still be no longer than an evaluation could build.
 func (k bucketKey) appendCat(e env, b []byte) ([]byte, error) {
 	for _, p := range k.cat {
 		v, err := p.eval(e)
@@ -294,6 +311,12 @@ func (k bucketKey) appendCat(e env, b []byte) ([]byte, error) {
 		s, err := v.str()
 		if err != nil {
 			return nil, fmt.Errorf("cat: %w", err)
+		}
+		if len(b)+len(s) > MaxEvalBytes {
+			return nil, exceeded(&fullBudget, false)
+		}
+		if err := e.hashing(s); err != nil {
+			return nil, err
 		}
 		b = append(b, s...)
 	}

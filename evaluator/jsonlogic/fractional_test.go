@@ -39,7 +39,7 @@ func TestFractionalBucketing(t *testing.T) {
 		`{"fractional": [{"var": "key"}, ["a", {"var": "w20"}], [{"cat": ["b"]}, 30], ["c", 50]]}`,
 	}
 	for _, rule := range rules {
-		r, err := Compile("rollout", []byte(rule), nil)
+		r, err := compileRule("rollout", []byte(rule), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestFractionalNull(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := Compile("f", []byte(tt.rule), nil)
+			r, err := compileRule("f", []byte(tt.rule), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +113,7 @@ func TestFractionalWeightsAndVariants(t *testing.T) {
 
 // A 10/90 split puts about a tenth of users in the first bucket.
 func TestFractionalDistribution(t *testing.T) {
-	r, err := Compile("split", []byte(`{"fractional": [["on", 10], ["off", 90]]}`), nil)
+	r, err := compileRule("split", []byte(`{"fractional": [["on", 10], ["off", 90]]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,12 @@
 // bucketing of LaunchDarkly and Unleash, so a rollout imported from either
 // keeps assigning every user to the same side. Anything else is refused
 // at compile time, at its JSON path.
+//
+// Nothing a rule or a context holds can make compiling or evaluating slow
+// or large: a document compiles in time proportional to its size, a rule
+// has at most MaxRuleOperations operations with every $ref expanded, and an
+// evaluation spends at most MaxEvalOperations operations and MaxEvalBytes
+// bytes, past which it fails with ErrBudget.
 package jsonlogic
 
 import (
@@ -37,15 +43,35 @@ type Rule struct {
 	// usesTime is set when the rule may read $flagd.timestamp, so other
 	// rules never read the clock.
 	usesTime bool
+	// bounded is set when the rule iterates, builds strings or arrays, or
+	// has more than maxOperationsWithoutBudget operations: only its
+	// evaluations take a budget.
+	bounded bool
 }
 
-// Compile compiles raw, the targeting rule of flag flagKey, expanding $ref
-// from the shared evaluators. A rule is compiled for its flag because
-// $flagd.flagKey and fractional read the key: held from here, it costs no
-// allocation per evaluation. Errors are *CompileError, located from
-// "targeting", the rule's field in the flag.
-func Compile(flagKey string, raw json.RawMessage, evaluators map[string]json.RawMessage) (*Rule, error) {
-	r, err := compileRoot(raw, "targeting", evaluators)
+// Compiler compiles the targeting rules of one document against its shared
+// evaluators ($evaluators). Each evaluator is compiled once, however many
+// rules refer to it and however deeply, and its compiled form is shared by
+// them all, so compiling a document costs time in proportion to its size,
+// never to the size of its rules with every $ref expanded; that size is
+// counted, and limited to MaxRuleOperations a rule. A Compiler is not safe
+// for concurrent use; the rules it compiles are.
+type Compiler struct {
+	c compiler
+}
+
+// NewCompiler returns a compiler for the rules of a document whose shared
+// evaluators are evaluators.
+func NewCompiler(evaluators map[string]json.RawMessage) *Compiler {
+	return &Compiler{c: compiler{evaluators: evaluators, folding: fullBudget}}
+}
+
+// Compile compiles raw, the targeting rule of flag flagKey. A rule is
+// compiled for its flag because $flagd.flagKey and fractional read the
+// key: held from here, it costs no allocation per evaluation. Errors are
+// *CompileError, located from "targeting", the rule's field in the flag.
+func (cc *Compiler) Compile(flagKey string, raw json.RawMessage) (*Rule, error) {
+	r, err := cc.c.rule(raw, "targeting")
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +79,34 @@ func Compile(flagKey string, raw json.RawMessage, evaluators map[string]json.Raw
 	return r, nil
 }
 
+// ValidateEvaluators compiles every shared evaluator on its own, so one
+// that no flag uses yet cannot hide an error until a flag does. Its error
+// is a *CompileError naming the evaluator, located from
+// "$evaluators.<name>".
+func (cc *Compiler) ValidateEvaluators() error {
+	c := &cc.c
+	for _, name := range slices.Sorted(maps.Keys(c.evaluators)) {
+		root := "$evaluators." + name
+		s, err := c.shared(name, root)
+		if err != nil {
+			return err
+		}
+		if s.err != nil {
+			return &CompileError{Path: root + strings.TrimPrefix(s.err.Path, "("+name+")"), Msg: s.err.Msg, Evaluator: name}
+		}
+		if _, ok := c.parsed[name].(map[string]any); !ok {
+			return &CompileError{Path: root, Msg: fmt.Sprintf("must be a JsonLogic object, not %s", jsonType(c.parsed[name])), Evaluator: name}
+		}
+	}
+	return nil
+}
+
 // Eval evaluates the rule against ctx, OpenFeature's flattened evaluation
 // context, reading the clock only for a rule that reads $flagd.timestamp.
 // An error is ErrContext (errors.Is) when an attribute of ctx has no JSON
-// form; any other is a failure of the rule itself, where the library flagd
-// uses fails too.
+// form, ErrBudget when the evaluation needed more than its budget; any
+// other is a failure of the rule itself, where the library flagd uses
+// fails too.
 func (r *Rule) Eval(ctx map[string]any) (Value, error) {
 	var now int64
 	if r.usesTime {
@@ -69,25 +118,21 @@ func (r *Rule) Eval(ctx map[string]any) (Value, error) {
 // evalAt evaluates the rule with $flagd.timestamp set to now (Unix
 // seconds).
 func (r *Rule) evalAt(ctx map[string]any, now int64) (Value, error) {
-	return r.root(env{ctx: ctx, flagKey: r.flagKey, now: now})
+	return r.evalWithin(ctx, now, fullBudget)
 }
 
-// ValidateEvaluators compiles every shared evaluator on its own, so one
-// that no flag uses yet cannot hide an error until a flag does. Its error
-// is a *CompileError naming the evaluator, located from
-// "$evaluators.<name>".
-func ValidateEvaluators(evaluators map[string]json.RawMessage) error {
-	for _, name := range slices.Sorted(maps.Keys(evaluators)) {
-		if _, err := compileRoot(evaluators[name], "$evaluators."+name, evaluators); err != nil {
-			var ce *CompileError
-			if !errors.As(err, &ce) {
-				ce = &CompileError{Path: "$evaluators." + name, Msg: err.Error()}
-			}
-			ce.Evaluator = name
-			return ce
-		}
+// evalWithin evaluates the rule with the budget limit, if it needs one.
+func (r *Rule) evalWithin(ctx map[string]any, now int64, limit budget) (Value, error) {
+	e := env{ctx: ctx, flagKey: r.flagKey, now: now}
+	if !r.bounded {
+		return r.root(e)
 	}
-	return nil
+	b := budgets.Get().(*budget)
+	*b = limit
+	e.b = b
+	v, err := r.root(e)
+	budgets.Put(b)
+	return v, err
 }
 
 // CompileError is a rule that does not compile: what is wrong and where,
@@ -111,17 +156,11 @@ func errorAt(path, format string, args ...any) error {
 	return &CompileError{Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Limits on one targeting rule, $ref expansions included, so a hostile or
-// broken document cannot exhaust the stack or memory at compile time.
-const (
-	maxRuleDepth = 64
-	maxRuleOps   = 100_000
-)
-
 // env is what a rule reads while it is evaluated: the caller's flattened
 // context and flagd's $flagd properties. It is passed by value so an
 // evaluation keeps it on the stack. Inside map, filter, all, none, some and
-// reduce, var reads the current element (elem) instead.
+// reduce, var reads the current element (elem) instead. b is the
+// evaluation's budget, nil for a rule that needs none.
 type env struct {
 	ctx map[string]any
 	// flagKey is the flag's key, boxed once per flag.
@@ -129,17 +168,20 @@ type env struct {
 	now     int64
 	elem    any
 	scoped  bool
+	b       *budget
 }
 
 // evalFunc is a compiled rule or sub-rule.
 type evalFunc func(e env) (Value, error)
 
 // expr is a compiled sub-rule. A constant one (konst) is folded into its
-// parent at compile time.
+// parent at compile time. nodes counts the operations evaluating it runs,
+// every $ref expanded: what one pass of an iteration over it costs.
 type expr struct {
 	eval  evalFunc
 	konst bool
 	val   Value
+	nodes int
 }
 
 func constant(v Value) expr {
@@ -175,18 +217,55 @@ func init() {
 	}
 }
 
-// compiler compiles the rules of one flag, expanding $ref from the shared
-// evaluators.
+// compiler compiles the rules of one document. It keeps each shared
+// evaluator compiled (refs) and what the rule or evaluator being compiled
+// has used so far: its operations (ops), the deepest level it reached,
+// the clock, a budget.
 type compiler struct {
 	evaluators map[string]json.RawMessage
 	parsed     map[string]any
+	refs       map[string]*sharedRule
 	expanding  []string
-	ops        int
-	usesTime   bool
+	// folding is what compile-time evaluation of constant sub-rules may
+	// still spend, for the whole document: past it, they are left to
+	// evaluation.
+	folding budget
+
+	ops      int
+	deepest  int
+	usesTime bool
+	bounded  bool
 }
 
-// compileRoot compiles the rule raw, whose path is root.
-func compileRoot(raw json.RawMessage, root string, evaluators map[string]json.RawMessage) (*Rule, error) {
+// sharedRule is a shared evaluator compiled on its own, at depth 0, with
+// what a rule referring to it takes over: its operations, how deep it
+// nests, whether it reads the clock or needs a budget. err, with a path
+// relative to the reference, is why it does not compile.
+type sharedRule struct {
+	x        expr
+	ops      int
+	height   int
+	usesTime bool
+	bounded  bool
+	err      *CompileError
+}
+
+// unit is what the compiler counts for the rule or evaluator it compiles.
+type unit struct {
+	ops, deepest      int
+	usesTime, bounded bool
+}
+
+func (c *compiler) unit() unit {
+	return unit{ops: c.ops, deepest: c.deepest, usesTime: c.usesTime, bounded: c.bounded}
+}
+
+func (c *compiler) setUnit(u unit) {
+	c.ops, c.deepest, c.usesTime, c.bounded = u.ops, u.deepest, u.usesTime, u.bounded
+}
+
+// rule compiles the rule raw, whose path is root.
+func (c *compiler) rule(raw json.RawMessage, root string) (*Rule, error) {
 	var x any
 	if err := json.Unmarshal(raw, &x); err != nil {
 		return nil, errorAt(root, "not valid JSON: %v", err)
@@ -194,19 +273,29 @@ func compileRoot(raw json.RawMessage, root string, evaluators map[string]json.Ra
 	if _, ok := x.(map[string]any); !ok {
 		return nil, errorAt(root, "must be a JsonLogic object, not %s", jsonType(x))
 	}
-	c := &compiler{evaluators: evaluators}
+	c.setUnit(unit{})
 	top, err := c.compile(x, root, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &Rule{root: top.eval, usesTime: c.usesTime}, nil
+	return &Rule{root: top.eval, usesTime: c.usesTime, bounded: c.bounded || c.ops > maxOperationsWithoutBudget}, nil
 }
 
 // compile compiles x, a rule, an argument or a literal, found at path.
 func (c *compiler) compile(x any, path string, depth int) (expr, error) {
+	before := c.ops
+	e, err := c.compileNode(x, path, depth)
+	if err == nil && !e.konst {
+		e.nodes = c.ops - before
+	}
+	return e, err
+}
+
+func (c *compiler) compileNode(x any, path string, depth int) (expr, error) {
 	if depth > maxRuleDepth {
 		return expr{}, errorAt(path, "nested deeper than %d levels", maxRuleDepth)
 	}
+	c.deepest = max(c.deepest, depth)
 	switch v := x.(type) {
 	case map[string]any:
 		if len(v) == 0 {
@@ -216,9 +305,8 @@ func (c *compiler) compile(x any, path string, depth int) (expr, error) {
 			return expr{}, errorAt(path, "an operation is an object with exactly one key, found %d (%s)",
 				len(v), strings.Join(slices.Sorted(maps.Keys(v)), ", "))
 		}
-		c.ops++
-		if c.ops > maxRuleOps {
-			return expr{}, errorAt(path, "more than %d operations", maxRuleOps)
+		if err := c.count(1, path); err != nil {
+			return expr{}, err
 		}
 		for op, args := range v {
 			if op == "$ref" {
@@ -233,18 +321,30 @@ func (c *compiler) compile(x any, path string, depth int) (expr, error) {
 	case []any:
 		return c.array(v, path, depth)
 	}
-	v, err := literal(x, path, depth)
+	v, err := c.literal(x, path, depth)
 	if err != nil {
 		return expr{}, err
 	}
 	return constant(v), nil
 }
 
+// count adds n operations to the rule being compiled, which may have at
+// most MaxRuleOperations.
+func (c *compiler) count(n int, path string) error {
+	c.ops += n
+	if c.ops > MaxRuleOperations {
+		return errorAt(path, "more than %d operations with every $ref expanded, the limit of one rule", MaxRuleOperations)
+	}
+	return nil
+}
+
 // literal converts a decoded JSON value used as data, checking its depth.
-func literal(x any, path string, depth int) (Value, error) {
-	if d := jsonDepth(x, maxRuleDepth-depth+1); d > maxRuleDepth-depth {
+func (c *compiler) literal(x any, path string, depth int) (Value, error) {
+	d := jsonDepth(x, maxRuleDepth-depth+1)
+	if d > maxRuleDepth-depth {
 		return null, errorAt(path, "nested deeper than %d levels", maxRuleDepth)
 	}
+	c.deepest = max(c.deepest, depth+d)
 	return fromAny(x)
 }
 
@@ -283,6 +383,9 @@ func (c *compiler) array(a []any, path string, depth int) (expr, error) {
 		return constant(arrayValue(out)), nil
 	}
 	return expr{eval: func(e env) (Value, error) {
+		if err := e.spend(0, len(elems)*elementBytes); err != nil {
+			return null, err
+		}
 		out := make([]any, len(elems))
 		for i, el := range elems {
 			v, err := el.eval(e)
@@ -316,33 +419,78 @@ func allConstant(es []expr) bool {
 	return true
 }
 
-// ref expands {"$ref": "name"} to the shared evaluator name, as flagd does.
+// ref compiles {"$ref": "name"}: the shared evaluator name, as if written
+// in its place, as flagd expands it. The evaluator is compiled once, and
+// its compiled form shared; what it costs (operations, depth) is counted
+// as if expanded.
 func (c *compiler) ref(args any, path string, depth int) (expr, error) {
 	name, ok := args.(string)
 	if !ok {
 		return expr{}, errorAt(path, "must name an evaluator, not %s", jsonType(args))
 	}
+	s, err := c.shared(name, path)
+	if err != nil {
+		return expr{}, err
+	}
+	if s.err != nil {
+		return expr{}, &CompileError{Path: path + s.err.Path, Msg: s.err.Msg}
+	}
+	at := fmt.Sprintf("%s(%s)", path, name)
+	if depth+1+s.height > maxRuleDepth {
+		return expr{}, errorAt(at, "nested deeper than %d levels", maxRuleDepth)
+	}
+	if err := c.count(s.ops, at); err != nil {
+		return expr{}, err
+	}
+	c.deepest = max(c.deepest, depth+1+s.height)
+	c.usesTime = c.usesTime || s.usesTime
+	c.bounded = c.bounded || s.bounded
+	return s.x, nil
+}
+
+// shared returns the evaluator name compiled on its own, compiling it the
+// first time. Its errors are located relative to a reference
+// ("(name).in", "" for the reference itself); the errors of the reference
+// at path (no such evaluator, an evaluator that refers to itself) are
+// returned.
+func (c *compiler) shared(name, path string) (*sharedRule, error) {
+	if s, ok := c.refs[name]; ok {
+		return s, nil
+	}
 	raw, ok := c.evaluators[name]
 	if !ok {
-		return expr{}, errorAt(path, "no evaluator named %q in $evaluators", name)
+		return nil, errorAt(path, "no evaluator named %q in $evaluators", name)
 	}
 	if slices.Contains(c.expanding, name) {
-		return expr{}, errorAt(path, "evaluator %q refers to itself (%s -> %s)",
+		return nil, errorAt(path, "evaluator %q refers to itself (%s -> %s)",
 			name, strings.Join(c.expanding, " -> "), name)
 	}
-	x, ok := c.parsed[name]
-	if !ok {
-		if err := json.Unmarshal(raw, &x); err != nil {
-			return expr{}, errorAt(path, "evaluator %q is not valid JSON: %v", name, err)
-		}
-		if c.parsed == nil {
-			c.parsed = map[string]any{}
-		}
-		c.parsed[name] = x
+	if c.refs == nil {
+		c.refs, c.parsed = map[string]*sharedRule{}, map[string]any{}
 	}
+	var x any
+	if err := json.Unmarshal(raw, &x); err != nil {
+		s := &sharedRule{err: &CompileError{Msg: fmt.Sprintf("evaluator %q is not valid JSON: %v", name, err)}}
+		c.refs[name] = s
+		return s, nil
+	}
+	c.parsed[name] = x
+	outer := c.unit()
+	c.setUnit(unit{})
 	c.expanding = append(c.expanding, name)
-	defer func() { c.expanding = c.expanding[:len(c.expanding)-1] }()
-	return c.compile(x, fmt.Sprintf("%s(%s)", path, name), depth+1)
+	compiled, err := c.compile(x, "("+name+")", 0)
+	c.expanding = c.expanding[:len(c.expanding)-1]
+	s := &sharedRule{x: compiled, ops: c.ops, height: c.deepest, usesTime: c.usesTime, bounded: c.bounded}
+	c.setUnit(outer)
+	if err != nil {
+		var ce *CompileError
+		if !errors.As(err, &ce) {
+			ce = &CompileError{Path: "(" + name + ")", Msg: err.Error()}
+		}
+		s.err = ce
+	}
+	c.refs[name] = s
+	return s, nil
 }
 
 // args compiles an operation's argument array, which must hold between
@@ -379,12 +527,13 @@ func plural(n int) string {
 
 // fold evaluates e once at compile time when every argument is constant,
 // so the rule does that work once per revision instead of once per call.
-// A failure is left for evaluation time, where it belongs.
-func fold(e expr, args ...expr) expr {
+// A failure is left for evaluation time, where it belongs, and so is what
+// would take the document past its budget for folding.
+func (c *compiler) fold(e expr, args ...expr) expr {
 	if !allConstant(args) {
 		return e
 	}
-	v, err := e.eval(env{})
+	v, err := e.eval(env{b: &c.folding})
 	if err != nil {
 		return e
 	}
@@ -471,6 +620,9 @@ func compileVar(c *compiler, args any, path string, depth int) (expr, error) {
 				if pv.k != KindString {
 					return null, ruleErrorf("var: the path is %s, not a string", pv.k)
 				}
+				if err := e.scan(pv, null); err != nil {
+					return null, err
+				}
 				return e.lookup(pv.Text(), d)
 			}}, nil
 		}
@@ -540,6 +692,9 @@ func readsTime(p string) bool {
 // lookupValue resolves a path computed at evaluation time, as JsonLogic's
 // var does with whatever its argument evaluated to.
 func (e env) lookupValue(p Value) (Value, error) {
+	if err := e.scan(p, null); err != nil {
+		return null, err
+	}
 	switch p.k {
 	case KindString:
 		return e.lookup(p.Text(), null)
@@ -590,6 +745,10 @@ func (e env) lookup(p string, def Value) (Value, error) {
 	} else {
 		seg, r, ok := nextSegment(rest)
 		if !ok {
+			// A copy of the context: an entry costs a key and a value.
+			if err := e.spend(len(e.ctx), (len(e.ctx)+1)*2*elementBytes); err != nil {
+				return null, err
+			}
 			return Value{k: KindObject, x: e.wholeData()}, nil
 		}
 		rest = r
@@ -712,7 +871,7 @@ func (e env) wholeData() map[string]any {
 // compileMissing compiles {"missing": [paths]}: the paths whose value is
 // missing or null.
 func compileMissing(c *compiler, args any, path string, depth int) (expr, error) {
-	c.usesTime = true
+	c.usesTime, c.bounded = true, true
 	var list expr
 	switch a := args.(type) {
 	case []any:
@@ -755,7 +914,11 @@ func compileMissing(c *compiler, args any, path string, depth int) (expr, error)
 var emptyArray = []any{}
 
 // missing returns the paths that resolve to null, and how many resolved.
+// Each path costs the evaluation an operation, and a place in the result.
 func (e env) missing(paths []any) ([]any, int, error) {
+	if err := e.spend(len(paths), len(paths)*elementBytes); err != nil {
+		return nil, 0, err
+	}
 	out := emptyArray
 	found := 0
 	for _, p := range paths {
@@ -782,7 +945,7 @@ func (e env) missing(paths []any) ([]any, int, error) {
 // compileMissingSome compiles {"missing_some": [need, [paths]]}: no paths
 // when at least need of them are present, else the missing ones.
 func compileMissingSome(c *compiler, args any, path string, depth int) (expr, error) {
-	c.usesTime = true
+	c.usesTime, c.bounded = true, true
 	a, err := c.args(args, path, depth, 2, 2)
 	if err != nil {
 		return expr{}, err

@@ -14,11 +14,17 @@ const ruleContext = `{
 	"user": {"name": "alice", "langs": ["en", "fr"]}
 }`
 
+// compileRule compiles one rule of flag flagKey, with the document's
+// shared evaluators.
+func compileRule(flagKey string, raw json.RawMessage, evaluators map[string]json.RawMessage) (*Rule, error) {
+	return NewCompiler(evaluators).Compile(flagKey, raw)
+}
+
 // evalRule compiles rule and evaluates it for flag "my-flag" over ctx
 // (JSON), returning the result as encoding/json would decode it.
 func evalRule(t *testing.T, rule, ctx string, evaluators map[string]json.RawMessage) (any, error) {
 	t.Helper()
-	r, err := Compile("my-flag", []byte(rule), evaluators)
+	r, err := compileRule("my-flag", []byte(rule), evaluators)
 	if err != nil {
 		t.Fatalf("compile %s: %v", rule, err)
 	}
@@ -251,7 +257,7 @@ func TestWholeDataIncludesFlagdProperties(t *testing.T) {
 // Context values of Go types other than encoding/json's read as their
 // JSON form, as flagd encodes the context before evaluating.
 func TestGoContextValues(t *testing.T) {
-	r, err := Compile("f", []byte(`{"if": [{"and": [{"==": [{"var": "n"}, 42]}, {"in": ["b", {"var": "list"}]},
+	r, err := compileRule("f", []byte(`{"if": [{"and": [{"==": [{"var": "n"}, 42]}, {"in": ["b", {"var": "list"}]},
 		{"==": [{"var": "m.k"}, "v"]}]}, "yes", "no"]}`), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +267,7 @@ func TestGoContextValues(t *testing.T) {
 	if err != nil || v.toAny() != "yes" {
 		t.Fatalf("got %v, %v; want yes", v.toAny(), err)
 	}
-	r, err = Compile("f", []byte(`{"var": "ch"}`), nil)
+	r, err = compileRule("f", []byte(`{"var": "ch"}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +297,7 @@ func TestRefs(t *testing.T) {
 		`{"$ref": "not_valid"}`:           `targeting.$ref: evaluator "not_valid" is not valid JSON`,
 		`{"$ref": 5}`:                     `targeting.$ref: must name an evaluator, not a number`,
 	} {
-		_, err := Compile("f", []byte(rule), evaluators)
+		_, err := compileRule("f", []byte(rule), evaluators)
 		if err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", rule, err, want)
 		}
@@ -342,7 +348,7 @@ func TestCompileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			_, err := Compile("new-checkout", json.RawMessage(tt.rule), nil)
+			_, err := compileRule("new-checkout", json.RawMessage(tt.rule), nil)
 			var ce *CompileError
 			if !errors.As(err, &ce) || !strings.HasPrefix(ce.Path, "targeting") || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want a *CompileError at targeting and %q", err, tt.want)
@@ -353,11 +359,11 @@ func TestCompileErrors(t *testing.T) {
 
 // Constant sub-rules are evaluated once, at compile time.
 func TestConstantFolding(t *testing.T) {
-	r, err := Compile("f", []byte(`{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), nil)
+	r, err := compileRule("f", []byte(`{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &compiler{}
+	c := &NewCompiler(nil).c
 	folded, err := c.compile(decodeJSON(t, `{"if": [{"==": [{"+": [1, 2]}, 3]}, {"cat": ["a", "b"]}, "c"]}`), "t", 0)
 	if err != nil || !folded.konst || folded.val.Text() != "ab" {
 		t.Fatalf("folded to %+v, %v; want the constant \"ab\"", folded, err)

@@ -19,7 +19,7 @@ func compileIf(c *compiler, args any, path string, depth int) (expr, error) {
 	}
 	if len(a) == 3 {
 		cond, then, otherwise := a[0].eval, a[1].eval, a[2].eval
-		return fold(expr{eval: func(e env) (Value, error) {
+		return c.fold(expr{eval: func(e env) (Value, error) {
 			v, err := cond(e)
 			if err != nil {
 				return null, err
@@ -32,7 +32,7 @@ func compileIf(c *compiler, args any, path string, depth int) (expr, error) {
 	}
 	f := funcs(a)
 	n := len(f)
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		for i := 0; i+1 < n; i += 2 {
 			cond, err := f[i](e)
 			if err != nil {
@@ -75,7 +75,7 @@ func compileShortCircuit(c *compiler, args any, path string, depth int, stopOn b
 		return expr{}, err
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		var last Value
 		for _, x := range f {
 			v, err := x(e)
@@ -97,7 +97,7 @@ func compileNot(c *compiler, args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		v, err := x.eval(e)
 		return boolValue(!v.truthy()), err
 	}}, x), nil
@@ -109,7 +109,7 @@ func compileNotNot(c *compiler, args any, path string, depth int) (expr, error) 
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		v, err := x.eval(e)
 		return boolValue(v.truthy()), err
 	}}, x), nil
@@ -130,7 +130,7 @@ func (c *compiler) unary(args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		v, err := x.eval(e)
 		if err != nil {
 			return null, err
@@ -149,13 +149,16 @@ func compileEquality(eq func(a, b Value) bool, negate bool) operatorFunc {
 			return expr{}, err
 		}
 		x, y := a[0].eval, a[1].eval
-		return fold(expr{eval: func(e env) (Value, error) {
+		return c.fold(expr{eval: func(e env) (Value, error) {
 			l, err := x(e)
 			if err != nil {
 				return null, err
 			}
 			r, err := y(e)
 			if err != nil {
+				return null, err
+			}
+			if err := e.scan(l, r); err != nil {
 				return null, err
 			}
 			return boolValue(eq(l, r) != negate), nil
@@ -174,7 +177,7 @@ func compileLess(orEqual bool) operatorFunc {
 		}
 		x, y := a[0].eval, a[1].eval
 		if len(a) == 2 {
-			return fold(expr{eval: func(e env) (Value, error) {
+			return c.fold(expr{eval: func(e env) (Value, error) {
 				l, err := x(e)
 				if err != nil {
 					return null, err
@@ -183,11 +186,14 @@ func compileLess(orEqual bool) operatorFunc {
 				if err != nil {
 					return null, err
 				}
+				if err := e.scan(l, r); err != nil {
+					return null, err
+				}
 				return boolValue(cmp(l, r)), nil
 			}}, a...), nil
 		}
 		z := a[2].eval
-		return fold(expr{eval: func(e env) (Value, error) {
+		return c.fold(expr{eval: func(e env) (Value, error) {
 			l, err := x(e)
 			if err != nil {
 				return null, err
@@ -198,6 +204,12 @@ func compileLess(orEqual bool) operatorFunc {
 			}
 			r, err := z(e)
 			if err != nil {
+				return null, err
+			}
+			if err := e.scan(l, m); err != nil {
+				return null, err
+			}
+			if err := e.scan(m, r); err != nil {
 				return null, err
 			}
 			return boolValue(cmp(l, m) && cmp(m, r)), nil
@@ -213,13 +225,16 @@ func compileGreater(orEqual bool) operatorFunc {
 			return expr{}, err
 		}
 		x, y := a[0].eval, a[1].eval
-		return fold(expr{eval: func(e env) (Value, error) {
+		return c.fold(expr{eval: func(e env) (Value, error) {
 			l, err := x(e)
 			if err != nil {
 				return null, err
 			}
 			r, err := y(e)
 			if err != nil {
+				return null, err
+			}
+			if err := e.scan(l, r); err != nil {
 				return null, err
 			}
 			return boolValue(less(r, l) || (orEqual && looseEquals(r, l))), nil
@@ -236,11 +251,14 @@ func arithmetic(c *compiler, args any, path string, depth, minN, maxN int, op st
 		return expr{}, err
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		var acc float64
 		for i, x := range f {
 			v, err := x(e)
 			if err != nil {
+				return null, err
+			}
+			if err := e.scan(v, null); err != nil {
 				return null, err
 			}
 			n, err := v.number()
@@ -317,11 +335,11 @@ func compileIn(c *compiler, args any, path string, depth int) (expr, error) {
 			if n.k == KindString {
 				return boolValue(contains(n.Text())), nil
 			}
-			found, err := in(n, haystack.val)
+			found, err := e.in(n, haystack.val)
 			return boolValue(found), err
 		}}, nil
 	}
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		n, err := needle(e)
 		if err != nil {
 			return null, err
@@ -330,7 +348,7 @@ func compileIn(c *compiler, args any, path string, depth int) (expr, error) {
 		if err != nil {
 			return null, err
 		}
-		found, err := in(n, h)
+		found, err := e.in(n, h)
 		return boolValue(found), err
 	}}, a...), nil
 }
@@ -374,14 +392,24 @@ func containsFunc(list []string) func(string) bool {
 	}
 }
 
-func in(needle, haystack Value) (bool, error) {
+// in reports whether needle is in haystack, a string or an array; any
+// other haystack holds nothing. It charges the evaluation for reading the
+// haystack whole, and in an array for comparing the needle to each
+// element.
+func (e env) in(needle, haystack Value) (bool, error) {
 	switch haystack.k {
 	case KindString:
 		if needle.k != KindString {
 			return false, ruleErrorf("in: looking for %s in a string", needle.k)
 		}
+		if err := e.scan(haystack, needle); err != nil {
+			return false, err
+		}
 		return strings.Contains(haystack.Text(), needle.Text()), nil
 	case KindArray:
+		if err := e.spend(len(haystack.array())*(1+scanCost(needle.Text())), 0); err != nil {
+			return false, err
+		}
 		for _, raw := range haystack.array() {
 			el, err := fromAny(raw)
 			if err != nil {
@@ -450,13 +478,15 @@ func rangeBound(raw any) (float64, error) {
 
 // compileCat concatenates its arguments as strings. Like the library, it
 // trims white space from the result of two or more arguments.
+// The string is charged to the evaluation before it is built.
 func compileCat(c *compiler, args any, path string, depth int) (expr, error) {
 	a, err := c.args(args, path, depth, 1, -1)
 	if err != nil {
 		return expr{}, err
 	}
+	c.bounded = true
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		if len(f) == 1 {
 			v, err := f[0](e)
 			if err != nil || v.k == KindString {
@@ -468,7 +498,9 @@ func compileCat(c *compiler, args any, path string, depth int) (expr, error) {
 			}
 			return stringValue(s), nil
 		}
-		var b strings.Builder
+		var buf [8]string
+		parts := buf[:0]
+		size := 0
 		for _, x := range f {
 			v, err := x(e)
 			if err != nil {
@@ -478,6 +510,15 @@ func compileCat(c *compiler, args any, path string, depth int) (expr, error) {
 			if err != nil {
 				return null, fmt.Errorf("cat: %w", err)
 			}
+			parts = append(parts, s)
+			size += len(s)
+		}
+		if err := e.spend(0, size); err != nil {
+			return null, err
+		}
+		var b strings.Builder
+		b.Grow(size)
+		for _, s := range parts {
 			b.WriteString(s)
 		}
 		return stringValue(strings.TrimSpace(b.String())), nil
@@ -492,8 +533,9 @@ func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) 
 	if err != nil {
 		return expr{}, err
 	}
+	c.bounded = true
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		var v [3]Value
 		for i, x := range f {
 			var err error
@@ -504,6 +546,11 @@ func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) 
 		s, err := v[0].str()
 		if err != nil {
 			return null, fmt.Errorf("substr: %w", err)
+		}
+		// The characters take at most four bytes each, and so does the
+		// result.
+		if err := e.spend(scanCost(s), 8*len(s)); err != nil {
+			return null, err
 		}
 		runes := []rune(s)
 		start, err := v[1].number()
@@ -545,14 +592,29 @@ func compileMerge(c *compiler, args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
+	c.bounded = true
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (Value, error) {
-		out := make([]any, 0, len(f))
+	return c.fold(expr{eval: func(e env) (Value, error) {
+		var buf [8]Value
+		vs := buf[:0]
+		size := 0
 		for _, x := range f {
 			v, err := x(e)
 			if err != nil {
 				return null, err
 			}
+			vs = append(vs, v)
+			if v.k == KindArray {
+				size += len(v.array())
+			} else {
+				size++
+			}
+		}
+		if err := e.spend(0, size*elementBytes); err != nil {
+			return null, err
+		}
+		out := make([]any, 0, size)
+		for _, v := range vs {
 			if v.k == KindArray {
 				out = append(out, v.array()...)
 			} else {
@@ -579,7 +641,7 @@ func (c *compiler) subject(args any, path string, depth, n int) (evalFunc, []exp
 	}
 	switch s := a[0].(type) {
 	case []any:
-		v, err := literal(s, path+"[0]", depth)
+		v, err := c.literal(s, path+"[0]", depth)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -599,15 +661,19 @@ func compileMap(c *compiler, args any, path string, depth int) (expr, error) {
 	if err != nil {
 		return expr{}, err
 	}
-	body := rest[0].eval
+	c.bounded = true
+	body := loopOver(rest[0])
 	return expr{eval: func(e env) (Value, error) {
 		items, err := iterate(e, subject, "map")
 		if err != nil || items == nil {
 			return arrayValue(emptyArray), err
 		}
+		if err := e.spend(0, len(items)*elementBytes); err != nil {
+			return null, err
+		}
 		out := make([]any, 0, len(items))
 		for _, it := range items {
-			v, err := body(e.scope(it))
+			v, err := body.run(e, it)
 			if err != nil {
 				return null, err
 			}
@@ -622,15 +688,19 @@ func compileFilter(c *compiler, args any, path string, depth int) (expr, error) 
 	if err != nil {
 		return expr{}, err
 	}
-	body := rest[0].eval
+	c.bounded = true
+	body := loopOver(rest[0])
 	return expr{eval: func(e env) (Value, error) {
 		items, err := iterate(e, subject, "filter")
 		if err != nil || items == nil {
 			return arrayValue(emptyArray), err
 		}
+		if err := e.spend(0, len(items)*elementBytes); err != nil {
+			return null, err
+		}
 		out := make([]any, 0, len(items))
 		for _, it := range items {
-			v, err := body(e.scope(it))
+			v, err := body.run(e, it)
 			if err != nil {
 				return null, err
 			}
@@ -661,6 +731,23 @@ func iterate(e env, subject evalFunc, op string) ([]any, error) {
 	return nil, ruleErrorf("%s: iterates over %s, not an array", op, s.k)
 }
 
+// loop is the body of an iteration, with what one pass costs the
+// evaluation: its operations, and at least one.
+type loop struct {
+	eval evalFunc
+	cost int
+}
+
+func loopOver(body expr) loop { return loop{eval: body.eval, cost: max(1, body.nodes)} }
+
+// run evaluates the body over elem, charging the evaluation for the pass.
+func (l loop) run(e env, elem any) (Value, error) {
+	if err := e.spend(l.cost, 0); err != nil {
+		return null, err
+	}
+	return l.eval(e.scope(elem))
+}
+
 func (e env) scope(elem any) env {
 	e.elem, e.scoped = elem, true
 	return e
@@ -683,7 +770,8 @@ func compileQuantifier(q quantifier) operatorFunc {
 		if err != nil {
 			return expr{}, err
 		}
-		body := rest[0].eval
+		c.bounded = true
+		body := loopOver(rest[0])
 		return expr{eval: func(e env) (Value, error) {
 			s, err := subject(e)
 			if err != nil {
@@ -696,7 +784,7 @@ func compileQuantifier(q quantifier) operatorFunc {
 				return null, ruleErrorf("%s: iterates over %s, not an array", name, s.k)
 			}
 			for _, it := range s.array() {
-				v, err := body(e.scope(it))
+				v, err := body.run(e, it)
 				if err != nil {
 					return null, err
 				}
@@ -714,6 +802,10 @@ func compileQuantifier(q quantifier) operatorFunc {
 	}
 }
 
+// reduceScopeBytes is what the object reduce's rule reads costs the
+// evaluation: a small map.
+const reduceScopeBytes = 512
+
 // compileReduce compiles {"reduce": [array, rule, initial]}: the rule reads
 // {"current", "accumulator"} and its result, converted to the type of the
 // initial value, becomes the next accumulator. Null elements are skipped;
@@ -723,7 +815,8 @@ func compileReduce(c *compiler, args any, path string, depth int) (expr, error) 
 	if err != nil {
 		return expr{}, err
 	}
-	body, initial := rest[0].eval, rest[1].eval
+	c.bounded = true
+	body, initial := loopOver(rest[0]), rest[1].eval
 	return expr{eval: func(e env) (Value, error) {
 		acc, err := initial(e)
 		if err != nil {
@@ -739,6 +832,9 @@ func compileReduce(c *compiler, args any, path string, depth int) (expr, error) 
 		if items == nil {
 			return numberValue(0), nil
 		}
+		if err := e.spend(0, reduceScopeBytes); err != nil {
+			return null, err
+		}
 		k := acc.k
 		data := map[string]any{"current": 0.0, "accumulator": acc.toAny(), "valueType": k.String()}
 		for _, it := range items {
@@ -746,7 +842,7 @@ func compileReduce(c *compiler, args any, path string, depth int) (expr, error) 
 				continue
 			}
 			data["current"] = it
-			v, err := body(e.scope(data))
+			v, err := body.run(e, data)
 			if err != nil {
 				return null, err
 			}
@@ -787,7 +883,7 @@ func compileAffix(test func(s, affix string) bool) operatorFunc {
 		}
 		if len(a) == 2 && a[1].konst && a[1].val.k == KindString {
 			x, affix := a[0].eval, a[1].val.Text()
-			return fold(expr{eval: func(e env) (Value, error) {
+			return c.fold(expr{eval: func(e env) (Value, error) {
 				v, err := x(e)
 				if err != nil || v.k != KindString {
 					return null, err
@@ -796,7 +892,7 @@ func compileAffix(test func(s, affix string) bool) operatorFunc {
 			}}, a...), nil
 		}
 		f := funcs(a)
-		return fold(expr{eval: func(e env) (Value, error) {
+		return c.fold(expr{eval: func(e env) (Value, error) {
 			var v [2]Value
 			for i, x := range f {
 				r, err := x(e)

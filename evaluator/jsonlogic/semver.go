@@ -79,7 +79,7 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 		return expr{}, err
 	}
 	if len(a) != 3 {
-		return fold(expr{eval: func(e env) (Value, error) {
+		return c.fold(expr{eval: func(e env) (Value, error) {
 			for _, x := range a {
 				if _, err := x.eval(e); err != nil {
 					return null, err
@@ -95,9 +95,12 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 		op, okOp := semverOpOf(a[1].val)
 		var want version
 		okTarget := parseVersionValue(a[2].val, &want)
-		return fold(expr{eval: func(e env) (Value, error) {
+		return c.fold(expr{eval: func(e env) (Value, error) {
 			v, err := actual(e)
 			if err != nil {
+				return null, err
+			}
+			if err := e.scan(v, null); err != nil {
 				return null, err
 			}
 			var have version
@@ -108,13 +111,16 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 		}}, a[0]), nil
 	}
 	f := funcs(a)
-	return fold(expr{eval: func(e env) (Value, error) {
+	return c.fold(expr{eval: func(e env) (Value, error) {
 		var v [3]Value
 		for i, x := range f {
 			var err error
 			if v[i], err = x(e); err != nil {
 				return null, err
 			}
+		}
+		if err := e.scan(v[0], v[2]); err != nil {
+			return null, err
 		}
 		var have, want version
 		op, ok := semverOpOf(v[1])

@@ -102,7 +102,7 @@ func TestSemVerOperation(t *testing.T) {
 			dynamic := `{"sem_ver": [{"var": "v"}, {"var": "op"}, {"var": "target"}]}`
 			dctx := map[string]any{"v": tt.version, "op": tt.op, "target": tt.target}
 			for rule, ctx := range map[string]map[string]any{rule: ctx, dynamic: dctx} {
-				r, err := Compile("f", []byte(rule), nil)
+				r, err := compileRule("f", []byte(rule), nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -55,7 +55,7 @@ func BenchmarkTargeting(b *testing.B) {
 				b.Fatal(err)
 			}
 			rule = compact.Bytes()
-			r, err := Compile(name, rule, nil)
+			r, err := compileRule(name, rule, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -112,7 +112,8 @@ func fromAny(x any) (Value, error) {
 	case map[string]any:
 		return Value{k: KindObject, x: v}, nil
 	case []any:
-		return arrayValue(v), nil
+		// x, not v: boxing the slice again would allocate.
+		return Value{k: KindArray, x: x}, nil
 	case int:
 		return numberValue(float64(v)), nil
 	case int64:

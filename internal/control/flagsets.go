@@ -14,9 +14,15 @@ import (
 	"github.com/switchyard-dev/switchyard/store"
 )
 
-// oldRevisionsCached bounds the compiled flag sets kept for revisions that
-// pinned sessions still read.
-const oldRevisionsCached = 64
+// oldRevisionsBytes bounds the compiled flag sets kept for revisions that
+// pinned sessions still read, in bytes as evaluator.FlagSet.Size
+// estimates them: what each holds beyond the flag set it was compiled
+// from. Old revisions share their compiled flags with the revision that
+// followed them, so one that only toggled a switch counts a few kilobytes
+// and hundreds fit; one whose flags were replaced counts them all. A
+// revision evicted and read again is compiled from the current one, which
+// costs what differs between them.
+const oldRevisionsBytes = 32 << 20
 
 // compiled is the current revision and its flag set, as loaded at a time.
 type compiled struct {
@@ -65,7 +71,7 @@ type flagSets struct {
 
 func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time, stateDir string) *flagSets {
 	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now, stateDir: stateDir,
-		old: lru.New[int64, *evaluator.FlagSet](oldRevisionsCached), changes: newBroadcaster()}
+		old: lru.NewSized[int64](oldRevisionsBytes, (*evaluator.FlagSet).Size), changes: newBroadcaster()}
 }
 
 // warm loads the current revision. When the store does not answer it
@@ -169,9 +175,10 @@ func (f *flagSets) learn(rev *switchyard.Revision) error {
 
 // install makes rev the current revision unless a newer one is already
 // installed (a slow reload must not undo a write this process just made);
-// it is the only place that does. A new revision is published to streams
-// and written to the state file; the revision it replaces stays cached for
-// the sessions pinned to it.
+// it is the only place that does. rev is compiled from the current flag
+// set, so only what it changes is compiled. A new revision is published to
+// streams and written to the state file; the revision it replaces stays
+// cached for the sessions pinned to it.
 func (f *flagSets) install(rev *switchyard.Revision) error {
 	now := f.now()
 	var fs *evaluator.FlagSet
@@ -190,8 +197,14 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 			continue
 		}
 		if fs == nil {
+			var base *evaluator.FlagSet
+			if c != nil {
+				base = c.set
+			}
+			// Installing serves every later reader, so no caller's deadline
+			// bounds it.
 			var err error
-			if fs, err = evaluator.Compile(rev, f.mode); err != nil {
+			if fs, err = evaluator.CompileFrom(context.Background(), base, rev, f.mode); err != nil {
 				return fmt.Errorf("compile revision %d: %w", rev.Number, err)
 			}
 		}
@@ -236,9 +249,12 @@ func (f *flagSets) lastStoreError() error {
 	return nil
 }
 
-// forRevision returns the flag set of revision n, for a session pinned to it.
+// forRevision returns the flag set of revision n, for a session pinned to
+// it. A revision not cached is compiled from the current flag set, sharing
+// every flag the two define alike.
 func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet, error) {
-	if c := f.cur.Load(); !c.fallback && c.rev.Number == n {
+	c := f.cur.Load()
+	if !c.fallback && c.rev.Number == n {
 		return c.set, nil
 	}
 	if fs, ok := f.old.Get(n); ok {
@@ -250,7 +266,7 @@ func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet
 	if err != nil {
 		return nil, fmt.Errorf("load revision %d: %w", n, err)
 	}
-	fs, err := evaluator.Compile(rev, f.mode)
+	fs, err := evaluator.CompileFrom(rctx, c.set, rev, f.mode)
 	if err != nil {
 		return nil, fmt.Errorf("compile revision %d: %w", n, err)
 	}

@@ -126,7 +126,8 @@ func freeze(on bool) Change {
 // BenchmarkFreezeToggle measures the emergency brake and what revisions
 // cost with 10,000 flags stored, rule-heavy ones included (issue #12,
 // items 3 and 4): each iteration toggles FREEZE_UPDATES through the core,
-// pins a new session to the revision it made, and evaluates a flag in a
+// pins a new session to the revision it made, and evaluates flags (a long
+// rule, an expanding one, one with metadata of its own) in it and in a
 // session pinned to a random earlier revision, as the sessions of a busy
 // service do. It reports the toggle's p50 and p99 in milliseconds and, at
 // the end (after a GC that returns freed memory to the OS), the live heap
@@ -149,8 +150,10 @@ func BenchmarkFreezeToggle(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if r := ev.Result("heavy-07", map[string]any{"targetingKey": s}); r.ErrorCode != "" {
-				b.Fatalf("heavy-07 in %s: %+v", s, r)
+			for _, key := range []string{"heavy-07", "expanding-3", "simple-00042"} {
+				if r := ev.Result(key, map[string]any{"targetingKey": s}); r.ErrorCode != "" {
+					b.Fatalf("%s in %s: %+v", key, s, r)
+				}
 			}
 		}
 	}

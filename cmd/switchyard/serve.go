@@ -109,6 +109,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if err := core.Flush(shutdownCtx); err != nil {
+		logger.Error("stopping before the last-known-good file holds the revision served", "err", err)
+	}
 	logger.Info("stopped")
 	return nil
 }

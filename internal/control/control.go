@@ -102,6 +102,16 @@ func New(logger *slog.Logger, cfg Config, st store.Store) *Core {
 	return c
 }
 
+// Flush waits until the last-known-good file holds the newest revision
+// installed in the mode served, or ctx ends: the file is written off the
+// path of the change, and a process about to stop flushes it so it
+// restarts from that revision.
+func (c *Core) Flush(ctx context.Context) error {
+	b := c.acquire()
+	defer b.leave()
+	return b.flags.flush(ctx)
+}
+
 // CacheTTL is how often an open stream checks the store for revisions it
 // may not have heard of (Subscription.Refresh).
 func (c *Core) CacheTTL() time.Duration { return c.cfg.CacheTTL }

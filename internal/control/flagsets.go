@@ -57,10 +57,17 @@ type flagSets struct {
 	// storeErr is the failure of the last read of the current revision;
 	// nil once the store has answered. /readyz reports it.
 	storeErr atomic.Pointer[error]
-	// stateMu orders writes of the state file; written is the revision it
-	// holds, so a slow writer never replaces a newer file with an older one.
-	stateMu sync.Mutex
-	written int64
+	// The state file is written off the path of the change that installed
+	// the revision: encoding and syncing a revision of thousands of flags
+	// takes tens of milliseconds, which the emergency brake must not wait
+	// for. stateMu guards the writer: pending is the newest revision not
+	// yet written, written the revision the file holds (so an older one
+	// never replaces it), and stateIdle, while a write is under way, the
+	// channel closed when the writer has nothing left to write.
+	stateMu   sync.Mutex
+	pending   *switchyard.Revision
+	written   int64
+	stateIdle chan struct{}
 
 	cur       atomic.Pointer[compiled]
 	reloading atomic.Bool
@@ -177,8 +184,8 @@ func (f *flagSets) learn(rev *switchyard.Revision) error {
 // installed (a slow reload must not undo a write this process just made);
 // it is the only place that does. rev is compiled from the current flag
 // set, so only what it changes is compiled. A new revision is published to
-// streams and written to the state file; the revision it replaces stays
-// cached for the sessions pinned to it.
+// streams and saved to the state file (without waiting for the write); the
+// revision it replaces stays cached for the sessions pinned to it.
 func (f *flagSets) install(rev *switchyard.Revision) error {
 	now := f.now()
 	var fs *evaluator.FlagSet
@@ -221,23 +228,66 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 	}
 }
 
-// save writes rev to the state file, unless it is older than the one the
-// file holds. A failure is only logged: the file serves a later cold start,
-// never the request that installed rev.
+// save has rev written to the state file, unless the file holds a newer
+// revision or one is waiting to be written. It does not wait for the
+// write: one goroutine writes at a time, and the revisions installed
+// meanwhile are written as one, the newest. A failure is only logged: the
+// file serves a later cold start, never the request that installed rev.
 func (f *flagSets) save(rev *switchyard.Revision) {
 	if f.stateDir == "" {
 		return
 	}
 	f.stateMu.Lock()
 	defer f.stateMu.Unlock()
-	if rev.Number <= f.written {
+	if f.pending != nil && f.pending.Number >= rev.Number {
 		return
 	}
-	if err := writeStateFile(f.stateDir, rev, f.mode, f.now()); err != nil {
-		f.logger.Error("write the last-known-good state file", "revision", rev.Number, "err", err)
-		return
+	f.pending = rev
+	if f.stateIdle == nil {
+		f.stateIdle = make(chan struct{})
+		go f.writeState()
 	}
-	f.written = rev.Number
+}
+
+// writeState writes the pending revision to the state file until none is
+// left, then closes stateIdle.
+func (f *flagSets) writeState() {
+	f.stateMu.Lock()
+	defer f.stateMu.Unlock()
+	for f.pending != nil {
+		rev := f.pending
+		f.pending = nil
+		if rev.Number <= f.written {
+			continue
+		}
+		f.stateMu.Unlock()
+		err := writeStateFile(f.stateDir, rev, f.mode, f.now())
+		f.stateMu.Lock()
+		if err != nil {
+			f.logger.Error("write the last-known-good state file", "revision", rev.Number, "err", err)
+			continue
+		}
+		f.written = rev.Number
+	}
+	close(f.stateIdle)
+	f.stateIdle = nil
+}
+
+// flush waits until the state file holds the revisions saved so far, or
+// ctx ends.
+func (f *flagSets) flush(ctx context.Context) error {
+	f.stateMu.Lock()
+	idle := f.stateIdle
+	f.stateMu.Unlock()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("write the last-known-good state file: %w", ctx.Err())
+	}
 }
 
 // lastStoreError returns the failure of the last read of the current

@@ -18,7 +18,11 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
+	"github.com/switchyard-dev/switchyard/store/postgres"
+	"github.com/switchyard-dev/switchyard/store/rediscache"
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // The state of issue #12's measurements: 10,000 flags, a few dozen of them
@@ -101,11 +105,10 @@ func heavyTargeting(seed, size int) json.RawMessage {
 	}
 }
 
-// benchCore is a core over the memory store holding benchDocument,
-// imported through the core as an operator would.
-func benchCore(b *testing.B) *Core {
+// importBench imports benchDocument through the core, as an operator
+// would.
+func importBench(b *testing.B, c *Core) {
 	b.Helper()
-	c := New(slog.New(slog.DiscardHandler), Config{CacheTTL: time.Hour}, memory.NewDemo())
 	doc := benchDocument()
 	_, err := c.Apply(context.Background(), Change{Actor: "admin:bench", Role: switchyard.RoleAdmin, Action: "import_flags",
 		Target: "flags", Reason: "benchmark state", Phrase: ImportPhrase,
@@ -113,7 +116,29 @@ func benchCore(b *testing.B) *Core {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return c
+}
+
+// productionStore is the production stack over a fresh schema of the test
+// database: the Postgres store behind the Redis cache.
+func productionStore(b *testing.B) store.Store {
+	b.Helper()
+	ctx := context.Background()
+	u, schema := storetest.PostgresSchema(b)
+	quiet := postgres.WithLogger(slog.New(slog.DiscardHandler))
+	if _, err := postgres.Migrate(ctx, u, quiet); err != nil {
+		b.Fatal(err)
+	}
+	pg, err := postgres.Open(ctx, u, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pg.Close)
+	rdb, err := rediscache.NewClient(storetest.ServiceURL(b, "SWITCHYARD_TEST_REDIS_URL"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rdb.Close() })
+	return rediscache.New(pg, rdb, rediscache.WithPrefix(schema+":"), rediscache.WithLogger(slog.New(slog.DiscardHandler)))
 }
 
 // freeze is an admin's change turning FREEZE_UPDATES on or off.
@@ -130,12 +155,41 @@ func freeze(on bool) Change {
 // rule, an expanding one, one with metadata of its own) in it and in a
 // session pinned to a random earlier revision, as the sessions of a busy
 // service do. It reports the toggle's p50 and p99 in milliseconds and, at
-// the end (after a GC that returns freed memory to the OS), the live heap
-// and the process's resident set in MB. Run it with -benchtime 1000x for
-// the issue's 1,000 revisions.
+// the end (after a GC that returns freed memory to the operating system),
+// the live heap and the process's resident set in MB. Run it with
+// -benchtime 1000x for the issue's 1,000 revisions. The stores: memory,
+// memory with a state directory (which production requires), and Postgres
+// behind Redis with a state directory (SWITCHYARD_TEST_DATABASE_URL and
+// SWITCHYARD_TEST_REDIS_URL).
 func BenchmarkFreezeToggle(b *testing.B) {
+	cases := []struct {
+		name      string
+		stateFile bool
+		store     func(*testing.B) store.Store
+	}{
+		{"memory", false, func(*testing.B) store.Store { return memory.NewDemo() }},
+		{"memory_state_file", true, func(*testing.B) store.Store { return memory.NewDemo() }},
+		{"postgres_redis_state_file", true, productionStore},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := Config{CacheTTL: time.Hour}
+			if tc.stateFile {
+				cfg.StateDir = b.TempDir()
+			}
+			c := New(slog.New(slog.DiscardHandler), cfg, tc.store(b))
+			importBench(b, c)
+			toggles(b, c)
+			if err := c.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// toggles runs BenchmarkFreezeToggle's iterations on c and reports.
+func toggles(b *testing.B, c *Core) {
 	ctx := context.Background()
-	c := benchCore(b)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var took []time.Duration
 	for i := 0; b.Loop(); i++ {

@@ -322,13 +322,16 @@ func randomFlag(rnd *rand.Rand) switchyard.Flag {
 // compiled from the current one), evaluate every flag exactly as a full
 // compilation does, live and pinned, in every context, and fail exactly
 // when it fails. ValidateChange, from a valid revision, refuses exactly
-// what Validate refuses.
+// what Validate refuses, and ChangedFlags names every flag whose results
+// differ from the previous revision's but for the revision number.
 func TestCompileFromMatchesCompile(t *testing.T) {
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(seed, 12))
 			cur := switchyard.InitialRevision(time.Unix(0, 0))
 			var sets []*FlagSet
+			var prevFull *FlagSet
+			prevMode := ""
 			for step := range 150 {
 				next := cur.Clone()
 				next.Number = cur.Number + 1
@@ -362,12 +365,41 @@ func TestCompileFromMatchesCompile(t *testing.T) {
 					// on from the one before.
 					continue
 				}
+				if prevFull != nil && mode == prevMode {
+					changed := ChangedFlags(cur, next, mode)
+					for _, key := range differing(prevFull, want) {
+						if !slices.Contains(changed, key) {
+							t.Fatalf("%s: %s evaluates differently, but ChangedFlags = %v", what, key, changed)
+						}
+					}
+				}
+				prevFull, prevMode = want, mode
 				got, _ := CompileFrom(context.Background(), prev, next, mode)
 				sets = append(sets, got)
 				cur = next
 			}
 		})
 	}
+}
+
+// differing returns the keys of the flags that a and b evaluate
+// differently in some context, live or pinned, but for the revision number
+// in the metadata.
+func differing(a, b *FlagSet) []string {
+	var keys []string
+	for _, key := range slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a.Keys()), b.Keys()...)))) {
+		for _, ctx := range contexts {
+			ra, rb := a.Evaluate(key, ctx), b.Evaluate(key, ctx)
+			ra.Metadata, rb.Metadata = maps.Clone(ra.Metadata), maps.Clone(rb.Metadata)
+			delete(ra.Metadata, metadataRevision)
+			delete(rb.Metadata, metadataRevision)
+			if !reflect.DeepEqual(ra, rb) {
+				keys = append(keys, key)
+				break
+			}
+		}
+	}
+	return keys
 }
 
 func randomSet(rnd *rand.Rand, sets []*FlagSet) *FlagSet {

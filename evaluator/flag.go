@@ -464,7 +464,7 @@ func RuntimeFlags(r *switchyard.Revision, mode string) map[string]switchyard.Fla
 	if mode == "" {
 		mode = switchyard.ModeDemo
 	}
-	flags := make(map[string]switchyard.Flag, len(r.Flags)+2*len(r.Catalog)+5)
+	flags := make(map[string]switchyard.Flag, 2*len(r.Catalog)+len(switchyard.SystemFlagNames)+2)
 	for _, name := range switchyard.SystemFlagNames {
 		on, _ := r.System.Get(name)
 		flags[name] = boolFlag(on)

@@ -222,7 +222,7 @@ type generalFlags struct {
 // estimate beside the heap a compiled flag set keeps alive.
 const (
 	// flagBytes is a compiled flag without its definition's maps and rule.
-	flagBytes = 192
+	flagBytes = 288
 	// smallMapBytes is a map of up to 8 entries, what variants and
 	// metadata usually are.
 	smallMapBytes = 320

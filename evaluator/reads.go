@@ -7,9 +7,9 @@ import (
 	"slices"
 )
 
-// maxExpandedSize caps expandedSize, which a rule nesting $ref deeply
-// could otherwise overflow; such a rule exceeds jsonlogic's operation
-// limit long before and does not compile.
+// maxExpandedSize caps the expanded size scan computes, which a rule
+// nesting $ref deeply could otherwise overflow; such a rule exceeds
+// jsonlogic's operation limit long before and does not compile.
 const maxExpandedSize = 1 << 40
 
 // ruleScanner tells what a targeting rule reads of a revision's shared
@@ -39,6 +39,9 @@ func newRuleScanner(evaluators map[string]json.RawMessage) *ruleScanner {
 func (s *ruleScanner) scan(rule json.RawMessage) (reads []string, expanded int64) {
 	refs := refsIn(rule)
 	expanded = int64(len(rule))
+	if len(refs) == 0 {
+		return nil, expanded
+	}
 	seen := map[string]bool{}
 	queue := slices.Clone(refs)
 	for len(queue) > 0 {
@@ -52,18 +55,16 @@ func (s *ruleScanner) scan(rule json.RawMessage) (reads []string, expanded int64
 	for _, name := range refs {
 		expanded = min(expanded+s.evaluatorSize(name), maxExpandedSize)
 	}
-	if len(seen) == 0 {
-		return nil, expanded
-	}
 	return slices.Sorted(maps.Keys(seen)), expanded
 }
 
-// reads returns the first half of scan's answer.
+// reads returns the evaluators rule reads, as scan does.
 func (s *ruleScanner) reads(rule json.RawMessage) []string {
 	reads, _ := s.scan(rule)
 	return reads
 }
 
+// evaluatorRefs returns the names evaluator name refers to directly.
 func (s *ruleScanner) evaluatorRefs(name string) []string {
 	refs, ok := s.refs[name]
 	if !ok {
@@ -73,6 +74,7 @@ func (s *ruleScanner) evaluatorRefs(name string) []string {
 	return refs
 }
 
+// evaluatorSize returns the expanded size of evaluator name.
 func (s *ruleScanner) evaluatorSize(name string) int64 {
 	if size, ok := s.sizes[name]; ok {
 		return max(size, 0)

@@ -375,7 +375,8 @@ func (c *compilation) general(defs map[string]switchyard.Flag, old *generalFlags
 	if unchanged {
 		return old, nil
 	}
-	c.size += 8 * int64(len(g.flags))
+	// The slice of flags, and the revision's map of definitions it keeps.
+	c.size += (8 + entryBytes) * int64(len(g.flags))
 	return g, nil
 }
 

@@ -19,7 +19,7 @@ import (
 // estimates them: what each holds beyond the flag set it was compiled
 // from. Old revisions share their compiled flags with the revision that
 // followed them, so one that only toggled a switch counts a few kilobytes
-// and hundreds fit; one whose flags were replaced counts them all. A
+// and thousands fit; one whose flags were replaced counts them all. A
 // revision evicted and read again is compiled from the current one, which
 // costs what differs between them.
 const oldRevisionsBytes = 32 << 20

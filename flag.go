@@ -57,9 +57,16 @@ func ValidateFlagKey(key string) error {
 			return Errorf(CodeInvalidRequest, "flag key %q contains a control character", key)
 		}
 	}
-	if slices.Contains(SystemFlagNames, key) || key == SystemModeKey ||
-		strings.HasPrefix(key, modulePrefix) || strings.HasPrefix(key, runtimePrefix) {
+	if IsRuntimeFlagKey(key) {
 		return Errorf(CodeInvalidRequest, "flag key %q is reserved for the runtime's own flags", key).With("flag", key)
 	}
 	return nil
+}
+
+// IsRuntimeFlagKey reports whether key names one of the runtime's own flags
+// or is reserved for them, so no general flag has it: evaluation looks such
+// a key up among the runtime's flags only.
+func IsRuntimeFlagKey(key string) bool {
+	return slices.Contains(SystemFlagNames, key) || key == SystemModeKey ||
+		strings.HasPrefix(key, modulePrefix) || strings.HasPrefix(key, runtimePrefix)
 }

@@ -1,7 +1,6 @@
 package switchyard
 
 import (
-	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
@@ -11,7 +10,9 @@ import (
 // Mutation is one operator change to the runtime, as a pure function from
 // the current revision to the next. Stores apply it inside their
 // transaction, so its checks (admin freeze, catalog) see exactly the state
-// it changes.
+// it changes. It changes a clone of the current revision (Revision.Clone),
+// which shares the flags, evaluators and metadata maps: a mutation that
+// changes one of them replaces the map.
 type Mutation struct {
 	// Action and Target name the change in the audit log.
 	Action string
@@ -288,21 +289,13 @@ func ImportFlags(doc Document) Mutation {
 			if len(doc.Flags) == 0 {
 				return Errorf(CodeInvalidRequest, "the document defines no flags")
 			}
-			if next.Flags == nil {
-				next.Flags = map[string]Flag{}
-			}
-			maps.Copy(next.Flags, doc.Flags)
+			// Revision.Clone shares these maps with cur: merge into copies.
+			next.Flags = merged(next.Flags, doc.Flags)
 			if len(doc.Evaluators) > 0 {
-				if next.Evaluators == nil {
-					next.Evaluators = map[string]json.RawMessage{}
-				}
-				maps.Copy(next.Evaluators, doc.Evaluators)
+				next.Evaluators = merged(next.Evaluators, doc.Evaluators)
 			}
 			if len(doc.Metadata) > 0 {
-				if next.Metadata == nil {
-					next.Metadata = map[string]any{}
-				}
-				maps.Copy(next.Metadata, doc.Metadata)
+				next.Metadata = merged(next.Metadata, doc.Metadata)
 			}
 			return nil
 		},
@@ -318,4 +311,12 @@ func ImportFlags(doc Document) Mutation {
 			return map[string]any{"flags": flags}
 		},
 	}
+}
+
+// merged returns a new map holding a's entries and b's, b's winning.
+func merged[V any](a, b map[string]V) map[string]V {
+	m := make(map[string]V, len(a)+len(b))
+	maps.Copy(m, a)
+	maps.Copy(m, b)
+	return m
 }

@@ -122,8 +122,9 @@ func (r *Revision) ProfileNames() []string {
 	return slices.Sorted(maps.Keys(r.Profiles))
 }
 
-// Clone returns a deep copy, so a mutation can build the next revision
-// without touching the one readers may still hold.
+// Clone returns a copy a mutation can build the next revision in without
+// touching the one readers may still hold: deep, but for the flags, the
+// evaluators and the flag-set metadata, which it shares.
 func (r *Revision) Clone() *Revision {
 	c := *r
 	c.Catalog = make([]Module, len(r.Catalog))
@@ -139,11 +140,10 @@ func (r *Revision) Clone() *Revision {
 	for k, o := range r.Overrides {
 		c.Overrides[k] = o.clone()
 	}
-	// Flags, evaluators and metadata are replaced whole by the mutations that
-	// change them, never edited in place, so sharing them is safe.
-	c.Flags = maps.Clone(r.Flags)
-	c.Evaluators = maps.Clone(r.Evaluators)
-	c.Metadata = maps.Clone(r.Metadata)
+	// Flags, evaluators and metadata are shared: a revision may hold
+	// thousands of flags, and most changes touch none. A mutation that
+	// changes them gives next a new map (never writes into the shared one),
+	// so the revision it was made from keeps its own.
 	return &c
 }
 

@@ -10,24 +10,38 @@ import (
 
 // ChangedFlags returns, sorted, the keys of the flags whose evaluation may
 // differ between revisions a and b seen in mode: flags added or removed,
-// and flags whose state, variants, default, targeting or metadata differ.
-// It compares definitions, not results, so a change of shared evaluators
-// counts for every flag with targeting and a change of flag-set metadata
-// for every flag. A nil a means every flag of b changed.
+// flags whose state, variants, default, targeting or metadata differ, and
+// flags whose rule reads a shared evaluator that differs. It compares
+// definitions, not results, so a change of flag-set metadata counts for
+// every flag. Revisions sharing their flags (Revision.Clone) are not
+// compared flag by flag, so a toggle costs the same however many flags
+// are stored. A nil a means every flag of b changed.
 func ChangedFlags(a, b *switchyard.Revision, mode string) []string {
 	after := RuntimeFlags(b, mode)
-	maps.Copy(after, b.Flags)
 	if a == nil {
-		return slices.Sorted(maps.Keys(after))
+		keys := slices.Collect(maps.Keys(after))
+		return slices.Sorted(slices.Values(append(keys, slices.Collect(maps.Keys(b.Flags))...)))
 	}
-	before := RuntimeFlags(a, mode)
-	maps.Copy(before, a.Flags)
 	allMetadata := !sameMap(a.Metadata, b.Metadata)
-	evaluators := !sameMap(a.Evaluators, b.Evaluators)
+	changed := changedKeys(RuntimeFlags(a, mode), after, func(string, switchyard.Flag) bool { return allMetadata })
+	evaluators := changedEvaluators(a.Evaluators, b.Evaluators)
+	if allMetadata || len(evaluators) > 0 || !identical(a.Flags, b.Flags) {
+		scan := newRuleScanner(b.Evaluators)
+		changed = append(changed, changedKeys(a.Flags, b.Flags, func(_ string, f switchyard.Flag) bool {
+			return allMetadata || len(evaluators) > 0 && readsAny(scan.reads(f.Targeting), evaluators)
+		})...)
+	}
+	slices.Sort(changed)
+	return changed
+}
+
+// changedKeys returns the keys of the flags only one of before and after
+// defines, defined differently, or for which also says so.
+func changedKeys(before, after map[string]switchyard.Flag, also func(key string, f switchyard.Flag) bool) []string {
 	var changed []string
 	for key, f := range after {
 		old, ok := before[key]
-		if !ok || allMetadata || (evaluators && len(f.Targeting) > 0) || !reflect.DeepEqual(old, f) {
+		if !ok || !sameFlag(old, f) || also(key, f) {
 			changed = append(changed, key)
 		}
 	}
@@ -36,7 +50,6 @@ func ChangedFlags(a, b *switchyard.Revision, mode string) []string {
 			changed = append(changed, key)
 		}
 	}
-	slices.Sort(changed)
 	return changed
 }
 

@@ -38,9 +38,12 @@ func TestChangedFlags(t *testing.T) {
 			f.Metadata = map[string]any{"owner": "payments"}
 			r.Flags = map[string]switchyard.Flag{"banner": r.Flags["banner"], "checkout": f}
 		}, []string{"checkout"}},
-		{"shared evaluator: every flag with targeting", func(r *switchyard.Revision) {
+		{"shared evaluator: the flags reading it", func(r *switchyard.Revision) {
 			r.Evaluators = map[string]json.RawMessage{"staff": json.RawMessage(`{"if":[false,"on","off"]}`)}
 		}, []string{"banner"}},
+		{"shared evaluator no flag reads", func(r *switchyard.Revision) {
+			r.Evaluators = map[string]json.RawMessage{"staff": r.Evaluators["staff"], "other": json.RawMessage(`{"if":[false,"on","off"]}`)}
+		}, nil},
 		{"flag-set metadata: every flag", func(r *switchyard.Revision) { r.Metadata = map[string]any{"env": "prod"} }, nil},
 		{"empty metadata is no metadata", func(r *switchyard.Revision) { r.Metadata = map[string]any{} }, nil},
 	}

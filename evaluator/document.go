@@ -9,7 +9,9 @@ import (
 // Export returns revision r, runtime flags included, as a flagd document
 // that flagd itself can load.
 func Export(r *switchyard.Revision, mode string) switchyard.Document {
-	flags := RuntimeFlags(r, mode)
+	runtime := RuntimeFlags(r, mode)
+	flags := make(map[string]switchyard.Flag, len(runtime)+len(r.Flags))
+	maps.Copy(flags, runtime)
 	maps.Copy(flags, r.Flags)
 	return switchyard.Document{Schema: switchyard.FlagdSchema, Flags: flags, Evaluators: r.Evaluators, Metadata: r.Metadata}
 }

@@ -47,7 +47,8 @@ type Result struct {
 	Reason       Reason
 	ErrorCode    ResolutionError
 	ErrorMessage string
-	// Metadata is shared by every evaluation of the flag: do not modify it.
+	// Metadata is shared by every evaluation of the flag, and by other
+	// flags of the revision: do not modify it.
 	Metadata map[string]any
 }
 
@@ -55,12 +56,11 @@ type Result struct {
 // flattened context: targetingKey and attributes). It never fails: a problem
 // is reported in the result's error code.
 func (fs *FlagSet) Evaluate(key string, ctx map[string]any) Result {
-	f, ok := fs.flags[key]
-	if !ok {
+	f, md := fs.lookup(key)
+	if f == nil {
 		return Result{Key: key, Reason: ReasonError, ErrorCode: FlagNotFound,
 			ErrorMessage: fmt.Sprintf("flag %q not found", key)}
 	}
-	md := f.metadata[fs.pinned]
 	if f.disabled {
 		return Result{Key: key, Reason: ReasonDisabled, Metadata: md}
 	}

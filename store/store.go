@@ -115,10 +115,13 @@ type Change struct {
 // Next returns the revision a change makes of cur, the current revision at
 // now, or the refusal: REVISION_CONFLICT when the change was based on
 // another revision, whatever the mutation refuses, and a next revision that
-// is not valid (evaluator.Validate: a flag that does not compile). Every
-// store's Apply decides through it, inside its own atomic step, so they
-// refuse alike and none stores an invalid revision.
-func Next(cur *switchyard.Revision, c Change, now time.Time) (*switchyard.Revision, error) {
+// is not valid (evaluator.ValidateChange: a flag it changes that does not
+// compile). Every store's Apply decides through it, inside its own atomic
+// step, so they refuse alike and none stores an invalid revision. Only what
+// the change touches is compiled, so a toggle costs the same however many
+// flags are stored; a large import, which compiles every flag it brings,
+// stops with an UNAVAILABLE error when ctx ends.
+func Next(ctx context.Context, cur *switchyard.Revision, c Change, now time.Time) (*switchyard.Revision, error) {
 	if c.Expected != 0 && c.Expected != cur.Number {
 		return nil, switchyard.Errorf(switchyard.CodeRevisionConflict,
 			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
@@ -128,7 +131,7 @@ func Next(cur *switchyard.Revision, c Change, now time.Time) (*switchyard.Revisi
 	if err != nil {
 		return nil, err
 	}
-	if err := evaluator.Validate(next); err != nil {
+	if err := evaluator.ValidateChange(ctx, cur, next); err != nil {
 		return nil, err
 	}
 	return next, nil

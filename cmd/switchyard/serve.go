@@ -105,9 +105,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
-	// The pins of sessions made during an outage are saved for the next
-	// start, whether or not every request drained.
-	core.Close()
+	// The state the next start resumes from (the last-known-good file, the
+	// sessions pinned here) is saved whether or not every request drained.
+	if err := core.Close(shutdownCtx); err != nil {
+		logger.Error("stopping before the last-known-good file holds the revision served", "err", err)
+	}
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

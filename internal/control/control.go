@@ -102,11 +102,26 @@ func New(logger *slog.Logger, cfg Config, st store.Store) *Core {
 	return c
 }
 
+// Flush waits until the last-known-good file holds the newest revision
+// installed in the mode served, or ctx ends: the file is written off the
+// path of the change, and a process about to stop flushes it so it
+// restarts from that revision.
+func (c *Core) Flush(ctx context.Context) error {
+	b := c.acquire()
+	defer b.leave()
+	return b.flags.flush(ctx)
+}
+
 // CacheTTL is how often an open stream checks the store for revisions it
 // may not have heard of (Subscription.Refresh).
 func (c *Core) CacheTTL() time.Duration { return c.cfg.CacheTTL }
 
-// Close stops the core's background work and saves the pins file of the
-// mode being served, for a clean shutdown; the store stays open (its owner
-// releases it). Call it once the transport has drained its requests.
-func (c *Core) Close() { c.backend.Load().stop() }
+// Close prepares the core for a clean stop, so the next start resumes from
+// where this one left: it stops the write-back of local pins and saves
+// the pins file, then waits, until ctx ends, for the last-known-good file
+// to hold the revision served. The store stays open (its owner releases
+// it). Call it once the transport has drained its requests.
+func (c *Core) Close(ctx context.Context) error {
+	c.backend.Load().stop()
+	return c.Flush(ctx)
+}

@@ -14,9 +14,15 @@ import (
 	"github.com/switchyard-dev/switchyard/store"
 )
 
-// oldRevisionsCached bounds the compiled flag sets kept for revisions that
-// pinned sessions still read.
-const oldRevisionsCached = 64
+// oldRevisionsBytes bounds the compiled flag sets kept for revisions that
+// pinned sessions still read, in bytes as evaluator.FlagSet.Size
+// estimates them: what each holds beyond the flag set it was compiled
+// from. Old revisions share their compiled flags with the revision that
+// followed them, so one that only toggled a switch counts a few kilobytes
+// and thousands fit; one whose flags were replaced counts them all. A
+// revision evicted and read again is compiled from the current one, which
+// costs what differs between them.
+const oldRevisionsBytes = 32 << 20
 
 // compiled is the current revision and its flag set, as loaded at a time.
 type compiled struct {
@@ -51,10 +57,17 @@ type flagSets struct {
 	// storeErr is the failure of the last read of the current revision;
 	// nil once the store has answered. /readyz reports it.
 	storeErr atomic.Pointer[error]
-	// stateMu orders writes of the state file; written is the revision it
-	// holds, so a slow writer never replaces a newer file with an older one.
-	stateMu sync.Mutex
-	written int64
+	// The state file is written off the path of the change that installed
+	// the revision: encoding and syncing a revision of thousands of flags
+	// takes tens of milliseconds, which the emergency brake must not wait
+	// for. stateMu guards the writer: pending is the newest revision not
+	// yet written, written the revision the file holds (so an older one
+	// never replaces it), and stateIdle, while a write is under way, the
+	// channel closed when the writer has nothing left to write.
+	stateMu   sync.Mutex
+	pending   *switchyard.Revision
+	written   int64
+	stateIdle chan struct{}
 
 	cur       atomic.Pointer[compiled]
 	reloading atomic.Bool
@@ -65,7 +78,7 @@ type flagSets struct {
 
 func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time, stateDir string) *flagSets {
 	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now, stateDir: stateDir,
-		old: lru.New[int64, *evaluator.FlagSet](oldRevisionsCached), changes: newBroadcaster()}
+		old: lru.NewSized[int64](oldRevisionsBytes, (*evaluator.FlagSet).Size), changes: newBroadcaster()}
 }
 
 // warm loads the current revision. When the store does not answer it
@@ -169,9 +182,10 @@ func (f *flagSets) learn(rev *switchyard.Revision) error {
 
 // install makes rev the current revision unless a newer one is already
 // installed (a slow reload must not undo a write this process just made);
-// it is the only place that does. A new revision is published to streams
-// and written to the state file; the revision it replaces stays cached for
-// the sessions pinned to it.
+// it is the only place that does. rev is compiled from the current flag
+// set, so only what it changes is compiled. A new revision is published to
+// streams and saved to the state file (without waiting for the write); the
+// revision it replaces stays cached for the sessions pinned to it.
 func (f *flagSets) install(rev *switchyard.Revision) error {
 	now := f.now()
 	var fs *evaluator.FlagSet
@@ -190,8 +204,14 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 			continue
 		}
 		if fs == nil {
+			var base *evaluator.FlagSet
+			if c != nil {
+				base = c.set
+			}
+			// Installing serves every later reader, so no caller's deadline
+			// bounds it.
 			var err error
-			if fs, err = evaluator.Compile(rev, f.mode); err != nil {
+			if fs, err = evaluator.CompileFrom(context.Background(), base, rev, f.mode); err != nil {
 				return fmt.Errorf("compile revision %d: %w", rev.Number, err)
 			}
 		}
@@ -208,23 +228,66 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 	}
 }
 
-// save writes rev to the state file, unless it is older than the one the
-// file holds. A failure is only logged: the file serves a later cold start,
-// never the request that installed rev.
+// save has rev written to the state file, unless the file holds a newer
+// revision or one is waiting to be written. It does not wait for the
+// write: one goroutine writes at a time, and the revisions installed
+// meanwhile are written as one, the newest. A failure is only logged: the
+// file serves a later cold start, never the request that installed rev.
 func (f *flagSets) save(rev *switchyard.Revision) {
 	if f.stateDir == "" {
 		return
 	}
 	f.stateMu.Lock()
 	defer f.stateMu.Unlock()
-	if rev.Number <= f.written {
+	if f.pending != nil && f.pending.Number >= rev.Number {
 		return
 	}
-	if err := writeStateFile(f.stateDir, rev, f.mode, f.now()); err != nil {
-		f.logger.Error("write the last-known-good state file", "revision", rev.Number, "err", err)
-		return
+	f.pending = rev
+	if f.stateIdle == nil {
+		f.stateIdle = make(chan struct{})
+		go f.writeState()
 	}
-	f.written = rev.Number
+}
+
+// writeState writes the pending revision to the state file until none is
+// left, then closes stateIdle.
+func (f *flagSets) writeState() {
+	f.stateMu.Lock()
+	defer f.stateMu.Unlock()
+	for f.pending != nil {
+		rev := f.pending
+		f.pending = nil
+		if rev.Number <= f.written {
+			continue
+		}
+		f.stateMu.Unlock()
+		err := writeStateFile(f.stateDir, rev, f.mode, f.now())
+		f.stateMu.Lock()
+		if err != nil {
+			f.logger.Error("write the last-known-good state file", "revision", rev.Number, "err", err)
+			continue
+		}
+		f.written = rev.Number
+	}
+	close(f.stateIdle)
+	f.stateIdle = nil
+}
+
+// flush waits until the state file holds the revisions saved so far, or
+// ctx ends.
+func (f *flagSets) flush(ctx context.Context) error {
+	f.stateMu.Lock()
+	idle := f.stateIdle
+	f.stateMu.Unlock()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("write the last-known-good state file: %w", ctx.Err())
+	}
 }
 
 // lastStoreError returns the failure of the last read of the current
@@ -236,9 +299,12 @@ func (f *flagSets) lastStoreError() error {
 	return nil
 }
 
-// forRevision returns the flag set of revision n, for a session pinned to it.
+// forRevision returns the flag set of revision n, for a session pinned to
+// it. A revision not cached is compiled from the current flag set, sharing
+// every flag the two define alike.
 func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet, error) {
-	if c := f.cur.Load(); !c.fallback && c.rev.Number == n {
+	c := f.cur.Load()
+	if !c.fallback && c.rev.Number == n {
 		return c.set, nil
 	}
 	if fs, ok := f.old.Get(n); ok {
@@ -250,7 +316,7 @@ func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet
 	if err != nil {
 		return nil, fmt.Errorf("load revision %d: %w", n, err)
 	}
-	fs, err := evaluator.Compile(rev, f.mode)
+	fs, err := evaluator.CompileFrom(rctx, c.set, rev, f.mode)
 	if err != nil {
 		return nil, fmt.Errorf("compile revision %d: %w", n, err)
 	}

@@ -35,6 +35,9 @@ const (
 	// answering is noticed within one deadline.
 	writeBackBatch    = 500
 	writeBackParallel = 64
+	// maxPinTemplates bounds the resolved snapshots kept, one a revision
+	// that local pins point to; an outage rarely spans more than one.
+	maxPinTemplates = 64
 )
 
 // localPin is a session pinned by this replica: to the revision it served
@@ -160,7 +163,7 @@ func (p *pins) snapshot(lp localPin, rev *switchyard.Revision) switchyard.Snapsh
 	t, ok := p.templates[rev.Number]
 	if !ok {
 		t = evaluator.NewSnapshot("", "", rev, lp.CreatedAt, 0)
-		if len(p.templates) >= oldRevisionsCached {
+		if len(p.templates) >= maxPinTemplates {
 			clear(p.templates)
 		}
 		p.templates[rev.Number] = t

@@ -84,7 +84,7 @@ func outageCore(t *testing.T, st store.Store, clk *clock, dir string, down bool)
 	o := &outage{Store: st}
 	o.down.Store(down)
 	c := New(slog.New(slog.DiscardHandler), Config{CacheTTL: time.Hour, StateDir: dir, Now: clk.now}, o)
-	t.Cleanup(c.Close)
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	return c, o
 }
 
@@ -216,7 +216,9 @@ func TestPinsSurviveARestart(t *testing.T) {
 	want(t, "a session pinned in the store", result(t, before, "stored"), false, 1, evaluator.ReasonStatic, nil)
 	o.down.Store(true)
 	want(t, "a session pinned here", result(t, before, "local"), false, 1, evaluator.ReasonStale, pinMetaLocal)
-	before.Close()
+	if err := before.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 
 	after, o := outageCore(t, st, clk, dir, true)
 	want(t, "the stored session after the restart", result(t, after, "stored"), false, 1, evaluator.ReasonStatic, nil)
@@ -244,7 +246,7 @@ func TestFailedChangeDegradesUntilTheStoreAnswers(t *testing.T) {
 	clk := newClock()
 	o := &outage{Store: memory.NewDemo(memory.WithClock(clk.now))}
 	c := New(slog.New(slog.DiscardHandler), Config{CacheTTL: time.Hour, Now: clk.now}, outageWrites{o})
-	t.Cleanup(c.Close)
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	o.down.Store(true)
 	if _, err := c.Apply(context.Background(), examMode(true)); switchyard.ErrorCode(err) != switchyard.CodeUnavailable {
 		t.Fatalf("a change with the store down = %v", err)

@@ -1,12 +1,15 @@
 package control
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/store/memory"
 )
 
 func TestStateFileRoundTrip(t *testing.T) {
@@ -72,5 +75,39 @@ func TestStateFileRoundTrip(t *testing.T) {
 				t.Fatalf("the directory holds %d files, want only the state file", len(entries))
 			}
 		})
+	}
+}
+
+// Installed revisions reach the state file, written off the path of the
+// change: after a burst of changes and a flush the file holds the newest,
+// and an older revision saved late never replaces it.
+func TestStateFileFollowsInstalls(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := memory.NewDemo()
+	c := New(slog.New(slog.DiscardHandler), Config{CacheTTL: time.Hour, StateDir: dir}, st)
+	for i := range 10 {
+		if _, err := c.Apply(ctx, examMode(i%2 == 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := ReadStateFile(dir, switchyard.ModeDemo); err != nil || rev.Number != 11 || rev.System.ExamMode {
+		t.Fatalf("state file after ten changes = %v, %v; want revision 11, the last change's, exam mode off", rev, err)
+	}
+	old, err := st.Revision(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.acquire()
+	defer b.leave()
+	b.flags.save(old)
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := ReadStateFile(dir, switchyard.ModeDemo); err != nil || rev.Number != 11 {
+		t.Fatalf("state file after revision 3 was saved late = %v, %v; want revision 11 still", rev, err)
 	}
 }

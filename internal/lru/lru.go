@@ -9,11 +9,15 @@ import (
 	"sync"
 )
 
-// Cache holds at most max entries; adding one more evicts the least
-// recently used. A Cache with max <= 0 holds nothing.
+// Cache holds entries up to a bound on their total size: adding one
+// evicts the least recently used until the rest fits. Each entry counts as
+// one (New) or as what a size function says of its value (NewSized). A
+// Cache with max <= 0 holds nothing.
 type Cache[K comparable, V any] struct {
 	mu    sync.Mutex
-	max   int
+	max   int64
+	size  func(V) int64
+	used  int64
 	order *list.List // of *entry, most recently used first
 	items map[K]*list.Element
 }
@@ -21,11 +25,20 @@ type Cache[K comparable, V any] struct {
 type entry[K comparable, V any] struct {
 	key   K
 	value V
+	size  int64
 }
 
 // New returns an empty cache bounded to max entries.
 func New[K comparable, V any](max int) *Cache[K, V] {
-	return &Cache[K, V]{max: max, order: list.New(), items: map[K]*list.Element{}}
+	return NewSized[K](int64(max), func(V) int64 { return 1 })
+}
+
+// NewSized returns an empty cache bounded to max in total, each value
+// counting what size says of it when it is added (its bytes, say), so a
+// cache of values of very different sizes is bounded in memory, not in
+// count. A value larger than max is not kept, and evicts nothing.
+func NewSized[K comparable, V any](max int64, size func(V) int64) *Cache[K, V] {
+	return &Cache[K, V]{max: max, size: size, order: list.New(), items: map[K]*list.Element{}}
 }
 
 // Get returns the value cached under key and marks it recently used.
@@ -41,25 +54,43 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 	return el.Value.(*entry[K, V]).value, true
 }
 
-// Add caches value under key, evicting the least recently used entry when
-// the cache is full.
+// Add caches value under key, evicting the least recently used entries
+// until the cache is within its bound again.
 func (c *Cache[K, V]) Add(key K, value V) {
 	if c.max <= 0 {
 		return
 	}
+	size := c.size(value)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		el.Value.(*entry[K, V]).value = value
-		c.order.MoveToFront(el)
+	el, ok := c.items[key]
+	if size > c.max {
+		// Keeping it would evict everything else, and then itself.
+		if ok {
+			c.remove(el)
+		}
 		return
 	}
-	c.items[key] = c.order.PushFront(&entry[K, V]{key: key, value: value})
-	if c.order.Len() > c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.items, oldest.Value.(*entry[K, V]).key)
+	if ok {
+		e := el.Value.(*entry[K, V])
+		c.used += size - e.size
+		e.value, e.size = value, size
+		c.order.MoveToFront(el)
+	} else {
+		c.items[key] = c.order.PushFront(&entry[K, V]{key: key, value: value, size: size})
+		c.used += size
 	}
+	for c.used > c.max {
+		c.remove(c.order.Back())
+	}
+}
+
+// remove drops el; c.mu must be held.
+func (c *Cache[K, V]) remove(el *list.Element) {
+	e := el.Value.(*entry[K, V])
+	c.order.Remove(el)
+	delete(c.items, e.key)
+	c.used -= e.size
 }
 
 // Remove drops key, so an expired value is not kept until it is evicted.
@@ -67,8 +98,7 @@ func (c *Cache[K, V]) Remove(key K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
-		c.order.Remove(el)
-		delete(c.items, key)
+		c.remove(el)
 	}
 }
 
@@ -78,6 +108,7 @@ func (c *Cache[K, V]) Purge() {
 	defer c.mu.Unlock()
 	c.order.Init()
 	clear(c.items)
+	c.used = 0
 }
 
 // Len returns how many entries are cached.

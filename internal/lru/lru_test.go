@@ -59,6 +59,44 @@ func TestZeroSizeHoldsNothing(t *testing.T) {
 	}
 }
 
+// A sized cache is bounded by the total size of its values, not by their
+// count: a large value evicts several small ones, and one larger than the
+// bound is not kept at all (nor kept in the place of an older value).
+func TestSizedEvictsBySize(t *testing.T) {
+	c := lru.NewSized[string](10, func(v string) int64 { return int64(len(v)) })
+	c.Add("a", "xxx")
+	c.Add("b", "xxx")
+	c.Add("c", "xxx")
+	if c.Len() != 3 {
+		t.Fatalf("len = %d, want 3 values of 3 within 10", c.Len())
+	}
+	c.Get("a") // b is now the least recently used, then c
+	c.Add("d", "xxxxxx")
+	for k, want := range map[string]bool{"a": true, "b": false, "c": false, "d": true} {
+		if _, ok := c.Get(k); ok != want {
+			t.Errorf("after adding 6 to 9 of 10: %s cached = %v, want %v", k, ok, want)
+		}
+	}
+	c.Add("a", "x") // replacing a value counts its new size
+	c.Add("e", "xxx")
+	if c.Len() != 3 {
+		t.Fatalf("len = %d, want a (1), d (6) and e (3)", c.Len())
+	}
+	c.Add("huge", "xxxxxxxxxxx")
+	c.Add("e", "xxxxxxxxxxx")
+	if _, ok := c.Get("huge"); ok {
+		t.Fatal("a value larger than the bound was kept")
+	}
+	if _, ok := c.Get("e"); ok || c.Len() != 2 {
+		t.Fatalf("e kept its old value after a too large one replaced it, or others were evicted (len %d)", c.Len())
+	}
+	c.Remove("a")
+	c.Add("f", "xxxx")
+	if c.Len() != 2 {
+		t.Fatalf("len = %d after removing a (1) and adding 4 to d (6): the accounting is off", c.Len())
+	}
+}
+
 func TestConcurrentUseStaysBounded(t *testing.T) {
 	c := lru.New[string, int](16)
 	var wg sync.WaitGroup

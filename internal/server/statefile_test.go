@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
@@ -58,9 +59,7 @@ func TestStateFileServedWhileTheStoreIsDown(t *testing.T) {
 	before := newHarness(t, withDir)
 	before.admin(t, "POST", "/v1/admin/runtime/flags",
 		map[string]any{"flag": "EXAM_MODE", "value": true, "phrase": "ENABLE EXAM MODE", "reason": "exam at 10:00"})
-	if rev, err := control.ReadStateFile(dir, "demo"); err != nil || rev.Number != 2 {
-		t.Fatalf("state file after a change = %v, %v; want revision 2", rev, err)
-	}
+	waitForStateFile(t, dir, 2)
 
 	h := newOutage(t)
 	h.start(withDir)
@@ -96,6 +95,25 @@ func TestStateFileServedWhileTheStoreIsDown(t *testing.T) {
 	}
 	if res := h.do(t, call{method: "GET", path: "/readyz"}); res.status != http.StatusOK {
 		t.Fatalf("readyz after recovery = %d %s", res.status, res.body)
+	}
+	// The file follows the store again.
+	waitForStateFile(t, dir, 1)
+}
+
+// waitForStateFile waits until the state file in dir holds revision n:
+// it is written off the path of the change that installed the revision.
+func waitForStateFile(t *testing.T, dir string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rev, err := control.ReadStateFile(dir, "demo")
+		if err == nil && rev.Number == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state file = %v, %v; want revision %d", rev, err, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

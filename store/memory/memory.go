@@ -70,26 +70,48 @@ func (s *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, er
 	return s.revisions[n-1], nil
 }
 
-// Apply implements store.Store.
+// Apply implements store.Store. The next revision is made and validated
+// outside the lock, so compiling the flags of a large import holds up no
+// read; it is stored only if the revision it was made from is still the
+// current one, else it is made again from the one that is. A caller that
+// gives up meanwhile changes nothing and leaves no audit entry, as one
+// that gave up before calling.
 func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision, store.AuditEntry, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, store.AuditEntry{}, err
+	c.Attempt.Action, c.Attempt.Target = c.Mutation.Action, c.Mutation.Target
+	for {
+		s.mu.RLock()
+		cur := s.revisions[len(s.revisions)-1]
+		s.mu.RUnlock()
+		now := s.now()
+		next, err := store.Next(ctx, cur, c, now)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, store.AuditEntry{}, ctxErr
+		}
+		if rev, e, stored, err := s.commit(c, cur, next, now, err); stored {
+			return rev, e, err
+		}
 	}
+}
+
+// commit stores next, which c made of cur at now, or records refusal,
+// unless cur is no longer the current revision: then stored is false and
+// nothing changed.
+func (s *Store) commit(c store.Change, cur, next *switchyard.Revision, now time.Time, refusal error) (
+	rev *switchyard.Revision, e store.AuditEntry, stored bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	cur := s.revisions[len(s.revisions)-1]
-	c.Attempt.Action, c.Attempt.Target = c.Mutation.Action, c.Mutation.Target
-	next, err := store.Next(cur, c, now)
-	if err != nil {
-		return nil, s.reject(c.Attempt, now, cur.Number, err), err
+	if s.revisions[len(s.revisions)-1] != cur {
+		return nil, store.AuditEntry{}, false, nil
 	}
-	e, err := store.NewAuditEntry(c.Attempt, now, next.Number, nil, c.Mutation.View(cur), c.Mutation.View(next))
+	if refusal != nil {
+		return nil, s.reject(c.Attempt, now, cur.Number, refusal), true, refusal
+	}
+	e, err = store.NewAuditEntry(c.Attempt, now, next.Number, nil, c.Mutation.View(cur), c.Mutation.View(next))
 	if err != nil {
-		return nil, store.AuditEntry{}, err
+		return nil, store.AuditEntry{}, true, err
 	}
 	s.revisions = append(s.revisions, next)
-	return next, s.append(e), nil
+	return next, s.append(e), true, nil
 }
 
 // Reject implements store.Store.

@@ -45,7 +45,7 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 		return nil, store.AuditEntry{}, err
 	}
 	now := s.cfg.now().UTC().Truncate(time.Microsecond)
-	next, refusal := store.Next(cur, c, now)
+	next, refusal := store.Next(ctx, cur, c, now)
 	if refusal != nil {
 		return s.refuse(ctx, conn, c.Attempt, now, cur.Number, refusal)
 	}

@@ -1,21 +1,28 @@
 // Package rediscache is the shared TTL cache in front of any store.Store:
-// Redis holds the current revision number, immutable revisions and session
-// snapshots for every replica, and each replica keeps the current revision
-// and the recent revisions in process. Session snapshots it does not keep
-// in process: the server above keeps the one in-process snapshot cache,
-// whichever store it runs on. A commit is announced on a Redis channel and in a shared version
-// key that every replica polls, so a change reaches all replicas within
-// milliseconds; the TTLs are only the last backstop.
+// Redis holds the current revision number, the current revision itself
+// and session snapshots for every replica, and each replica keeps the
+// current revision in process. Session snapshots it does not keep in
+// process: the server above keeps the one in-process snapshot cache,
+// whichever store it runs on. A commit is announced on a Redis channel and
+// in a shared version key that every replica polls, so a change reaches
+// all replicas within milliseconds; the TTLs are only the last backstop.
 //
 // Redis is never on the critical path: every call has a short deadline, a
 // failure falls back to the wrapped store (the truth), is logged once per
 // outage and counted, and reads skip Redis for a moment after a failure so
 // an outage does not cost every read a deadline.
 //
+// Only the current revision is shared: a revision with thousands of flags
+// weighs megabytes, and every replica needs the current one at once, while
+// an older one is read now and then, for the sessions pinned to it, by the
+// replicas that no longer hold it compiled. So Redis holds one revision
+// (the revision that replaces it deletes it), and an older revision is
+// read from the wrapped store.
+//
 // Keys (with the default prefix "switchyard:"):
 //
 //	switchyard:current       the current revision number, TTL WithRedisTTL
-//	switchyard:rev:<n>       revision n as JSON, TTL 24 hours (immutable)
+//	switchyard:rev:<n>       revision n as JSON while it is the current one, TTL WithRedisTTL
 //	switchyard:session:<id>  a session snapshot as JSON, until it expires
 //	switchyard:revisions     the pub/sub channel announcing new numbers
 package rediscache
@@ -34,7 +41,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/switchyard-dev/switchyard"
-	"github.com/switchyard-dev/switchyard/internal/lru"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -53,14 +59,6 @@ const (
 	DefaultPollInterval = 2 * time.Second
 )
 
-// The bounds of what immutable revisions take: revisionTTL in Redis,
-// revisionsCached in each process. A revision never changes, so these only
-// bound memory; the newest are the ones read.
-const (
-	revisionTTL     = 24 * time.Hour
-	revisionsCached = 64
-)
-
 // Store is a store.Store that caches another one in Redis and in process.
 // Create it with New; it is safe for concurrent use. Run keeps it in step
 // with the other replicas.
@@ -72,7 +70,6 @@ type Store struct {
 
 	group     singleflight.Group
 	current   atomic.Pointer[currentEntry]
-	revisions *lru.Cache[int64, *switchyard.Revision]
 	health    health
 	listeners notifier
 }
@@ -151,7 +148,6 @@ func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store
 			current: c.prefix + "current", revision: c.prefix + "rev:",
 			session: c.prefix + "session:", channel: c.prefix + "revisions",
 		},
-		revisions: lru.New[int64, *switchyard.Revision](revisionsCached),
 	}
 }
 
@@ -188,29 +184,21 @@ func (s *Store) loadCurrent(ctx context.Context) (*switchyard.Revision, error) {
 	return s.observe(rev), nil
 }
 
-// Revision implements store.Store. Revisions are immutable, so a cached
-// one is good for as long as it is kept; a missing one is never cached.
+// Revision implements store.Store: the in-process current revision when
+// it is n (revisions are immutable, so it serves past its TTL), else
+// revision n from Redis while it is the current one, else from the wrapped
+// store. Concurrent misses load once.
 func (s *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
-	if rev, ok := s.revisions.Get(n); ok {
-		return rev, nil
+	if e := s.current.Load(); e != nil && e.rev.Number == n {
+		return e.rev, nil
 	}
 	v, err := s.once(ctx, "rev:"+strconv.FormatInt(n, 10), func(ctx context.Context) (any, error) {
-		key := s.keys.revision + strconv.FormatInt(n, 10)
-		if raw, ok := s.get(ctx, key); ok {
+		if raw, ok := s.get(ctx, s.keys.revision+strconv.FormatInt(n, 10)); ok {
 			if rev, err := decodeRevision(n, raw); err == nil {
-				s.revisions.Add(n, rev)
 				return rev, nil
 			}
 		}
-		rev, err := s.inner.Revision(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		s.revisions.Add(n, rev)
-		if data, err := json.Marshal(rev); err == nil {
-			s.do(ctx, func(ctx context.Context) error { return s.rdb.Set(ctx, key, data, revisionTTL).Err() })
-		}
-		return rev, nil
+		return s.inner.Revision(ctx, n)
 	})
 	if err != nil {
 		return nil, err
@@ -321,21 +309,25 @@ func (s *Store) VerifyAudit(ctx context.Context) (store.Verification, error) {
 // advanceScript sets the version key to ARGV[1] unless it already holds a
 // higher number, and renews its TTL (ARGV[2] ms) when it holds this one.
 // A replica that read an old revision slowly therefore never moves the
-// shared key backwards over a newer change.
+// shared key backwards over a newer change. It returns the number the key
+// held before (0 when none), so the caller can delete the revision that is
+// no longer current.
 var advanceScript = redis.NewScript(`
 local cur = tonumber(redis.call('GET', KEYS[1]))
 local n = tonumber(ARGV[1])
 if cur == nil or cur < n then
 	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-	return 1
-end
-if cur == n then
+elseif cur == n then
 	redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return 0`)
+return cur or 0`)
 
 // share stores rev in Redis, advances the version key to it and, for a new
-// revision, announces it on the channel.
+// revision, announces it on the channel. Redis keeps only the current
+// revision: the one rev replaces is deleted, and so is rev when a newer
+// one is current already. The revision's key lives as long as the version
+// key naming it, and is renewed with it; the TTL only backs the deletion
+// up.
 func (s *Store) share(ctx context.Context, rev *switchyard.Revision, announce bool) {
 	data, err := json.Marshal(rev)
 	if err != nil {
@@ -343,11 +335,24 @@ func (s *Store) share(ctx context.Context, rev *switchyard.Revision, announce bo
 	}
 	n := strconv.FormatInt(rev.Number, 10)
 	s.do(ctx, func(ctx context.Context) error {
-		if err := s.rdb.Set(ctx, s.keys.revision+n, data, revisionTTL).Err(); err != nil {
+		if err := s.rdb.Set(ctx, s.keys.revision+n, data, s.cfg.redisTTL).Err(); err != nil {
 			return fmt.Errorf("store revision %s: %w", n, err)
 		}
-		if err := advanceScript.Run(ctx, s.rdb, []string{s.keys.current}, n, s.cfg.redisTTL.Milliseconds()).Err(); err != nil {
+		prev, err := advanceScript.Run(ctx, s.rdb, []string{s.keys.current}, n, s.cfg.redisTTL.Milliseconds()).Int64()
+		if err != nil {
 			return fmt.Errorf("advance the version key to %s: %w", n, err)
+		}
+		var stale int64
+		switch {
+		case prev > rev.Number:
+			stale = rev.Number
+		case prev > 0 && prev < rev.Number:
+			stale = prev
+		}
+		if stale > 0 {
+			if err := s.rdb.Del(ctx, s.keys.revision+strconv.FormatInt(stale, 10)).Err(); err != nil {
+				return fmt.Errorf("delete revision %d, no longer current: %w", stale, err)
+			}
 		}
 		if announce {
 			if err := s.rdb.Publish(ctx, s.keys.channel, n).Err(); err != nil {
@@ -363,7 +368,6 @@ func (s *Store) share(ctx context.Context, rev *switchyard.Revision, announce bo
 // listeners' delivery goroutine and
 // returns the newer of the two: a number seen once never goes backwards.
 func (s *Store) observe(rev *switchyard.Revision) *switchyard.Revision {
-	s.revisions.Add(rev.Number, rev)
 	next := &currentEntry{rev: rev, expires: s.cfg.now().Add(s.cfg.localTTL)}
 	for {
 		old := s.current.Load()

@@ -191,6 +191,45 @@ func TestLayersAndTTLs(t *testing.T) {
 	}
 }
 
+// Redis holds one revision, the current one: each change deletes the
+// revision it replaces, and a revision's key lives as long as the version
+// key naming it. Another replica reads the current revision from Redis and
+// an older one from the store.
+func TestRedisHoldsOnlyTheCurrentRevision(t *testing.T) {
+	f := newFixture(t)
+	for _, on := range []bool{true, false, true} {
+		if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, on)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var revisions []string
+	for _, k := range f.mr.Keys() {
+		if strings.HasPrefix(k, prefix+"rev:") {
+			revisions = append(revisions, k)
+		}
+	}
+	if len(revisions) != 1 || revisions[0] != prefix+"rev:4" {
+		t.Fatalf("revisions in Redis after three changes: %v, want only the current %srev:4", revisions, prefix)
+	}
+	if ttl := f.mr.TTL(prefix + "rev:4"); ttl != rediscache.DefaultRedisTTL {
+		t.Fatalf("revision TTL = %v, want the version key's %v", ttl, rediscache.DefaultRedisTTL)
+	}
+	other := f.newCache()
+	for _, tt := range []struct {
+		n          int64
+		storeReads int64
+	}{{4, 0}, {2, 1}} {
+		reads := f.inner.revision.Load()
+		rev, err := other.Revision(ctx(t), tt.n)
+		if err != nil || rev.Number != tt.n {
+			t.Fatalf("Revision(%d) = %v, %v", tt.n, rev, err)
+		}
+		if got := f.inner.revision.Load() - reads; got != tt.storeReads {
+			t.Errorf("Revision(%d) read the store %d times, want %d", tt.n, got, tt.storeReads)
+		}
+	}
+}
+
 func TestSessionCachedUntilExpiry(t *testing.T) {
 	f := newFixture(t)
 	rev, _ := f.mem.Current(ctx(t))
@@ -519,5 +558,8 @@ func TestVersionKeyNeverMovesBack(t *testing.T) {
 	}
 	if got, _ := f.mr.Get(prefix + "current"); got != "2" {
 		t.Fatalf("version key = %q after a stale share, want 2", got)
+	}
+	if f.mr.Exists(prefix + "rev:1") {
+		t.Fatal("the stale share left revision 1 in Redis, which holds only the current revision")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/store/rediscache"
 	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
@@ -30,12 +31,49 @@ func productionEnv(t testing.TB) map[string]string {
 	t.Helper()
 	var id [6]byte
 	_, _ = rand.Read(id[:])
+	redisURL := storetest.ServiceURL(t, "SWITCHYARD_TEST_REDIS_URL")
+	prefix := "switchyard_cmd_test_" + hex.EncodeToString(id[:]) + ":"
+	t.Cleanup(func() { dropRedisPrefix(t, redisURL, prefix) })
 	return map[string]string{
 		"SWITCHYARD_DATABASE_URL": testDatabase(t),
-		"SWITCHYARD_REDIS_URL":    storetest.ServiceURL(t, "SWITCHYARD_TEST_REDIS_URL"),
-		"SWITCHYARD_REDIS_PREFIX": "switchyard_cmd_test_" + hex.EncodeToString(id[:]) + ":",
+		"SWITCHYARD_REDIS_URL":    redisURL,
+		"SWITCHYARD_REDIS_PREFIX": prefix,
 		"SWITCHYARD_TOKENS":       "admin:test-admin-secret,viewer:test-viewer-secret",
 		"SWITCHYARD_STATE_DIR":    t.TempDir(),
+	}
+}
+
+// dropRedisPrefix deletes every key under prefix, so a test's cached
+// sessions and revisions do not outlive it in a shared Redis (where they
+// would slow every later scan).
+func dropRedisPrefix(t testing.TB, url, prefix string) {
+	rdb, err := rediscache.NewClient(url)
+	if err != nil {
+		t.Errorf("clean up Redis: %v", err)
+		return
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		if keys = append(keys, iter.Val()); len(keys) == 1000 {
+			if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+				t.Errorf("clean up Redis %s*: %v", prefix, err)
+				return
+			}
+			keys = keys[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Errorf("clean up Redis %s*: %v", prefix, err)
+		return
+	}
+	if len(keys) > 0 {
+		if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+			t.Errorf("clean up Redis %s*: %v", prefix, err)
+		}
 	}
 }
 

@@ -5,116 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
-
-// cutter is a TCP proxy between the service and one store, so a test can
-// cut the connection and restore it the way a network partition would.
-type cutter struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-}
-
-func newCutter(t testing.TB, target string) *cutter {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go c.serve()
-	t.Cleanup(func() { ln.Close(); c.cut() })
-	return c
-}
-
-func (c *cutter) addr() string { return c.ln.Addr().String() }
-
-func (c *cutter) serve() {
-	for {
-		in, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		go c.pipe(in)
-	}
-}
-
-func (c *cutter) pipe(in net.Conn) {
-	c.mu.Lock()
-	down := c.down
-	c.mu.Unlock()
-	if down {
-		in.Close()
-		return
-	}
-	out, err := net.DialTimeout("tcp", c.target, 2*time.Second)
-	if err != nil {
-		in.Close()
-		return
-	}
-	if !c.track(in, out) {
-		return
-	}
-	go func() { _, _ = io.Copy(out, in); out.Close() }()
-	_, _ = io.Copy(in, out)
-	in.Close()
-}
-
-// track registers both ends, or closes them when a cut came first.
-func (c *cutter) track(conns ...net.Conn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.down {
-		for _, conn := range conns {
-			conn.Close()
-		}
-		return false
-	}
-	for _, conn := range conns {
-		c.conns[conn] = struct{}{}
-	}
-	return true
-}
-
-// cut drops every open connection and refuses new ones.
-func (c *cutter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.down = true
-	for conn := range c.conns {
-		conn.Close()
-	}
-	clear(c.conns)
-}
-
-func (c *cutter) restore() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.down = false
-}
-
-// proxied puts a cutter in front of the service at raw (a postgres:// or
-// redis:// URL) and returns it with the URL that goes through it.
-func proxied(t testing.TB, raw string) (*cutter, string) {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newCutter(t, u.Host)
-	u.Host = c.addr()
-	return c, u.String()
-}
 
 // The values the load accepts: while a change is in flight either is right.
 const (
@@ -249,8 +148,8 @@ func setExamMode(t *testing.T, p *process, on bool) int {
 // change.
 func TestStoreFaultsUnderLoad(t *testing.T) {
 	env := productionEnv(t)
-	pg, pgURL := proxied(t, env["SWITCHYARD_DATABASE_URL"])
-	redis, redisURL := proxied(t, env["SWITCHYARD_REDIS_URL"])
+	pg, pgURL := storetest.Proxied(t, env["SWITCHYARD_DATABASE_URL"])
+	redis, redisURL := storetest.Proxied(t, env["SWITCHYARD_REDIS_URL"])
 	env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"] = pgURL, redisURL
 	env["SWITCHYARD_TOKENS"] = "admin:fault-admin-secret"
 	// Short TTLs, so the outage is met by many reloads.
@@ -265,25 +164,25 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 	l := startLoad(s.url, wantOn)
 	l.waitFor(t, 200)
 
-	pg.cut()
+	pg.Cut()
 	until(t, s, "degraded with Postgres cut", func(code int, _ string) bool { return code == http.StatusServiceUnavailable })
 	l.waitFor(t, 500)
 	if code := setExamMode(t, s, false); code != http.StatusServiceUnavailable {
 		t.Fatalf("a write with Postgres cut answered %d, want 503", code)
 	}
 
-	redis.cut()
+	redis.Cut()
 	l.waitFor(t, 500)
-	pg.restore()
+	pg.Restore()
 	until(t, s, "degraded by Redis alone", func(code int, body string) bool {
 		return code == http.StatusOK && strings.Contains(body, `"degraded"`)
 	})
 	l.waitFor(t, 500)
-	pg.cut()
+	pg.Cut()
 	l.waitFor(t, 500)
 
-	pg.restore()
-	redis.restore()
+	pg.Restore()
+	redis.Restore()
 	until(t, s, "ready", func(code int, body string) bool {
 		return code == http.StatusOK && strings.Contains(body, `"ready"`)
 	})

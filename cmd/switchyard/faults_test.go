@@ -201,3 +201,239 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d evaluations through the faults, none failed or wrong", l.evaluations.Load())
 }
+
+// keyedWrite is one answer to a change sent with an Idempotency-Key.
+type keyedWrite struct {
+	key, requestID string
+	status         int
+	code, message  string
+	retryAfter     string
+	auditSeq       int64
+	revision       int64
+}
+
+// sendKeyed turns EXAM_MODE on or off with key, as request requestID, and
+// returns the answer.
+func sendKeyed(p *process, key, requestID string, on bool) (keyedWrite, error) {
+	phrase := map[bool]string{true: "ENABLE EXAM MODE", false: "DISABLE EXAM MODE"}[on]
+	req, err := http.NewRequest(http.MethodPost, p.url+"/v1/admin/runtime/flags",
+		strings.NewReader(fmt.Sprintf(`{"flag": "EXAM_MODE", "value": %v, "phrase": %q, "reason": "slow link"}`, on, phrase)))
+	if err != nil {
+		return keyedWrite{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("X-Request-Id", requestID)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return keyedWrite{}, fmt.Errorf("request %s: %w", requestID, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AuditSeq int64 `json:"audit_seq"`
+		Status   struct {
+			Revision int64 `json:"revision"`
+		} `json:"status"`
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return keyedWrite{}, fmt.Errorf("request %s: %d: %w", requestID, resp.StatusCode, err)
+	}
+	return keyedWrite{key: key, requestID: requestID, status: resp.StatusCode, code: body.Error.Code, message: body.Error.Message,
+		retryAfter: resp.Header.Get("Retry-After"), auditSeq: body.AuditSeq, revision: body.Status.Revision}, nil
+}
+
+// lockedBuffer is a log destination that tests read while the server writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// loggedRevisions returns the revisions the JSON service log says were
+// changed ("runtime changed").
+func loggedRevisions(t *testing.T, logs string) map[int64]bool {
+	t.Helper()
+	out := map[int64]bool{}
+	for line := range strings.Lines(logs) {
+		var rec struct {
+			Msg      string `json:"msg"`
+			Revision int64  `json:"revision"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "runtime changed" {
+			out[rec.Revision] = true
+		}
+	}
+	return out
+}
+
+// slowLink is the one-way delay of the database link in
+// TestWriteOutcomesOverASlowLink. A change on a connection in use a moment
+// ago takes two round trips (the lock, the write), so its COMMIT reaches
+// the database after three delays, before the write's 5-second deadline,
+// and its answer would come back after four, past it. (A connection idle
+// for over a second is pinged first, and a new one needs several round
+// trips to start: their changes time out before the COMMIT is sent.)
+const slowLink = 1400 * time.Millisecond
+
+// Over a database link so slow that commits land just before the write
+// deadline and their answers just after it, every change answered 200 is
+// applied exactly once, every change answered 503 is not applied, and a
+// retry with the same Idempotency-Key answers the one outcome: the audit
+// log, the current revision and the service log all agree.
+func TestWriteOutcomesOverASlowLink(t *testing.T) {
+	env := productionEnv(t)
+	pg, pgURL := storetest.Proxied(t, env["SWITCHYARD_DATABASE_URL"])
+	env["SWITCHYARD_DATABASE_URL"] = pgURL
+	env["SWITCHYARD_TOKENS"] = "admin:slow-admin-secret"
+	env["SWITCHYARD_LOG_FORMAT"] = "json"
+	var logs lockedBuffer
+	s := startServeLogging(t, env, &logs)
+	defer s.stop()
+	s.token = "slow-admin-secret"
+	// Changes from a few writers at once leave several pooled connections
+	// with the change's statements prepared, as on a server that has run
+	// for a while: over the slow link a change on such a connection gets
+	// its COMMIT out before the deadline.
+	var warm sync.WaitGroup
+	for w := range 3 {
+		warm.Go(func() {
+			for i := range 3 {
+				if a, err := sendKeyed(s, fmt.Sprintf("warm-%d-%d", w, i), fmt.Sprintf("warm-%d-%d", w, i), i%2 == 0); err != nil || a.status != http.StatusOK {
+					t.Errorf("warming up: %+v, %v", a, err)
+				}
+			}
+		})
+	}
+	warm.Wait()
+	var base status
+	getJSON(t, s, "/v1/admin/runtime/status", &base)
+
+	pg.Slow(slowLink)
+	const writers, each, tries = 1, 3, 2
+	answers := make(chan keyedWrite, writers*each*(tries+1))
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				key := fmt.Sprintf("slow-%d-%d", w, i)
+				for try := range tries {
+					a, err := sendKeyed(s, key, fmt.Sprintf("%s-try-%d", key, try), (w+i)%2 == 0)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					answers <- a
+					if a.status == http.StatusOK {
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	pg.Slow(0)
+	// Once more over the restored link: every key now has its outcome.
+	for w := range writers {
+		for i := range each {
+			key := fmt.Sprintf("slow-%d-%d", w, i)
+			a, err := sendKeyed(s, key, key+"-restored", (w+i)%2 == 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.status != http.StatusOK {
+				t.Fatalf("%s over the restored link: %d %s, want 200", key, a.status, a.code)
+			}
+			answers <- a
+		}
+	}
+	close(answers)
+
+	var page struct {
+		Entries []struct {
+			Seq       int64  `json:"seq"`
+			RequestID string `json:"request_id"`
+			Outcome   string `json:"outcome"`
+			Revision  int64  `json:"revision"`
+		} `json:"entries"`
+	}
+	getJSON(t, s, "/v1/admin/audit?limit=1000", &page)
+	applied := map[string][]int64{} // request ID -> seqs of applied rows
+	revisionOf := map[int64]int64{}
+	for _, e := range page.Entries {
+		if e.Outcome == "applied" {
+			applied[e.RequestID] = append(applied[e.RequestID], e.Seq)
+			revisionOf[e.Seq] = e.Revision
+		}
+	}
+	byKey := map[string][]keyedWrite{}
+	for a := range answers {
+		byKey[a.key] = append(byKey[a.key], a)
+	}
+	counts := map[int]int{}
+	for key, as := range byKey {
+		var seqs []int64
+		for _, a := range as {
+			seqs = append(seqs, applied[a.requestID]...)
+		}
+		if len(seqs) != 1 {
+			t.Errorf("key %s: applied by %d audit rows %v, want exactly 1", key, len(seqs), seqs)
+			continue
+		}
+		for _, a := range as {
+			counts[a.status]++
+			switch a.status {
+			case http.StatusOK:
+				if a.auditSeq != seqs[0] || a.revision != revisionOf[seqs[0]] {
+					t.Errorf("%s answered audit_seq %d, revision %d; the audit log applied it as seq %d, revision %d",
+						a.requestID, a.auditSeq, a.revision, seqs[0], revisionOf[seqs[0]])
+				}
+			case http.StatusServiceUnavailable:
+				if len(applied[a.requestID]) != 0 {
+					t.Errorf("%s answered 503 but the audit log applied it as seq %v", a.requestID, applied[a.requestID])
+				}
+				if a.retryAfter == "" {
+					t.Errorf("%s answered 503 without Retry-After: %s", a.requestID, a.message)
+				}
+			case http.StatusGatewayTimeout:
+				if a.code != "OUTCOME_UNKNOWN" {
+					t.Errorf("%s answered 504 %s, want OUTCOME_UNKNOWN", a.requestID, a.code)
+				}
+			default:
+				t.Errorf("%s answered %d %s", a.requestID, a.status, a.code)
+			}
+		}
+	}
+	var cur status
+	getJSON(t, s, "/v1/admin/runtime/status", &cur)
+	if want := base.Revision + int64(writers*each); cur.Revision != want {
+		t.Errorf("current revision %d, want %d: one per key", cur.Revision, want)
+	}
+	logged := loggedRevisions(t, logs.String())
+	for seq, rev := range revisionOf {
+		if !logged[rev] {
+			t.Errorf("revision %d (audit seq %d) is not in the service log", rev, seq)
+		}
+	}
+	var v verification
+	getJSON(t, s, "/v1/admin/audit/verify", &v)
+	if !v.OK {
+		t.Errorf("audit chain: %+v", v)
+	}
+	t.Logf("answers by status: %v", counts)
+}

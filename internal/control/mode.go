@@ -199,10 +199,10 @@ func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool)
 // another request is refused. A switch recorded in the store but not made
 // by this process (its record's outcome was unknown when it was tried)
 // is not done: the toggle goes ahead, and recording it answers the entry
-// already kept. Only an admin's request is looked up; anyone else's is
-// refused by the admission, as without a key.
+// already kept. Only an admin's decodable request is looked up; any other
+// is refused by the admission, as without a key.
 func (c *Core) toggledBefore(ctx context.Context, b *backend, ch Change) (t Toggled, done bool, err error) {
-	if ch.IdempotencyKey == "" || ch.Role != switchyard.RoleAdmin {
+	if ch.IdempotencyKey == "" || ch.Role != switchyard.RoleAdmin || ch.Invalid != nil {
 		return Toggled{}, false, nil
 	}
 	a := store.Attempt{Action: ch.Action, Target: ch.Target, IdempotencyKey: ch.IdempotencyKey, RequestHash: ch.RequestHash}

@@ -393,13 +393,12 @@ func TestWriteOutcomesOverASlowLink(t *testing.T) {
 		}
 		if len(seqs) != 1 {
 			t.Errorf("key %s: applied by %d audit rows %v, want exactly 1", key, len(seqs), seqs)
-			continue
 		}
 		for _, a := range as {
 			counts[a.status]++
 			switch a.status {
 			case http.StatusOK:
-				if a.auditSeq != seqs[0] || a.revision != revisionOf[seqs[0]] {
+				if len(seqs) == 1 && (a.auditSeq != seqs[0] || a.revision != revisionOf[seqs[0]]) {
 					t.Errorf("%s answered audit_seq %d, revision %d; the audit log applied it as seq %d, revision %d",
 						a.requestID, a.auditSeq, a.revision, seqs[0], revisionOf[seqs[0]])
 				}

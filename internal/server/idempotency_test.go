@@ -120,4 +120,10 @@ func TestNotAppliedRetryAfter(t *testing.T) {
 	if h.current(t).Number != 2 {
 		t.Fatalf("revision %d, want 2: applied once", h.current(t).Number)
 	}
+	// Each answer of the change is logged with its revision and key, so
+	// the service log names the revision whichever answer got through.
+	if n := strings.Count(h.logs.String(), `msg="runtime changed" action=set_flag target=EXAM_MODE`); n != 2 ||
+		!strings.Contains(h.logs.String(), "revision=2 audit_seq=1") || !strings.Contains(h.logs.String(), "idempotency_key=exam-on") {
+		t.Fatalf("service log has %d runtime changes, want the revision logged for both answers:\n%s", n, h.logs.String())
+	}
 }

@@ -24,4 +24,23 @@ CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
 -- ID, to learn whether it was applied.
 CREATE INDEX switch_audit_log_request_id ON switch_audit_log (request_id);
 
+-- switch_applied_entry returns the applied audit row of a change (its
+-- request ID, action and revision), if there is one, once the transaction
+-- holding the runtime head, if any, has ended: a change holds the head from
+-- its first round trip to its end, so what this reads is final. It is
+-- volatile, so its query takes a snapshot after the wait, and it is one
+-- statement, so the store asks in a single round trip.
+-- +goose StatementBegin
+CREATE FUNCTION switch_applied_entry(p_request_id text, p_action text, p_revision bigint)
+RETURNS SETOF switch_audit_log
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM FROM runtime_head FOR KEY SHARE;
+    RETURN QUERY SELECT * FROM switch_audit_log
+        WHERE request_id = p_request_id AND action = p_action AND revision = p_revision AND outcome = 'applied'
+        ORDER BY seq DESC LIMIT 1;
+END
+$$;
+-- +goose StatementEnd
+
 GRANT SELECT, INSERT, DELETE ON idempotency_keys TO switchyard_app;

@@ -151,30 +151,21 @@ func (s *Store) settle(ctx context.Context, a store.Attempt, revision int64, fai
 	return e, nil
 }
 
-// findApplied looks up the applied audit entry of attempt a at revision.
-// Its first statement waits for the attempt's own transaction to end, if
-// it still runs: that transaction holds the head from its first round
-// trip to its end, so what the lookup then reads is final.
-func (s *Store) findApplied(ctx context.Context, a store.Attempt, revision int64) (e store.AuditEntry, found bool, err error) {
-	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
-	b.Queue(`SELECT FROM runtime_head FOR KEY SHARE`)
-	b.Queue(`
-		SELECT `+auditColumns+` FROM switch_audit_log
-		WHERE request_id = $1 AND action = $2 AND revision = $3 AND outcome = 'applied'
-		ORDER BY seq DESC LIMIT 1`, a.RequestID, a.Action, revision).QueryRow(func(row pgx.Row) error {
-		err := scanAudit(row, &e)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		found = err == nil
-		return err
-	})
-	b.Queue(`ROLLBACK`)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+// findApplied looks up the applied audit entry of attempt a at revision,
+// in one round trip that sends no prepare first: switch_applied_entry
+// waits for the attempt's own transaction to end, if it still runs, then
+// reads.
+func (s *Store) findApplied(ctx context.Context, a store.Attempt, revision int64) (store.AuditEntry, bool, error) {
+	var e store.AuditEntry
+	err := scanAudit(s.pool.QueryRow(ctx, `SELECT `+auditColumns+` FROM switch_applied_entry($1, $2, $3)`,
+		pgx.QueryExecModeExec, a.RequestID, a.Action, revision), &e)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.AuditEntry{}, false, nil
+	case err != nil:
 		return store.AuditEntry{}, false, err
 	}
-	return e, found, nil
+	return e, true, nil
 }
 
 // rollback ends a transaction that Apply left open after a failure (once

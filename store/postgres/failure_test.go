@@ -401,3 +401,59 @@ func TestUnacknowledgedCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestLookupWaitsForTheChange checks the lookup that settles a commit
+// without an answer waits for the change's transaction, which holds the
+// runtime head, and then reads what it committed: asked while the change
+// is still on its way, it never answers "not applied" too early.
+func TestLookupWaitsForTheChange(t *testing.T) {
+	f := newFixture(t)
+	ctx := testContext(t)
+	tx, err := f.owner.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var pid int32
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT FROM `+f.table("runtime_head")+` FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+f.table("switch_audit_log")+
+		` (actor, role, action, target, reason, phrase, request_id, outcome, why, revision)
+		VALUES ('alice', 'admin', 'set_flag', 'EXAM_MODE', 'r', 'p', 'req-1', 'applied', '', 2)`); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		found bool
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, found, err := f.store.findApplied(ctx, store.Attempt{RequestID: "req-1", Action: "set_flag"}, 2)
+		done <- result{found, err}
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for waiting := 0; waiting == 0; {
+		if err := f.owner.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, pid).
+			Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the lookup answered %+v without waiting for the change", r)
+		case <-ctx.Done():
+			t.Fatal("the lookup never waited for the change")
+		case <-tick.C:
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || !r.found {
+		t.Fatalf("lookup after the commit = %+v, want the applied entry found", r)
+	}
+}

@@ -27,8 +27,18 @@ const (
 	// CodeRequirementsMissing refuses a switch to production mode while
 	// something production needs is missing.
 	CodeRequirementsMissing Code = "PRODUCTION_REQUIREMENTS_MISSING"
-	CodeUnavailable         Code = "UNAVAILABLE"
-	CodeInternal            Code = "INTERNAL"
+	// CodeUnavailable says the store did not answer; for a change, that
+	// nothing was applied, so the same request may be sent again.
+	CodeUnavailable Code = "UNAVAILABLE"
+	// CodeOutcomeUnknown says a change reached the database but whether it
+	// was committed could not be found out, the database not answering:
+	// it may or may not be applied. Sent again with the same
+	// Idempotency-Key it is applied at most once.
+	CodeOutcomeUnknown Code = "OUTCOME_UNKNOWN"
+	// CodeIdempotencyKeyReused refuses a change whose Idempotency-Key
+	// already names another request.
+	CodeIdempotencyKeyReused Code = "IDEMPOTENCY_KEY_REUSED"
+	CodeInternal             Code = "INTERNAL"
 )
 
 // Error is a failure a caller can act on: a code to branch on, a message for

@@ -50,6 +50,18 @@ type Changes interface {
 	// revision and append one audit entry. When the change is refused (a
 	// stale expected revision, a mutation error) nothing is stored but a
 	// rejected audit entry, and the refusal is returned.
+	//
+	// A change with an idempotency key applies at most once: when its key
+	// already names an applied change, Apply stores nothing and returns
+	// that change's revision and audit entry, or, when the key was used
+	// with another request, an IDEMPOTENCY_KEY_REUSED refusal (recorded
+	// like any refusal). An applied change keeps its key for at least
+	// KeyTTL; a refused one keeps none.
+	//
+	// UNAVAILABLE means the change is not applied. A store that cannot
+	// tell, because the database stopped answering after the change was
+	// sent and still does not say whether it committed, returns
+	// OUTCOME_UNKNOWN instead.
 	Apply(ctx context.Context, c Change) (*switchyard.Revision, AuditEntry, error)
 	// Reject records an attempt refused before it reached the store (a
 	// missing role, a wrong phrase), so every attempt is in the audit log.
@@ -57,8 +69,13 @@ type Changes interface {
 	// Record appends an applied audit entry for a change made outside the
 	// revisions (the system mode, which belongs to the process, not to the
 	// runtime state), with what it changed from and to. It stores no
-	// revision; the entry names the current one.
+	// revision; the entry names the current one. Its idempotency key and
+	// its errors mean what they mean for Apply, except that a refusal
+	// appends nothing: the caller records it.
 	Record(ctx context.Context, a Attempt, before, after any) (AuditEntry, error)
+	// Keyed returns the applied change an idempotency key names, or
+	// NOT_FOUND when no kept change has that key.
+	Keyed(ctx context.Context, key string) (Keyed, error)
 }
 
 // AuditLog reads the append-only, hash-chained audit log that Changes
@@ -102,6 +119,39 @@ type Attempt struct {
 	Reason    string
 	Phrase    string
 	RequestID string
+	// IdempotencyKey names the request, so a retry of it applies nothing
+	// twice; empty when the request has none. It is kept beside the audit
+	// entry of the change it applied, not in the entry.
+	IdempotencyKey string
+	// RequestHash identifies the request the key came with (its route,
+	// revision and body), so the key sent with another request is refused.
+	RequestHash string
+}
+
+// KeyTTL is how long a store keeps an idempotency key after the change it
+// names was applied: for at least this long a retry with the key is
+// answered with that change. Older keys are swept, and a key swept may
+// name a new change.
+const KeyTTL = 24 * time.Hour
+
+// Keyed is an applied change as its idempotency key names it.
+type Keyed struct {
+	// RequestHash is the request hash of the attempt that applied it.
+	RequestHash string
+	Entry       AuditEntry
+}
+
+// Answers returns nil when the change k names is the one attempt a asks
+// for again (the same request, so its outcome answers the retry), and the
+// IDEMPOTENCY_KEY_REUSED refusal otherwise. Every store decides through
+// it.
+func (k Keyed) Answers(a Attempt) error {
+	if k.RequestHash == a.RequestHash && k.Entry.Action == a.Action && k.Entry.Target == a.Target {
+		return nil
+	}
+	return switchyard.Errorf(switchyard.CodeIdempotencyKeyReused,
+		"Idempotency-Key %q already names another request (%s of %s, audit entry %d); send a new request with a new key",
+		a.IdempotencyKey, k.Entry.Action, k.Entry.Target, k.Entry.Seq).With("audit_seq", k.Entry.Seq)
 }
 
 // Change is an attempt with the mutation it asks for.

@@ -5,172 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
-
-// cutter is a TCP proxy between the service and one store, so a test can
-// cut the connection and restore it the way a network partition would.
-type cutter struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-	// resume is open while the link hangs, as a SIGSTOPped server's
-	// does: connections are accepted and kept, and nothing passes.
-	resume chan struct{}
-	// delay holds every chunk that passes, in both directions.
-	delay time.Duration
-}
-
-func newCutter(t testing.TB, target string) *cutter {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go c.serve()
-	t.Cleanup(func() { ln.Close(); c.cut() })
-	return c
-}
-
-func (c *cutter) addr() string { return c.ln.Addr().String() }
-
-func (c *cutter) serve() {
-	for {
-		in, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		go c.pipe(in)
-	}
-}
-
-func (c *cutter) pipe(in net.Conn) {
-	c.mu.Lock()
-	down := c.down
-	c.mu.Unlock()
-	if down {
-		in.Close()
-		return
-	}
-	out, err := net.DialTimeout("tcp", c.target, 2*time.Second)
-	if err != nil {
-		in.Close()
-		return
-	}
-	if !c.track(in, out) {
-		return
-	}
-	go func() { c.relay(out, in); out.Close() }()
-	c.relay(in, out)
-	in.Close()
-}
-
-// relay copies src to dst, holding each chunk while the link hangs and
-// for the delay.
-func (c *cutter) relay(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			c.mu.Lock()
-			resume, delay := c.resume, c.delay
-			c.mu.Unlock()
-			if resume != nil {
-				<-resume
-			}
-			time.Sleep(delay)
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// hang stops everything passing, without closing a connection, until
-// restore.
-func (c *cutter) hang() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.resume == nil {
-		c.resume = make(chan struct{})
-	}
-}
-
-// slow delays everything passing by d until restore.
-func (c *cutter) slow(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.delay = d
-}
-
-// track registers both ends, or closes them when a cut came first.
-func (c *cutter) track(conns ...net.Conn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.down {
-		for _, conn := range conns {
-			conn.Close()
-		}
-		return false
-	}
-	for _, conn := range conns {
-		c.conns[conn] = struct{}{}
-	}
-	return true
-}
-
-// cut drops every open connection and refuses new ones.
-func (c *cutter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.down = true
-	if c.resume != nil {
-		close(c.resume)
-		c.resume = nil
-	}
-	for conn := range c.conns {
-		conn.Close()
-	}
-	clear(c.conns)
-}
-
-// restore ends a cut, a hang or a delay.
-func (c *cutter) restore() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.down = false
-	c.delay = 0
-	if c.resume != nil {
-		close(c.resume)
-		c.resume = nil
-	}
-}
-
-// proxied puts a cutter in front of the service at raw (a postgres:// or
-// redis:// URL) and returns it with the URL that goes through it.
-func proxied(t testing.TB, raw string) (*cutter, string) {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newCutter(t, u.Host)
-	u.Host = c.addr()
-	return c, u.String()
-}
 
 // The values the load accepts: while a change is in flight either is right.
 const (
@@ -355,8 +198,8 @@ func setExamMode(t *testing.T, p *process, on bool) int {
 // pinned before it sees, those first seen during the faults included.
 func TestStoreFaultsUnderLoad(t *testing.T) {
 	env := productionEnv(t)
-	pg, pgURL := proxied(t, env["SWITCHYARD_DATABASE_URL"])
-	redis, redisURL := proxied(t, env["SWITCHYARD_REDIS_URL"])
+	pg, pgURL := storetest.Proxied(t, env["SWITCHYARD_DATABASE_URL"])
+	redis, redisURL := storetest.Proxied(t, env["SWITCHYARD_REDIS_URL"])
 	env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"] = pgURL, redisURL
 	env["SWITCHYARD_TOKENS"] = "admin:fault-admin-secret"
 	// Short TTLs, so the outage is met by many reloads.
@@ -379,25 +222,25 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 	// Sessions seen for the first time during the faults are checked
 	// again after the change that follows them.
 	l.recording.Store(true)
-	pg.cut()
+	pg.Cut()
 	until(t, s, "degraded with Postgres cut", func(code int, _ string) bool { return code == http.StatusServiceUnavailable })
 	l.waitFor(t, 500)
 	if code := setExamMode(t, s, false); code != http.StatusServiceUnavailable {
 		t.Fatalf("a write with Postgres cut answered %d, want 503", code)
 	}
 
-	redis.cut()
+	redis.Cut()
 	l.waitFor(t, 500)
-	pg.restore()
+	pg.Restore()
 	until(t, s, "degraded by Redis alone", func(code int, body string) bool {
 		return code == http.StatusOK && strings.Contains(body, `"degraded"`)
 	})
 	l.waitFor(t, 500)
-	pg.cut()
+	pg.Cut()
 	l.waitFor(t, 500)
 
-	pg.restore()
-	redis.restore()
+	pg.Restore()
+	redis.Restore()
 	l.recording.Store(false)
 	until(t, s, "ready", func(code int, body string) bool {
 		return code == http.StatusOK && strings.Contains(body, `"ready"`)
@@ -426,4 +269,239 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d evaluations through the faults (%d sessions first seen during them), none failed or wrong",
 		l.evaluations.Load(), len(l.recorded))
+}
+
+// keyedWrite is one answer to a change sent with an Idempotency-Key.
+type keyedWrite struct {
+	key, requestID string
+	status         int
+	code, message  string
+	retryAfter     string
+	auditSeq       int64
+	revision       int64
+}
+
+// sendKeyed turns EXAM_MODE on or off with key, as request requestID, and
+// returns the answer.
+func sendKeyed(p *process, key, requestID string, on bool) (keyedWrite, error) {
+	phrase := map[bool]string{true: "ENABLE EXAM MODE", false: "DISABLE EXAM MODE"}[on]
+	req, err := http.NewRequest(http.MethodPost, p.url+"/v1/admin/runtime/flags",
+		strings.NewReader(fmt.Sprintf(`{"flag": "EXAM_MODE", "value": %v, "phrase": %q, "reason": "slow link"}`, on, phrase)))
+	if err != nil {
+		return keyedWrite{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("X-Request-Id", requestID)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return keyedWrite{}, fmt.Errorf("request %s: %w", requestID, err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AuditSeq int64 `json:"audit_seq"`
+		Status   struct {
+			Revision int64 `json:"revision"`
+		} `json:"status"`
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return keyedWrite{}, fmt.Errorf("request %s: %d: %w", requestID, resp.StatusCode, err)
+	}
+	return keyedWrite{key: key, requestID: requestID, status: resp.StatusCode, code: body.Error.Code, message: body.Error.Message,
+		retryAfter: resp.Header.Get("Retry-After"), auditSeq: body.AuditSeq, revision: body.Status.Revision}, nil
+}
+
+// lockedBuffer is a log destination that tests read while the server writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// loggedRevisions returns the revisions the JSON service log says were
+// changed ("runtime changed").
+func loggedRevisions(t *testing.T, logs string) map[int64]bool {
+	t.Helper()
+	out := map[int64]bool{}
+	for line := range strings.Lines(logs) {
+		var rec struct {
+			Msg      string `json:"msg"`
+			Revision int64  `json:"revision"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "runtime changed" {
+			out[rec.Revision] = true
+		}
+	}
+	return out
+}
+
+// slowLink is the one-way delay of the database link in
+// TestWriteOutcomesOverASlowLink. A change on a connection in use a moment
+// ago takes two round trips (the lock, the write), so its COMMIT reaches
+// the database after three delays, before the write's 5-second deadline,
+// and its answer would come back after four, past it. (A connection idle
+// for over a second is pinged first, and a new one needs several round
+// trips to start: their changes time out before the COMMIT is sent.)
+const slowLink = 1400 * time.Millisecond
+
+// Over a database link so slow that commits land just before the write
+// deadline and their answers just after it, every change answered 200 is
+// applied exactly once, every change answered 503 is not applied, and a
+// retry with the same Idempotency-Key answers the one outcome: the audit
+// log, the current revision and the service log all agree.
+func TestWriteOutcomesOverASlowLink(t *testing.T) {
+	env := productionEnv(t)
+	pg, pgURL := storetest.Proxied(t, env["SWITCHYARD_DATABASE_URL"])
+	env["SWITCHYARD_DATABASE_URL"] = pgURL
+	env["SWITCHYARD_TOKENS"] = "admin:slow-admin-secret"
+	env["SWITCHYARD_LOG_FORMAT"] = "json"
+	var logs lockedBuffer
+	s := startServeLogging(t, env, &logs)
+	defer s.stop()
+	s.token = "slow-admin-secret"
+	// Changes from a few writers at once leave several pooled connections
+	// with the change's statements prepared, as on a server that has run
+	// for a while: over the slow link a change on such a connection gets
+	// its COMMIT out before the deadline.
+	var warm sync.WaitGroup
+	for w := range 3 {
+		warm.Go(func() {
+			for i := range 3 {
+				if a, err := sendKeyed(s, fmt.Sprintf("warm-%d-%d", w, i), fmt.Sprintf("warm-%d-%d", w, i), i%2 == 0); err != nil || a.status != http.StatusOK {
+					t.Errorf("warming up: %+v, %v", a, err)
+				}
+			}
+		})
+	}
+	warm.Wait()
+	var base status
+	getJSON(t, s, "/v1/admin/runtime/status", &base)
+
+	pg.Slow(slowLink)
+	const writers, each, tries = 1, 3, 2
+	answers := make(chan keyedWrite, writers*each*(tries+1))
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				key := fmt.Sprintf("slow-%d-%d", w, i)
+				for try := range tries {
+					a, err := sendKeyed(s, key, fmt.Sprintf("%s-try-%d", key, try), (w+i)%2 == 0)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					answers <- a
+					if a.status == http.StatusOK {
+						break
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	pg.Slow(0)
+	// Once more over the restored link: every key now has its outcome.
+	for w := range writers {
+		for i := range each {
+			key := fmt.Sprintf("slow-%d-%d", w, i)
+			a, err := sendKeyed(s, key, key+"-restored", (w+i)%2 == 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.status != http.StatusOK {
+				t.Fatalf("%s over the restored link: %d %s, want 200", key, a.status, a.code)
+			}
+			answers <- a
+		}
+	}
+	close(answers)
+
+	var page struct {
+		Entries []struct {
+			Seq       int64  `json:"seq"`
+			RequestID string `json:"request_id"`
+			Outcome   string `json:"outcome"`
+			Revision  int64  `json:"revision"`
+		} `json:"entries"`
+	}
+	getJSON(t, s, "/v1/admin/audit?limit=1000", &page)
+	applied := map[string][]int64{} // request ID -> seqs of applied rows
+	revisionOf := map[int64]int64{}
+	for _, e := range page.Entries {
+		if e.Outcome == "applied" {
+			applied[e.RequestID] = append(applied[e.RequestID], e.Seq)
+			revisionOf[e.Seq] = e.Revision
+		}
+	}
+	byKey := map[string][]keyedWrite{}
+	for a := range answers {
+		byKey[a.key] = append(byKey[a.key], a)
+	}
+	counts := map[int]int{}
+	for key, as := range byKey {
+		var seqs []int64
+		for _, a := range as {
+			seqs = append(seqs, applied[a.requestID]...)
+		}
+		if len(seqs) != 1 {
+			t.Errorf("key %s: applied by %d audit rows %v, want exactly 1", key, len(seqs), seqs)
+		}
+		for _, a := range as {
+			counts[a.status]++
+			switch a.status {
+			case http.StatusOK:
+				if len(seqs) == 1 && (a.auditSeq != seqs[0] || a.revision != revisionOf[seqs[0]]) {
+					t.Errorf("%s answered audit_seq %d, revision %d; the audit log applied it as seq %d, revision %d",
+						a.requestID, a.auditSeq, a.revision, seqs[0], revisionOf[seqs[0]])
+				}
+			case http.StatusServiceUnavailable:
+				if len(applied[a.requestID]) != 0 {
+					t.Errorf("%s answered 503 but the audit log applied it as seq %v", a.requestID, applied[a.requestID])
+				}
+				if a.retryAfter == "" {
+					t.Errorf("%s answered 503 without Retry-After: %s", a.requestID, a.message)
+				}
+			case http.StatusGatewayTimeout:
+				if a.code != "OUTCOME_UNKNOWN" {
+					t.Errorf("%s answered 504 %s, want OUTCOME_UNKNOWN", a.requestID, a.code)
+				}
+			default:
+				t.Errorf("%s answered %d %s", a.requestID, a.status, a.code)
+			}
+		}
+	}
+	var cur status
+	getJSON(t, s, "/v1/admin/runtime/status", &cur)
+	if want := base.Revision + int64(writers*each); cur.Revision != want {
+		t.Errorf("current revision %d, want %d: one per key", cur.Revision, want)
+	}
+	logged := loggedRevisions(t, logs.String())
+	for seq, rev := range revisionOf {
+		if !logged[rev] {
+			t.Errorf("revision %d (audit seq %d) is not in the service log", rev, seq)
+		}
+	}
+	var v verification
+	getJSON(t, s, "/v1/admin/audit/verify", &v)
+	if !v.OK {
+		t.Errorf("audit chain: %+v", v)
+	}
+	t.Logf("answers by status: %v", counts)
 }

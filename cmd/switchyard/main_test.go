@@ -25,12 +25,18 @@ type process struct {
 // environment and waits until it says where it listens.
 func startServe(t testing.TB, env map[string]string, args ...string) *process {
 	t.Helper()
+	return startServeLogging(t, env, io.Discard, args...)
+}
+
+// startServeLogging is startServe with the service log written to logs.
+func startServeLogging(t testing.TB, env map[string]string, logs io.Writer, args ...string) *process {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
 		err := run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...),
-			func(k string) string { return env[k] }, pw, io.Discard)
+			func(k string) string { return env[k] }, pw, logs)
 		pw.CloseWithError(fmt.Errorf("serve returned: %v", err))
 		errc <- err
 	}()

@@ -5,13 +5,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // replica is one production `switchyard serve` behind its own links to
 // the shared Postgres and Redis, so a fault can hit one replica or all.
 type replica struct {
 	*process
-	pg, redis *cutter
+	pg, redis *storetest.Proxy
 	load      *load
 }
 
@@ -31,8 +33,8 @@ func startReplicas(t *testing.T, n int) []*replica {
 			env[k] = v
 		}
 		r := &replica{}
-		r.pg, env["SWITCHYARD_DATABASE_URL"] = proxied(t, base["SWITCHYARD_DATABASE_URL"])
-		r.redis, env["SWITCHYARD_REDIS_URL"] = proxied(t, base["SWITCHYARD_REDIS_URL"])
+		r.pg, env["SWITCHYARD_DATABASE_URL"] = storetest.Proxied(t, base["SWITCHYARD_DATABASE_URL"])
+		r.redis, env["SWITCHYARD_REDIS_URL"] = storetest.Proxied(t, base["SWITCHYARD_REDIS_URL"])
 		if i > 0 {
 			env["SWITCHYARD_STATE_DIR"] = t.TempDir()
 		}
@@ -96,14 +98,14 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 
 	phase("hung database")
 	// A hung database, as a SIGSTOPped one: connections open, no answer.
-	each(rs, func(r *replica) { r.pg.hang() })
+	each(rs, func(r *replica) { r.pg.Hang() })
 	waitAll(300)
-	each(rs, func(r *replica) { r.pg.restore() })
+	each(rs, func(r *replica) { r.pg.Restore() })
 
 	phase("postgres cut off from a")
 	// Postgres cut off from one replica: another changes the runtime, and
 	// the cut replica serves the change through Redis.
-	a.pg.cut()
+	a.pg.Cut()
 	waitAll(100)
 	each(rs, func(r *replica) { r.load.want.Store(wantEither) })
 	if code := setExamMode(t, b.process, false); code != http.StatusOK {
@@ -115,17 +117,17 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 		return code == http.StatusOK && strings.Contains(body, `"degraded"`) && strings.Contains(body, "session")
 	})
 	waitAll(300)
-	a.pg.restore()
+	a.pg.Restore()
 
 	phase("slow database")
 	// A slow database, then Redis cut, then both.
-	each(rs, func(r *replica) { r.pg.slow(200 * time.Millisecond) })
+	each(rs, func(r *replica) { r.pg.Slow(200 * time.Millisecond) })
 	waitAll(100)
-	each(rs, func(r *replica) { r.pg.restore(); r.redis.cut() })
+	each(rs, func(r *replica) { r.pg.Slow(0); r.redis.Cut() })
 	waitAll(300)
-	each(rs, func(r *replica) { r.pg.cut() })
+	each(rs, func(r *replica) { r.pg.Cut() })
 	waitAll(300)
-	each(rs, func(r *replica) { r.pg.restore(); r.redis.restore() })
+	each(rs, func(r *replica) { r.pg.Restore(); r.redis.Restore() })
 	each(rs, func(r *replica) { r.load.recording.Store(false) })
 
 	phase("recovering")

@@ -152,12 +152,13 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 }
 
 // openProduction returns Postgres (migrated first unless told not to, with
-// the expired-session sweeper running) behind the Redis cache, and the
-// function that releases it. With lazily set, a database where nothing
-// answers gives a lazy.Store that connects in the background: a replica
-// started through an outage serves its state file meanwhile, for reads
-// never fail because a store did. unreachable, when set, is a probe's
-// finding that nothing answers, so the database is not probed again.
+// the sweeper of expired sessions and idempotency keys running) behind the
+// Redis cache, and the function that releases it. With lazily set, a
+// database where nothing answers gives a lazy.Store that connects in the
+// background: a replica started through an outage serves its state file
+// meanwhile, for reads never fail because a store did. unreachable, when
+// set, is a probe's finding that nothing answers, so the database is not
+// probed again.
 func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazily bool, unreachable error) (store.Store, func(), error) {
 	// Background loops run until the store is released, not until a
 	// signal: serve drains requests first and releases the store last.
@@ -246,7 +247,8 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 	}, nil
 }
 
-// sweepInterval is how often expired session snapshots are removed.
+// sweepInterval is how often expired session snapshots and idempotency
+// keys are removed.
 const sweepInterval = time.Minute
 
 // newToken returns 32 random bytes in hex.

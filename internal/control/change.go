@@ -26,6 +26,13 @@ type Change struct {
 	Role  switchyard.Role
 	// RequestID follows the request through logs and the audit log.
 	RequestID string
+	// IdempotencyKey names the request, so a retry of it applies nothing
+	// twice and is answered with the first attempt's outcome; empty when
+	// the request has none. RequestHash identifies the request the key
+	// came with, as the surface sees it, so the key sent with another
+	// request is refused.
+	IdempotencyKey string
+	RequestHash    string
 	// Action and Target name the change in the audit log.
 	Action string
 	Target string
@@ -62,7 +69,12 @@ type Applied struct {
 
 // Apply admits ch and applies its mutation in the store at the expected
 // revision, as one audited step, then installs the new revision. A dry run
-// stops after the admission and returns a zero Applied.
+// stops after the admission and returns a zero Applied. A retry of a
+// change already applied under ch's idempotency key applies nothing and
+// answers that change: its audit entry and the status at its revision.
+// Every change answered as applied is logged as "runtime changed", a
+// retry's again under the first attempt's request ID, so the service log
+// names every applied revision even when the first answer was lost.
 func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	b := c.acquire()
 	defer b.leave()
@@ -79,7 +91,7 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	}
 	b.flags.learn(rev)
 	c.logger.Info("runtime changed", "action", entry.Action, "target", entry.Target, "actor", entry.Actor,
-		"revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID)
+		"revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID, "idempotency_key", ch.IdempotencyKey)
 	return Applied{AuditSeq: entry.Seq, Status: b.statusOf(rev)}, nil
 }
 
@@ -89,13 +101,15 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 // and the plan.
 func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt, Plan, error) {
 	attempt := store.Attempt{
-		Actor:     ch.Actor,
-		Role:      string(ch.Role),
-		Action:    ch.Action,
-		Target:    ch.Target,
-		Reason:    ch.Reason,
-		Phrase:    ch.Phrase,
-		RequestID: ch.RequestID,
+		Actor:          ch.Actor,
+		Role:           string(ch.Role),
+		Action:         ch.Action,
+		Target:         ch.Target,
+		Reason:         ch.Reason,
+		Phrase:         ch.Phrase,
+		RequestID:      ch.RequestID,
+		IdempotencyKey: ch.IdempotencyKey,
+		RequestHash:    ch.RequestHash,
 	}
 	var p Plan
 	refusal := func() error {

@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -57,6 +59,12 @@ type modeRecord struct {
 	Reason      string
 	AuditSeq    int64
 	DesiredMode string
+	// IdempotencyKey and RequestHash are those of the switch that set the
+	// mode, so its retry is answered even when its audit entry is in a
+	// store this process no longer serves (production's, after a switch
+	// to demo).
+	IdempotencyKey string
+	RequestHash    string
 }
 
 // Posture is the system mode as the operator sees it: the mode, who set it
@@ -138,6 +146,9 @@ func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool)
 	defer c.switching.Unlock()
 	old := c.acquire()
 	defer old.leave()
+	if t, done, err := c.toggledBefore(ctx, old, ch); done {
+		return t, err
+	}
 
 	ch.Plan = func() (Plan, error) {
 		switch target {
@@ -180,6 +191,55 @@ func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool)
 		}
 	}
 	return c.switchLive(ctx, old, attempt, target, reqs)
+}
+
+// toggledBefore answers a retry of a toggle already made under ch's
+// idempotency key (done set): the switch that set the mode served, or a
+// switch recorded for a restart, with the posture now. A key that names
+// another request is refused. A switch recorded in the store but not made
+// by this process (its record's outcome was unknown when it was tried)
+// is not done: the toggle goes ahead, and recording it answers the entry
+// already kept. Only an admin's decodable request is looked up; any other
+// is refused by the admission, as without a key.
+func (c *Core) toggledBefore(ctx context.Context, b *backend, ch Change) (t Toggled, done bool, err error) {
+	if ch.IdempotencyKey == "" || ch.Role != switchyard.RoleAdmin || ch.Invalid != nil {
+		return Toggled{}, false, nil
+	}
+	a := store.Attempt{Action: ch.Action, Target: ch.Target, IdempotencyKey: ch.IdempotencyKey, RequestHash: ch.RequestHash}
+	if rec := c.record.Load(); rec.IdempotencyKey == ch.IdempotencyKey {
+		set := store.Keyed{RequestHash: rec.RequestHash, Entry: store.AuditEntry{Action: ch.Action, Target: switchyard.SystemModeKey, Seq: rec.AuditSeq}}
+		if err := set.Answers(a); err != nil {
+			return Toggled{}, true, err
+		}
+		return Toggled{Switched: true, AuditSeq: rec.AuditSeq, Posture: c.Posture(ctx)}, true, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	k, err := b.store.Keyed(rctx, ch.IdempotencyKey)
+	switch {
+	case switchyard.ErrorCode(err) == switchyard.CodeNotFound:
+		return Toggled{}, false, nil
+	case err != nil:
+		return Toggled{}, true, err
+	}
+	if err := k.Answers(a); err != nil {
+		return Toggled{}, true, err
+	}
+	var after struct {
+		Mode        string `json:"mode"`
+		DesiredMode string `json:"desired_mode"`
+	}
+	if err := json.Unmarshal(k.Entry.After, &after); err != nil {
+		return Toggled{}, true, fmt.Errorf("decode audit entry %d: %w", k.Entry.Seq, err)
+	}
+	switch {
+	case after.DesiredMode != "":
+		reqs := c.requirements(ctx)
+		return Toggled{RestartRequired: true, Missing: Unmet(reqs), AuditSeq: k.Entry.Seq, Posture: c.posture(reqs)}, true, nil
+	case after.Mode == b.mode:
+		return Toggled{Switched: true, AuditSeq: k.Entry.Seq, Posture: c.Posture(ctx)}, true, nil
+	}
+	return Toggled{}, false, nil
 }
 
 // recordDesired records a forced switch to production that cannot be made
@@ -230,13 +290,18 @@ func (c *Core) switchLive(ctx context.Context, old *backend, a store.Attempt, ta
 	entry, err := log.Record(ctx, a, map[string]any{"mode": old.mode}, map[string]any{"mode": target})
 	if err != nil {
 		// No switch without its audit row; the refusal is recorded in the
-		// log of the mode that keeps serving, if that log can take it.
+		// log of the mode that keeps serving, if that log can take it,
+		// unless the row may be there after all: a retry with the same
+		// key then makes the switch it records.
 		release()
-		c.reject(ctx, old, a, err)
+		if switchyard.ErrorCode(err) != switchyard.CodeOutcomeUnknown {
+			c.reject(ctx, old, a, err)
+		}
 		return Toggled{}, err
 	}
 	c.backend.Store(next)
-	c.record.Store(&modeRecord{Mode: target, SetAt: c.now().UTC(), SetBy: entry.Actor, Reason: entry.Reason, AuditSeq: entry.Seq})
+	c.record.Store(&modeRecord{Mode: target, SetAt: c.now().UTC(), SetBy: entry.Actor, Reason: entry.Reason, AuditSeq: entry.Seq,
+		IdempotencyKey: a.IdempotencyKey, RequestHash: a.RequestHash})
 	go old.retire()
 	c.logger.Warn("system mode switched", "from", old.mode, "to", target, "revision", next.flags.cur.Load().rev.Number,
 		"actor", entry.Actor, "audit_seq", entry.Seq, "request_id", entry.RequestID)

@@ -2,7 +2,11 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,24 +45,31 @@ type changeRequest interface {
 	confirm() *confirmation
 }
 
+// headerIdempotencyKey names a change request, so that sending it again
+// applies it at most once.
+const headerIdempotencyKey = "Idempotency-Key"
+
 // decodeChange decodes a change route's body into req and returns the
 // change the core admits: who asks, the confirmation, the revision the
-// change is based on (If-Match), and whatever could not be decoded.
-// target names the change in the audit log; from, when set, names it from
-// the decoded body instead, and is called only when the body decoded.
+// change is based on (If-Match), its idempotency key and the hash of the
+// request it came with, and whatever could not be decoded. target names
+// the change in the audit log; from, when set, names it from the decoded
+// body instead, and is called only when the body decoded.
 func (s *server) decodeChange(c *gin.Context, action, target string, req changeRequest, from func() string) control.Change {
 	who := principalOf(c)
-	invalid := decodeStrict(c.Request.Body, req)
+	body := sha256.New()
+	invalid := decodeStrict(io.TeeReader(c.Request.Body, body), req)
 	conf := req.confirm()
 	ch := control.Change{
-		Actor:     who.actor,
-		Role:      who.role,
-		RequestID: requestID(c),
-		Action:    action,
-		Target:    target,
-		Reason:    conf.Reason,
-		Phrase:    conf.Phrase,
-		Invalid:   invalid,
+		Actor:          who.actor,
+		Role:           who.role,
+		RequestID:      requestID(c),
+		IdempotencyKey: c.GetHeader(headerIdempotencyKey),
+		Action:         action,
+		Target:         target,
+		Reason:         conf.Reason,
+		Phrase:         conf.Phrase,
+		Invalid:        invalid,
 	}
 	if invalid == nil {
 		if from != nil {
@@ -66,7 +77,23 @@ func (s *server) decodeChange(c *gin.Context, action, target string, req changeR
 		}
 		ch.Expected, ch.Invalid = parseIfMatch(c.GetHeader("If-Match"))
 	}
+	if ch.Invalid == nil && ch.IdempotencyKey != "" && !saneRequestID(ch.IdempotencyKey) {
+		ch.Invalid = switchyard.Errorf(switchyard.CodeInvalidRequest,
+			"Idempotency-Key must be 1 to %d letters, digits and . _ : - (a UUID will do)", maxIDLength).
+			With("field", headerIdempotencyKey).With("max_length", maxIDLength)
+	}
+	ch.RequestHash = requestHash(c.Request.Method, c.Request.URL.Path, ch.Expected, body.Sum(nil))
 	return ch
+}
+
+// requestHash identifies a change request for its idempotency key: the
+// method, the path, the revision it is based on and the SHA-256 of its
+// body. A retry must send them all unchanged; a client that re-encodes
+// the body must encode it byte for byte the same.
+func requestHash(method, path string, expected int64, body []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n%d\n%x", method, path, expected, body)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // change applies ch through the core and answers the change result.

@@ -31,22 +31,35 @@ func statusFor(code switchyard.Code) int {
 		return http.StatusNotFound
 	case switchyard.CodeRevisionConflict:
 		return http.StatusPreconditionFailed
+	case switchyard.CodeIdempotencyKeyReused:
+		return http.StatusUnprocessableEntity
 	case switchyard.CodeAdminFreezeActive:
 		return http.StatusLocked
 	case switchyard.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case switchyard.CodeOutcomeUnknown:
+		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
 }
 
+// retryAfterSeconds is the Retry-After of a 503 or 504: long enough for a
+// store that dropped a connection to take a new one.
+const retryAfterSeconds = "2"
+
 // fail answers err in the API's one error shape,
 // {"error": {"code", "message", ...fields}}, and logs server-side failures.
+// A 503 (nothing was applied) and a 504 (the outcome is unknown) say when
+// to try again; a change is sent again with the same Idempotency-Key.
 func (s *server) fail(c *gin.Context, err error) {
 	e := switchyard.AsError(err)
 	status := statusFor(e.Code)
 	if status >= http.StatusInternalServerError {
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"request_id", requestID(c), "err", err)
+	}
+	if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+		c.Header("Retry-After", retryAfterSeconds)
 	}
 	body := make(map[string]any, len(e.Fields)+3)
 	for k, v := range e.Fields {

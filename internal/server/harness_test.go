@@ -84,6 +84,15 @@ func (f *faultyStore) Current(ctx context.Context) (*switchyard.Revision, error)
 	return f.Store.Current(ctx)
 }
 
+// Apply refuses every change while the store is down, as a store that did
+// not answer before anything was written does.
+func (f *faultyStore) Apply(ctx context.Context, c store.Change) (*switchyard.Revision, store.AuditEntry, error) {
+	if f.down.Load() {
+		return nil, store.AuditEntry{}, switchyard.Errorf(switchyard.CodeUnavailable, "the store is down; the change was not applied")
+	}
+	return f.Store.Apply(ctx, c)
+}
+
 // syncBuffer is a log destination safe to read while the server writes.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -25,10 +25,15 @@ func assignRequestID(c *gin.Context) {
 	c.Next()
 }
 
-// saneRequestID accepts 1 to 128 letters, digits and . _ : -, which are
-// safe in logs and headers.
+// maxIDLength bounds the identifiers a caller chooses: request IDs and
+// idempotency keys.
+const maxIDLength = 128
+
+// saneRequestID accepts 1 to maxIDLength letters, digits and . _ : -,
+// which are safe in logs and headers. Idempotency keys are held to the
+// same rule.
 func saneRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
+	if id == "" || len(id) > maxIDLength {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

@@ -48,17 +48,23 @@ func newTestBackends(t *testing.T, c *clock, reqs ...control.Requirement) *testB
 }
 
 // unrecordable is a store whose Record fails while down is set, as
-// Postgres' does when it stops answering.
+// Postgres' does when it stops answering, and records but answers
+// OUTCOME_UNKNOWN while lost is set, as Postgres does when the answer to
+// its COMMIT is lost and it cannot ask again.
 type unrecordable struct {
 	*memory.Store
-	down atomic.Bool
+	down, lost atomic.Bool
 }
 
 func (u *unrecordable) Record(ctx context.Context, a store.Attempt, before, after any) (store.AuditEntry, error) {
 	if u.down.Load() {
 		return store.AuditEntry{}, switchyard.Errorf(switchyard.CodeUnavailable, "the database does not answer")
 	}
-	return u.Store.Record(ctx, a, before, after)
+	e, err := u.Store.Record(ctx, a, before, after)
+	if err == nil && u.lost.Load() {
+		return store.AuditEntry{}, switchyard.Errorf(switchyard.CodeOutcomeUnknown, "the answer to the commit was lost")
+	}
+	return e, err
 }
 
 func (b *testBackends) Requirements(context.Context) []control.Requirement {
@@ -419,4 +425,87 @@ func TestSwitchEndsStreams(t *testing.T) {
 		t.Fatalf("stream ended with %v, want a clean end", err)
 	}
 	be.waitReleased(t)
+}
+
+// keyed is c sent with an Idempotency-Key.
+func keyed(c call, key string) call {
+	c.header = map[string]string{"Idempotency-Key": key}
+	return c
+}
+
+// A toggle sent again with its key is answered as the first was, in
+// production and back in demo (whose fresh store never saw the key), and
+// switches nothing twice; the key with another toggle is refused.
+func TestToggleIdempotencyKey(t *testing.T) {
+	h, be := newSwitchable(t, metRequirements...)
+	for _, target := range []string{switchyard.ModeProduction, switchyard.ModeDemo} {
+		first := h.do(t, keyed(toggle(t, target, false), "to-"+target))
+		again := h.do(t, keyed(toggle(t, target, false), "to-"+target))
+		if first.status != http.StatusOK || first.json(t)["switched"] != true || again.status != http.StatusOK ||
+			again.json(t)["switched"] != true || again.json(t)["audit_seq"] != first.json(t)["audit_seq"] {
+			t.Fatalf("toggle to %s = %d %s, sent again = %d %s; want the same switch", target, first.status, first.body, again.status, again.body)
+		}
+		if got := systemMode(t, h); got != target {
+			t.Fatalf("SYSTEM_MODE = %s, want %s", got, target)
+		}
+		other := h.do(t, keyed(toggle(t, target, true), "to-"+target))
+		if other.status != http.StatusUnprocessableEntity || other.errorCode(t) != "IDEMPOTENCY_KEY_REUSED" {
+			t.Fatalf("the key with a forced toggle = %d %s, want 422", other.status, other.body)
+		}
+	}
+	if got := be.openedModes(); !slices.Equal(got, []string{switchyard.ModeProduction, switchyard.ModeDemo}) {
+		t.Fatalf("opened %v, want each store once", got)
+	}
+	prodAudit, _ := be.production.Audit(context.Background(), store.AuditQuery{})
+	if switches := countAction(prodAudit, "set_system_mode"); switches != 2 {
+		t.Fatalf("production's log records %d switches, want 2", switches)
+	}
+}
+
+func countAction(entries []store.AuditEntry, action string) int {
+	n := 0
+	for _, e := range entries {
+		if e.Action == action && e.Outcome == store.OutcomeApplied {
+			n++
+		}
+	}
+	return n
+}
+
+// A switch whose audit row was written but whose answer was lost answers
+// 504 OUTCOME_UNKNOWN and is not made; sent again with the same key it is
+// made, on the row already written.
+func TestToggleOutcomeUnknown(t *testing.T) {
+	h, be := newSwitchable(t, metRequirements...)
+	be.production.lost.Store(true)
+	res := h.do(t, keyed(toggle(t, switchyard.ModeProduction, false), "go-live"))
+	if res.status != http.StatusGatewayTimeout || res.errorCode(t) != "OUTCOME_UNKNOWN" || res.header.Get("Retry-After") == "" {
+		t.Fatalf("toggle with the answer lost = %d %s, want 504 OUTCOME_UNKNOWN with Retry-After", res.status, res.body)
+	}
+	if got := systemMode(t, h); got != switchyard.ModeDemo || len(h.audit(t)) != 0 {
+		t.Fatalf("SYSTEM_MODE = %s with %d demo audit entries, want demo and no refusal recorded", got, len(h.audit(t)))
+	}
+	be.production.lost.Store(false)
+	again := h.do(t, keyed(toggle(t, switchyard.ModeProduction, false), "go-live"))
+	if again.status != http.StatusOK || again.json(t)["switched"] != true {
+		t.Fatalf("sent again = %d %s, want the switch made", again.status, again.body)
+	}
+	prodAudit, _ := be.production.Audit(context.Background(), store.AuditQuery{})
+	if got := systemMode(t, h); got != switchyard.ModeProduction || countAction(prodAudit, "set_system_mode") != 1 ||
+		again.json(t)["audit_seq"] != float64(prodAudit[0].Seq) {
+		t.Fatalf("SYSTEM_MODE = %s, production's log %+v; want production, switched on the one row written", got, prodAudit)
+	}
+}
+
+// A forced toggle sent again with its key answers the recorded desired
+// mode and records it once.
+func TestToggleForcedIdempotent(t *testing.T) {
+	h, _ := newSwitchable(t, redisMissing...)
+	first := h.do(t, keyed(toggle(t, switchyard.ModeProduction, true), "force"))
+	again := h.do(t, keyed(toggle(t, switchyard.ModeProduction, true), "force"))
+	if first.status != http.StatusOK || again.status != http.StatusOK || again.json(t)["restart_required"] != true ||
+		again.json(t)["audit_seq"] != first.json(t)["audit_seq"] || len(h.audit(t)) != 1 {
+		t.Fatalf("forced toggle = %d %s, sent again = %d %s, %d audit entries; want the same record once",
+			first.status, first.body, again.status, again.body, len(h.audit(t)))
+	}
 }

@@ -155,6 +155,15 @@ func (l *Store) Record(ctx context.Context, a store.Attempt, before, after any) 
 	return st.Record(ctx, a, before, after)
 }
 
+// Keyed implements store.Store.
+func (l *Store) Keyed(ctx context.Context, key string) (store.Keyed, error) {
+	st, err := l.get()
+	if err != nil {
+		return store.Keyed{}, err
+	}
+	return st.Keyed(ctx, key)
+}
+
 // CreateSession implements store.Store.
 func (l *Store) CreateSession(ctx context.Context, s switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
 	st, err := l.get()

@@ -24,7 +24,23 @@ type Store struct {
 	sessions  map[string]switchyard.Snapshot
 	audit     []store.AuditEntry
 	creates   int
+	// keys maps an idempotency key to the request hash and audit sequence
+	// number of the change it applied; keyOrder lists the keys oldest
+	// first, so expired ones are swept from its front.
+	keys     map[string]keyed
+	keyOrder []string
 }
+
+// keyed is what the store keeps of an idempotency key.
+type keyed struct {
+	requestHash string
+	seq         int64
+	at          time.Time
+}
+
+// keySweepBatch bounds how many expired keys one keyed change sweeps, so
+// no change pays for a long backlog at once.
+const keySweepBatch = 100
 
 // Option configures a Store.
 type Option func(*Store)
@@ -35,7 +51,7 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 
 // New returns a store holding initial as revision 1 (InitialRevision when nil).
 func New(initial *switchyard.Revision, opts ...Option) *Store {
-	s := &Store{now: time.Now, sessions: map[string]switchyard.Snapshot{}}
+	s := &Store{now: time.Now, sessions: map[string]switchyard.Snapshot{}, keys: map[string]keyed{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -100,6 +116,12 @@ func (s *Store) commit(c store.Change, cur, next *switchyard.Revision, now time.
 	rev *switchyard.Revision, e store.AuditEntry, stored bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if k, ok := s.keyed(c.IdempotencyKey); ok {
+		if err := k.Answers(c.Attempt); err != nil {
+			return nil, s.reject(c.Attempt, now, s.revisions[len(s.revisions)-1].Number, err), true, err
+		}
+		return s.revisions[k.Entry.Revision-1], k.Entry, true, nil
+	}
 	if s.revisions[len(s.revisions)-1] != cur {
 		return nil, store.AuditEntry{}, false, nil
 	}
@@ -111,7 +133,48 @@ func (s *Store) commit(c store.Change, cur, next *switchyard.Revision, now time.
 		return nil, store.AuditEntry{}, true, err
 	}
 	s.revisions = append(s.revisions, next)
-	return next, s.append(e), true, nil
+	e = s.append(e)
+	s.keep(c.Attempt, e, now)
+	return next, e, true, nil
+}
+
+// keyed returns the kept change key names; s.mu must be held.
+func (s *Store) keyed(key string) (store.Keyed, bool) {
+	k, ok := s.keys[key]
+	if key == "" || !ok {
+		return store.Keyed{}, false
+	}
+	return store.Keyed{RequestHash: k.requestHash, Entry: s.audit[k.seq-1]}, true
+}
+
+// keep keeps a's idempotency key, if it has one, for the applied entry e,
+// and sweeps a bounded number of keys older than store.KeyTTL; s.mu must
+// be held.
+func (s *Store) keep(a store.Attempt, e store.AuditEntry, now time.Time) {
+	if a.IdempotencyKey == "" {
+		return
+	}
+	for n := 0; n < keySweepBatch && len(s.keyOrder) > 0; n++ {
+		oldest := s.keyOrder[0]
+		if now.Sub(s.keys[oldest].at) < store.KeyTTL {
+			break
+		}
+		delete(s.keys, oldest)
+		s.keyOrder = s.keyOrder[1:]
+	}
+	s.keys[a.IdempotencyKey] = keyed{requestHash: a.RequestHash, seq: e.Seq, at: now}
+	s.keyOrder = append(s.keyOrder, a.IdempotencyKey)
+}
+
+// Keyed implements store.Store.
+func (s *Store) Keyed(ctx context.Context, key string) (store.Keyed, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k, ok := s.keyed(key)
+	if !ok {
+		return store.Keyed{}, switchyard.Errorf(switchyard.CodeNotFound, "no change is kept under Idempotency-Key %q", key)
+	}
+	return k, nil
 }
 
 // Reject implements store.Store.
@@ -128,11 +191,20 @@ func (s *Store) Record(ctx context.Context, a store.Attempt, before, after any) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := store.NewAuditEntry(a, s.now(), s.revisions[len(s.revisions)-1].Number, nil, before, after)
+	if k, ok := s.keyed(a.IdempotencyKey); ok {
+		if err := k.Answers(a); err != nil {
+			return store.AuditEntry{}, err
+		}
+		return k.Entry, nil
+	}
+	now := s.now()
+	e, err := store.NewAuditEntry(a, now, s.revisions[len(s.revisions)-1].Number, nil, before, after)
 	if err != nil {
 		return store.AuditEntry{}, err
 	}
-	return s.append(e), nil
+	e = s.append(e)
+	s.keep(a, e, now)
+	return e, nil
 }
 
 // reject appends a rejected entry; s.mu must be held.

@@ -1,8 +1,12 @@
 package memory_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 	"github.com/switchyard-dev/switchyard/store/storetest"
@@ -18,4 +22,35 @@ func TestContract(t *testing.T) {
 			},
 		}
 	})
+}
+
+// TestKeysExpire checks an idempotency key is kept for store.KeyTTL and
+// swept by a later keyed change, after which the key names a new change.
+func TestKeysExpire(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := memory.NewDemo(memory.WithClock(func() time.Time { return now }))
+	ctx := context.Background()
+	apply := func(key string, on bool) (*switchyard.Revision, error) {
+		next, _, err := s.Apply(ctx, store.Change{
+			Attempt:  store.Attempt{Actor: "alice", IdempotencyKey: key, RequestHash: fmt.Sprint(on)},
+			Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, on)})
+		return next, err
+	}
+	if _, err := apply("k", true); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(store.KeyTTL - time.Second)
+	if next, err := apply("k", true); err != nil || next.Number != 2 {
+		t.Fatalf("retry within the TTL = %v, %v; want revision 2 again", next, err)
+	}
+	now = now.Add(2 * time.Second)
+	if _, err := apply("other", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Keyed(ctx, "k"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
+		t.Fatalf("Keyed past the TTL = %v, want NOT_FOUND: swept", err)
+	}
+	if next, err := apply("k", true); err != nil || next.Number != 4 {
+		t.Fatalf("the swept key with a new change = %v, %v; want revision 4", next, err)
+	}
 }

@@ -1,13 +1,16 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // chainLock is the advisory lock the audit trigger takes, as the owner can
@@ -290,4 +294,166 @@ func loginAs(t *testing.T, owner *pgxpool.Pool, u string) string {
 	}
 	parsed.User = url.User(role)
 	return parsed.String()
+}
+
+// lockedBuffer is a log destination the store writes from its own
+// goroutines while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestUnacknowledgedCommit parks a change inside its committing round trip
+// (its audit row waits for the chain lock), through a proxy, until its
+// deadline passes, so the store cannot tell from its own connection
+// whether the COMMIT took. Apply must answer what the database did: the
+// change committed but its answer was lost (applied, and logged), the
+// change cancelled when the store gave up (UNAVAILABLE, not applied), or
+// the database unreachable when the store asks (OUTCOME_UNKNOWN, saying to
+// retry with the same key). Whatever the answer, a retry with the same key
+// leaves the change applied exactly once.
+func TestUnacknowledgedCommit(t *testing.T) {
+	tests := []struct {
+		name string
+		// fault breaks the link once the change is parked, and
+		// unpark ends the parked change while Apply waits, or, with
+		// after set, only once Apply has answered.
+		fault  func(p *storetest.Proxy)
+		unpark bool
+		code   switchyard.Code
+		want   string
+		// revision and entries are the current revision and the audit
+		// log's length once Apply has answered and the lock is released.
+		revision int64
+		entries  int
+	}{
+		{"committed, answer lost", (*storetest.Proxy).Mute, true, "", "", 2, 1},
+		{"cancelled when the store gave up", func(*storetest.Proxy) {}, false,
+			switchyard.CodeUnavailable, "the change was not applied", 1, 0},
+		{"database unreachable", func(p *storetest.Proxy) { p.Mute(); p.Refuse() }, false,
+			switchyard.CodeOutcomeUnknown, "send the request again with the same Idempotency-Key", 2, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			proxy, u := storetest.Proxied(t, f.url)
+			var logs lockedBuffer
+			s, err := Open(testContext(t), u, WithTimeout(time.Second), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			lock := holdChainLock(t, f)
+			change := store.Change{Attempt: store.Attempt{Actor: "alice", RequestID: "req-1", IdempotencyKey: "key-1", RequestHash: "h"},
+				Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}
+			type result struct {
+				rev   *switchyard.Revision
+				entry store.AuditEntry
+				err   error
+			}
+			done := make(chan result, 1)
+			go func() {
+				rev, entry, err := s.Apply(testContext(t), change)
+				done <- result{rev, entry, err}
+			}()
+			lock.waiter(t)
+			tt.fault(proxy)
+			if tt.unpark {
+				lock.release()
+			}
+			r := <-done
+			lock.release()
+			proxy.Restore()
+			switch {
+			case tt.code == "" && r.err != nil:
+				t.Fatalf("Apply = %v, want the change applied", r.err)
+			case tt.code == "" && (r.rev.Number != 2 || r.entry.Seq != 1 || r.entry.Outcome != store.OutcomeApplied):
+				t.Fatalf("Apply = revision %d, entry %+v; want revision 2 applied as entry 1", r.rev.Number, r.entry)
+			case tt.code == "" && !strings.Contains(logs.String(), `msg="audit appended" seq=1 `):
+				t.Fatalf("the applied change is not in the service log:\n%s", logs.String())
+			case tt.code != "" && (switchyard.ErrorCode(r.err) != tt.code || !strings.Contains(r.err.Error(), tt.want)):
+				t.Fatalf("Apply = %v, want %s saying %q", r.err, tt.code, tt.want)
+			}
+			retry := change
+			retry.RequestID = "req-2"
+			// The retry waits for the parked transaction, still running
+			// when the database was unreachable, to end.
+			next, entry, err := s.Apply(testContext(t), retry)
+			if err != nil || next.Number != 2 || !next.System.ExamMode || entry.Seq != 1 {
+				t.Fatalf("retry with the same key = %v, %+v, %v; want revision 2 as entry 1", next, entry, err)
+			}
+			if n := f.count(t, "switch_audit_log"); n != 1 {
+				t.Fatalf("audit log holds %d entries after the retry, want 1: applied once", n)
+			}
+		})
+	}
+}
+
+// TestLookupWaitsForTheChange checks the lookup that settles a commit
+// without an answer waits for the change's transaction, which holds the
+// runtime head, and then reads what it committed: asked while the change
+// is still on its way, it never answers "not applied" too early.
+func TestLookupWaitsForTheChange(t *testing.T) {
+	f := newFixture(t)
+	ctx := testContext(t)
+	tx, err := f.owner.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var pid int32
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT FROM `+f.table("runtime_head")+` FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+f.table("switch_audit_log")+
+		` (actor, role, action, target, reason, phrase, request_id, outcome, why, revision)
+		VALUES ('alice', 'admin', 'set_flag', 'EXAM_MODE', 'r', 'p', 'req-1', 'applied', '', 2)`); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		found bool
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, found, err := f.store.findApplied(ctx, store.Attempt{RequestID: "req-1", Action: "set_flag"}, 2)
+		done <- result{found, err}
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for waiting := 0; waiting == 0; {
+		if err := f.owner.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, pid).
+			Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the lookup answered %+v without waiting for the change", r)
+		case <-ctx.Done():
+			t.Fatal("the lookup never waited for the change")
+		case <-tick.C:
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || !r.found {
+		t.Fatalf("lookup after the commit = %+v, want the applied entry found", r)
+	}
 }

@@ -36,8 +36,8 @@ func TestMigrateOnce(t *testing.T) {
 		t.Fatalf("concurrent migrations failed: %v; %v", errs[0], errs[1])
 	}
 	all := append(slices.Clone(applied[0]), applied[1]...)
-	if !reflect.DeepEqual(all, []string{"00001_schema.sql"}) {
-		t.Fatalf("concurrent migrations applied %v and %v, want the schema exactly once", applied[0], applied[1])
+	if !reflect.DeepEqual(all, []string{"00001_schema.sql", "00002_idempotency_keys.sql"}) {
+		t.Fatalf("concurrent migrations applied %v and %v, want each migration exactly once", applied[0], applied[1])
 	}
 	again, err := Migrate(testContext(t), u, WithLogger(quiet))
 	if err != nil || len(again) != 0 {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/store"
 )
 
 // snapshotColumns is what reading a snapshot selects, in scanSnapshot's order.
@@ -138,6 +140,22 @@ func (s *Store) Sweep(ctx context.Context, limit int) (int, error) {
 	return int(tag.RowsAffected()), nil
 }
 
+// SweepKeys deletes at most limit idempotency keys older than
+// store.KeyTTL, oldest first, and returns how many it deleted. Their
+// changes stay in the audit log; only the keys go.
+func (s *Store) SweepKeys(ctx context.Context, limit int) (int, error) {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `
+		DELETE FROM idempotency_keys WHERE key IN (
+			SELECT key FROM idempotency_keys
+			WHERE created_at <= $1 ORDER BY created_at LIMIT $2)`, s.cfg.now().Add(-store.KeyTTL), limit)
+	if err != nil {
+		return 0, dbError("sweep expired idempotency keys", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // The sweeper's bounds: rows per statement and statements per round, so a
 // backlog is worked off in short transactions over several rounds.
 const (
@@ -145,9 +163,10 @@ const (
 	sweepRounds = 100
 )
 
-// RunSweeper deletes expired snapshots every interval until ctx is done.
-// Each round runs bounded batches until one comes back short, and logs
-// what it removed or why it failed; a failure waits for the next round.
+// RunSweeper deletes expired snapshots and idempotency keys every
+// interval until ctx is done. Each round runs bounded batches of each
+// until one comes back short, and logs what it removed or why it failed;
+// a failure waits for the next round.
 func (s *Store) RunSweeper(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -157,20 +176,27 @@ func (s *Store) RunSweeper(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		total := 0
-		for range sweepRounds {
-			n, err := s.Sweep(ctx, sweepBatch)
-			total += n
-			if err != nil {
-				s.cfg.log.Warn("session sweep failed", "error", err, "deleted", total)
-				break
-			}
-			if n < sweepBatch {
-				break
-			}
+		s.sweepRound(ctx, "sessions", s.Sweep)
+		s.sweepRound(ctx, "idempotency keys", s.SweepKeys)
+	}
+}
+
+// sweepRound runs sweep in bounded batches until one comes back short or
+// fails, and logs the outcome; what names the rows swept.
+func (s *Store) sweepRound(ctx context.Context, what string, sweep func(context.Context, int) (int, error)) {
+	total := 0
+	for range sweepRounds {
+		n, err := sweep(ctx, sweepBatch)
+		total += n
+		if err != nil {
+			s.cfg.log.Warn("sweep failed", "rows", what, "error", err, "deleted", total)
+			return
 		}
-		if total > 0 {
-			s.cfg.log.Info("expired sessions swept", "deleted", total)
+		if n < sweepBatch {
+			break
 		}
+	}
+	if total > 0 {
+		s.cfg.log.Info("expired rows swept", "rows", what, "deleted", total)
 	}
 }

@@ -226,3 +226,47 @@ func TestSurgeOfCreates(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepKeys checks an idempotency key is kept for store.KeyTTL and
+// then swept, in bounded batches, after which the key names a new change;
+// the change it named stays in the audit log.
+func TestSweepKeys(t *testing.T) {
+	c := newClock(time.Now())
+	f := newFixture(t, WithClock(c.now))
+	on := false
+	apply := func(key string) *switchyard.Revision {
+		t.Helper()
+		on = !on
+		next, _, err := f.store.Apply(testContext(t), store.Change{
+			Attempt:  store.Attempt{Actor: "alice", IdempotencyKey: key, RequestHash: "h"},
+			Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, on)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return next
+	}
+	for _, key := range []string{"k1", "k2", "k3"} {
+		apply(key)
+	}
+	// Keys take the database's clock; the sweep compares with the store's.
+	c.add(store.KeyTTL - time.Minute)
+	if n, err := f.store.SweepKeys(testContext(t), 10); err != nil || n != 0 {
+		t.Fatalf("sweep within the TTL = %d, %v; want nothing swept", n, err)
+	}
+	c.add(2 * time.Minute)
+	if n, err := f.store.SweepKeys(testContext(t), 2); err != nil || n != 2 {
+		t.Fatalf("first sweep past the TTL = %d, %v; want the batch of 2", n, err)
+	}
+	if n, err := f.store.SweepKeys(testContext(t), 2); err != nil || n != 1 {
+		t.Fatalf("second sweep = %d, %v; want the last key", n, err)
+	}
+	if _, err := f.store.Keyed(testContext(t), "k1"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
+		t.Fatalf("Keyed of a swept key = %v, want NOT_FOUND", err)
+	}
+	if next := apply("k1"); next.Number != 5 {
+		t.Fatalf("the swept key with a new change made revision %d, want 5", next.Number)
+	}
+	if n := f.count(t, "switch_audit_log"); n != 4 {
+		t.Fatalf("audit log holds %d entries, want 4: sweeping keys removes no audit row", n)
+	}
+}

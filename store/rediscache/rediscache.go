@@ -296,6 +296,11 @@ func (s *Store) Record(ctx context.Context, a store.Attempt, before, after any) 
 	return s.inner.Record(ctx, a, before, after)
 }
 
+// Keyed implements store.Store; idempotency keys are read from the truth.
+func (s *Store) Keyed(ctx context.Context, key string) (store.Keyed, error) {
+	return s.inner.Keyed(ctx, key)
+}
+
 // Audit implements store.Store; the audit log is read from the truth.
 func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
 	return s.inner.Audit(ctx, q)

@@ -45,6 +45,10 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"AuditPagination", testAuditPagination},
 		{"TamperDetected", testTamper},
 		{"AuditListsWhatWasReturned", testAuditAsReturned},
+		{"IdempotentApply", testIdempotentApply},
+		{"RefusedChangeKeepsNoKey", testRefusedKeepsNoKey},
+		{"IdempotentRecord", testIdempotentRecord},
+		{"ConcurrentRetries", testConcurrentRetries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,6 +448,160 @@ func testTamper(t *testing.T, h Harness) {
 	}
 	if v.OK || v.FirstBad != 3 {
 		t.Fatalf("verify after tampering = %+v, want not ok naming entry 3", v)
+	}
+}
+
+// keyed returns attempt(actor) sent with an idempotency key and the hash
+// of the request it came with.
+func keyed(actor, key, hash string) store.Attempt {
+	a := attempt(actor)
+	a.IdempotencyKey, a.RequestHash = key, hash
+	return a
+}
+
+// auditLength returns how many entries the audit log holds.
+func auditLength(t *testing.T, h Harness) int64 {
+	t.Helper()
+	v, err := h.Store.VerifyAudit(ctx(t))
+	if err != nil || !v.OK {
+		t.Fatalf("verify = %+v, %v", v, err)
+	}
+	return v.Entries
+}
+
+// testIdempotentApply checks a retry with the key of an applied change
+// answers that change and applies nothing, even when the revision it was
+// based on is stale by now, and the key with another request is refused.
+func testIdempotentApply(t *testing.T, h Harness) {
+	change := store.Change{Attempt: keyed("alice", "key-1", "hash-1"), Expected: 1,
+		Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}
+	first, entry, err := h.Store.Apply(ctx(t), change)
+	if err != nil || first.Number != 2 {
+		t.Fatalf("first apply = %v, %v; want revision 2", first, err)
+	}
+	retry := change
+	retry.RequestID = "req-retry"
+	again, replayed, err := h.Store.Apply(ctx(t), retry)
+	if err != nil {
+		t.Fatalf("retry = %v; want the first outcome", err)
+	}
+	if again.Number != 2 || !again.System.ExamMode || replayed.Seq != entry.Seq || replayed.Hash != entry.Hash ||
+		replayed.RequestID != "req-alice" {
+		t.Fatalf("retry answered revision %d and entry %+v; want revision 2 and entry %d as first recorded",
+			again.Number, replayed, entry.Seq)
+	}
+	if n := auditLength(t, h); n != 1 {
+		t.Fatalf("audit log holds %d entries after a retry, want 1", n)
+	}
+	got, err := h.Store.Keyed(ctx(t), "key-1")
+	if err != nil || got.RequestHash != "hash-1" || got.Entry.Seq != entry.Seq || got.Entry.Revision != 2 {
+		t.Fatalf("Keyed = %+v, %v; want the applied entry with its request hash", got, err)
+	}
+	if _, err := h.Store.Keyed(ctx(t), "key-unknown"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
+		t.Fatalf("Keyed of an unknown key = %v, want NOT_FOUND", err)
+	}
+
+	for _, other := range []store.Change{
+		{Attempt: keyed("alice", "key-1", "hash-2"), Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)},
+		{Attempt: keyed("alice", "key-1", "hash-1"), Mutation: switchyard.SetSystemFlag(switchyard.FreezeUpdates, true)},
+	} {
+		_, rejected, err := h.Store.Apply(ctx(t), other)
+		wantCode(t, err, switchyard.CodeIdempotencyKeyReused)
+		if rejected.Outcome != store.OutcomeRejected || rejected.Revision != 2 {
+			t.Fatalf("key reuse recorded as %+v, want a rejected entry at revision 2", rejected)
+		}
+	}
+	cur, err := h.Store.Current(ctx(t))
+	if err != nil || cur.Number != 2 || cur.System.FreezeUpdates {
+		t.Fatalf("Current = %+v, %v; a refused key must apply nothing", cur, err)
+	}
+	if n := auditLength(t, h); n != 3 {
+		t.Fatalf("audit log holds %d entries, want the change and two refusals", n)
+	}
+}
+
+// testRefusedKeepsNoKey checks a refused change does not bind its key: the
+// same key carries the corrected request.
+func testRefusedKeepsNoKey(t *testing.T, h Harness) {
+	bad := "v9"
+	_, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: keyed("a", "key-r", "hash-bad"),
+		Mutation: switchyard.SetOverride("mastery", &bad, nil)})
+	wantCode(t, err, switchyard.CodeUnknownVersion)
+	if _, err := h.Store.Keyed(ctx(t), "key-r"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
+		t.Fatalf("Keyed after a refusal = %v, want NOT_FOUND", err)
+	}
+	good := "v0"
+	next, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: keyed("a", "key-r", "hash-good"),
+		Mutation: switchyard.SetOverride("mastery", &good, nil)})
+	if err != nil || next.Number != 2 {
+		t.Fatalf("the corrected change with the same key = %v, %v; want revision 2", next, err)
+	}
+}
+
+// testIdempotentRecord checks Record keeps keys as Apply does, and that
+// the two share them.
+func testIdempotentRecord(t *testing.T, h Harness) {
+	a := keyed("alice", "key-mode", "hash-mode")
+	a.Action, a.Target = "set_system_mode", "SYSTEM_MODE"
+	before, after := map[string]string{"mode": "demo"}, map[string]string{"mode": "production"}
+	entry, err := h.Store.Record(ctx(t), a, before, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := a
+	retry.RequestID = "req-retry"
+	again, err := h.Store.Record(ctx(t), retry, before, after)
+	if err != nil || again.Seq != entry.Seq || again.Hash != entry.Hash {
+		t.Fatalf("retried record = %+v, %v; want entry %d", again, err, entry.Seq)
+	}
+	other := a
+	other.RequestHash = "hash-other"
+	_, err = h.Store.Record(ctx(t), other, before, after)
+	wantCode(t, err, switchyard.CodeIdempotencyKeyReused)
+	_, _, err = h.Store.Apply(ctx(t), store.Change{Attempt: a, Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
+	wantCode(t, err, switchyard.CodeIdempotencyKeyReused)
+	// The record and the refused change: a refused Record appends nothing.
+	if n := auditLength(t, h); n != 2 {
+		t.Fatalf("audit log holds %d entries, want the record and the refused change", n)
+	}
+	got, err := h.Store.Keyed(ctx(t), "key-mode")
+	if err != nil || got.Entry.Seq != entry.Seq || string(got.Entry.After) != `{"mode":"production"}` {
+		t.Fatalf("Keyed = %+v, %v; want the recorded entry", got, err)
+	}
+}
+
+// testConcurrentRetries sends one keyed change many times at once, as a
+// client retrying on its own timeouts might: it applies exactly once and
+// every attempt answers that one change.
+func testConcurrentRetries(t *testing.T, h Harness) {
+	const n = 16
+	seqs := make([]int64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			a := keyed("alice", "key-race", "hash-race")
+			a.RequestID = fmt.Sprintf("req-%d", i)
+			next, e, err := h.Store.Apply(ctx(t), store.Change{Attempt: a,
+				Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
+			if err != nil || next.Number != 2 {
+				t.Errorf("attempt %d = %v, %v; want revision 2", i, next, err)
+				return
+			}
+			seqs[i] = e.Seq
+		})
+	}
+	wg.Wait()
+	for i, seq := range seqs {
+		if seq != 1 {
+			t.Fatalf("attempt %d answered audit entry %d, want 1", i, seq)
+		}
+	}
+	cur, err := h.Store.Current(ctx(t))
+	if err != nil || cur.Number != 2 {
+		t.Fatalf("Current = %+v, %v; want revision 2", cur, err)
+	}
+	if n := auditLength(t, h); n != 1 {
+		t.Fatalf("audit log holds %d entries, want 1", n)
 	}
 }
 

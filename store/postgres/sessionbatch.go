@@ -18,9 +18,12 @@ const (
 	// maxCreateBatch bounds the rows of one insert.
 	maxCreateBatch = 512
 	// createFlushers bounds the batches in flight at once; while they
-	// run, new creates queue and leave together in the next batches. It
-	// is well under the pool size, so reads and changes keep connections.
-	createFlushers = 4
+	// run, new creates queue and leave together in the next batches. One
+	// keeps the p99 of a create at 10,000 a second under 50 ms on two
+	// cores, where two or four batches in flight compete for the same CPU
+	// and WAL flushes and double it (BENCHMARKS.md); it also leaves the
+	// pool's other connections to reads and changes.
+	createFlushers = 1
 )
 
 // createCall is one CreateSession waiting for its batch.

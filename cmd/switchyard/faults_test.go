@@ -316,24 +316,6 @@ func sendKeyed(p *process, key, requestID string, on bool) (keyedWrite, error) {
 		retryAfter: resp.Header.Get("Retry-After"), auditSeq: body.AuditSeq, revision: body.Status.Revision}, nil
 }
 
-// lockedBuffer is a log destination that tests read while the server writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // loggedRevisions returns the revisions the JSON service log says were
 // changed ("runtime changed").
 func loggedRevisions(t *testing.T, logs string) map[int64]bool {
@@ -371,7 +353,7 @@ func TestWriteOutcomesOverASlowLink(t *testing.T) {
 	env["SWITCHYARD_DATABASE_URL"] = pgURL
 	env["SWITCHYARD_TOKENS"] = "admin:slow-admin-secret"
 	env["SWITCHYARD_LOG_FORMAT"] = "json"
-	var logs lockedBuffer
+	var logs storetest.LogBuffer
 	s := startServeLogging(t, env, &logs)
 	defer s.stop()
 	s.token = "slow-admin-secret"

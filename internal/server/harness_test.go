@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard-dev/switchyard/openapi"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // The tokens every harness server accepts.
@@ -93,29 +94,11 @@ func (f *faultyStore) Apply(ctx context.Context, c store.Change) (*switchyard.Re
 	return f.Store.Apply(ctx, c)
 }
 
-// syncBuffer is a log destination safe to read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is a server over a fresh demo store, with a test clock.
 type harness struct {
 	store   *faultyStore
 	clock   *clock
-	logs    *syncBuffer
+	logs    *storetest.LogBuffer
 	handler http.Handler
 }
 
@@ -156,7 +139,7 @@ func newStoreWith(t testing.TB, c *clock, st store.Store) *harness {
 	if _, err := spec(); err != nil {
 		t.Fatalf("openapi.yaml: %v", err)
 	}
-	return &harness{clock: c, logs: &syncBuffer{}, store: &faultyStore{Store: st}}
+	return &harness{clock: c, logs: &storetest.LogBuffer{}, store: &faultyStore{Store: st}}
 }
 
 // start starts the server over the harness's store.

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -296,25 +294,6 @@ func loginAs(t *testing.T, owner *pgxpool.Pool, u string) string {
 	return parsed.String()
 }
 
-// lockedBuffer is a log destination the store writes from its own
-// goroutines while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestUnacknowledgedCommit parks a change inside its committing round trip
 // (its audit row waits for the chain lock), through a proxy, until its
 // deadline passes, so the store cannot tell from its own connection
@@ -350,7 +329,7 @@ func TestUnacknowledgedCommit(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
 			proxy, u := storetest.Proxied(t, f.url)
-			var logs lockedBuffer
+			var logs storetest.LogBuffer
 			s, err := Open(testContext(t), u, WithTimeout(time.Second), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 			if err != nil {
 				t.Fatal(err)

@@ -74,11 +74,17 @@ func newPins() *pins {
 	return &pins{local: map[string]localPin{}, templates: map[int64]switchyard.Snapshot{}}
 }
 
-// get returns the local pin of session id.
-func (p *pins) get(id string) (localPin, bool) {
+// get returns the local pin of session id, unless it has expired: an
+// expired one is forgotten, as the store forgets an expired snapshot.
+func (p *pins) get(id string, now time.Time) (localPin, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	lp, ok := p.local[id]
+	if ok && !now.Before(lp.ExpiresAt) {
+		delete(p.local, id)
+		p.dirty = true
+		return localPin{}, false
+	}
 	return lp, ok
 }
 
@@ -106,16 +112,21 @@ func (p *pins) drop(id string) {
 	p.dirty = true
 }
 
-// pending returns up to n pins waiting to be stored.
-func (p *pins) pending(n int) []localPin {
+// pending returns up to n pins waiting to be stored, forgetting the ones
+// that expired while they waited.
+func (p *pins) pending(n int, now time.Time) []localPin {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []localPin
-	for _, lp := range p.local {
+	for id, lp := range p.local {
 		if len(out) == n {
 			break
 		}
-		if !lp.Stored {
+		switch {
+		case !now.Before(lp.ExpiresAt):
+			delete(p.local, id)
+			p.dirty = true
+		case !lp.Stored:
 			out = append(out, lp)
 		}
 	}
@@ -289,7 +300,7 @@ func (c *Core) probe(ctx context.Context, b *backend) {
 // meets a store that does not answer ends there.
 func (c *Core) writeBack(ctx context.Context, b *backend) {
 	for {
-		batch := b.pins.pending(writeBackBatch)
+		batch := b.pins.pending(writeBackBatch, c.now())
 		select {
 		case <-b.done:
 			// The backend is stopping: what is left waits in the pins file.

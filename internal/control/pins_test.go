@@ -260,3 +260,24 @@ func TestFailedChangeDegradesUntilTheStoreAnswers(t *testing.T) {
 		t.Fatalf("readiness once the store answers = %+v", r)
 	}
 }
+
+// A session pinned here expires as a stored one does: after its TTL it is
+// pinned afresh, and it is never written back.
+func TestLocalPinsExpire(t *testing.T) {
+	clk := newClock()
+	st := memory.NewDemo(memory.WithClock(clk.now))
+	c, o := outageCore(t, st, clk, "", false)
+	o.down.Store(true)
+	want(t, "pinned here", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, pinMetaLocal)
+	o.down.Store(false)
+	if _, err := c.Apply(context.Background(), examMode(true)); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(DefaultSessionTTL)
+	c.writeBackNow()
+	if _, err := st.Session(context.Background(), "s-1"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
+		t.Fatalf("an expired local pin was written back: %v", err)
+	}
+	clk.advance(sessionRetry)
+	want(t, "the session after its TTL", result(t, c, "s-1"), true, 2, evaluator.ReasonStatic, nil)
+}

@@ -38,7 +38,7 @@ func (c *Core) Session(ctx context.Context, id string) (switchyard.Snapshot, err
 	if snap, ok := c.cached(b, id); ok {
 		return snap, nil
 	}
-	if lp, ok := b.pins.get(id); ok {
+	if lp, ok := b.pins.get(id, c.now()); ok {
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		rev, err := b.flags.revision(rctx, lp.Revision)
@@ -96,7 +96,7 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 	if snap, ok := c.cached(b, id); ok {
 		return snap.Revision, pinStored
 	}
-	if lp, ok := b.pins.get(id); ok {
+	if lp, ok := b.pins.get(id, c.now()); ok {
 		if lp.Stored {
 			return lp.Revision, pinStored
 		}

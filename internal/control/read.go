@@ -47,9 +47,9 @@ func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, er
 	}
 	n, state := c.evaluationPin(ctx, b, sessionID)
 	if state != pinUnreadable {
-		rctx, cancel := context.WithTimeout(ctx, readTimeout)
-		defer cancel()
-		fs, err := b.flags.forRevision(rctx, n)
+		// forRevision puts the read deadline on the store call it may
+		// make; a cached revision, the common case, costs no timer.
+		fs, err := b.flags.forRevision(ctx, n)
 		if err == nil {
 			return Evaluation{Set: fs.Pinned(), pin: state}, nil
 		}

@@ -152,7 +152,8 @@ func (p *Provider) revisionSet(ctx context.Context, n int64) (*evaluator.FlagSet
 }
 
 // fetchBundle fetches and compiles revision n (the current one when n is
-// 0). With etag set, an unchanged bundle answers notModified.
+// 0), from the live flag set, so the two share what did not change. With
+// etag set, an unchanged bundle answers notModified.
 func (p *Provider) fetchBundle(ctx context.Context, n int64, etag string) (st *bundleState, notModified bool, err error) {
 	path := "/v1/bundle"
 	if n > 0 {
@@ -181,7 +182,13 @@ func (p *Provider) fetchBundle(ctx context.Context, n int64, etag string) (st *b
 	for _, f := range b.Revision.Flags {
 		intMetadata(f.Metadata)
 	}
-	set, err := evaluator.Compile(b.Revision, b.Mode)
+	// Compiled from the live flag set of the same mode, the revision
+	// shares every compiled flag it did not change with it.
+	var base *evaluator.FlagSet
+	if cur := p.live.Load(); cur != nil && cur.mode == b.Mode {
+		base = cur.set
+	}
+	set, err := evaluator.CompileFrom(ctx, base, b.Revision, b.Mode)
 	if err != nil {
 		return nil, false, fmt.Errorf("GET %s: compile revision %d: %w", path, b.Revision.Number, err)
 	}

@@ -26,9 +26,11 @@ const (
 	// streamIdle ends a stream that has sent nothing, not even the
 	// server's 15 s heartbeat, for this long: the connection is dead.
 	streamIdle = 45 * time.Second
-	// revisionsCached bounds the compiled flag sets of old revisions that
-	// pinned sessions read.
-	revisionsCached = 64
+	// revisionsBytes bounds the compiled flag sets of old revisions that
+	// pinned sessions read, by what each holds of its own: a revision
+	// compiled from the live one shares every flag it did not change, so
+	// a toggle's costs a few kilobytes however many flags there are.
+	revisionsBytes = 32 << 20
 )
 
 // Mode says where flags are evaluated.

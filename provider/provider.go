@@ -87,7 +87,7 @@ func New(baseURL string, opts ...Option) (*Provider, error) {
 		base:      strings.TrimRight(baseURL, "/"),
 		events:    make(chan openfeature.Event, eventBuffer),
 		sessions:  lru.New[string, session](cfg.sessions),
-		revisions: lru.New[int64, *evaluator.FlagSet](revisionsCached),
+		revisions: lru.NewSized[int64](revisionsBytes, (*evaluator.FlagSet).Size),
 	}, nil
 }
 

@@ -2,10 +2,12 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -78,4 +80,57 @@ func TestInitTwice(t *testing.T) {
 func newSwitchyard(st store.Store) http.Handler {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return server.New(logger, control.New(logger, control.Config{}, st), server.Config{})
+}
+
+// A new revision is compiled from the live flag set: a toggle with
+// thousands of flags stored costs the provider a few kilobytes, not a
+// second copy of every flag, and evaluates as a full compile does.
+func TestRevisionsShareCompiledFlags(t *testing.T) {
+	rev := switchyard.InitialRevision(time.Now())
+	rev.Flags = map[string]switchyard.Flag{}
+	on := "on"
+	for i := range 2000 {
+		rev.Flags[fmt.Sprintf("flag-%d", i)] = switchyard.Flag{State: switchyard.StateEnabled,
+			Variants: map[string]any{"on": true, "off": false}, DefaultVariant: &on}
+	}
+	st := memory.New(rev)
+	// The server reads the store on every request, so the change made in
+	// the store below is served at once.
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(server.New(logger, control.New(logger, control.Config{CacheTTL: time.Nanosecond}, st), server.Config{}))
+	defer srv.Close()
+	p, err := New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.InitWithContext(ctx, openfeature.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown()
+	full := p.live.Load().set.Size()
+	next, _, err := st.Apply(ctx, store.Change{Attempt: store.Attempt{Actor: "test", Reason: "r"},
+		Mutation: switchyard.SetSystemFlag(switchyard.FreezeUpdates, true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live := p.live.Load()
+	if live.rev.Number != next.Number {
+		t.Fatalf("live revision = %d, want %d", live.rev.Number, next.Number)
+	}
+	if size := live.set.Size(); size*20 > full {
+		t.Fatalf("the toggle's flag set holds %d bytes of its own, against %d for the whole revision: it shares too little", size, full)
+	}
+	want, err := evaluator.Compile(next, switchyard.ModeDemo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{switchyard.FreezeUpdates, "flag-7", "flag-1999"} {
+		if got, w := live.set.Evaluate(key, nil), want.Evaluate(key, nil); !reflect.DeepEqual(got, w) {
+			t.Fatalf("%s = %+v, want %+v as a full compile gives", key, got, w)
+		}
+	}
 }

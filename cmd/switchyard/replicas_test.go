@@ -77,7 +77,9 @@ func serves(t *testing.T, r *replica, on bool) {
 // both stores cut. No evaluation fails and none is wrong; the replica cut
 // off from Postgres keeps current through Redis and says it is degraded;
 // sessions first seen during the faults keep their pins, on every
-// replica, through the change that follows.
+// replica, through the change that follows. A change sent under each fault
+// with an Idempotency-Key is applied exactly once once sent again: never
+// when it was answered 503, under its own request when answered 200.
 func TestFaultsAcrossReplicas(t *testing.T) {
 	rs := startReplicas(t, 3)
 	a, b, c := rs[0], rs[1], rs[2]
@@ -96,9 +98,23 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 	waitAll(100)
 	each(rs, func(r *replica) { r.load.recording.Store(true) })
 
+	// A change is also sent under each fault, with its own Idempotency-Key.
+	// Each sets EXAM_MODE to the value it has, so the loads' expectations
+	// hold whether it applies or not; its outcome is checked at the end.
+	var writes []keyedWrite
+	values := map[string]bool{}
+	write := func(r *replica, key string, on bool) {
+		a, err := sendKeyed(r.process, key, key+"-first", on)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writes, values[key] = append(writes, a), on
+	}
+
 	phase("hung database")
 	// A hung database, as a SIGSTOPped one: connections open, no answer.
 	each(rs, func(r *replica) { r.pg.Hang() })
+	write(a, "during-hang", true)
 	waitAll(300)
 	each(rs, func(r *replica) { r.pg.Restore() })
 
@@ -116,16 +132,19 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 	until(t, a.process, "degraded with Postgres cut off", func(code int, body string) bool {
 		return code == http.StatusOK && strings.Contains(body, `"degraded"`) && strings.Contains(body, "session")
 	})
+	write(a, "postgres-cut-off", false)
 	waitAll(300)
 	a.pg.Restore()
 
 	phase("slow database")
 	// A slow database, then Redis cut, then both.
 	each(rs, func(r *replica) { r.pg.Slow(200 * time.Millisecond) })
+	write(b, "slow-database", false)
 	waitAll(100)
 	each(rs, func(r *replica) { r.pg.Slow(0); r.redis.Cut() })
 	waitAll(300)
 	each(rs, func(r *replica) { r.pg.Cut() })
+	write(c, "both-cut", false)
 	waitAll(300)
 	each(rs, func(r *replica) { r.pg.Restore(); r.redis.Restore() })
 	each(rs, func(r *replica) { r.load.recording.Store(false) })
@@ -138,7 +157,10 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 			return code == http.StatusOK && strings.Contains(body, `"ready"`)
 		})
 	})
+	// A change sent again applies what it asked for, now: the runtime may
+	// change under the loads.
 	each(rs, func(r *replica) { r.load.want.Store(wantEither) })
+	checkWrites(t, c, writes, values)
 	if code := setExamMode(t, c.process, true); code != http.StatusOK {
 		t.Fatalf("exam mode on after recovery: %d", code)
 	}
@@ -174,4 +196,47 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 	}
 	t.Logf("%d evaluations over 3 replicas through the faults (%d sessions first seen during them, each checked on every replica), none failed or wrong",
 		evaluations, sessions)
+}
+
+// checkWrites sends every change of writes that was not answered 200 again
+// through r with its key, and checks in the audit log that each key's
+// change is applied exactly once, that a change answered 200 was applied
+// under its own request, and that one answered 503 was not.
+func checkWrites(t *testing.T, r *replica, writes []keyedWrite, values map[string]bool) {
+	t.Helper()
+	for _, w := range writes {
+		if w.status == http.StatusOK {
+			continue
+		}
+		a, err := sendKeyed(r.process, w.key, w.key+"-retry", values[w.key])
+		if err != nil || a.status != http.StatusOK {
+			t.Fatalf("%s sent again after recovery: %+v, %v; want 200", w.key, a, err)
+		}
+	}
+	var page struct {
+		Entries []struct {
+			Seq       int64  `json:"seq"`
+			RequestID string `json:"request_id"`
+			Outcome   string `json:"outcome"`
+		} `json:"entries"`
+	}
+	getJSON(t, r.process, "/v1/admin/audit?limit=1000", &page)
+	applied := map[string]int{}
+	for _, e := range page.Entries {
+		if e.Outcome == "applied" {
+			applied[e.RequestID]++
+		}
+	}
+	for _, w := range writes {
+		total := applied[w.key+"-first"] + applied[w.key+"-retry"]
+		switch {
+		case total != 1:
+			t.Errorf("%s (first answered %d %s): applied %d times, want exactly once", w.key, w.status, w.code, total)
+		case w.status == http.StatusOK && applied[w.key+"-first"] != 1:
+			t.Errorf("%s answered 200 but its request is not the one applied", w.key)
+		case w.status == http.StatusServiceUnavailable && applied[w.key+"-first"] != 0:
+			t.Errorf("%s answered 503 but was applied", w.key)
+		}
+		t.Logf("%s: first answered %d %s", w.key, w.status, w.code)
+	}
 }

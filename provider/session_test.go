@@ -27,16 +27,9 @@ func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 	rev := switchyard.InitialRevision(time.Now())
 	rev.System.ExamMode = true
 	srv := httptest.NewServer(newSwitchyard(memory.New(rev)))
-	defer srv.Close()
-	p, err := New(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(srv.Close)
+	p := initialized(t, srv.URL)
 	ctx := context.Background()
-	if err := p.InitWithContext(ctx, openfeature.EvaluationContext{}); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown()
 	// The cache holds an expired pin to an older revision, EXAM_MODE off.
 	old := switchyard.InitialRevision(time.Now())
 	set, err := evaluator.Compile(old, "demo")
@@ -98,16 +91,9 @@ func TestRevisionsShareCompiledFlags(t *testing.T) {
 	// the store below is served at once.
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(server.New(logger, control.New(logger, control.Config{CacheTTL: time.Nanosecond}, st), server.Config{}))
-	defer srv.Close()
-	p, err := New(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(srv.Close)
+	p := initialized(t, srv.URL)
 	ctx := context.Background()
-	if err := p.InitWithContext(ctx, openfeature.EvaluationContext{}); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown()
 	full := p.live.Load().set.Size()
 	next, _, err := st.Apply(ctx, store.Change{Attempt: store.Attempt{Actor: "test", Reason: "r"},
 		Mutation: switchyard.SetSystemFlag(switchyard.FreezeUpdates, true)})
@@ -133,4 +119,20 @@ func TestRevisionsShareCompiledFlags(t *testing.T) {
 			t.Fatalf("%s = %+v, want %+v as a full compile gives", key, got, w)
 		}
 	}
+}
+
+// initialized is an in-process provider of the server at url, initialized,
+// shut down when the test ends: before the server closes, when the test
+// registered the server's Close with t.Cleanup first.
+func initialized(t *testing.T, url string) *Provider {
+	t.Helper()
+	p, err := New(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.InitWithContext(context.Background(), openfeature.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Shutdown)
+	return p
 }

@@ -657,33 +657,24 @@ func (c *compiler) subject(args any, path string, depth, n int) (evalFunc, []exp
 }
 
 func compileMap(c *compiler, args any, path string, depth int) (expr, error) {
-	subject, rest, err := c.subject(args, path, depth, 2)
-	if err != nil {
-		return expr{}, err
-	}
-	c.bounded = true
-	body := loopOver(rest[0])
-	return expr{eval: func(e env) (Value, error) {
-		items, err := iterate(e, subject, "map")
-		if err != nil || items == nil {
-			return arrayValue(emptyArray), err
-		}
-		if err := e.spend(0, len(items)*elementBytes); err != nil {
-			return null, err
-		}
-		out := make([]any, 0, len(items))
-		for _, it := range items {
-			v, err := body.run(e, it)
-			if err != nil {
-				return null, err
-			}
-			out = append(out, v.toAny())
-		}
-		return arrayValue(out), nil
-	}}, nil
+	return c.collect(args, path, depth, "map", mapped)
 }
 
 func compileFilter(c *compiler, args any, path string, depth int) (expr, error) {
+	return c.collect(args, path, depth, "filter", kept)
+}
+
+// mapped keeps what map's body gives each element.
+func mapped(_ any, v Value) (any, bool) { return v.toAny(), true }
+
+// kept keeps the elements filter's body finds truthy.
+func kept(item any, v Value) (any, bool) { return item, v.truthy() }
+
+// collect compiles op (map or filter): the body runs for each element of
+// the subject, and pick says what of the element and the body's value the
+// result keeps. The result's room is charged to the budget before it is
+// built.
+func (c *compiler) collect(args any, path string, depth int, op string, pick func(item any, v Value) (any, bool)) (expr, error) {
 	subject, rest, err := c.subject(args, path, depth, 2)
 	if err != nil {
 		return expr{}, err
@@ -691,7 +682,7 @@ func compileFilter(c *compiler, args any, path string, depth int) (expr, error) 
 	c.bounded = true
 	body := loopOver(rest[0])
 	return expr{eval: func(e env) (Value, error) {
-		items, err := iterate(e, subject, "filter")
+		items, err := iterate(e, subject, op)
 		if err != nil || items == nil {
 			return arrayValue(emptyArray), err
 		}
@@ -704,8 +695,8 @@ func compileFilter(c *compiler, args any, path string, depth int) (expr, error) 
 			if err != nil {
 				return null, err
 			}
-			if v.truthy() {
-				out = append(out, it)
+			if x, ok := pick(it, v); ok {
+				out = append(out, x)
 			}
 		}
 		return arrayValue(out), nil

@@ -537,11 +537,8 @@ func compileSubstr(c *compiler, args any, path string, depth int) (expr, error) 
 	f := funcs(a)
 	return c.fold(expr{eval: func(e env) (Value, error) {
 		var v [3]Value
-		for i, x := range f {
-			var err error
-			if v[i], err = x(e); err != nil {
-				return null, err
-			}
+		if err := evalInto(e, f, v[:]); err != nil {
+			return null, err
 		}
 		s, err := v[0].str()
 		if err != nil {
@@ -701,6 +698,18 @@ func (c *compiler) collect(args any, path string, depth int, op string, pick fun
 		}
 		return arrayValue(out), nil
 	}}, nil
+}
+
+// evalInto evaluates fs in order into v, which has room for them all,
+// stopping at the first error.
+func evalInto(e env, fs []evalFunc, v []Value) error {
+	for i, f := range fs {
+		var err error
+		if v[i], err = f(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // iterate evaluates an array operation's subject: nil when it is null, an

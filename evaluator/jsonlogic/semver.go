@@ -113,11 +113,8 @@ func compileSemVer(c *compiler, args any, path string, depth int) (expr, error) 
 	f := funcs(a)
 	return c.fold(expr{eval: func(e env) (Value, error) {
 		var v [3]Value
-		for i, x := range f {
-			var err error
-			if v[i], err = x(e); err != nil {
-				return null, err
-			}
+		if err := evalInto(e, f, v[:]); err != nil {
+			return null, err
 		}
 		if err := e.scan(v[0], v[2]); err != nil {
 			return null, err

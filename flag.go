@@ -1,7 +1,9 @@
 package switchyard
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -69,4 +71,42 @@ func ValidateFlagKey(key string) error {
 func IsRuntimeFlagKey(key string) bool {
 	return slices.Contains(SystemFlagNames, key) || key == SystemModeKey ||
 		strings.HasPrefix(key, modulePrefix) || strings.HasPrefix(key, runtimePrefix)
+}
+
+// Equal reports whether f and g define the same flag: the same state,
+// default, targeting, variants and metadata. A nil map and an empty one
+// are equal, as they are to evaluation. The evaluator reuses what it
+// compiled for an equal flag, and a store keeps only the flags a revision
+// changed.
+func (f Flag) Equal(g Flag) bool {
+	if f.State != g.State || !bytes.Equal(f.Targeting, g.Targeting) {
+		return false
+	}
+	if f.DefaultVariant != g.DefaultVariant && (f.DefaultVariant == nil || g.DefaultVariant == nil ||
+		*f.DefaultVariant != *g.DefaultVariant) {
+		return false
+	}
+	return sameValues(f.Variants, g.Variants) && sameValues(f.Metadata, g.Metadata)
+}
+
+// sameValues reports whether two maps hold equal entries.
+func sameValues(a, b map[string]any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if sameMap(a, b) {
+		return true
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !reflect.DeepEqual(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameMap reports whether a and b are one map, not merely equal ones.
+func sameMap[K comparable, V any](a, b map[K]V) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }

@@ -147,6 +147,11 @@ func (r *Revision) Clone() *Revision {
 	return &c
 }
 
+// SharesFlags reports whether r and o hold one flag map: one was cloned
+// from the other and neither changed a flag. Comparing such revisions flag
+// by flag is needless, and with thousands of flags, costly.
+func (r *Revision) SharesFlags(o *Revision) bool { return sameMap(r.Flags, o.Flags) }
+
 func (o Override) clone() Override {
 	var c Override
 	if o.Version != nil {

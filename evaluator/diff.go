@@ -25,7 +25,7 @@ func ChangedFlags(a, b *switchyard.Revision, mode string) []string {
 	allMetadata := !sameMap(a.Metadata, b.Metadata)
 	changed := changedKeys(RuntimeFlags(a, mode), after, func(string, switchyard.Flag) bool { return allMetadata })
 	evaluators := changedEvaluators(a.Evaluators, b.Evaluators)
-	if allMetadata || len(evaluators) > 0 || !identical(a.Flags, b.Flags) {
+	if allMetadata || len(evaluators) > 0 || !a.SharesFlags(b) {
 		scan := newRuleScanner(b.Evaluators)
 		changed = append(changed, changedKeys(a.Flags, b.Flags, func(_ string, f switchyard.Flag) bool {
 			return allMetadata || len(evaluators) > 0 && readsAny(scan.reads(f.Targeting), evaluators)
@@ -41,7 +41,7 @@ func changedKeys(before, after map[string]switchyard.Flag, also func(key string,
 	var changed []string
 	for key, f := range after {
 		old, ok := before[key]
-		if !ok || !sameFlag(old, f) || also(key, f) {
+		if !ok || !old.Equal(f) || also(key, f) {
 			changed = append(changed, key)
 		}
 	}

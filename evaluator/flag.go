@@ -1,7 +1,6 @@
 package evaluator
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -90,37 +89,6 @@ func compileFlag(key string, f switchyard.Flag, scan *ruleScanner) (*compiledFla
 		}
 	}
 	return cf, nil
-}
-
-// sameFlag reports whether two definitions of a flag compile alike: the
-// same state, default, targeting, variants and metadata. A nil map and an
-// empty one are the same, as they are to evaluation.
-func sameFlag(a, b switchyard.Flag) bool {
-	if a.State != b.State || !bytes.Equal(a.Targeting, b.Targeting) {
-		return false
-	}
-	if a.DefaultVariant != b.DefaultVariant && (a.DefaultVariant == nil || b.DefaultVariant == nil ||
-		*a.DefaultVariant != *b.DefaultVariant) {
-		return false
-	}
-	return sameValues(a.Variants, b.Variants) && sameValues(a.Metadata, b.Metadata)
-}
-
-// sameValues reports whether two maps hold equal entries.
-func sameValues(a, b map[string]any) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	if identical(a, b) {
-		return true
-	}
-	for k, v := range a {
-		w, ok := b[k]
-		if !ok || !reflect.DeepEqual(v, w) {
-			return false
-		}
-	}
-	return true
 }
 
 // checkVariantTypes enforces flagd's schema: the variants of a flag are
@@ -315,7 +283,7 @@ type compilation struct {
 // nothing its rule reads changed, else compiles def. A rule that does not
 // compile leaves the flag evaluating to PARSE_ERROR, as in Compile.
 func (c *compilation) flag(key string, def switchyard.Flag, old *compiledFlag) (*compiledFlag, error) {
-	if old != nil && sameFlag(old.def, def) && !readsAny(old.reads, c.changed) {
+	if old != nil && old.def.Equal(def) && !readsAny(old.reads, c.changed) {
 		return old, nil
 	}
 	if err := c.ctx.Err(); err != nil {

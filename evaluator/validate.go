@@ -46,14 +46,14 @@ func validate(ctx context.Context, prev, next *switchyard.Revision) error {
 			return err
 		}
 	}
-	if prev != nil && identical(prev.Flags, next.Flags) && len(changed) == 0 {
+	if prev != nil && prev.SharesFlags(next) && len(changed) == 0 {
 		return nil
 	}
 	var check []string
 	for key, f := range next.Flags {
 		if prev != nil {
 			old, ok := prev.Flags[key]
-			if ok && sameFlag(old, f) && (len(changed) == 0 || !readsAny(scan.reads(f.Targeting), changed)) {
+			if ok && old.Equal(f) && (len(changed) == 0 || !readsAny(scan.reads(f.Targeting), changed)) {
 				continue
 			}
 		}

@@ -40,7 +40,7 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
-	cur, err := s.revision(ctx, conn, head)
+	cur, err := s.revision(ctx, conn, head.number)
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
@@ -63,12 +63,13 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
-	state, err := jsonState(next)
+	stored, err := encodeRow(cur, next, head.chain)
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO revisions (number, created_at, state) VALUES ($1, $2, $3)`, next.Number, next.CreatedAt, state)
+	b.Queue(`INSERT INTO revisions (number, created_at, state, base, chain_bytes) VALUES ($1, $2, $3, $4, $5)`,
+		next.Number, next.CreatedAt, stored.state, stored.base, stored.chainBytes)
 	b.Queue(`UPDATE runtime_head SET revision = $1`, next.Number)
 	if err := queueTables(b, cur, next); err != nil {
 		return nil, store.AuditEntry{}, err
@@ -86,15 +87,31 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 	return next, e, nil
 }
 
+// lockedHead is the runtime head as a change finds it under its lock.
+type lockedHead struct {
+	number int64
+	chain  chain
+}
+
 // lockHead opens a transaction on conn, locks the runtime head and returns
-// the revision it names, with the change key names when key is set and
-// names one. Locking the head queues concurrent changes behind this one;
-// each then reads, in its next statement, what the previous one committed,
-// its key included, so two attempts with one key never both apply.
-func (s *Store) lockHead(ctx context.Context, conn *pgxpool.Conn, key string) (head int64, k store.Keyed, keyed bool, err error) {
+// it, with the change key names when key is set and names one. Locking
+// the head queues concurrent changes behind this one; each then reads, in
+// its next statement, what the previous one committed, its key included,
+// so two attempts with one key never both apply.
+func (s *Store) lockHead(ctx context.Context, conn *pgxpool.Conn, key string) (h lockedHead, k store.Keyed, keyed bool, err error) {
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(`SELECT revision FROM runtime_head FOR UPDATE`).QueryRow(func(row pgx.Row) error { return row.Scan(&head) })
+	b.Queue(`SELECT revision FROM runtime_head FOR UPDATE`).QueryRow(func(row pgx.Row) error { return row.Scan(&h.number) })
+	// A statement of its own, so it reads the head as the lock found it:
+	// joined to the locking one, a head moved while this change waited
+	// would find its old row's join partners, and no row.
+	b.Queue(`
+		SELECT coalesce(r.base, r.number), r.chain_bytes, pg_column_size(w.state)
+		FROM runtime_head h
+		JOIN revisions r ON r.number = h.revision
+		JOIN revisions w ON w.number = coalesce(r.base, r.number)`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&h.chain.base, &h.chain.bytes, &h.chain.baseBytes)
+	})
 	if key != "" {
 		b.Queue(keyedQuery, key).QueryRow(func(row pgx.Row) error {
 			err := scanKeyed(row, &k)
@@ -106,9 +123,9 @@ func (s *Store) lockHead(ctx context.Context, conn *pgxpool.Conn, key string) (h
 		})
 	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		return 0, store.Keyed{}, false, dbError("lock the runtime head", err)
+		return lockedHead{}, store.Keyed{}, false, dbError("lock the runtime head", err)
 	}
-	return head, k, keyed, nil
+	return h, k, keyed, nil
 }
 
 // settle returns the audit entry of a change whose last round trip, the
@@ -231,12 +248,12 @@ func (s *Store) Record(ctx context.Context, a store.Attempt, before, after any) 
 		}
 		return k.Entry, nil
 	}
-	e.Revision = head
+	e.Revision = head.number
 	b := &pgx.Batch{}
 	queueAudit(b, &e, a.IdempotencyKey, a.RequestHash)
 	b.Queue(`COMMIT`)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		if e, err = s.settle(ctx, a, head, err, "record the change"); err != nil {
+		if e, err = s.settle(ctx, a, head.number, err, "record the change"); err != nil {
 			return store.AuditEntry{}, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io/fs"
 	"net/url"
 	"reflect"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/migrations"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/storetest"
 )
@@ -36,7 +38,11 @@ func TestMigrateOnce(t *testing.T) {
 		t.Fatalf("concurrent migrations failed: %v; %v", errs[0], errs[1])
 	}
 	all := append(slices.Clone(applied[0]), applied[1]...)
-	if !reflect.DeepEqual(all, []string{"00001_schema.sql", "00002_idempotency_keys.sql"}) {
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(all, files) {
 		t.Fatalf("concurrent migrations applied %v and %v, want each migration exactly once", applied[0], applied[1])
 	}
 	again, err := Migrate(testContext(t), u, WithLogger(quiet))

@@ -200,32 +200,46 @@ func dbError(op string, err error) error {
 	return switchyard.Errorf(switchyard.CodeUnavailable, "%s: the database is unavailable: %v", op, err)
 }
 
-// Current implements store.Store. The head and the revision are read in
-// one round trip; the revision's JSON is sent only when it is not the one
-// already cached.
+// Current implements store.Store. The head and its row are read in one
+// round trip; the row's state is sent only when its revision is not the
+// one already cached, and a delta from the cached revision is applied to
+// it. Any other row takes a second round trip, to read its chain.
 func (s *Store) Current(ctx context.Context) (*switchyard.Revision, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
+	cached := s.latest.Load()
 	var number int64
-	if cached := s.latest.Load(); cached != nil {
+	if cached != nil {
 		number = cached.Number
 	}
+	var whole bool
 	var state []byte
 	err := s.pool.QueryRow(ctx, `
-		SELECT h.revision, CASE WHEN h.revision = $1 THEN NULL ELSE r.state END
-		FROM runtime_head h JOIN revisions r ON r.number = h.revision`, number).Scan(&number, &state)
+		SELECT h.revision, r.base IS NULL, CASE WHEN h.revision = $1 THEN NULL ELSE r.state END
+		FROM runtime_head h JOIN revisions r ON r.number = h.revision`, number).Scan(&number, &whole, &state)
 	if err != nil {
 		return nil, dbError("read the current revision", err)
 	}
-	if state == nil {
-		return s.latest.Load(), nil
+	switch {
+	case state == nil:
+		return cached, nil
+	case whole:
+		r, err := decodeRevision(number, state)
+		if err != nil {
+			return nil, err
+		}
+		s.remember(r)
+		return r, nil
+	case cached != nil && cached.Number == number-1:
+		d, err := decodeDelta(number, state)
+		if err != nil {
+			return nil, err
+		}
+		r := applyDeltas(cached, []*delta{d})
+		s.remember(r)
+		return r, nil
 	}
-	r, err := decodeRevision(number, state)
-	if err != nil {
-		return nil, err
-	}
-	s.remember(r)
-	return r, nil
+	return s.revision(ctx, s.pool, number)
 }
 
 // remember caches r as the newest revision unless a newer one is cached.
@@ -245,7 +259,7 @@ func (s *Store) remember(r *switchyard.Revision) {
 
 // querier is what both the pool and a single connection offer.
 type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
 // Revision implements store.Store.
@@ -255,36 +269,80 @@ func (s *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, er
 	return s.revision(ctx, s.pool, n)
 }
 
-// revision reads revision n through q, or from the cache.
+// revision reads revision n through q, or from the cache: in one round
+// trip, the rows of its chain from its whole row on, or only those after
+// the cached revision when that is in the chain.
 func (s *Store) revision(ctx context.Context, q querier, n int64) (*switchyard.Revision, error) {
-	if r := s.latest.Load(); r != nil && r.Number == n {
-		return r, nil
+	cached := s.latest.Load()
+	if cached != nil && cached.Number == n {
+		return cached, nil
 	}
-	var state []byte
-	err := q.QueryRow(ctx, `SELECT state FROM revisions WHERE number = $1`, n).Scan(&state)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, switchyard.Errorf(switchyard.CodeNotFound, "revision %d does not exist", n)
+	var after int64
+	if cached != nil && cached.Number < n {
+		after = cached.Number
 	}
+	rows, err := q.Query(ctx, `
+		SELECT r.number, r.base IS NULL, r.state
+		FROM revisions r, (SELECT coalesce(base, number) AS base FROM revisions WHERE number = $1) c
+		WHERE r.number BETWEEN greatest(c.base, $2 + 1) AND $1
+		ORDER BY r.number`, n, after)
 	if err != nil {
 		return nil, dbError(fmt.Sprintf("read revision %d", n), err)
 	}
-	r, err := decodeRevision(n, state)
-	if err != nil {
-		return nil, err
+	var r *switchyard.Revision
+	var ds []*delta
+	for rows.Next() {
+		var number int64
+		var whole bool
+		var state []byte
+		if err := rows.Scan(&number, &whole, &state); err != nil {
+			return nil, dbError(fmt.Sprintf("read revision %d", n), err)
+		}
+		switch {
+		case whole:
+			if r, err = decodeRevision(number, state); err != nil {
+				return nil, err
+			}
+		case r == nil && len(ds) == 0 && (cached == nil || number != cached.Number+1):
+			return nil, fmt.Errorf("read revision %d: its chain starts with revision %d, a delta from one not read", n, number)
+		default:
+			d, err := decodeDelta(number, state)
+			if err != nil {
+				return nil, err
+			}
+			ds = append(ds, d)
+		}
 	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(fmt.Sprintf("read revision %d", n), err)
+	}
+	if r == nil && len(ds) == 0 {
+		return nil, switchyard.Errorf(switchyard.CodeNotFound, "revision %d does not exist", n)
+	}
+	if r == nil {
+		r = cached
+	}
+	r = applyDeltas(r, ds)
 	s.remember(r)
 	return r, nil
 }
 
+// decodeRevision decodes the whole revision stored as revision n.
 func decodeRevision(n int64, state []byte) (*switchyard.Revision, error) {
 	var r switchyard.Revision
 	if err := json.Unmarshal(state, &r); err != nil {
 		return nil, fmt.Errorf("decode revision %d: %w", n, err)
 	}
 	r.Number = n
+	return normalize(&r), nil
+}
+
+// normalize gives a decoded revision what a stored one always has: its
+// time in UTC and an overrides map.
+func normalize(r *switchyard.Revision) *switchyard.Revision {
 	r.CreatedAt = r.CreatedAt.UTC()
 	if r.Overrides == nil {
 		r.Overrides = map[string]switchyard.Override{}
 	}
-	return &r, nil
+	return r
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -98,6 +99,62 @@ type Revision struct {
 	Evaluators map[string]json.RawMessage `json:"evaluators,omitempty"`
 	// Metadata is flagd's flag-set metadata, merged under each flag's own.
 	Metadata map[string]any `json:"metadata,omitempty"`
+}
+
+// MarshalJSON encodes r as encoding/json encodes its fields, the flags
+// last, reusing the encoding of the flags of the revision encoded just
+// before when r shares them (Revision.Clone): with thousands of flags, the
+// flags are nearly all of a revision's bytes, and a toggle changes none, so
+// storing, caching and saving the revision it makes costs little.
+func (r *Revision) MarshalJSON() ([]byte, error) {
+	flags, err := encodeFlags(r.Flags)
+	if err != nil {
+		return nil, err
+	}
+	fields := *(*revisionFields)(r)
+	fields.Flags = nil
+	b, err := json.Marshal(&fields)
+	if err != nil || flags == nil {
+		return b, err
+	}
+	// The flags are spliced in rather than encoded as a json.RawMessage,
+	// which encoding/json would scan again, byte by byte.
+	out := make([]byte, 0, len(b)+len(`,"flags":`)+len(flags))
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, `,"flags":`...)
+	out = append(out, flags...)
+	return append(out, '}'), nil
+}
+
+// revisionFields is Revision without its methods, so MarshalJSON can
+// encode its other fields the default way.
+type revisionFields Revision
+
+// encodedFlags is the encoding of one flag map. It holds the map, so the
+// map cannot be freed and its address reused by another while compared.
+type encodedFlags struct {
+	flags map[string]Flag
+	json  json.RawMessage
+}
+
+// lastFlags is the flag map encoded last, with its encoding.
+var lastFlags atomic.Pointer[encodedFlags]
+
+// encodeFlags returns flags encoded, nil for none, reusing the last
+// encoding when flags is the map it was made of.
+func encodeFlags(flags map[string]Flag) (json.RawMessage, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	if last := lastFlags.Load(); last != nil && sameMap(last.flags, flags) {
+		return last.json, nil
+	}
+	b, err := json.Marshal(flags)
+	if err != nil {
+		return nil, err
+	}
+	lastFlags.Store(&encodedFlags{flags: flags, json: b})
+	return b, nil
 }
 
 // Module returns the catalog entry for key.

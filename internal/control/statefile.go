@@ -24,7 +24,7 @@ func StateFilePath(dir, mode string) string {
 // last installed, so that a replica restarted while every store is down
 // serves it instead of the conservative fallback.
 type stateFile struct {
-	Revision  *switchyard.Revision `json:"revision"`
+	Revision  *switchyard.Revision `json:"revision,omitempty"`
 	Mode      string               `json:"mode"`
 	WrittenAt time.Time            `json:"written_at"`
 }
@@ -32,11 +32,20 @@ type stateFile struct {
 // writeStateFile writes rev to dir atomically. It is readable by its owner
 // only: it holds the whole runtime configuration.
 func writeStateFile(dir string, rev *switchyard.Revision, mode string, now time.Time) error {
-	b, err := json.Marshal(stateFile{Revision: rev, Mode: mode, WrittenAt: now.UTC()})
+	// The revision is encoded by itself and spliced in: encoding/json
+	// would scan a Marshaler's bytes again, and with thousands of flags
+	// they are megabytes, most of them encoded already (Revision.MarshalJSON).
+	r, err := rev.MarshalJSON()
 	if err != nil {
 		return fmt.Errorf("encode revision %d: %w", rev.Number, err)
 	}
-	return writeFileAtomic(StateFilePath(dir, mode), b)
+	head, err := json.Marshal(stateFile{Mode: mode, WrittenAt: now.UTC()})
+	if err != nil {
+		return fmt.Errorf("encode revision %d: %w", rev.Number, err)
+	}
+	b := make([]byte, 0, len(head)+len(`,"revision":`)+len(r))
+	b = append(append(append(b, head[:len(head)-1]...), `,"revision":`...), r...)
+	return writeFileAtomic(StateFilePath(dir, mode), append(b, '}'))
 }
 
 // writeFileAtomic replaces path with b: a temporary file in the same

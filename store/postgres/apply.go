@@ -460,7 +460,8 @@ func queueOverrides(b *pgx.Batch, r *switchyard.Revision) {
 
 // jsonState encodes a revision as its immutable JSONB record.
 func jsonState(r *switchyard.Revision) ([]byte, error) {
-	state, err := json.Marshal(r)
+	// Not json.Marshal(r), which would scan the bytes again.
+	state, err := r.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode revision %d: %w", r.Number, err)
 	}

@@ -334,7 +334,8 @@ return cur or 0`)
 // key naming it, and is renewed with it; the TTL only backs the deletion
 // up.
 func (s *Store) share(ctx context.Context, rev *switchyard.Revision, announce bool) {
-	data, err := json.Marshal(rev)
+	// Not json.Marshal(rev), which would scan the bytes again.
+	data, err := rev.MarshalJSON()
 	if err != nil {
 		return
 	}

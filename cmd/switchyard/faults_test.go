@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
@@ -273,6 +274,8 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 
 // keyedWrite is one answer to a change sent with an Idempotency-Key.
 type keyedWrite struct {
+	flag           string
+	on             bool
 	key, requestID string
 	status         int
 	code, message  string
@@ -281,12 +284,12 @@ type keyedWrite struct {
 	revision       int64
 }
 
-// sendKeyed turns EXAM_MODE on or off with key, as request requestID, and
-// returns the answer.
-func sendKeyed(p *process, key, requestID string, on bool) (keyedWrite, error) {
-	phrase := map[bool]string{true: "ENABLE EXAM MODE", false: "DISABLE EXAM MODE"}[on]
+// sendKeyed turns the system flag on or off with key, as request
+// requestID, and returns the answer.
+func sendKeyed(p *process, flag, key, requestID string, on bool) (keyedWrite, error) {
+	phrase := map[bool]string{true: "ENABLE ", false: "DISABLE "}[on] + strings.ReplaceAll(flag, "_", " ")
 	req, err := http.NewRequest(http.MethodPost, p.url+"/v1/admin/runtime/flags",
-		strings.NewReader(fmt.Sprintf(`{"flag": "EXAM_MODE", "value": %v, "phrase": %q, "reason": "slow link"}`, on, phrase)))
+		strings.NewReader(fmt.Sprintf(`{"flag": %q, "value": %v, "phrase": %q, "reason": "a keyed write under faults"}`, flag, on, phrase)))
 	if err != nil {
 		return keyedWrite{}, err
 	}
@@ -312,7 +315,7 @@ func sendKeyed(p *process, key, requestID string, on bool) (keyedWrite, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return keyedWrite{}, fmt.Errorf("request %s: %d: %w", requestID, resp.StatusCode, err)
 	}
-	return keyedWrite{key: key, requestID: requestID, status: resp.StatusCode, code: body.Error.Code, message: body.Error.Message,
+	return keyedWrite{flag: flag, on: on, key: key, requestID: requestID, status: resp.StatusCode, code: body.Error.Code, message: body.Error.Message,
 		retryAfter: resp.Header.Get("Retry-After"), auditSeq: body.AuditSeq, revision: body.Status.Revision}, nil
 }
 
@@ -365,7 +368,7 @@ func TestWriteOutcomesOverASlowLink(t *testing.T) {
 	for w := range 3 {
 		warm.Go(func() {
 			for i := range 3 {
-				if a, err := sendKeyed(s, fmt.Sprintf("warm-%d-%d", w, i), fmt.Sprintf("warm-%d-%d", w, i), i%2 == 0); err != nil || a.status != http.StatusOK {
+				if a, err := sendKeyed(s, switchyard.ExamMode, fmt.Sprintf("warm-%d-%d", w, i), fmt.Sprintf("warm-%d-%d", w, i), i%2 == 0); err != nil || a.status != http.StatusOK {
 					t.Errorf("warming up: %+v, %v", a, err)
 				}
 			}
@@ -384,7 +387,7 @@ func TestWriteOutcomesOverASlowLink(t *testing.T) {
 			for i := range each {
 				key := fmt.Sprintf("slow-%d-%d", w, i)
 				for try := range tries {
-					a, err := sendKeyed(s, key, fmt.Sprintf("%s-try-%d", key, try), (w+i)%2 == 0)
+					a, err := sendKeyed(s, switchyard.ExamMode, key, fmt.Sprintf("%s-try-%d", key, try), (w+i)%2 == 0)
 					if err != nil {
 						t.Error(err)
 						return
@@ -403,7 +406,7 @@ func TestWriteOutcomesOverASlowLink(t *testing.T) {
 	for w := range writers {
 		for i := range each {
 			key := fmt.Sprintf("slow-%d-%d", w, i)
-			a, err := sendKeyed(s, key, key+"-restored", (w+i)%2 == 0)
+			a, err := sendKeyed(s, switchyard.ExamMode, key, key+"-restored", (w+i)%2 == 0)
 			if err != nil {
 				t.Fatal(err)
 			}

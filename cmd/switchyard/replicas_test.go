@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
@@ -78,8 +80,10 @@ func serves(t *testing.T, r *replica, on bool) {
 // off from Postgres keeps current through Redis and says it is degraded;
 // sessions first seen during the faults keep their pins, on every
 // replica, through the change that follows. A change sent under each fault
-// with an Idempotency-Key is applied exactly once once sent again: never
-// when it was answered 503, under its own request when answered 200.
+// with an Idempotency-Key, and each of a steady stream of them sent through
+// the replicas in turn from the first fault to the last, is applied
+// exactly once once sent again: never when it was answered 503, under its
+// own request when answered 200.
 func TestFaultsAcrossReplicas(t *testing.T) {
 	rs := startReplicas(t, 3)
 	a, b, c := rs[0], rs[1], rs[2]
@@ -101,15 +105,17 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 	// A change is also sent under each fault, with its own Idempotency-Key.
 	// Each sets EXAM_MODE to the value it has, so the loads' expectations
 	// hold whether it applies or not; its outcome is checked at the end.
+	// Meanwhile a steady writer toggles FREEZE_UPDATES, which the loads do
+	// not check, through each replica in turn.
 	var writes []keyedWrite
-	values := map[string]bool{}
 	write := func(r *replica, key string, on bool) {
-		a, err := sendKeyed(r.process, key, key+"-first", on)
+		a, err := sendKeyed(r.process, switchyard.ExamMode, key, key+"-first", on)
 		if err != nil {
 			t.Fatal(err)
 		}
-		writes, values[key] = append(writes, a), on
+		writes = append(writes, a)
 	}
+	steady := startWriter(rs)
 
 	phase("hung database")
 	// A hung database, as a SIGSTOPped one: connections open, no answer.
@@ -148,6 +154,11 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 	waitAll(300)
 	each(rs, func(r *replica) { r.pg.Restore(); r.redis.Restore() })
 	each(rs, func(r *replica) { r.load.recording.Store(false) })
+	steadyWrites, err := steady.end()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes = append(writes, steadyWrites...)
 
 	phase("recovering")
 	// Recovered: every replica ready, its local pins written back; then a
@@ -160,7 +171,7 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 	// A change sent again applies what it asked for, now: the runtime may
 	// change under the loads.
 	each(rs, func(r *replica) { r.load.want.Store(wantEither) })
-	checkWrites(t, c, writes, values)
+	checkWrites(t, c, writes)
 	if code := setExamMode(t, c.process, true); code != http.StatusOK {
 		t.Fatalf("exam mode on after recovery: %d", code)
 	}
@@ -202,13 +213,13 @@ func TestFaultsAcrossReplicas(t *testing.T) {
 // through r with its key, and checks in the audit log that each key's
 // change is applied exactly once, that a change answered 200 was applied
 // under its own request, and that one answered 503 was not.
-func checkWrites(t *testing.T, r *replica, writes []keyedWrite, values map[string]bool) {
+func checkWrites(t *testing.T, r *replica, writes []keyedWrite) {
 	t.Helper()
 	for _, w := range writes {
 		if w.status == http.StatusOK {
 			continue
 		}
-		a, err := sendKeyed(r.process, w.key, w.key+"-retry", values[w.key])
+		a, err := sendKeyed(r.process, w.flag, w.key, w.key+"-retry", w.on)
 		if err != nil || a.status != http.StatusOK {
 			t.Fatalf("%s sent again after recovery: %+v, %v; want 200", w.key, a, err)
 		}
@@ -227,6 +238,7 @@ func checkWrites(t *testing.T, r *replica, writes []keyedWrite, values map[strin
 			applied[e.RequestID]++
 		}
 	}
+	counts := map[int]int{}
 	for _, w := range writes {
 		total := applied[w.key+"-first"] + applied[w.key+"-retry"]
 		switch {
@@ -237,6 +249,48 @@ func checkWrites(t *testing.T, r *replica, writes []keyedWrite, values map[strin
 		case w.status == http.StatusServiceUnavailable && applied[w.key+"-first"] != 0:
 			t.Errorf("%s answered 503 but was applied", w.key)
 		}
-		t.Logf("%s: first answered %d %s", w.key, w.status, w.code)
+		counts[w.status]++
 	}
+	t.Logf("%d keyed writes under the faults, by first answer: %v; each applied exactly once", len(writes), counts)
+}
+
+// writer sends keyed writes through replicas in turn until ended.
+type writer struct {
+	stop   chan struct{}
+	done   chan struct{}
+	writes []keyedWrite
+	err    error
+}
+
+// startWriter starts a steady write load: FREEZE_UPDATES turned on and
+// off, each change with a key of its own, through each of rs in turn, one
+// at a time.
+func startWriter(rs []*replica) *writer {
+	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			key := fmt.Sprintf("steady-%d", i)
+			a, err := sendKeyed(rs[i%len(rs)].process, switchyard.FreezeUpdates, key, key+"-first", i%2 == 0)
+			if err != nil {
+				w.err = err
+				return
+			}
+			w.writes = append(w.writes, a)
+		}
+	}()
+	return w
+}
+
+// end stops the writer once its write in flight is answered, and returns
+// every write it sent.
+func (w *writer) end() ([]keyedWrite, error) {
+	close(w.stop)
+	<-w.done
+	return w.writes, w.err
 }

@@ -24,6 +24,10 @@ const (
 	CodeNotFound          Code = "NOT_FOUND"
 	CodeRevisionConflict  Code = "REVISION_CONFLICT"
 	CodeAdminFreezeActive Code = "ADMIN_FREEZE_ACTIVE"
+	// CodeLiveSwitchDisabled refuses a mode toggle in a process started
+	// without live switching allowed (by default, one started in
+	// production mode).
+	CodeLiveSwitchDisabled Code = "LIVE_SWITCH_DISABLED"
 	// CodeRequirementsMissing refuses a switch to production mode while
 	// something production needs is missing.
 	CodeRequirementsMissing Code = "PRODUCTION_REQUIREMENTS_MISSING"

@@ -25,7 +25,7 @@ func statusFor(code switchyard.Code) int {
 		return http.StatusBadRequest
 	case switchyard.CodeUnauthorized:
 		return http.StatusUnauthorized
-	case switchyard.CodeForbidden:
+	case switchyard.CodeForbidden, switchyard.CodeLiveSwitchDisabled:
 		return http.StatusForbidden
 	case switchyard.CodeNotFound:
 		return http.StatusNotFound

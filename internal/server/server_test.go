@@ -138,9 +138,9 @@ func TestStatusFor(t *testing.T) {
 		switchyard.CodeReasonRequired, switchyard.CodeUnknownFlag, switchyard.CodeUnknownProfile, switchyard.CodeUnknownModule,
 		switchyard.CodeUnknownVersion, switchyard.CodeNotFound, switchyard.CodeRevisionConflict, switchyard.CodeAdminFreezeActive,
 		switchyard.CodeUnavailable, switchyard.CodeIdempotencyKeyReused, switchyard.CodeOutcomeUnknown,
-		switchyard.CodeLiveSwitchDisabled,
+		switchyard.CodeLiveSwitchDisabled, switchyard.CodeMethodNotAllowed, switchyard.CodeBodyTooLarge, switchyard.CodeUnsupportedMediaType,
 	}
-	want := []int{400, 401, 403, 400, 400, 400, 400, 400, 400, 404, 412, 423, 503, 422, 504, 403}
+	want := []int{400, 401, 403, 400, 400, 400, 400, 400, 400, 404, 412, 423, 503, 422, 504, 403, 405, 413, 415}
 	for i, c := range codes {
 		if got := statusFor(c); got != want[i] {
 			t.Errorf("statusFor(%s) = %d, want %d", c, got, want[i])

@@ -10,7 +10,7 @@ func (s *server) routes(r *gin.Engine) {
 	r.NoMethod(s.methodNotAllowed)
 
 	// Probes may ask with HEAD, for the status alone. Readiness is never
-	// cached: it is the state now.
+	// cached: it is the state now, and its reason depends on the token.
 	r.GET("/healthz", s.healthz)
 	r.HEAD("/healthz", s.healthz)
 	r.GET("/readyz", noStore, s.readyz)

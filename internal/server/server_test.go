@@ -80,7 +80,7 @@ func TestHealth(t *testing.T) {
 	h.store.down.Store(true)
 	degraded := h.do(t, call{method: "GET", path: "/readyz"})
 	if body := degraded.json(t); degraded.status != http.StatusServiceUnavailable || body["status"] != "degraded" ||
-		!strings.Contains(body["reason"].(string), "the store is down") {
+		!strings.Contains(body["reason"].(string), "the store does not answer") {
 		t.Fatalf("readyz with the store down = %d %s", degraded.status, degraded.body)
 	}
 	// Liveness does not depend on the store.

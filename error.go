@@ -24,6 +24,16 @@ const (
 	CodeNotFound          Code = "NOT_FOUND"
 	CodeRevisionConflict  Code = "REVISION_CONFLICT"
 	CodeAdminFreezeActive Code = "ADMIN_FREEZE_ACTIVE"
+	// CodeLiveSwitchDisabled refuses a mode toggle in a process started
+	// without live switching allowed (by default, one started in
+	// production mode).
+	CodeLiveSwitchDisabled Code = "LIVE_SWITCH_DISABLED"
+	// CodeUnsupportedMediaType refuses a request body that is not JSON.
+	CodeUnsupportedMediaType Code = "UNSUPPORTED_MEDIA_TYPE"
+	// CodeBodyTooLarge refuses a request body over the route's limit.
+	CodeBodyTooLarge Code = "BODY_TOO_LARGE"
+	// CodeMethodNotAllowed answers a method a known path does not serve.
+	CodeMethodNotAllowed Code = "METHOD_NOT_ALLOWED"
 	// CodeRequirementsMissing refuses a switch to production mode while
 	// something production needs is missing.
 	CodeRequirementsMissing Code = "PRODUCTION_REQUIREMENTS_MISSING"

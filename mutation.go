@@ -26,8 +26,10 @@ type Mutation struct {
 // Apply returns the revision that follows cur under the mutation, numbered
 // cur.Number+1 and stamped now. cur is not modified.
 func (m Mutation) Apply(cur *Revision, now time.Time) (*Revision, error) {
-	if cur.System.AdminFreeze && !m.ignoresAdminFreeze {
-		return nil, Errorf(CodeAdminFreezeActive, "ADMIN_FREEZE is on: admin changes are refused until it is lifted")
+	if !m.ignoresAdminFreeze {
+		if err := cur.System.AdminFrozen(); err != nil {
+			return nil, err
+		}
 	}
 	next := cur.Clone()
 	if err := m.apply(next); err != nil {

@@ -41,6 +41,17 @@ func (s SystemFlags) Get(name string) (value, ok bool) {
 	return false, false
 }
 
+// AdminFrozen returns the ADMIN_FREEZE_ACTIVE refusal of an admin change
+// while ADMIN_FREEZE is on, and nil otherwise. Every change but the one
+// lifting the freeze asks it: a mutation as it applies (Mutation.Apply),
+// and the mode toggle, which makes no revision, as it is admitted.
+func (s SystemFlags) AdminFrozen() error {
+	if s.AdminFreeze {
+		return Errorf(CodeAdminFreezeActive, "ADMIN_FREEZE is on: admin changes are refused until it is lifted")
+	}
+	return nil
+}
+
 // Kind says what a module is: an algorithm with versions, or an
 // infrastructure toggle that the conservative fallback turns off.
 type Kind string

@@ -39,7 +39,7 @@ func TestServerModeSwitch(t *testing.T) {
 	rev.System.ExamMode = true
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			ts := newTestServerWith(t, control.Config{Backends: memoryBackends{production: memory.New(rev)}}, memory.NewDemo())
+			ts := newTestServerWith(t, control.Config{Backends: memoryBackends{production: memory.New(rev)}, AllowLiveSwitch: true}, memory.NewDemo())
 			_, c := newClient(t, ts, provider.WithMode(m.mode))
 			changes := events(c, openfeature.ProviderConfigChange)
 			ctx := context.Background()

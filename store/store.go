@@ -172,10 +172,8 @@ type Change struct {
 // flags are stored; a large import, which compiles every flag it brings,
 // stops with an UNAVAILABLE error when ctx ends.
 func Next(ctx context.Context, cur *switchyard.Revision, c Change, now time.Time) (*switchyard.Revision, error) {
-	if c.Expected != 0 && c.Expected != cur.Number {
-		return nil, switchyard.Errorf(switchyard.CodeRevisionConflict,
-			"the change was based on revision %d but the current revision is %d", c.Expected, cur.Number).
-			With("current_revision", cur.Number)
+	if err := BasedOn(cur, c.Expected); err != nil {
+		return nil, err
 	}
 	next, err := c.Mutation.Apply(cur, now)
 	if err != nil {
@@ -185,6 +183,19 @@ func Next(ctx context.Context, cur *switchyard.Revision, c Change, now time.Time
 		return nil, err
 	}
 	return next, nil
+}
+
+// BasedOn returns the REVISION_CONFLICT refusal of a change based on
+// revision expected (0: any) when cur is the current revision and is
+// another. Next asks it for every change a store applies; the mode toggle,
+// which makes no revision, asks it as it is admitted.
+func BasedOn(cur *switchyard.Revision, expected int64) error {
+	if expected != 0 && expected != cur.Number {
+		return switchyard.Errorf(switchyard.CodeRevisionConflict,
+			"the change was based on revision %d but the current revision is %d", expected, cur.Number).
+			With("current_revision", cur.Number)
+	}
+	return nil
 }
 
 // The outcomes of an audited attempt.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +34,48 @@ type config struct {
 	CacheTTL        time.Duration
 	ShutdownTimeout time.Duration
 	StateDir        string
+	// AllowLiveSwitch says whether an admin may switch this process's mode
+	// live: --allow-live-switch or SWITCHYARD_ALLOW_LIVE_SWITCH when set,
+	// else on in demo mode and off in production mode, so a production
+	// process is not switched to demo by one admin call unless its owner
+	// said it may be.
+	AllowLiveSwitch bool
+	// liveSwitch is the setting as given, before the start mode decides
+	// its default.
+	liveSwitch optionalBool
 }
+
+// optionalBool is a boolean setting that may be left unset, for a default
+// that depends on another setting. As a flag it may be given bare
+// (--allow-live-switch) or with a value (--allow-live-switch=false).
+type optionalBool struct {
+	set, value bool
+}
+
+// Set implements flag.Value; the empty string leaves it unset.
+func (b *optionalBool) Set(s string) error {
+	if s == "" {
+		*b = optionalBool{}
+		return nil
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q: use true or false", s)
+	}
+	*b = optionalBool{set: true, value: v}
+	return nil
+}
+
+// String implements flag.Value.
+func (b *optionalBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.value)
+}
+
+// IsBoolFlag lets the flag be given without a value, meaning true.
+func (b *optionalBool) IsBoolFlag() bool { return true }
 
 // setting describes one configuration entry: its flag, its environment
 // variable, its default and its help text. The README's configuration
@@ -67,6 +109,8 @@ func (c *config) settings() []setting {
 		{"cache-ttl", "SWITCHYARD_CACHE_TTL", control.DefaultCacheTTL.String(), "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
 		{"state-dir", "SWITCHYARD_STATE_DIR", "", "directory of the last-known-good file: every new revision is written there, and a start with the stores down serves it", str(&c.StateDir)},
 		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
+		{"allow-live-switch", "SWITCHYARD_ALLOW_LIVE_SWITCH", "", "let an admin switch the mode of this process live at POST /system-mode/toggle (true or false); empty: on when it starts in demo mode, off in production mode",
+			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.liveSwitch, name, help) }},
 	}
 }
 
@@ -110,6 +154,10 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		c.Mode, c.ModeSource = switchyard.ModeProduction, "default: a database URL is set"
 	default:
 		c.Mode, c.ModeSource = switchyard.ModeDemo, "default: no database URL is set"
+	}
+	c.AllowLiveSwitch = c.Mode == switchyard.ModeDemo
+	if c.liveSwitch.set {
+		c.AllowLiveSwitch = c.liveSwitch.value
 	}
 	switch {
 	case c.Mode != switchyard.ModeDemo && c.Mode != switchyard.ModeProduction:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -142,7 +143,7 @@ func TestToggleWithRedisDown(t *testing.T) {
 // production's audit log, whose chain verifies.
 func TestLiveSwitchUnderLoad(t *testing.T) {
 	env := productionEnv(t)
-	s := startServe(t, env, "--mode", "demo")
+	s := startServe(t, env, "--mode", "demo", "--allow-live-switch")
 	defer s.stop()
 	s.token = "test-admin-secret"
 	code, body := post(t, s, "/v1/admin/runtime/profile", s.token,
@@ -215,5 +216,94 @@ func TestLiveSwitchUnderLoad(t *testing.T) {
 	out, err := runCommand(t, env, "audit", "verify")
 	if err != nil || !strings.Contains(out, "ok") {
 		t.Fatalf("audit verify = %q, %v", out, err)
+	}
+}
+
+// Live switching follows --allow-live-switch, else SWITCHYARD_ALLOW_LIVE_SWITCH,
+// else the start mode: on in demo, off in production.
+func TestAllowLiveSwitchSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{name: "demo", want: true},
+		{name: "production", env: map[string]string{"SWITCHYARD_DATABASE_URL": "postgres://db/x"}, want: false},
+		{name: "production, flag", args: []string{"--allow-live-switch"}, env: map[string]string{"SWITCHYARD_MODE": "production"}, want: true},
+		{name: "production, environment", env: map[string]string{"SWITCHYARD_MODE": "production", "SWITCHYARD_ALLOW_LIVE_SWITCH": "true"}, want: true},
+		{name: "demo, flag false", args: []string{"--allow-live-switch=false"}, want: false},
+		{name: "demo, environment false", env: map[string]string{"SWITCHYARD_ALLOW_LIVE_SWITCH": "false"}, want: false},
+		{name: "the flag wins", args: []string{"--allow-live-switch=true"}, env: map[string]string{"SWITCHYARD_MODE": "production", "SWITCHYARD_ALLOW_LIVE_SWITCH": "false"}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig("serve", tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.AllowLiveSwitch != tt.want {
+				t.Fatalf("AllowLiveSwitch = %v in %s mode, want %v", cfg.AllowLiveSwitch, cfg.Mode, tt.want)
+			}
+		})
+	}
+	_, err := loadConfig("serve", nil, func(k string) string { return map[string]string{"SWITCHYARD_ALLOW_LIVE_SWITCH": "sometimes"}[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "SWITCHYARD_ALLOW_LIVE_SWITCH") {
+		t.Fatalf("SWITCHYARD_ALLOW_LIVE_SWITCH=sometimes: error %v, want one naming the variable", err)
+	}
+}
+
+// A process started in production does not switch to demo live unless
+// started with --allow-live-switch: the toggle answers 403
+// LIVE_SWITCH_DISABLED, saying how to allow it, and the refusal is in
+// production's audit log.
+func TestProductionSwitchesLiveOnlyWhenAllowed(t *testing.T) {
+	env := productionEnv(t)
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		allow bool
+	}{
+		{name: "by default", allow: false},
+		{name: "with --allow-live-switch", args: []string{"--allow-live-switch"}, allow: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServe(t, env, tt.args...)
+			defer s.stop()
+			s.token = "test-admin-secret"
+			var p struct {
+				Mode            string `json:"mode"`
+				AllowLiveSwitch bool   `json:"allow_live_switch"`
+			}
+			getJSON(t, s, "/system-mode/current", &p)
+			if p.Mode != "production" || p.AllowLiveSwitch != tt.allow {
+				t.Fatalf("system mode = %+v, want production with allow_live_switch %v", p, tt.allow)
+			}
+			code, body := toggleMode(t, s, "demo", false)
+			if tt.allow {
+				if code != http.StatusOK || body["switched"] != true {
+					t.Fatalf("toggle = %d %v, want the switch made", code, body)
+				}
+				return
+			}
+			e, _ := body["error"].(map[string]any)
+			if msg, _ := e["message"].(string); code != http.StatusForbidden || e["code"] != "LIVE_SWITCH_DISABLED" || !strings.Contains(msg, "SWITCHYARD_ALLOW_LIVE_SWITCH") {
+				t.Fatalf("toggle = %d %v, want 403 LIVE_SWITCH_DISABLED naming the setting", code, body)
+			}
+			var page struct {
+				Entries []struct {
+					Action  string `json:"action"`
+					Outcome string `json:"outcome"`
+					Why     string `json:"why"`
+				} `json:"entries"`
+			}
+			getJSON(t, s, "/v1/admin/audit", &page)
+			if newest := page.Entries[0]; newest.Action != "set_system_mode" || newest.Outcome != "rejected" || !strings.HasPrefix(newest.Why, "LIVE_SWITCH_DISABLED") {
+				t.Fatalf("newest audit entry = %+v, want the refused switch", newest)
+			}
+			if got := evaluateValue(t, s, "SYSTEM_MODE"); got != "production" {
+				t.Fatalf("SYSTEM_MODE = %v, want production still", got)
+			}
+		})
 	}
 }

@@ -70,13 +70,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "demo admin token (generated, shown once): %s\n", secret)
 	}
 	core := control.New(logger, control.Config{
-		Mode:         cfg.Mode,
-		ModeSource:   cfg.ModeSource,
-		Backends:     be,
-		ReleaseStore: release,
-		SessionTTL:   cfg.SessionTTL,
-		CacheTTL:     cfg.CacheTTL,
-		StateDir:     cfg.StateDir,
+		Mode:            cfg.Mode,
+		ModeSource:      cfg.ModeSource,
+		Backends:        be,
+		AllowLiveSwitch: cfg.AllowLiveSwitch,
+		ReleaseStore:    release,
+		SessionTTL:      cfg.SessionTTL,
+		CacheTTL:        cfg.CacheTTL,
+		StateDir:        cfg.StateDir,
 	}, st)
 	handler := server.New(logger, core, server.Config{Tokens: tokens})
 

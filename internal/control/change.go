@@ -19,7 +19,8 @@ const MaxReasonLength = 1000
 // Change is one request to change the runtime, as a surface decoded it.
 // Every kind of change, the mode toggle and imports included, goes through
 // the same admission: the role, a decodable request, a reason, the plan,
-// the exact phrase; a refusal is recorded in the audit log.
+// the exact phrase, then ADMIN_FREEZE and the expected revision; a refusal
+// is recorded in the audit log.
 type Change struct {
 	// Actor and Role say who asks, as the audit log names them.
 	Actor string
@@ -58,6 +59,12 @@ type Change struct {
 type Plan struct {
 	Phrase   string
 	Mutation switchyard.Mutation
+	// ModeSwitch marks a switch of the system mode, which belongs to the
+	// process and makes no revision, so no store checks it as it applies
+	// a mutation (store.Next): the admission checks it instead against the
+	// current revision of the mode served, ADMIN_FREEZE and the expected
+	// revision alike.
+	ModeSwitch bool
 }
 
 // Applied is the outcome of a change: the audit entry that records it and
@@ -96,9 +103,11 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 }
 
 // admit checks the role, the request, the reason, the plan and the phrase,
-// in that order. A refusal is recorded in b's audit log (unless it is a
-// dry run's) and returned; otherwise admit returns the attempt to record
-// and the plan.
+// in that order, and for a mode switch ADMIN_FREEZE and the expected
+// revision (a mutation's are checked by the store as it applies it,
+// atomically with the write). A refusal is recorded in b's audit log
+// (unless it is a dry run's) and returned; otherwise admit returns the
+// attempt to record and the plan.
 func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt, Plan, error) {
 	attempt := store.Attempt{
 		Actor:          ch.Actor,
@@ -132,12 +141,29 @@ func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt,
 			return switchyard.Errorf(switchyard.CodePhraseMismatch, "phrase must be exactly %q", p.Phrase).
 				With("expected_phrase", p.Phrase)
 		}
+		if p.ModeSwitch {
+			return admitSwitch(ctx, b, ch.Expected)
+		}
 		return nil
 	}()
 	if refusal != nil && !ch.DryRun {
 		c.reject(ctx, b, attempt, refusal)
 	}
 	return attempt, p, refusal
+}
+
+// admitSwitch checks a mode switch as store.Next checks a mutation,
+// against the current revision of the mode b serves, read from its store:
+// it must be the revision expected (0: any), and ADMIN_FREEZE must be off.
+func admitSwitch(ctx context.Context, b *backend, expected int64) error {
+	cur, err := b.current(ctx, readTimeout)
+	if err != nil {
+		return err
+	}
+	if err := store.BasedOn(cur, expected); err != nil {
+		return err
+	}
+	return cur.System.AdminFrozen()
 }
 
 // reject records a refused attempt in b's audit log. A failure to record

@@ -34,6 +34,10 @@ type Config struct {
 	// Backends opens the store of each mode for a live switch and checks
 	// production's requirements; nil: the mode cannot be switched live.
 	Backends Backends
+	// AllowLiveSwitch lets an admin switch the mode live (Toggle); false,
+	// the zero value, refuses every switch, so a process switches live
+	// only when its owner said it may.
+	AllowLiveSwitch bool
 	// ReleaseStore releases the store New is given once a live switch has
 	// retired it; nil: its owner releases it.
 	ReleaseStore func()

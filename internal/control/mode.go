@@ -81,7 +81,11 @@ type Posture struct {
 	// start in, once its requirements are met.
 	DesiredMode     string `json:"desired_mode,omitempty"`
 	RestartRequired bool   `json:"restart_required"`
-	// Switchable says whether this process can switch modes live.
+	// AllowLiveSwitch is the process's setting: whether an admin may switch
+	// its mode live.
+	AllowLiveSwitch bool `json:"allow_live_switch"`
+	// Switchable says whether this process can switch modes live: it was
+	// built with the stores of both modes and allows it.
 	Switchable      bool `json:"switchable"`
 	ProductionReady bool `json:"production_ready"`
 	// Requirements is production's whole checklist, each item met or not.
@@ -114,11 +118,12 @@ func (c *Core) Posture(ctx context.Context) Posture {
 // posture returns the mode record with production's checklist, reqs.
 func (c *Core) posture(reqs []Requirement) Posture {
 	rec := c.record.Load()
-	switchable := c.cfg.Backends != nil
+	built := c.cfg.Backends != nil
 	missing := Unmet(reqs)
 	return Posture{Mode: rec.Mode, SetAt: rec.SetAt, SetBy: rec.SetBy, Reason: rec.Reason, AuditSeq: rec.AuditSeq,
 		DesiredMode: rec.DesiredMode, RestartRequired: rec.DesiredMode != "" && rec.DesiredMode != rec.Mode,
-		Switchable: switchable, ProductionReady: switchable && len(missing) == 0, Requirements: reqs, Missing: missing}
+		AllowLiveSwitch: c.cfg.AllowLiveSwitch, Switchable: built && c.cfg.AllowLiveSwitch,
+		ProductionReady: built && len(missing) == 0, Requirements: reqs, Missing: missing}
 }
 
 // Toggled is the outcome of a mode toggle: the posture after it, and for a
@@ -137,7 +142,8 @@ const switchTimeout = 30 * time.Second
 
 // Toggle switches the process to target live, once production's
 // requirements are checked; ch is admitted like every change (its Plan is
-// set here). With requirements missing it is refused with
+// set here), and refused with LIVE_SWITCH_DISABLED unless the process
+// allows live switching. With requirements missing it is refused with
 // PRODUCTION_REQUIREMENTS_MISSING and changes nothing; with force it
 // records the desired mode for a restart instead.
 func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool) (Toggled, error) {
@@ -158,13 +164,17 @@ func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool)
 		default:
 			return Plan{}, switchyard.FieldError("target_mode", "must be demo or production, not %q", target)
 		}
-		p := Plan{Phrase: "SWITCH TO " + strings.ToUpper(target) + " MODE"}
+		p := Plan{Phrase: "SWITCH TO " + strings.ToUpper(target) + " MODE", ModeSwitch: true}
 		switch {
 		case target == old.mode:
 			return p, switchyard.Errorf(switchyard.CodeInvalidRequest, "switchyard already serves %s mode", old.mode).
 				With("mode", old.mode)
 		case c.cfg.Backends == nil:
 			return p, switchyard.Errorf(switchyard.CodeInvalidRequest, "this server was built without mode switching; restart it in %s mode", target)
+		case !c.cfg.AllowLiveSwitch:
+			return p, switchyard.Errorf(switchyard.CodeLiveSwitchDisabled,
+				"this process does not switch modes live (live switching is off by default when started in production mode): "+
+					"restart it in %s mode, or restart it with --allow-live-switch (SWITCHYARD_ALLOW_LIVE_SWITCH=true) to allow the switch", target)
 		}
 		return p, nil
 	}

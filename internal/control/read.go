@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
@@ -117,12 +116,13 @@ func (c *Core) Status(ctx context.Context) (Status, error) {
 	rev, err := b.current(ctx, readTimeout)
 	if err != nil {
 		if switchyard.AsError(err).Code == switchyard.CodeUnavailable {
-			return Status{}, switchyard.Errorf(switchyard.CodeUnavailable, "degraded: %s", b.degradedReason(err))
+			return Status{}, switchyard.Errorf(switchyard.CodeUnavailable, "degraded: %s", b.storeDown(err).detail)
 		}
 		return Status{}, err
 	}
 	st := b.statusOf(rev)
-	st.Degraded, _ = b.degraded(c.now())
+	why, _ := b.degraded(c.now())
+	st.Degraded = why.detail
 	return st, nil
 }
 
@@ -164,9 +164,13 @@ type Readiness struct {
 	// Ready is false while the replica cannot read the store or serves a
 	// stand-in for the store's revision.
 	Ready bool
-	// Status is "ready" or "degraded"; Reason says why it is degraded.
+	// Status is "ready" or "degraded"; Reason says why it is degraded, in
+	// words anyone may read, and Detail says it with what the stores
+	// answered (their errors name hosts, users and databases), for
+	// authenticated callers.
 	Status string
 	Reason string
+	Detail string
 	// Revision is the store's current revision and ServedRevision the one
 	// evaluations are served from; both 0 when the replica is not ready.
 	Revision       int64
@@ -186,17 +190,36 @@ func (c *Core) Readiness(ctx context.Context) Readiness {
 	rev, err := b.current(ctx, readyTimeout)
 	if err != nil {
 		c.logger.Warn("readiness check failed", "mode", b.mode, "err", err)
-		return Readiness{Status: "degraded", Reason: b.degradedReason(err)}
+		why := b.storeDown(err)
+		return Readiness{Status: "degraded", Reason: why.public, Detail: why.detail}
 	}
 	served := b.flags.cur.Load()
 	if served.replaceable() {
-		return Readiness{Status: "degraded", Reason: b.servedReason(served)}
+		why := servedReason(served)
+		return Readiness{Status: "degraded", Reason: why, Detail: why}
 	}
 	r := Readiness{Ready: true, Status: "ready", Revision: rev.Number, ServedRevision: served.rev.Number}
-	if reason, degraded := b.degraded(c.now()); degraded {
-		r.Status, r.Reason = "degraded", reason
+	if why, degraded := b.degraded(c.now()); degraded {
+		r.Status, r.Reason, r.Detail = "degraded", why.public, why.detail
 	}
 	return r
+}
+
+// cause says why the service runs degraded twice: in words anyone may
+// read, and in detail, with what the stores answered, for authenticated
+// callers and the log.
+type cause struct {
+	public, detail string
+}
+
+// also returns c with one more reason, given as its public and detailed
+// forms.
+func (c cause) also(public, detail string) cause {
+	if c.public != "" {
+		c.public += "; "
+		c.detail += "; "
+	}
+	return cause{public: c.public + public, detail: c.detail + detail}
 }
 
 // current reads the store's current revision within timeout, for an
@@ -215,38 +238,45 @@ func (b *backend) current(ctx context.Context, timeout time.Duration) (*switchya
 
 // degraded says whether the service runs degraded and why: it serves a
 // stand-in for the store's revision, or the store says it is degraded.
-func (b *backend) degraded(now time.Time) (string, bool) {
+func (b *backend) degraded(now time.Time) (cause, bool) {
 	if err := b.flags.lastStoreError(); err != nil {
-		return b.degradedReason(err), true
+		return b.storeDown(err), true
 	}
 	if c := b.flags.cur.Load(); c.replaceable() {
-		return b.servedReason(c), true
+		why := servedReason(c)
+		return cause{public: why, detail: why}, true
 	}
-	var reasons []string
+	var why cause
 	if b.pins.storeDown(now) {
-		reasons = append(reasons, "session calls to the store fail: new sessions are pinned here")
+		const s = "session calls to the store fail: new sessions are pinned here"
+		why = why.also(s, s)
 	}
 	if n := b.pins.waiting(); n > 0 {
-		reasons = append(reasons, fmt.Sprintf("%d session(s) pinned here wait to be written to the store", n))
+		s := fmt.Sprintf("%d session(s) pinned here wait to be written to the store", n)
+		why = why.also(s, s)
 	}
 	if err := b.writeFailure(); err != nil {
-		reasons = append(reasons, "the last change failed: "+switchyard.AsError(err).Message)
+		why = why.also("the last change failed", "the last change failed: "+switchyard.AsError(err).Message)
 	}
 	if d, ok := b.store.(store.HealthReporter); ok {
 		if reason, degraded := d.Degraded(); degraded {
-			reasons = append(reasons, reason)
+			why = why.also("part of the store does not answer; the values served are right", reason)
 		}
 	}
-	return strings.Join(reasons, "; "), len(reasons) > 0
+	return why, why.public != ""
 }
 
-// degradedReason names a store failure and what is served meanwhile.
-func (b *backend) degradedReason(err error) string {
-	return "the store does not answer (" + switchyard.AsError(err).Message + "); " + b.servedReason(b.flags.cur.Load())
+// storeDown names a store failure and what is served meanwhile.
+func (b *backend) storeDown(err error) cause {
+	served := servedReason(b.flags.cur.Load())
+	return cause{
+		public: "the store does not answer; " + served,
+		detail: "the store does not answer (" + switchyard.AsError(err).Message + "); " + served,
+	}
 }
 
 // servedReason names what evaluations are served from.
-func (b *backend) servedReason(c *compiled) string {
+func servedReason(c *compiled) string {
 	switch {
 	case c.fallback:
 		return "serving the conservative fallback"

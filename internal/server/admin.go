@@ -52,13 +52,17 @@ const headerIdempotencyKey = "Idempotency-Key"
 // decodeChange decodes a change route's body into req and returns the
 // change the core admits: who asks, the confirmation, the revision the
 // change is based on (If-Match), its idempotency key and the hash of the
-// request it came with, and whatever could not be decoded. target names
-// the change in the audit log; from, when set, names it from the decoded
-// body instead, and is called only when the body decoded.
+// request it came with, and whatever could not be decoded (a body not sent
+// as JSON is not read). target names the change in the audit log; from,
+// when set, names it from the decoded body instead, and is called only
+// when the body decoded.
 func (s *server) decodeChange(c *gin.Context, action, target string, req changeRequest, from func() string) control.Change {
 	who := principalOf(c)
 	body := sha256.New()
-	invalid := decodeStrict(io.TeeReader(c.Request.Body, body), req)
+	invalid := requireJSON(c.Request)
+	if invalid == nil {
+		invalid = decodeStrict(io.TeeReader(c.Request.Body, body), req)
+	}
 	conf := req.confirm()
 	ch := control.Change{
 		Actor:          who.actor,

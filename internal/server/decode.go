@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -11,8 +12,9 @@ import (
 )
 
 // decodeStrict reads exactly one JSON object from r into v. Unknown fields,
-// wrong types, trailing data and oversized bodies are INVALID_REQUEST errors
-// whose message says what to fix, so a typo never passes as a default.
+// wrong types and trailing data are INVALID_REQUEST errors, and a body over
+// the limit BODY_TOO_LARGE, whose message says what to fix, so a typo never
+// passes as a default.
 func decodeStrict(r io.Reader, v any) error {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
@@ -28,6 +30,27 @@ func decodeStrict(r io.Reader, v any) error {
 	return nil
 }
 
+// requireJSON refuses a request body that is not declared as JSON, so a
+// form or a text body never passes for a change: it must come with
+// Content-Type application/json, whose optional charset may only be
+// UTF-8, the one encoding JSON has. A request without a body passes, for
+// the decoder to refuse as empty.
+func requireJSON(r *http.Request) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	media, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && media == "application/json" {
+		if charset, ok := params["charset"]; !ok || strings.EqualFold(charset, "utf-8") {
+			return nil
+		}
+	}
+	// The header is not echoed: a caller chooses it, and refusals are
+	// recorded.
+	return switchyard.Errorf(switchyard.CodeUnsupportedMediaType,
+		"the request body must be JSON, sent with Content-Type: application/json (a charset, if any, must be utf-8)").With("field", "Content-Type")
+}
+
 // bodyError explains a failure to decode a request body.
 func bodyError(err error) *switchyard.Error {
 	var (
@@ -40,7 +63,7 @@ func bodyError(err error) *switchyard.Error {
 	case errors.As(err, &e):
 		return e
 	case errors.As(err, &tooLarge):
-		return switchyard.Errorf(switchyard.CodeInvalidRequest, "the request body is larger than the limit of %d bytes", tooLarge.Limit).
+		return switchyard.Errorf(switchyard.CodeBodyTooLarge, "the request body is larger than the limit of %d bytes", tooLarge.Limit).
 			With("max_body_bytes", tooLarge.Limit)
 	case errors.Is(err, io.EOF):
 		return switchyard.Errorf(switchyard.CodeInvalidRequest, "the request body is empty; send a JSON object")

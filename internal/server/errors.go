@@ -25,12 +25,18 @@ func statusFor(code switchyard.Code) int {
 		return http.StatusBadRequest
 	case switchyard.CodeUnauthorized:
 		return http.StatusUnauthorized
-	case switchyard.CodeForbidden:
+	case switchyard.CodeForbidden, switchyard.CodeLiveSwitchDisabled:
 		return http.StatusForbidden
 	case switchyard.CodeNotFound:
 		return http.StatusNotFound
+	case switchyard.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case switchyard.CodeRevisionConflict:
 		return http.StatusPreconditionFailed
+	case switchyard.CodeBodyTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case switchyard.CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	case switchyard.CodeIdempotencyKeyReused:
 		return http.StatusUnprocessableEntity
 	case switchyard.CodeAdminFreezeActive:
@@ -78,20 +84,32 @@ func (s *server) fail(c *gin.Context, err error) {
 type ofrepError struct {
 	code    evaluator.ResolutionError
 	details string
+	// tooLarge marks a body over the limit, which HTTP answers 413.
+	tooLarge bool
 }
 
 func parseError(details string) *ofrepError {
 	return &ofrepError{code: evaluator.ParseError, details: details}
 }
 
+// bodyTooLarge refuses a body over limit bytes: a PARSE_ERROR, since
+// OFREP has no code of its own for it, answered 413.
+func bodyTooLarge(limit int64) *ofrepError {
+	return &ofrepError{code: evaluator.ParseError, details: "the request body is larger than the limit of " + itoa(limit) + " bytes", tooLarge: true}
+}
+
 func invalidContext(details string) *ofrepError {
 	return &ofrepError{code: evaluator.InvalidContext, details: details}
 }
 
-// ofrepStatusFor maps an OpenFeature error code to the HTTP status OFREP
-// answers it with: 404 for a flag that does not exist, 400 for the rest.
-func ofrepStatusFor(code evaluator.ResolutionError) int {
-	if code == evaluator.FlagNotFound {
+// ofrepStatusFor maps an OFREP error to the HTTP status OFREP answers it
+// with: 404 for a flag that does not exist, 413 for a body over the
+// limit, 400 for the rest.
+func ofrepStatusFor(e *ofrepError) int {
+	switch {
+	case e.tooLarge:
+		return http.StatusRequestEntityTooLarge
+	case e.code == evaluator.FlagNotFound:
 		return http.StatusNotFound
 	}
 	return http.StatusBadRequest
@@ -100,7 +118,7 @@ func ofrepStatusFor(code evaluator.ResolutionError) int {
 // ofrepFailure answers a refused evaluation in OFREP's error shape; the
 // bulk route (key "") has no key in it.
 func (s *server) ofrepFailure(c *gin.Context, key string, e *ofrepError) {
-	s.writeOFREP(c, ofrepStatusFor(e.code), func(b []byte) ([]byte, error) {
+	s.writeOFREP(c, ofrepStatusFor(e), func(b []byte) ([]byte, error) {
 		if key == "" {
 			b = append(b, `{"errorCode":`...)
 			b = appendString(b, string(e.code))

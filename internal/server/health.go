@@ -14,16 +14,23 @@ func (s *server) healthz(c *gin.Context) {
 // readyz serves GET /readyz: 200 with status ready, or degraded and the
 // reason while the store answers but runs degraded (Redis down); 503,
 // degraded with the reason, while this replica cannot read the store or
-// serves a stand-in for its revision (control.Core.Readiness).
+// serves a stand-in for its revision (control.Core.Readiness). Probes ask
+// without a token and are told the reason in general words; a caller with
+// a valid token of any role is told what the stores answered, which names
+// their hosts, users and databases.
 func (s *server) readyz(c *gin.Context) {
 	r := s.core.Readiness(c.Request.Context())
+	reason := r.Reason
+	if _, ok := s.auth.identify(c.GetHeader("Authorization")); ok {
+		reason = r.Detail
+	}
 	if !r.Ready {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": r.Status, "reason": r.Reason})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": r.Status, "reason": reason})
 		return
 	}
 	body := gin.H{"status": r.Status, "revision": r.Revision, "served_revision": r.ServedRevision}
-	if r.Reason != "" {
-		body["reason"] = r.Reason
+	if reason != "" {
+		body["reason"] = reason
 	}
 	c.JSON(http.StatusOK, body)
 }

@@ -373,14 +373,15 @@ func TestImportBodyLimit(t *testing.T) {
 	}
 	// The evaluation routes keep the general limit.
 	huge := `{"context": {"pad": "` + strings.Repeat("x", 8192) + `"}}`
-	if res := h.do(t, call{method: "POST", path: "/ofrep/v1/evaluate/flags/EXAM_MODE", body: huge}); res.status != http.StatusBadRequest {
+	if res := h.do(t, call{method: "POST", path: "/ofrep/v1/evaluate/flags/EXAM_MODE", body: huge}); res.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("an oversized evaluation = %d %.300s", res.status, res.body)
 	}
 	// Past the import route's own limit the body is refused, and audited.
 	before := h.audit(t)
 	over := importBody(t, importer.FormatFlagd, strings.Repeat("x", importBodyBytes), "", false)
 	res := h.do(t, call{method: "POST", path: "/v1/admin/import", token: adminToken, body: over})
-	if res.status != http.StatusBadRequest || res.json(t)["error"].(map[string]any)["max_body_bytes"] != float64(importBodyBytes) {
+	if res.status != http.StatusRequestEntityTooLarge || res.errorCode(t) != "BODY_TOO_LARGE" ||
+		res.json(t)["error"].(map[string]any)["max_body_bytes"] != float64(importBodyBytes) {
 		t.Fatalf("a %d-byte import = %d %.300s", len(over), res.status, res.body)
 	}
 	if after := h.audit(t); len(after) != len(before)+1 || after[0].Outcome != store.OutcomeRejected {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/switchyard-dev/switchyard"
@@ -72,7 +73,7 @@ func (s *server) recoverPanics(c *gin.Context) {
 }
 
 // limitBody caps every request body at MaxBodyBytes; reading past it fails
-// with *http.MaxBytesError, which the decoders answer with a clear 400.
+// with *http.MaxBytesError, which the decoders answer with a clear 413.
 func (s *server) limitBody(c *gin.Context) {
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxBodyBytes)
 	c.Next()
@@ -81,4 +82,27 @@ func (s *server) limitBody(c *gin.Context) {
 // notFound answers unknown routes in the API's error shape.
 func (s *server) notFound(c *gin.Context) {
 	s.fail(c, switchyard.Errorf(switchyard.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+}
+
+// methodNotAllowed answers a known path asked with a method it does not
+// serve, in the API's error shape; Gin has set the Allow header.
+func (s *server) methodNotAllowed(c *gin.Context) {
+	allow := c.Writer.Header().Get("Allow")
+	s.fail(c, switchyard.Errorf(switchyard.CodeMethodNotAllowed, "%s does not serve %s; use %s", c.Request.URL.Path, c.Request.Method, allow).
+		With("allow", strings.Split(allow, ", ")))
+}
+
+// noSniff tells browsers to take every response as the type it declares,
+// never to guess another from its content.
+func noSniff(c *gin.Context) {
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Next()
+}
+
+// noStore keeps an answer out of every cache, a browser's or a proxy's:
+// the answers of routes that need a token hold what only a token may
+// read, and readiness is the state now.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
 }

@@ -64,7 +64,7 @@ func readEvaluationContext(body io.Reader) (map[string]any, *ofrepError) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, parseError("the request body is larger than the limit of " + itoa(tooLarge.Limit) + " bytes")
+			return nil, bodyTooLarge(tooLarge.Limit)
 		}
 		return nil, parseError("the request body could not be read: " + err.Error())
 	}

@@ -101,7 +101,7 @@ func TestOFREPEvaluateFlagErrors(t *testing.T) {
 		{"context an array", "EXAM_MODE", `{"context":[]}`, true, http.StatusBadRequest, "INVALID_CONTEXT", "context must be an object"},
 		{"session not a string", "EXAM_MODE", `{"context":{"sessionId":42}}`, true, http.StatusBadRequest, "INVALID_CONTEXT", "sessionId must be a string"},
 		{"session with spaces", "EXAM_MODE", `{"context":{"sessionId":"a b"}}`, false, http.StatusBadRequest, "INVALID_CONTEXT", "spaces"},
-		{"oversized body", "EXAM_MODE", `{"context":{"pad":"` + strings.Repeat("x", 300) + `"}}`, false, http.StatusBadRequest, "PARSE_ERROR", "limit of 256 bytes"},
+		{"oversized body", "EXAM_MODE", `{"context":{"pad":"` + strings.Repeat("x", 300) + `"}}`, false, http.StatusRequestEntityTooLarge, "PARSE_ERROR", "limit of 256 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,11 +5,16 @@ import "github.com/gin-gonic/gin"
 // routes registers every route. openapi/openapi.yaml describes each; a test
 // fails when the two disagree.
 func (s *server) routes(r *gin.Engine) {
-	r.Use(assignRequestID, s.recoverPanics)
+	r.Use(assignRequestID, noSniff, s.recoverPanics)
 	r.NoRoute(s.notFound)
+	r.NoMethod(s.methodNotAllowed)
 
+	// Probes may ask with HEAD, for the status alone. Readiness is never
+	// cached: it is the state now, and its reason depends on the token.
 	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
+	r.HEAD("/healthz", s.healthz)
+	r.GET("/readyz", noStore, s.readyz)
+	r.HEAD("/readyz", noStore, s.readyz)
 
 	// Every body is capped at MaxBodyBytes but an import's, which carries a
 	// whole flag file and has its own cap (limitImportBody).
@@ -25,7 +30,8 @@ func (s *server) routes(r *gin.Engine) {
 	api.GET("/v1/bundle", s.getBundle)
 	api.GET("/v1/stream", s.stream)
 
-	admin := api.Group("/v1/admin", s.authenticate)
+	// What needs a token is never cached.
+	admin := api.Group("/v1/admin", noStore, s.authenticate)
 	admin.GET("/runtime/status", s.getStatus)
 	admin.POST("/runtime/flags", s.setFlag)
 	admin.POST("/runtime/profile", s.setProfile)
@@ -41,9 +47,9 @@ func (s *server) routes(r *gin.Engine) {
 	admin.POST("/system-mode/toggle", s.toggleSystemMode)
 
 	// The system mode also has the short paths of the operator runbook.
-	mode := api.Group("/system-mode", s.authenticate)
+	mode := api.Group("/system-mode", noStore, s.authenticate)
 	mode.GET("/current", s.getSystemMode)
 	mode.POST("/toggle", s.toggleSystemMode)
 
-	r.POST("/v1/admin/import", s.limitImportBody, s.authenticate, s.importFlags)
+	r.POST("/v1/admin/import", noStore, s.limitImportBody, s.authenticate, s.importFlags)
 }

@@ -71,6 +71,9 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 	// path and unescape the parameter.
 	engine.UseRawPath = true
 	engine.UnescapePathValues = true
+	// A known path asked with another method answers 405 with Allow, not
+	// 404: the client has the path right and the method wrong.
+	engine.HandleMethodNotAllowed = true
 	s.routes(engine)
 	return engine
 }

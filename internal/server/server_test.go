@@ -80,7 +80,7 @@ func TestHealth(t *testing.T) {
 	h.store.down.Store(true)
 	degraded := h.do(t, call{method: "GET", path: "/readyz"})
 	if body := degraded.json(t); degraded.status != http.StatusServiceUnavailable || body["status"] != "degraded" ||
-		!strings.Contains(body["reason"].(string), "the store is down") {
+		!strings.Contains(body["reason"].(string), "the store does not answer") {
 		t.Fatalf("readyz with the store down = %d %s", degraded.status, degraded.body)
 	}
 	// Liveness does not depend on the store.
@@ -138,8 +138,9 @@ func TestStatusFor(t *testing.T) {
 		switchyard.CodeReasonRequired, switchyard.CodeUnknownFlag, switchyard.CodeUnknownProfile, switchyard.CodeUnknownModule,
 		switchyard.CodeUnknownVersion, switchyard.CodeNotFound, switchyard.CodeRevisionConflict, switchyard.CodeAdminFreezeActive,
 		switchyard.CodeUnavailable, switchyard.CodeIdempotencyKeyReused, switchyard.CodeOutcomeUnknown,
+		switchyard.CodeLiveSwitchDisabled, switchyard.CodeMethodNotAllowed, switchyard.CodeBodyTooLarge, switchyard.CodeUnsupportedMediaType,
 	}
-	want := []int{400, 401, 403, 400, 400, 400, 400, 400, 400, 404, 412, 423, 503, 422, 504}
+	want := []int{400, 401, 403, 400, 400, 400, 400, 400, 400, 404, 412, 423, 503, 422, 504, 403, 405, 413, 415}
 	for i, c := range codes {
 		if got := statusFor(c); got != want[i] {
 			t.Errorf("statusFor(%s) = %d, want %d", c, got, want[i])

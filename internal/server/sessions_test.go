@@ -65,7 +65,6 @@ func TestCreateSessionRefused(t *testing.T) {
 		{"malformed JSON", `{"session_id":`, true, "not valid JSON"},
 		{"trailing data", `{"session_id":"s"} {"session_id":"t"}`, false, "unexpected data after the JSON object"},
 		{"not an object", `["s"]`, true, "must be a JSON object"},
-		{"oversized", `{"session_id":"s","user_id":"` + strings.Repeat("u", 600) + `"}`, true, "larger than the limit of 512 bytes"},
 		{"user_id too long", `{"session_id":"s","user_id":"` + strings.Repeat("u", 257) + `"}`, true, "user_id: must be at most 256 characters"},
 	}
 	for _, tt := range tests {
@@ -78,6 +77,11 @@ func TestCreateSessionRefused(t *testing.T) {
 				t.Fatalf("message %q does not say %q", msg, tt.message)
 			}
 		})
+	}
+	oversized := h.do(t, call{method: "POST", path: "/v1/sessions", body: `{"session_id":"s","user_id":"` + strings.Repeat("u", 600) + `"}`, breaksSpec: true})
+	if oversized.status != http.StatusRequestEntityTooLarge || oversized.errorCode(t) != "BODY_TOO_LARGE" ||
+		!strings.Contains(string(oversized.body), "larger than the limit of 512 bytes") {
+		t.Fatalf("oversized create = %d %s, want 413 BODY_TOO_LARGE", oversized.status, oversized.body)
 	}
 	if res := h.do(t, call{method: "GET", path: "/v1/sessions/s"}); res.status != http.StatusNotFound {
 		t.Fatalf("a refused create stored a session: GET = %d %s", res.status, res.body)

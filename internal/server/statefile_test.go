@@ -141,7 +141,7 @@ func TestConservativeFallbackWithoutAStateFile(t *testing.T) {
 			if md := got["metadata"].(map[string]any); got["value"] != true || got["reason"] != "STALE" || md["fallback"] != "conservative" {
 				t.Fatalf("FREEZE_UPDATES = %v, want true, STALE, fallback conservative", got)
 			}
-			res := h.do(t, call{method: "GET", path: "/readyz"})
+			res := h.do(t, call{method: "GET", path: "/readyz", token: viewerToken})
 			if res.status != http.StatusServiceUnavailable || !strings.Contains(string(res.body), "conservative fallback") {
 				t.Fatalf("readyz = %d %s, want degraded naming the conservative fallback", res.status, res.body)
 			}
@@ -159,8 +159,8 @@ type degradedStore struct {
 func (d degradedStore) Degraded() (string, bool) { return d.reason, d.reason != "" }
 
 // A store that answers but says it is degraded keeps the replica ready (it
-// serves the right values) while /readyz and the admin status name the
-// reason.
+// serves the right values) while /readyz (to a caller with a token) and
+// the admin status name the reason.
 func TestDegradedStoreIsReported(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -176,7 +176,7 @@ func TestDegradedStoreIsReported(t *testing.T) {
 			h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)),
 				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Role: switchyard.RoleViewer, Secret: viewerToken}}},
 				degradedStore{Store: h.store, reason: tt.reason}, h.clock.now)
-			res := h.do(t, call{method: "GET", path: "/readyz"})
+			res := h.do(t, call{method: "GET", path: "/readyz", token: viewerToken})
 			wantStatus := "ready"
 			if tt.reason != "" {
 				wantStatus = "degraded"
@@ -187,6 +187,59 @@ func TestDegradedStoreIsReported(t *testing.T) {
 			res = h.do(t, call{method: "GET", path: "/v1/admin/runtime/status", token: viewerToken})
 			if got, _ := res.json(t)["degraded"].(string); res.status != http.StatusOK || got != tt.reason {
 				t.Fatalf("status = %d, degraded %q; want 200 and %q", res.status, got, tt.reason)
+			}
+		})
+	}
+}
+
+// unreachableStore fails every read as a database that refuses the
+// connection does, with an error naming its host, user and database.
+type unreachableStore struct {
+	store.Store
+	err error
+}
+
+func (u unreachableStore) Current(context.Context) (*switchyard.Revision, error) { return nil, u.err }
+
+// /readyz tells an anonymous caller why it is degraded in general words,
+// and a caller with a valid token of any role what the stores answered,
+// which names hosts, users and databases.
+func TestReadinessDetailNeedsAToken(t *testing.T) {
+	dbDown := switchyard.Errorf(switchyard.CodeUnavailable, "failed to connect to `user=switchyard database=prod`: 10.0.0.5:5432: connection refused")
+	tests := []struct {
+		name   string
+		store  func(store.Store) store.Store
+		status int
+		// general is what an anonymous answer says; secret is only in an
+		// authenticated one.
+		general, secret string
+	}{
+		{name: "database down", status: http.StatusServiceUnavailable,
+			store:   func(st store.Store) store.Store { return unreachableStore{Store: st, err: dbDown} },
+			general: "the store does not answer; serving the conservative fallback", secret: "user=switchyard database=prod`: 10.0.0.5:5432"},
+		{name: "Redis down", status: http.StatusOK,
+			store: func(st store.Store) store.Store {
+				return degradedStore{Store: st, reason: "Redis does not answer (dial tcp cache.internal:6379: connection refused)"}
+			},
+			general: "part of the store does not answer", secret: "cache.internal:6379"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newStore(t)
+			h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)),
+				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Role: switchyard.RoleViewer, Secret: viewerToken}}},
+				tt.store(h.store), h.clock.now)
+			for _, token := range []string{"", "not-a-token", viewerToken} {
+				res := h.do(t, call{method: "GET", path: "/readyz", token: token})
+				reason, _ := res.json(t)["reason"].(string)
+				want := tt.general
+				if token == viewerToken {
+					want = tt.secret
+				}
+				if res.status != tt.status || !strings.Contains(reason, want) || strings.Contains(reason, tt.secret) != (token == viewerToken) {
+					t.Errorf("readyz with token %q = %d %s, want %d saying %q, and %q only with a valid token",
+						token, res.status, res.body, tt.status, want, tt.secret)
+				}
 			}
 		})
 	}

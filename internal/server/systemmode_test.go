@@ -118,14 +118,16 @@ var (
 	}
 )
 
-// newSwitchable is a harness in demo mode that can switch to the
-// production store of be; the demo store's release is reported as "start".
+// newSwitchable is a harness in demo mode, allowed to switch live, that
+// can switch to the production store of be; the demo store's release is
+// reported as "start".
 func newSwitchable(t *testing.T, reqs ...control.Requirement) (*harness, *testBackends) {
 	t.Helper()
 	h := newStore(t)
 	be := newTestBackends(t, h.clock, reqs...)
 	h.start(func(c *testConfig) {
 		c.Backends = be
+		c.AllowLiveSwitch = true
 		c.ModeSource = "default: no database URL is set"
 		c.ReleaseStore = func() { be.released <- "start" }
 	})
@@ -157,7 +159,7 @@ func TestSystemModeCurrent(t *testing.T) {
 		missing, _ := body["missing_production_requirements"].([]any)
 		if res.status != http.StatusOK || body["mode"] != switchyard.ModeDemo || body["set_by"] != "startup" ||
 			body["reason"] != "default: no database URL is set" || body["production_ready"] != false ||
-			body["switchable"] != true || body["restart_required"] != false || len(reqs) != 2 || len(missing) != 1 ||
+			body["allow_live_switch"] != true || body["switchable"] != true || body["restart_required"] != false || len(reqs) != 2 || len(missing) != 1 ||
 			missing[0].(map[string]any)["name"] != "redis" {
 			t.Fatalf("GET %s = %d %s", path, res.status, res.body)
 		}
@@ -507,5 +509,109 @@ func TestToggleForcedIdempotent(t *testing.T) {
 		again.json(t)["audit_seq"] != first.json(t)["audit_seq"] || len(h.audit(t)) != 1 {
 		t.Fatalf("forced toggle = %d %s, sent again = %d %s, %d audit entries; want the same record once",
 			first.status, first.body, again.status, again.body, len(h.audit(t)))
+	}
+}
+
+// The mode toggle is admitted like every change: while the mode served has
+// ADMIN_FREEZE on it is refused with 423 in either direction, and with an
+// If-Match that is not the served mode's current revision with 412; each
+// refusal is audited in the served mode's log and switches nothing. An
+// import is refused by the freeze alike.
+func TestToggleAdmittedLikeEveryChange(t *testing.T) {
+	freeze := map[string]any{"flag": "ADMIN_FREEZE", "value": true, "phrase": "ENABLE ADMIN FREEZE", "reason": "incident review"}
+	stale := toggle(t, switchyard.ModeProduction, false)
+	stale.header = map[string]string{"If-Match": `"7"`}
+	tests := []struct {
+		name string
+		// production starts the test switched to production.
+		production bool
+		frozen     bool
+		// missing is what production lacks; nothing when nil.
+		missing []control.Requirement
+		call    call
+		status  int
+		code    string
+		action  string
+	}{
+		{name: "frozen demo to production", frozen: true, call: toggle(t, switchyard.ModeProduction, false),
+			status: http.StatusLocked, code: "ADMIN_FREEZE_ACTIVE", action: "set_system_mode"},
+		{name: "frozen production to demo", production: true, frozen: true, call: toggle(t, switchyard.ModeDemo, false),
+			status: http.StatusLocked, code: "ADMIN_FREEZE_ACTIVE", action: "set_system_mode"},
+		{name: "frozen, forced with requirements missing", frozen: true, missing: redisMissing, call: toggle(t, switchyard.ModeProduction, true),
+			status: http.StatusLocked, code: "ADMIN_FREEZE_ACTIVE", action: "set_system_mode"},
+		{name: "frozen import", frozen: true, action: "import_flags",
+			call: call{method: "POST", path: "/v1/admin/import", token: adminToken,
+				body: importBody(t, "flagd", readImporterTestdata(t, "flagd.json"), "", false)},
+			status: http.StatusLocked, code: "ADMIN_FREEZE_ACTIVE"},
+		{name: "stale If-Match", call: stale,
+			status: http.StatusPreconditionFailed, code: "REVISION_CONFLICT", action: "set_system_mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reqs := metRequirements
+			if tt.missing != nil {
+				reqs = tt.missing
+			}
+			h, be := newSwitchable(t, reqs...)
+			served, log := switchyard.ModeDemo, func() []store.AuditEntry { return h.audit(t) }
+			if tt.production {
+				if res := h.do(t, toggle(t, switchyard.ModeProduction, false)); res.status != http.StatusOK {
+					t.Fatalf("toggle = %d %s", res.status, res.body)
+				}
+				be.waitReleased(t)
+				served = switchyard.ModeProduction
+				log = func() []store.AuditEntry {
+					entries, err := be.production.Audit(context.Background(), store.AuditQuery{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return entries
+				}
+			}
+			if tt.frozen {
+				h.admin(t, "POST", "/v1/admin/runtime/flags", freeze)
+			}
+			res := h.do(t, tt.call)
+			if res.status != tt.status || res.errorCode(t) != tt.code {
+				t.Fatalf("%s %s = %d %s, want %d %s", tt.call.method, tt.call.path, res.status, res.body, tt.status, tt.code)
+			}
+			if e := log()[0]; e.Action != tt.action || e.Outcome != store.OutcomeRejected || !strings.HasPrefix(e.Why, tt.code) {
+				t.Fatalf("newest audit entry of %s = %+v, want the refusal", served, e)
+			}
+			if got := systemMode(t, h); got != served {
+				t.Fatalf("SYSTEM_MODE = %s, want %s still", got, served)
+			}
+			if frozen := h.evaluate(t, switchyard.AdminFreeze, nil)["value"]; frozen != tt.frozen {
+				t.Fatalf("ADMIN_FREEZE = %v after the refusal, want %v", frozen, tt.frozen)
+			}
+		})
+	}
+}
+
+// A process started without live switching (by default, one started in
+// production mode) says so and refuses every toggle, forced or not, with
+// 403 LIVE_SWITCH_DISABLED telling how to allow it; the refusal is
+// audited and no store is opened.
+func TestToggleWithoutLiveSwitch(t *testing.T) {
+	h := newStore(t)
+	be := newTestBackends(t, h.clock, metRequirements...)
+	h.start(func(c *testConfig) { c.Backends = be })
+
+	current := h.do(t, call{method: "GET", path: "/system-mode/current", token: viewerToken}).json(t)
+	if current["allow_live_switch"] != false || current["switchable"] != false || current["production_ready"] != true {
+		t.Fatalf("current = %v, want allow_live_switch and switchable false, production ready", current)
+	}
+	for _, force := range []bool{false, true} {
+		res := h.do(t, toggle(t, switchyard.ModeProduction, force))
+		if res.status != http.StatusForbidden || res.errorCode(t) != "LIVE_SWITCH_DISABLED" ||
+			!strings.Contains(res.json(t)["error"].(map[string]any)["message"].(string), "--allow-live-switch") {
+			t.Fatalf("toggle (force %v) = %d %s, want 403 LIVE_SWITCH_DISABLED naming --allow-live-switch", force, res.status, res.body)
+		}
+		if e := h.audit(t)[0]; e.Action != "set_system_mode" || e.Outcome != store.OutcomeRejected || !strings.HasPrefix(e.Why, "LIVE_SWITCH_DISABLED") {
+			t.Fatalf("newest audit entry = %+v, want the refusal", e)
+		}
+	}
+	if got := systemMode(t, h); got != switchyard.ModeDemo || len(be.openedModes()) != 0 {
+		t.Fatalf("SYSTEM_MODE = %s, stores opened %v; want demo and none", got, be.openedModes())
 	}
 }

@@ -439,7 +439,7 @@ func TestPollingWithoutStream(t *testing.T) {
 // once the heartbeats the server advertises stop: the provider closes it,
 // opens another and hears the changes made since.
 func TestSilentStreamIsLost(t *testing.T) {
-	ts := newTestServerWith(t, control.Config{}, server.Config{Heartbeat: 20 * time.Millisecond}, memory.NewDemo())
+	ts := newTestServerWith(t, control.Config{}, server.Config{Heartbeat: 50 * time.Millisecond}, memory.NewDemo())
 	// The provider reaches the server through the proxy.
 	proxy, url := storetest.Proxied(t, ts.url)
 	ts.url = url

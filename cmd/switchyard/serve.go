@@ -115,8 +115,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // requestTimeout bounds reading a request (an import's body included) and
-// writing its answer. A stream lifts it for itself: it is meant to stay
-// open, and bounds each of its writes instead.
+// writing its answer. A stream, meant to stay open, is bounded by it in
+// each of its writes instead.
 const requestTimeout = 30 * time.Second
 
 // newHTTPServer is the HTTP server serve runs handler with, each request

@@ -28,7 +28,8 @@ const streamTestToken = "stream-test-admin-token"
 
 // streamServer is a demo server run by the *http.Server serve runs
 // (newHTTPServer), each request bounded by timeout and streams sending a
-// heartbeat every heartbeat. streams counts the GET /v1/stream requests.
+// heartbeat every heartbeat (switchyard.StreamHeartbeat when 0). streams
+// counts the GET /v1/stream requests.
 type streamServer struct {
 	url     string
 	streams atomic.Int64
@@ -149,8 +150,8 @@ func TestStreamOutlivesTheRequestTimeout(t *testing.T) {
 // admin call until the application was told (PROVIDER_CONFIGURATION_CHANGED)
 // and evaluates the new value; speed is measured here, not asserted.
 func TestFlipsReachAProviderOverTheStream(t *testing.T) {
-	const timeout, heartbeat, flips = 200 * time.Millisecond, 20 * time.Millisecond, 100
-	ss := newStreamServer(t, timeout, heartbeat)
+	const timeout, flips = 200 * time.Millisecond, 100
+	ss := newStreamServer(t, timeout, 0)
 	p, err := provider.New(ss.url, provider.WithPollInterval(time.Hour), provider.WithGracePeriod(time.Hour))
 	if err != nil {
 		t.Fatal(err)

@@ -59,6 +59,9 @@ func (s *server) stream(c *gin.Context) {
 	shutdown := shutdownOf(ctx)
 
 	w := sse{c: c, rc: http.NewResponseController(c.Writer), heartbeat: s.heartbeat}
+	if srv, ok := ctx.Value(http.ServerContextKey).(*http.Server); ok {
+		w.timeout = srv.WriteTimeout
+	}
 	// The response's end is written after the handler returns.
 	defer w.deadline()
 	h := c.Writer.Header()
@@ -110,6 +113,9 @@ type sse struct {
 	c         *gin.Context
 	rc        *http.ResponseController
 	heartbeat time.Duration
+	// timeout is the server's write timeout, which bounds each write of a
+	// stream rather than the whole stream; 0 when there is none.
+	timeout time.Duration
 }
 
 // event writes one `revision` event, advertising the heartbeat interval;
@@ -133,10 +139,14 @@ func (w sse) write(text string) bool {
 	return true
 }
 
-// deadline gives the next write a heartbeat interval: a client that cannot
-// take one event in that time is not reading. The server's write timeout
-// bounds a whole answer, and a stream is meant to outlast it, so each
-// write has a deadline of its own instead. Setting it fails only when a
-// middleware hides the connection from http.ResponseController; the write
-// timeout then cuts the stream, and clients reconnect.
-func (w sse) deadline() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.heartbeat)) }
+// deadline gives the next write the server's write timeout. That timeout
+// bounds a whole answer, and a stream is meant to outlast it, so each write
+// has it instead: a client that cannot take one event in that time is not
+// reading. Setting it fails only when a middleware hides the connection
+// from http.ResponseController; the timeout then cuts the stream, and
+// clients reconnect.
+func (w sse) deadline() {
+	if w.timeout > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+}

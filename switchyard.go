@@ -7,6 +7,8 @@
 // them package store's, and serving them internal/control's.
 package switchyard
 
+import "time"
+
 // The modes (design §7): demo serves the in-memory fixtures and needs
 // nothing; production serves Postgres behind Redis.
 const (
@@ -45,4 +47,15 @@ type RevisionEvent struct {
 	Revision int64    `json:"revision"`
 	Mode     string   `json:"mode"`
 	Changed  []string `json:"changed"`
+	// HeartbeatMS is the interval of the stream's heartbeat comments, in
+	// milliseconds, which the server sets on every event it sends: a
+	// client that hears nothing for a few intervals knows the stream is
+	// lost, though its connection looks open. Zero means StreamHeartbeat.
+	HeartbeatMS int64 `json:"heartbeat_ms,omitempty"`
 }
+
+// StreamHeartbeat is how often GET /v1/stream sends a heartbeat comment
+// unless the server is configured otherwise: often enough that proxies
+// with the usual 60 s idle timeout keep the stream open, and that a client
+// notices a lost stream within a minute.
+const StreamHeartbeat = 15 * time.Second

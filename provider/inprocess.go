@@ -274,14 +274,17 @@ func (p *Provider) refresh(ctx context.Context) error {
 
 // stream follows GET /v1/stream until it ends, refreshing whenever it
 // announces a revision other than the live one. Every line read counts as
-// contact with the server.
+// contact with the server. A stream silent for missedHeartbeats of the
+// heartbeat interval its events advertise is lost: it is closed, and
+// follow resyncs.
 func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The connection must answer within the timeout, then send something
-	// (an event or a heartbeat) at least every streamIdle.
+	// (an event or a heartbeat) at least every silence.
 	idle := time.AfterFunc(p.cfg.timeout, cancel)
 	defer idle.Stop()
+	silence := missedHeartbeats * switchyard.StreamHeartbeat
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/v1/stream", nil)
 	if err != nil {
 		return
@@ -299,7 +302,7 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 	r := bufio.NewReader(res.Body)
 	var data string
 	for {
-		idle.Reset(streamIdle)
+		idle.Reset(silence)
 		line, err := r.ReadString('\n')
 		if err != nil {
 			return
@@ -317,7 +320,13 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 				return
 			}
 			data = ""
+			if ev.HeartbeatMS > 0 {
+				silence = missedHeartbeats * time.Duration(ev.HeartbeatMS) * time.Millisecond
+			}
 			if live := p.live.Load(); ev.Revision != live.rev.Number || ev.Mode != live.mode || p.stale.Load() {
+				// The refresh has a deadline of its own; the silence is
+				// the stream's.
+				idle.Stop()
 				if err := p.refresh(ctx); err != nil {
 					return
 				}

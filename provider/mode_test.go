@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/provider"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -39,7 +40,7 @@ func TestServerModeSwitch(t *testing.T) {
 	rev.System.ExamMode = true
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			ts := newTestServerWith(t, control.Config{Backends: memoryBackends{production: memory.New(rev)}, AllowLiveSwitch: true}, memory.NewDemo())
+			ts := newTestServerWith(t, control.Config{Backends: memoryBackends{production: memory.New(rev)}, AllowLiveSwitch: true}, server.Config{}, memory.NewDemo())
 			_, c := newClient(t, ts, provider.WithMode(m.mode))
 			changes := events(c, openfeature.ProviderConfigChange)
 			ctx := context.Background()

@@ -23,9 +23,10 @@ const (
 	defaultSessions     = 100_000
 	defaultPollInterval = 10 * time.Second
 	defaultGracePeriod  = 30 * time.Second
-	// streamIdle ends a stream that has sent nothing, not even the
-	// server's 15 s heartbeat, for this long: the connection is dead.
-	streamIdle = 45 * time.Second
+	// missedHeartbeats is how many of the heartbeat intervals the server
+	// advertises a stream may stay silent: longer, it is lost, though its
+	// connection looks open.
+	missedHeartbeats = 3
 	// revisionsBytes bounds the compiled flag sets of old revisions that
 	// pinned sessions read, by what each holds of its own: a revision
 	// compiled from the live one shares every flag it did not change, so

@@ -24,6 +24,7 @@ import (
 	"github.com/switchyard-dev/switchyard/provider"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 const adminToken = "admin-token-for-provider-tests"
@@ -38,6 +39,8 @@ type testServer struct {
 	noStream atomic.Bool
 	// sessionCalls counts POST /v1/sessions.
 	sessionCalls atomic.Int64
+	// streams receives a value for each GET /v1/stream, up to its buffer.
+	streams chan struct{}
 
 	mu   sync.Mutex
 	kill context.Context
@@ -46,16 +49,17 @@ type testServer struct {
 
 func newTestServer(t testing.TB, st store.Store) *testServer {
 	t.Helper()
-	return newTestServerWith(t, control.Config{}, st)
+	return newTestServerWith(t, control.Config{}, server.Config{}, st)
 }
 
 // newTestServerWith is newTestServer with the core's settings cfg (demo
-// mode unless it says otherwise), and the tests' admin token.
-func newTestServerWith(t testing.TB, cfg control.Config, st store.Store) *testServer {
+// mode unless it says otherwise) and the server's scfg, with the tests'
+// admin token.
+func newTestServerWith(t testing.TB, cfg control.Config, scfg server.Config, st store.Store) *testServer {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tokens := []server.Token{{Role: switchyard.RoleAdmin, Secret: adminToken}}
-	ts := &testServer{handler: server.New(logger, control.New(logger, cfg, st), server.Config{Tokens: tokens})}
+	scfg.Tokens = []server.Token{{Role: switchyard.RoleAdmin, Secret: adminToken}}
+	ts := &testServer{handler: server.New(logger, control.New(logger, cfg, st), scfg), streams: make(chan struct{}, 16)}
 	ts.kill, ts.cut = context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
 	t.Cleanup(srv.Close)
@@ -71,9 +75,15 @@ func (ts *testServer) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && r.URL.Path == "/v1/sessions" {
 		ts.sessionCalls.Add(1)
 	}
-	if ts.noStream.Load() && r.URL.Path == "/v1/stream" {
-		http.NotFound(w, r)
-		return
+	if r.URL.Path == "/v1/stream" {
+		if ts.noStream.Load() {
+			http.NotFound(w, r)
+			return
+		}
+		select {
+		case ts.streams <- struct{}{}:
+		default:
+		}
 	}
 	ts.mu.Lock()
 	kill := ts.kill
@@ -422,6 +432,40 @@ func TestPollingWithoutStream(t *testing.T) {
 	if !d.Value || d.Reason != openfeature.StaticReason {
 		t.Fatalf("after the change: %v %s, want true STATIC", d.Value, d.Reason)
 	}
+}
+
+// TestSilentStreamIsLost: a stream whose connection stays open but carries
+// nothing more (the link died after the server's answer began) is lost
+// once the heartbeats the server advertises stop: the provider closes it,
+// opens another and hears the changes made since.
+func TestSilentStreamIsLost(t *testing.T) {
+	ts := newTestServerWith(t, control.Config{}, server.Config{Heartbeat: 50 * time.Millisecond}, memory.NewDemo())
+	// The provider reaches the server through the proxy.
+	proxy, url := storetest.Proxied(t, ts.url)
+	ts.url = url
+	_, c := newClient(t, ts, provider.WithPollInterval(time.Millisecond), provider.WithGracePeriod(time.Hour))
+	changes := events(c, openfeature.ProviderConfigChange)
+	opened := func(what string) {
+		t.Helper()
+		select {
+		case <-ts.streams:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no stream opened %s", what)
+		}
+	}
+	heard := func(change func(*testing.T, *testServer), flag string) {
+		t.Helper()
+		change(t, ts)
+		if d := next(t, changes, "configuration changed"); !slices.Equal(d.FlagChanges, []string{flag}) {
+			t.Fatalf("changed %v, want [%s]", d.FlagChanges, flag)
+		}
+	}
+	opened("at Init")
+	// A change heard shows the stream is up, its answer begun.
+	heard(freezeOn, "FREEZE_UPDATES")
+	proxy.Mute()
+	opened("after the first went silent")
+	heard(examOn, "EXAM_MODE")
 }
 
 // TestStaleAndRecovery takes the server down: past the grace period the

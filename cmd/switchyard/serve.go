@@ -85,13 +85,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv := newHTTPServer(handler, requestTimeout)
 	fmt.Fprintf(stdout, "switchyard %s mode listening on http://%s\n", cfg.Mode, ln.Addr())
 	logger.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode)
 
@@ -119,6 +113,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// requestTimeout bounds reading a request (an import's body included) and
+// writing its answer. A stream, meant to stay open, is bounded by it in
+// each of its writes instead.
+const requestTimeout = 30 * time.Second
+
+// newHTTPServer is the HTTP server serve runs handler with, each request
+// bounded by timeout; tests build theirs with it too, with a timeout they
+// can outlast.
+func newHTTPServer(handler http.Handler, timeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       timeout,
+		WriteTimeout:      timeout,
+		IdleTimeout:       2 * time.Minute,
+	}
 }
 
 // startCheckTimeout bounds the check of production's requirements at

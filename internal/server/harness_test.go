@@ -109,13 +109,14 @@ type testConfig struct {
 	control.Config
 	Tokens       []Token
 	MaxBodyBytes int64
+	Heartbeat    time.Duration
 }
 
 // newHandler builds the core over st with the clock now, and the server
 // over it.
 func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() time.Time) *gin.Engine {
 	cfg.Now = now
-	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Tokens: cfg.Tokens, MaxBodyBytes: cfg.MaxBodyBytes})
+	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Tokens: cfg.Tokens, MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat})
 }
 
 func newHarness(t testing.TB, opts ...option) *harness {

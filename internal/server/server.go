@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,11 +26,14 @@ type Token struct {
 }
 
 // Config is the transport's settings; the core has its own
-// (control.Config). A zero MaxBodyBytes takes the default below.
+// (control.Config). Zero values take the defaults.
 type Config struct {
 	Tokens []Token
 	// MaxBodyBytes bounds every request body; 1 MiB when 0.
 	MaxBodyBytes int64
+	// Heartbeat spaces the heartbeat comments of GET /v1/stream, which
+	// every event advertises; switchyard.StreamHeartbeat when 0.
+	Heartbeat time.Duration
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -43,6 +47,8 @@ type server struct {
 	auth   *authenticator
 	// maxBodyBytes bounds every request body but an import's.
 	maxBodyBytes int64
+	// heartbeat spaces a stream's heartbeat comments.
+	heartbeat time.Duration
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -56,7 +62,11 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = defaultMaxBodyBytes
 	}
-	s := &server{logger: logger, core: core, auth: newAuthenticator(cfg.Tokens), maxBodyBytes: cfg.MaxBodyBytes}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = switchyard.StreamHeartbeat
+	}
+	s := &server{logger: logger, core: core, auth: newAuthenticator(cfg.Tokens),
+		maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.

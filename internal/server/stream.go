@@ -11,10 +11,6 @@ import (
 	"github.com/switchyard-dev/switchyard"
 )
 
-// heartbeatInterval spaces the comment lines that keep an idle stream's
-// connection (and the proxies on its way) from timing out.
-const heartbeatInterval = 15 * time.Second
-
 // shutdowns hands each stream a channel closed when the *http.Server
 // serving it shuts down: http.Server.Shutdown waits for handlers but does
 // not cancel their contexts, so a stream must hear of it another way. The
@@ -50,27 +46,34 @@ func shutdownOf(ctx context.Context) <-chan struct{} {
 
 // stream serves GET /v1/stream, server-sent events: the current revision
 // at once, then one `revision` event per newly installed revision, and a
-// comment heartbeat while idle. Every revision this replica installs is
-// sent at once: its own changes, and other replicas' as soon as the store
-// announces them, with the cache TTL reload as the backstop. It ends when
-// the client goes away, the server shuts down or the mode is switched (the
-// client then reconnects and reads the new mode's revision).
+// heartbeat comment every heartbeat interval, which every event advertises.
+// Every revision this replica installs is sent at once: its own changes,
+// and other replicas' as soon as the store announces them, with the cache
+// TTL reload as the backstop. It ends when the client goes away, the
+// server shuts down or the mode is switched (the client then reconnects
+// and reads the new mode's revision).
 func (s *server) stream(c *gin.Context) {
 	ctx := c.Request.Context()
 	sub := s.core.Subscribe(ctx)
 	defer sub.Close()
 	shutdown := shutdownOf(ctx)
 
+	w := sse{c: c, rc: http.NewResponseController(c.Writer), heartbeat: s.heartbeat}
+	if srv, ok := ctx.Value(http.ServerContextKey).(*http.Server); ok {
+		w.timeout = srv.WriteTimeout
+	}
+	// The response's end is written after the handler returns.
+	defer w.deadline()
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	c.Writer.WriteHeader(http.StatusOK)
 	last := sub.Revision
-	if !writeEvent(c, switchyard.RevisionEvent{Revision: last, Mode: sub.Mode, Changed: []string{}}) {
+	if !w.event(switchyard.RevisionEvent{Revision: last, Mode: sub.Mode, Changed: []string{}}) {
 		return
 	}
-	heartbeat := time.NewTicker(heartbeatInterval)
+	heartbeat := time.NewTicker(s.heartbeat)
 	defer heartbeat.Stop()
 	// In-process providers make no evaluation requests, which are what
 	// reload the cache: open streams check it every TTL instead.
@@ -92,30 +95,58 @@ func (s *server) stream(c *gin.Context) {
 				continue
 			}
 			last = ev.Revision
-			if !writeEvent(c, ev) {
+			if !w.event(ev) {
 				return
 			}
 		case <-reload.C:
 			sub.Refresh(ctx)
 		case <-heartbeat.C:
-			if _, err := c.Writer.WriteString(": heartbeat\n\n"); err != nil {
+			if !w.write(": heartbeat\n\n") {
 				return
 			}
-			c.Writer.Flush()
 		}
 	}
 }
 
-// writeEvent writes one `revision` event and flushes it; false means the
-// client is gone.
-func writeEvent(c *gin.Context, ev switchyard.RevisionEvent) bool {
+// sse writes a stream's events and heartbeats, each flushed at once.
+type sse struct {
+	c         *gin.Context
+	rc        *http.ResponseController
+	heartbeat time.Duration
+	// timeout is the server's write timeout, which bounds each write of a
+	// stream rather than the whole stream; 0 when there is none.
+	timeout time.Duration
+}
+
+// event writes one `revision` event, advertising the heartbeat interval;
+// false means the client is gone.
+func (w sse) event(ev switchyard.RevisionEvent) bool {
+	ev.HeartbeatMS = max(w.heartbeat.Milliseconds(), 1)
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return false
 	}
-	if _, err := c.Writer.WriteString("event: revision\ndata: " + string(data) + "\n\n"); err != nil {
+	return w.write("event: revision\ndata: " + string(data) + "\n\n")
+}
+
+// write writes text and flushes it; false means the client is gone.
+func (w sse) write(text string) bool {
+	w.deadline()
+	if _, err := w.c.Writer.WriteString(text); err != nil {
 		return false
 	}
-	c.Writer.Flush()
+	w.c.Writer.Flush()
 	return true
+}
+
+// deadline gives the next write the server's write timeout. That timeout
+// bounds a whole answer, and a stream is meant to outlast it, so each write
+// has it instead: a client that cannot take one event in that time is not
+// reading. Setting it fails only when a middleware hides the connection
+// from http.ResponseController; the timeout then cuts the stream, and
+// clients reconnect.
+func (w sse) deadline() {
+	if w.timeout > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
 }

@@ -86,9 +86,26 @@ func TestStream(t *testing.T) {
 	}
 	for i, c := range changes {
 		h.admin(t, "POST", c.path, c.body)
-		if ev := readEvent(t, r); ev.Revision != int64(i+2) || !slices.Equal(ev.Changed, c.want) {
-			t.Fatalf("after %s: event = %+v, want revision %d changing %v", c.path, ev, i+2, c.want)
+		ev := readEvent(t, r)
+		if ev.Revision != int64(i+2) || !slices.Equal(ev.Changed, c.want) || ev.HeartbeatMS != switchyard.StreamHeartbeat.Milliseconds() {
+			t.Fatalf("after %s: event = %+v, want revision %d changing %v, advertising the default heartbeat", c.path, ev, i+2, c.want)
 		}
+	}
+}
+
+// TestStreamHeartbeat: an idle stream carries a heartbeat comment at the
+// interval the server is configured with, which its events advertise.
+func TestStreamHeartbeat(t *testing.T) {
+	h := newHarness(t, func(c *testConfig) { c.Heartbeat = 5 * time.Millisecond })
+	r := openStream(t, h)
+	for _, want := range []string{": heartbeat\n", "\n"} {
+		if line, err := r.ReadString('\n'); err != nil || line != want {
+			t.Fatalf("line after the first event = %q, %v; want %q", line, err, want)
+		}
+	}
+	h.admin(t, "POST", "/v1/admin/runtime/flags", map[string]any{"flag": "EXAM_MODE", "value": true, "phrase": "ENABLE EXAM MODE", "reason": "exam"})
+	if ev := readEvent(t, r); ev.Revision != 2 || ev.HeartbeatMS != 5 {
+		t.Fatalf("event = %+v, want revision 2 advertising a 5 ms heartbeat", ev)
 	}
 }
 

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/provider"
+	"github.com/switchyard-dev/switchyard/store/memory"
+)
+
+// streamTestToken is the admin token of streamServer.
+const streamTestToken = "stream-test-admin-token"
+
+// streamServer is a demo server run by the *http.Server serve runs
+// (newHTTPServer), each request bounded by timeout and streams sending a
+// heartbeat every heartbeat (switchyard.StreamHeartbeat when 0). streams
+// counts the GET /v1/stream requests.
+type streamServer struct {
+	url     string
+	streams atomic.Int64
+}
+
+func newStreamServer(t *testing.T, timeout, heartbeat time.Duration) *streamServer {
+	t.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	core := control.New(logger, control.Config{}, memory.NewDemo())
+	tokens := []server.Token{{Role: switchyard.RoleAdmin, Secret: streamTestToken}}
+	handler := server.New(logger, core, server.Config{Tokens: tokens, Heartbeat: heartbeat})
+	ss := &streamServer{}
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/stream" {
+			ss.streams.Add(1)
+		}
+		handler.ServeHTTP(w, r)
+	}), timeout)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shut the server down: %v", err)
+		}
+	})
+	ss.url = "http://" + ln.Addr().String()
+	return ss
+}
+
+// setFreeze sets FREEZE_UPDATES through the admin API.
+func (ss *streamServer) setFreeze(t *testing.T, on bool) {
+	t.Helper()
+	phrase := map[bool]string{true: "ENABLE FREEZE UPDATES", false: "DISABLE FREEZE UPDATES"}[on]
+	body := fmt.Sprintf(`{"flag": "FREEZE_UPDATES", "value": %v, "phrase": %q, "reason": "stream test"}`, on, phrase)
+	req, err := http.NewRequest(http.MethodPost, ss.url+"/v1/admin/runtime/flags", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+streamTestToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("set FREEZE_UPDATES %v: %d", on, res.StatusCode)
+	}
+}
+
+// TestStreamOutlivesTheRequestTimeout: a stream stays open well past the
+// server's read and write timeouts, carrying a heartbeat at the interval
+// its events advertise, and then the next change.
+func TestStreamOutlivesTheRequestTimeout(t *testing.T) {
+	const timeout, heartbeat = 200 * time.Millisecond, 20 * time.Millisecond
+	ss := newStreamServer(t, timeout, heartbeat)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ss.url+"/v1/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := time.Now()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	// next returns the stream's next line, failing when the stream ended.
+	next := func() string {
+		t.Helper()
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the stream ended %v after it opened, the request timeout being %v: %v",
+				time.Since(opened).Round(time.Millisecond), timeout, err)
+		}
+		return strings.TrimRight(line, "\n")
+	}
+	// event returns the data of the stream's next event.
+	event := func() switchyard.RevisionEvent {
+		t.Helper()
+		for {
+			if data, ok := strings.CutPrefix(next(), "data: "); ok {
+				var ev switchyard.RevisionEvent
+				if err := json.Unmarshal([]byte(data), &ev); err != nil {
+					t.Fatalf("event %q: %v", data, err)
+				}
+				return ev
+			}
+		}
+	}
+	if ev := event(); ev.Revision != 1 || ev.HeartbeatMS != heartbeat.Milliseconds() {
+		t.Fatalf("first event %+v, want revision 1 advertising a %v heartbeat", ev, heartbeat)
+	}
+	late := 0
+	for time.Since(opened) < 4*timeout {
+		if next() == ": heartbeat" && time.Since(opened) > timeout {
+			late++
+		}
+	}
+	if late < 2 {
+		t.Fatalf("%d heartbeats after the request timeout, want them every %v", late, heartbeat)
+	}
+	ss.setFreeze(t, true)
+	if ev := event(); ev.Revision != 2 || !slices.Equal(ev.Changed, []string{"FREEZE_UPDATES"}) {
+		t.Fatalf("event %+v, want revision 2 changing FREEZE_UPDATES", ev)
+	}
+}
+
+// TestFlipsReachAProviderOverTheStream flips FREEZE_UPDATES 100 times,
+// spread over ten times the server's request timeout, and an in-process
+// provider hears each flip over one stream: its poll interval is an hour,
+// so no flip can come by a poll. It logs how long each flip took from the
+// admin call until the application was told (PROVIDER_CONFIGURATION_CHANGED)
+// and evaluates the new value; speed is measured here, not asserted.
+func TestFlipsReachAProviderOverTheStream(t *testing.T) {
+	const timeout, flips = 200 * time.Millisecond, 100
+	ss := newStreamServer(t, timeout, 0)
+	p, err := provider.New(ss.url, provider.WithPollInterval(time.Hour), provider.WithGracePeriod(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := openfeature.SetNamedProviderWithContextAndWait(ctx, t.Name(), p); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown()
+	client := openfeature.NewClient(t.Name())
+	changed := make(chan int64, flips)
+	onChange := func(d openfeature.EventDetails) {
+		if n, ok := d.EventMetadata["revision"].(int64); ok {
+			changed <- n
+		}
+	}
+	client.AddHandler(openfeature.ProviderConfigChange, &onChange)
+
+	pace := time.NewTicker(10 * timeout / flips)
+	defer pace.Stop()
+	took := make([]time.Duration, 0, flips)
+	for i := range flips {
+		<-pace.C
+		on := i%2 == 0
+		start := time.Now()
+		ss.setFreeze(t, on)
+		want := int64(i + 2)
+		for n := int64(0); n < want; {
+			select {
+			case n = <-changed:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("flip %d (revision %d) not heard after 10s; %d streams opened", i+1, want, ss.streams.Load())
+			}
+		}
+		took = append(took, time.Since(start))
+		if v, _ := client.BooleanValue(context.Background(), "FREEZE_UPDATES", !on, openfeature.EvaluationContext{}); v != on {
+			t.Fatalf("flip %d: FREEZE_UPDATES evaluates %v after the change event, want %v", i+1, v, on)
+		}
+	}
+	if n := ss.streams.Load(); n != 1 {
+		t.Fatalf("%d streams opened, want the one kept open throughout", n)
+	}
+	slices.Sort(took)
+	pct := func(q float64) time.Duration { return took[int(q*float64(len(took)-1))].Round(10 * time.Microsecond) }
+	t.Logf("%d flips over %v, each heard over the stream: p50 %v, p99 %v, max %v",
+		flips, 10*timeout, pct(0.50), pct(0.99), took[len(took)-1].Round(10*time.Microsecond))
+}

@@ -87,16 +87,21 @@ func TestRevisionsShareCompiledFlags(t *testing.T) {
 			Variants: map[string]any{"on": true, "off": false}, DefaultVariant: &on}
 	}
 	st := memory.New(rev)
-	// The server reads the store on every request, so the change made in
-	// the store below is served at once.
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(server.New(logger, control.New(logger, control.Config{CacheTTL: time.Nanosecond}, st), server.Config{}))
+	core := control.New(logger, control.Config{}, st)
+	srv := httptest.NewServer(server.New(logger, core, server.Config{}))
 	t.Cleanup(srv.Close)
 	p := initialized(t, srv.URL)
 	ctx := context.Background()
 	full := p.live.Load().set.Size()
-	next, _, err := st.Apply(ctx, store.Change{Attempt: store.Attempt{Actor: "test", Reason: "r"},
-		Mutation: switchyard.SetSystemFlag(switchyard.FreezeUpdates, true)})
+	// Through the core, which serves the change from the moment it answers.
+	freeze := true
+	if _, err := core.Apply(ctx, control.Change{Actor: "admin:test", Role: switchyard.RoleAdmin, Action: "set_flag",
+		Target: switchyard.FreezeUpdates, Reason: "test", Phrase: "ENABLE FREEZE UPDATES",
+		Plan: func() (control.Plan, error) { return control.SystemFlagPlan(switchyard.FreezeUpdates, &freeze, "value") }}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := st.Current(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

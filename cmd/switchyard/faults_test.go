@@ -32,7 +32,7 @@ const (
 // again once the runtime has changed.
 type load struct {
 	url           string
-	want          atomic.Int32
+	want          expectation
 	evaluations   atomic.Int64
 	failed, wrong atomic.Int64
 	firstProblem  atomic.Value
@@ -73,15 +73,14 @@ func startLoad(url string, want int32, pinned bool) *load {
 				}
 				switch n % 3 {
 				case 0:
-					l.once(client, "", l.want.Load())
+					l.live(client, "")
 				case 1:
 					if pinned {
 						l.once(client, pinnedBefore[g], wantOn)
 					}
 				case 2:
 					id := fmt.Sprintf("new-%s-%d-%d", l.prefix, g, n)
-					want := l.want.Load()
-					if l.once(client, id, want) && want != wantEither && l.recording.Load() {
+					if want, ok := l.live(client, id); ok && want != wantEither && l.recording.Load() {
 						l.mu.Lock()
 						if len(l.recorded) < 200 {
 							l.recorded = append(l.recorded, pinnedSession{id, want})
@@ -95,9 +94,58 @@ func startLoad(url string, want int32, pinned bool) *load {
 	return l
 }
 
+// expectation is the value a load accepts, with a generation that moves
+// with every change of it: a request in flight while it changed is judged
+// by neither side of the change.
+type expectation struct{ v atomic.Int64 }
+
+// Store makes want the value accepted from now on.
+func (e *expectation) Store(want int32) {
+	for {
+		old := e.v.Load()
+		if e.v.CompareAndSwap(old, (old>>8+1)<<8|int64(want)) {
+			return
+		}
+	}
+}
+
+// Load returns the value accepted now.
+func (e *expectation) Load() int32 { return int32(e.v.Load() & 0xff) }
+
+// live evaluates EXAM_MODE for session (none, or one seen for the first
+// time), which must get the live value: what the load wants, unless that
+// changed while the request was in flight. It returns the value the
+// answer was held to and whether it was right.
+func (l *load) live(client *http.Client, session string) (int32, bool) {
+	before := l.want.v.Load()
+	value, ok := l.evaluate(client, session)
+	if !ok {
+		return 0, false
+	}
+	want := int32(before & 0xff)
+	if l.want.v.Load() != before {
+		want = wantEither
+	}
+	return want, l.judge(session, value, want)
+}
+
 // once evaluates EXAM_MODE, for session (none when empty), and reports
 // whether the answer was right.
 func (l *load) once(client *http.Client, session string, want int32) bool {
+	value, ok := l.evaluate(client, session)
+	return ok && l.judge(session, value, want)
+}
+
+// answer is what an evaluation of EXAM_MODE answered.
+type answer struct {
+	Value    *bool          `json:"value"`
+	Reason   string         `json:"reason"`
+	Metadata map[string]any `json:"metadata"`
+}
+
+// evaluate evaluates EXAM_MODE, for session (none when empty), counting
+// a failure when the answer is not a 200 with a value.
+func (l *load) evaluate(client *http.Client, session string) (answer, bool) {
 	body := `{"context":{}}`
 	if session != "" {
 		body = `{"context":{"sessionId":"` + session + `"}}`
@@ -106,18 +154,19 @@ func (l *load) once(client *http.Client, session string, want int32) bool {
 	l.evaluations.Add(1)
 	if err != nil {
 		l.problem(&l.failed, err.Error())
-		return false
+		return answer{}, false
 	}
 	defer resp.Body.Close()
-	var r struct {
-		Value    *bool          `json:"value"`
-		Reason   string         `json:"reason"`
-		Metadata map[string]any `json:"metadata"`
-	}
+	var r answer
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&r) != nil || r.Value == nil {
 		l.problem(&l.failed, fmt.Sprintf("session %q: status %d", session, resp.StatusCode))
-		return false
+		return answer{}, false
 	}
+	return r, true
+}
+
+// judge counts r as wrong unless it is the value want accepts.
+func (l *load) judge(session string, r answer, want int32) bool {
 	if want != wantEither && *r.Value != (want == wantOn) {
 		l.problem(&l.wrong, fmt.Sprintf("session %q: EXAM_MODE %v (%s %v), want %v", session, *r.Value, r.Reason, r.Metadata, want == wantOn))
 		return false

@@ -313,10 +313,11 @@ func (c *Core) writeBack(ctx context.Context, b *backend) {
 		var unavailable atomic.Bool
 		var wg sync.WaitGroup
 		work := make(chan localPin)
+		revs := &roundRevisions{flags: b.flags, read: map[int64]*switchyard.Revision{}}
 		for range min(writeBackParallel, len(batch)) {
 			wg.Go(func() {
 				for lp := range work {
-					if !c.writeBackOne(ctx, b, lp) {
+					if !c.writeBackOne(ctx, b, revs, lp) {
 						unavailable.Store(true)
 					}
 				}
@@ -339,10 +340,10 @@ func (c *Core) writeBack(ctx context.Context, b *backend) {
 }
 
 // writeBackOne stores one local pin; false means the store did not answer.
-func (c *Core) writeBackOne(ctx context.Context, b *backend, lp localPin) bool {
+func (c *Core) writeBackOne(ctx context.Context, b *backend, revs *roundRevisions, lp localPin) bool {
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	rev, err := b.flags.revision(rctx, lp.Revision)
+	rev, err := revs.revision(rctx, lp.Revision)
 	var stored switchyard.Snapshot
 	if err == nil {
 		stored, _, err = b.store.CreateSession(rctx, b.pins.snapshot(lp, rev))
@@ -363,6 +364,33 @@ func (c *Core) writeBackOne(ctx context.Context, b *backend, lp localPin) bool {
 	b.remember(stored)
 	b.pins.drop(lp.SessionID)
 	return true
+}
+
+// roundRevisions reads each revision a round of write-back needs once:
+// the pins made during an outage that saw many changes name many
+// revisions, each shared by many pins.
+type roundRevisions struct {
+	flags *flagSets
+	mu    sync.Mutex
+	read  map[int64]*switchyard.Revision
+}
+
+// revision returns revision n, read once a round.
+func (r *roundRevisions) revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
+	r.mu.Lock()
+	rev, ok := r.read[n]
+	r.mu.Unlock()
+	if ok {
+		return rev, nil
+	}
+	rev, err := r.flags.revision(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.read[n] = rev
+	r.mu.Unlock()
+	return rev, nil
 }
 
 // runWriteBack runs writeBack every writeBackInterval until b stops, then

@@ -123,6 +123,7 @@ func (c *Core) Status(ctx context.Context) (Status, error) {
 	}
 	st := b.statusOf(rev)
 	st.Degraded, _ = b.degraded(c.now())
+	st.RateLimited = c.refusals.limited.Load()
 	return st, nil
 }
 

@@ -389,6 +389,7 @@ func TestRefusals(t *testing.T) {
 	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 4096 })
 	for _, tt := range refusals() {
 		t.Run(tt.name, func(t *testing.T) {
+			h.clock.pause()
 			token := tt.token
 			if token == "" {
 				token = adminToken
@@ -474,6 +475,7 @@ func TestUnauthorized(t *testing.T) {
 	for _, tt := range tests {
 		for _, r := range routes {
 			t.Run(tt.name+" "+r.method+" "+r.path, func(t *testing.T) {
+				h.clock.pause()
 				header := map[string]string{}
 				if tt.header != "" {
 					header["Authorization"] = tt.header
@@ -576,6 +578,7 @@ func TestEveryAttemptIsAudited(t *testing.T) {
 	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 4096 })
 	var want []string
 	for _, r := range refusals() {
+		h.clock.pause()
 		token := r.token
 		if token == "" {
 			token = adminToken

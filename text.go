@@ -55,9 +55,9 @@ func CheckText(field, s string) error {
 func AuditText(s string, max int) string {
 	t, whole := s, true
 	if !ValidText(s) {
-		// A character is at least a byte, so max bytes hold all of s
-		// that max characters can show.
-		kept := s[:min(len(s), max)]
+		// Each character quoted stands for one to utf8.UTFMax bytes of
+		// s, so this much of s is all that max characters can show.
+		kept := s[:min(len(s), max*utf8.UTFMax)]
 		t, whole = strconv.Quote(kept), len(kept) == len(s)
 	}
 	if whole && runeOffset(t, max) == len(t) {

@@ -22,6 +22,7 @@ func TestAuditText(t *testing.T) {
 		{"exactly the limit", strings.Repeat("é", 200), 200, strings.Repeat("é", 200)},
 		{"NUL", "ENABLE\x00EXAM MODE", 200, `"ENABLE\x00EXAM MODE"`},
 		{"invalid UTF-8", "caf\xe9", 200, `"caf\xe9"`},
+		{"invalid with wide characters", strings.Repeat("é", 30) + "\x00", 40, `"` + strings.Repeat("é", 30) + `\x00"`},
 		{"too long", strings.Repeat("a", 1<<20), 40, strings.Repeat("a", 18) + "… [cut: 1048576 bytes]"},
 		{"too long in characters", strings.Repeat("é", 41), 40, strings.Repeat("é", 23) + "… [cut: 82 bytes]"},
 		{"escaped past the limit", strings.Repeat("\x00", 20), 40, `"` + strings.Repeat(`\x00`, 5) + `\x… [cut: 20 bytes]`},

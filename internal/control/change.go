@@ -155,20 +155,18 @@ func checkText(ch Change) error {
 	for _, f := range []struct {
 		name, text string
 		max        int
+		tooLong    switchyard.Code
 	}{
-		{"phrase", ch.Phrase, switchyard.MaxPhraseLength},
-		{"reason", ch.Reason, switchyard.MaxReasonLength},
-		{"target", ch.Target, switchyard.MaxTargetLength},
+		{"phrase", ch.Phrase, switchyard.MaxPhraseLength, switchyard.CodeInvalidRequest},
+		{"reason", ch.Reason, switchyard.MaxReasonLength, switchyard.CodeReasonRequired},
+		{"target", ch.Target, switchyard.MaxTargetLength, switchyard.CodeInvalidRequest},
 	} {
 		if err := switchyard.CheckText(f.name, f.text); err != nil {
 			return err
 		}
 		if utf8.RuneCountInString(f.text) > f.max {
-			if f.name == "reason" {
-				return switchyard.Errorf(switchyard.CodeReasonRequired, "reason must be at most %d characters", f.max).
-					With("max_length", f.max)
-			}
-			return switchyard.FieldError(f.name, "must be at most %d characters", f.max).With("max_length", f.max)
+			return switchyard.Errorf(f.tooLong, "%s must be at most %d characters", f.name, f.max).
+				With("field", f.name).With("max_length", f.max)
 		}
 	}
 	return nil

@@ -24,8 +24,9 @@ func TestAdmissionRefusesBadText(t *testing.T) {
 		change func(*Change)
 		code   switchyard.Code
 		field  string
-		// kept is the recorded field, as it was sent and as it is kept.
-		kept func(store.AuditEntry) (sent, recorded string)
+		// recorded returns the field as the log must keep it and as it
+		// kept it.
+		recorded func(store.AuditEntry) (want, got string)
 	}{
 		{"NUL in the reason", func(c *Change) { c.Reason = "exam\x00" }, switchyard.CodeInvalidText, "reason",
 			func(e store.AuditEntry) (string, string) { return `"exam\x00"`, e.Reason }},
@@ -41,7 +42,7 @@ func TestAdmissionRefusesBadText(t *testing.T) {
 			func(e store.AuditEntry) (string, string) {
 				return switchyard.AuditText(long, switchyard.MaxTargetLength), e.Target
 			}},
-		{"a megabyte of reason", func(c *Change) { c.Reason = long }, switchyard.CodeReasonRequired, "",
+		{"a megabyte of reason", func(c *Change) { c.Reason = long }, switchyard.CodeReasonRequired, "reason",
 			func(e store.AuditEntry) (string, string) {
 				return switchyard.AuditText(long, switchyard.MaxReasonLength), e.Reason
 			}},
@@ -53,14 +54,14 @@ func TestAdmissionRefusesBadText(t *testing.T) {
 			tt.change(&ch)
 			_, err := c.Apply(context.Background(), ch)
 			e := switchyard.AsError(err)
-			if err == nil || e.Code != tt.code || (tt.field != "" && e.Fields["field"] != tt.field) {
+			if err == nil || e.Code != tt.code || e.Fields["field"] != tt.field {
 				t.Fatalf("Apply = %v (fields %v), want %s naming %q", err, e.Fields, tt.code, tt.field)
 			}
 			entries, err := st.Audit(context.Background(), store.AuditQuery{})
 			if err != nil || len(entries) != 1 || entries[0].Outcome != store.OutcomeRejected {
 				t.Fatalf("audit = %+v, %v; want the refusal", entries, err)
 			}
-			if want, got := tt.kept(entries[0]); got != want {
+			if want, got := tt.recorded(entries[0]); got != want {
 				t.Fatalf("recorded %q, want %q", got, want)
 			}
 			if size := entries[0].Size(); size > 8<<10 {
@@ -73,7 +74,7 @@ func TestAdmissionRefusesBadText(t *testing.T) {
 // Each sender may be refused RefusalBurst times, then once more every
 // RefusalInterval; past that its requests are answered RATE_LIMITED with
 // the wait, counted, and not recorded, however many arrive at once. An
-// operator's allowance is its own, and a change applied spends none.
+// operator's allowance is its own.
 func TestRefusalsAreRateLimited(t *testing.T) {
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	var mu sync.Mutex

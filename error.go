@@ -48,8 +48,22 @@ const (
 	// CodeIdempotencyKeyReused refuses a change whose Idempotency-Key
 	// already names another request.
 	CodeIdempotencyKeyReused Code = "IDEMPOTENCY_KEY_REUSED"
-	CodeInternal             Code = "INTERNAL"
+	// CodeInvalidText refuses text no store keeps alike: invalid UTF-8 or
+	// a NUL character (see CheckText).
+	CodeInvalidText Code = "INVALID_TEXT"
+	// CodeRateLimited refuses a request because its sender has used up an
+	// allowance; the error's RetryAfterField says when to try again.
+	CodeRateLimited Code = "RATE_LIMITED"
+	// CodeCanceled says the caller gave up before it was answered (a
+	// client that closed its connection): nothing failed, and nobody
+	// reads the answer.
+	CodeCanceled Code = "CANCELED"
+	CodeInternal Code = "INTERNAL"
 )
+
+// RetryAfterField is the field of a RATE_LIMITED error holding the whole
+// seconds to wait before trying again.
+const RetryAfterField = "retry_after_seconds"
 
 // Error is a failure a caller can act on: a code to branch on, a message for
 // people, and optional fields that help (the expected phrase, the allowed
@@ -91,15 +105,17 @@ func FieldError(field, format string, args ...any) *Error {
 	return Errorf(CodeInvalidRequest, "%s: %s", field, fmt.Sprintf(format, args...)).With("field", field)
 }
 
-// AsError turns any failure into an *Error. A timed-out or cancelled call
-// is UNAVAILABLE; any other failure without a code is INTERNAL, whose
-// detail belongs in the log, not in an answer.
+// AsError turns any failure into an *Error. A call the caller cancelled
+// is CANCELED; a timed-out one is UNAVAILABLE; any other failure without a
+// code is INTERNAL, whose detail belongs in the log, not in an answer.
 func AsError(err error) *Error {
 	var e *Error
 	switch {
 	case errors.As(err, &e):
 		return e
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled):
+		return Errorf(CodeCanceled, "the request was cancelled before it was answered")
+	case errors.Is(err, context.DeadlineExceeded):
 		return Errorf(CodeUnavailable, "the store did not answer in time; try again")
 	}
 	return Errorf(CodeInternal, "internal error; the server log has the details")

@@ -1,6 +1,9 @@
 package switchyard
 
-import "time"
+import (
+	"time"
+	"unicode/utf8"
+)
 
 // Source says which layer decided a module's resolved state.
 type Source string
@@ -41,11 +44,15 @@ type Snapshot struct {
 	ExpiresAt            time.Time                 `json:"expires_at"`
 }
 
-// ValidateSessionID rejects session IDs that are empty, too long or contain
-// control characters, so they are safe as keys in every store.
+// ValidateSessionID rejects session IDs that are empty, too long, not
+// valid UTF-8 or contain control characters, so they are safe as keys in
+// every store.
 func ValidateSessionID(id string) error {
 	if id == "" || len(id) > 128 {
 		return Errorf(CodeInvalidRequest, "session_id must be 1 to 128 characters")
+	}
+	if !utf8.ValidString(id) {
+		return Errorf(CodeInvalidRequest, "session_id must be valid UTF-8")
 	}
 	for _, c := range id {
 		if c < 0x21 || c == 0x7f {

@@ -88,22 +88,26 @@ func (c *Chain) Result() Verification {
 // NewAuditEntry builds the entry for an attempt, without sequence number and
 // hashes, which the store assigns when it appends. why is nil for an applied
 // change; before and after are the changed part of the state, or nil.
+// Every text field is kept as switchyard.AuditText makes it: valid, and cut
+// to its limit. The core refuses a change whose text is invalid or too long,
+// so only the record of a refusal is ever cut or escaped, and it is cut and
+// escaped alike whichever store keeps it.
 func NewAuditEntry(a Attempt, now time.Time, revision int64, why error, before, after any) (AuditEntry, error) {
 	e := AuditEntry{
 		Time:      now.UTC().Truncate(time.Microsecond),
-		Actor:     a.Actor,
-		Role:      a.Role,
-		Action:    a.Action,
-		Target:    a.Target,
-		Reason:    a.Reason,
-		Phrase:    a.Phrase,
-		RequestID: a.RequestID,
+		Actor:     switchyard.AuditText(a.Actor, switchyard.MaxNameLength),
+		Role:      switchyard.AuditText(a.Role, switchyard.MaxNameLength),
+		Action:    switchyard.AuditText(a.Action, switchyard.MaxNameLength),
+		Target:    switchyard.AuditText(a.Target, switchyard.MaxTargetLength),
+		Reason:    switchyard.AuditText(a.Reason, switchyard.MaxReasonLength),
+		Phrase:    switchyard.AuditText(a.Phrase, switchyard.MaxPhraseLength),
+		RequestID: switchyard.AuditText(a.RequestID, switchyard.MaxNameLength),
 		Outcome:   OutcomeApplied,
 		Revision:  revision,
 	}
 	if why != nil {
 		e.Outcome = OutcomeRejected
-		e.Why = rejection(why)
+		e.Why = switchyard.AuditText(rejection(why), switchyard.MaxWhyLength)
 	}
 	var err error
 	if e.Before, err = rawJSON(before); err != nil {
@@ -140,4 +144,57 @@ func ClampLimit(limit int) int {
 		return 1000
 	}
 	return limit
+}
+
+// AuditPageBytes bounds an audit page in bytes when its query sets no
+// MaxBytes. Rows are bounded too (NewAuditEntry), but a log may hold rows
+// written before they were, and an import's row holds the flags it
+// replaced and stored: a page of a thousand such rows must not take a
+// gigabyte to read or send.
+const AuditPageBytes = 1 << 20
+
+// Size is what e weighs in a page: the bytes of its text, before and after.
+func (e AuditEntry) Size() int {
+	return len(e.Actor) + len(e.Role) + len(e.Action) + len(e.Target) + len(e.Reason) + len(e.Phrase) +
+		len(e.RequestID) + len(e.Outcome) + len(e.Why) + len(e.Before) + len(e.After) + len(e.PrevHash) + len(e.Hash)
+}
+
+// AuditPage collects one page of an audit query, newest entry first, as a
+// store reads them. Every store fills its pages through one, so pages end
+// alike: at the query's Limit (clamped), or before the entry that would
+// take them past its MaxBytes (AuditPageBytes when 0). A page always takes
+// its first entry, whatever it weighs, so paging never stalls.
+type AuditPage struct {
+	Entries []AuditEntry
+	limit   int
+	bytes   int
+	used    int
+}
+
+// NewAuditPage returns an empty page of q.
+func NewAuditPage(q AuditQuery) *AuditPage {
+	bytes := q.MaxBytes
+	if bytes <= 0 {
+		bytes = AuditPageBytes
+	}
+	return &AuditPage{Entries: []AuditEntry{}, limit: ClampLimit(q.Limit), bytes: bytes}
+}
+
+// Limit is how many entries the page takes at most: a store reads no more.
+func (p *AuditPage) Limit() int { return p.limit }
+
+// MaxBytes is what the page's entries may weigh together, but for its
+// first entry.
+func (p *AuditPage) MaxBytes() int { return p.bytes }
+
+// Add adds e to the page unless the page is full, and reports whether it
+// did; once it did not, the store stops reading.
+func (p *AuditPage) Add(e AuditEntry) bool {
+	n := len(p.Entries)
+	if n == p.limit || (n > 0 && p.used+e.Size() > p.bytes) {
+		return false
+	}
+	p.Entries = append(p.Entries, e)
+	p.used += e.Size()
+	return true
 }

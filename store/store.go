@@ -81,7 +81,8 @@ type Changes interface {
 // AuditLog reads the append-only, hash-chained audit log that Changes
 // writes.
 type AuditLog interface {
-	// Audit lists audit entries newest first.
+	// Audit lists audit entries newest first, one page of q filled
+	// through an AuditPage.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 	// VerifyAudit walks the audit hash chain from the start.
 	VerifyAudit(ctx context.Context) (Verification, error)
@@ -225,10 +226,12 @@ type AuditEntry struct {
 }
 
 // AuditQuery pages through the audit log: at most Limit entries with a
-// sequence number below Before (0: from the newest).
+// sequence number below Before (0: from the newest), weighing at most
+// MaxBytes together (AuditPage says how a page ends).
 type AuditQuery struct {
-	Limit  int
-	Before int64
+	Limit    int
+	Before   int64
+	MaxBytes int
 }
 
 // Verification is the result of walking the audit chain.

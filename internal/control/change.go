@@ -13,12 +13,10 @@ import (
 	"github.com/switchyard-dev/switchyard/store"
 )
 
-// MaxReasonLength bounds the reason every change must give.
-const MaxReasonLength = 1000
-
 // Change is one request to change the runtime, as a surface decoded it.
 // Every kind of change, the mode toggle and imports included, goes through
-// the same admission: the role, a decodable request, a reason, the plan,
+// the same admission: the sender's allowance of refusals, the role, a
+// decodable request, valid text within its limits, a reason, the plan,
 // the exact phrase, then ADMIN_FREEZE and the expected revision; a refusal
 // is recorded in the audit log.
 type Change struct {
@@ -94,6 +92,10 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	rev, entry, err := b.store.Apply(wctx, store.Change{Attempt: attempt, Expected: ch.Expected, Mutation: p.Mutation})
 	b.wrote(err)
 	if err != nil {
+		if entry.Outcome == store.OutcomeRejected {
+			// The store recorded the refusal with the change it refused.
+			c.refusals.spend(ch.Actor, c.now())
+		}
 		return Applied{}, err
 	}
 	b.flags.learn(rev)
@@ -102,12 +104,14 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	return Applied{AuditSeq: entry.Seq, Status: b.statusOf(rev)}, nil
 }
 
-// admit checks the role, the request, the reason, the plan and the phrase,
-// in that order, and for a mode switch ADMIN_FREEZE and the expected
-// revision (a mutation's are checked by the store as it applies it,
-// atomically with the write). A refusal is recorded in b's audit log
-// (unless it is a dry run's) and returned; otherwise admit returns the
-// attempt to record and the plan.
+// admit checks the sender's allowance of refusals, the role, the request,
+// its text, the reason, the plan and the phrase, in that order, and for a
+// mode switch ADMIN_FREEZE and the expected revision (a mutation's are
+// checked by the store as it applies it, atomically with the write). A
+// refusal is recorded in b's audit log (unless it is a dry run's) and
+// returned; otherwise admit returns the attempt to record and the plan. A
+// sender refused too often is answered RATE_LIMITED, and that is not
+// recorded.
 func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt, Plan, error) {
 	attempt := store.Attempt{
 		Actor:          ch.Actor,
@@ -120,6 +124,9 @@ func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt,
 		IdempotencyKey: ch.IdempotencyKey,
 		RequestHash:    ch.RequestHash,
 	}
+	if c.refusals.wait(ch.Actor, c.now()) > 0 {
+		return attempt, Plan{}, c.rateLimited(ch.Actor)
+	}
 	var p Plan
 	refusal := func() error {
 		switch {
@@ -127,11 +134,12 @@ func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt,
 			return switchyard.Errorf(switchyard.CodeForbidden, "the %s role cannot change the runtime; use an admin token", ch.Role)
 		case ch.Invalid != nil:
 			return ch.Invalid
-		case strings.TrimSpace(ch.Reason) == "":
+		}
+		if err := checkText(ch); err != nil {
+			return err
+		}
+		if strings.TrimSpace(ch.Reason) == "" {
 			return switchyard.Errorf(switchyard.CodeReasonRequired, "reason is required: say why the change is made, for the audit log")
-		case utf8.RuneCountInString(ch.Reason) > MaxReasonLength:
-			return switchyard.Errorf(switchyard.CodeReasonRequired, "reason must be at most %d characters", MaxReasonLength).
-				With("max_length", MaxReasonLength)
 		}
 		var err error
 		if p, err = ch.Plan(); err != nil {
@@ -147,7 +155,7 @@ func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt,
 		return nil
 	}()
 	if refusal != nil && !ch.DryRun {
-		c.reject(ctx, b, attempt, refusal)
+		refusal = c.reject(ctx, b, attempt, refusal)
 	}
 	return attempt, p, refusal
 }
@@ -166,15 +174,47 @@ func admitSwitch(ctx context.Context, b *backend, expected int64) error {
 	return cur.System.AdminFrozen()
 }
 
-// reject records a refused attempt in b's audit log. A failure to record
-// is logged; the caller still learns why the change was refused.
-func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why error) {
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+// checkText refuses a change whose phrase, reason or target is not valid
+// text (INVALID_TEXT) or is longer than the audit log keeps: no real
+// change needs more, and the refusal is recorded with the text escaped
+// and cut (store.NewAuditEntry).
+func checkText(ch Change) error {
+	for _, f := range []struct {
+		name, text string
+		max        int
+		tooLong    switchyard.Code
+	}{
+		{"phrase", ch.Phrase, switchyard.MaxPhraseLength, switchyard.CodeInvalidRequest},
+		{"reason", ch.Reason, switchyard.MaxReasonLength, switchyard.CodeReasonRequired},
+		{"target", ch.Target, switchyard.MaxTargetLength, switchyard.CodeInvalidRequest},
+	} {
+		if err := switchyard.CheckText(f.name, f.text); err != nil {
+			return err
+		}
+		if utf8.RuneCountInString(f.text) > f.max {
+			return switchyard.Errorf(f.tooLong, "%s must be at most %d characters", f.name, f.max).
+				With("field", f.name).With("max_length", f.max)
+		}
+	}
+	return nil
+}
+
+// reject records a refused attempt in b's audit log and returns the
+// refusal to answer: why, or RATE_LIMITED when the sender has no refusal
+// left, which is not recorded. The record does not depend on the caller
+// staying to hear the answer; a failure to record is logged, and the
+// caller still learns why the change was refused.
+func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why error) error {
+	if !c.refusals.spend(a.Actor, c.now()) {
+		return c.rateLimited(a.Actor)
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	if _, err := b.store.Reject(wctx, a, why); err != nil {
 		c.logger.Error("record a rejected attempt", "action", a.Action, "actor", a.Actor,
 			"request_id", a.RequestID, "why", why, "err", err)
 	}
+	return why
 }
 
 // togglePhrase is the phrase that turns a named switch on or off, e.g.
@@ -274,6 +314,10 @@ type Status struct {
 	// Degraded says why the service runs degraded (Redis down), as the
 	// readiness does; empty when it is not. Only Core.Status sets it.
 	Degraded string `json:"degraded,omitempty"`
+	// RateLimited counts the requests this process answered RATE_LIMITED
+	// since it started, a sign of a flood held back. Only Core.Status sets
+	// it.
+	RateLimited int64 `json:"rate_limited,omitempty"`
 }
 
 func (b *backend) statusOf(rev *switchyard.Revision) Status {

@@ -77,6 +77,8 @@ type Core struct {
 	// record says when and by whom the mode was set, and a desired mode
 	// recorded by a forced switch that needs a restart.
 	record atomic.Pointer[modeRecord]
+	// refusals is each sender's allowance of refused requests.
+	refusals *refusals
 }
 
 // New returns the core over st, the store of cfg.Mode. It loads the
@@ -98,7 +100,7 @@ func New(logger *slog.Logger, cfg Config, st store.Store) *Core {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Core{logger: logger, cfg: cfg, now: cfg.Now}
+	c := &Core{logger: logger, cfg: cfg, now: cfg.Now, refusals: newRefusals()}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	c.backend.Store(c.newBackend(ctx, cfg.Mode, st, cfg.ReleaseStore))

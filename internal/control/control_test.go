@@ -53,7 +53,7 @@ func TestAdmissionRefusesAndRecords(t *testing.T) {
 		{"viewer", func(c *Change) { c.Role = switchyard.RoleViewer }, switchyard.CodeForbidden},
 		{"undecodable", func(c *Change) { c.Invalid = switchyard.Errorf(switchyard.CodeInvalidRequest, "bad body") }, switchyard.CodeInvalidRequest},
 		{"no reason", func(c *Change) { c.Reason = "  " }, switchyard.CodeReasonRequired},
-		{"long reason", func(c *Change) { c.Reason = strings.Repeat("é", MaxReasonLength+1) }, switchyard.CodeReasonRequired},
+		{"long reason", func(c *Change) { c.Reason = strings.Repeat("é", switchyard.MaxReasonLength+1) }, switchyard.CodeReasonRequired},
 		{"wrong phrase", func(c *Change) { c.Phrase = "enable exam mode" }, switchyard.CodePhraseMismatch},
 		{"plan refused", func(c *Change) {
 			c.Plan = func() (Plan, error) { return SystemFlagPlan("EXAM", nil, "value") }

@@ -193,8 +193,7 @@ func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool)
 			refusal := switchyard.Errorf(switchyard.CodeRequirementsMissing,
 				"production mode needs %s; nothing was changed (force records the switch for a restart)", strings.Join(names(missing), ", ")).
 				With("missing_production_requirements", missing)
-			c.reject(ctx, old, attempt, refusal)
-			return Toggled{}, refusal
+			return Toggled{}, c.reject(ctx, old, attempt, refusal)
 		}
 		if len(missing) > 0 {
 			return c.recordDesired(ctx, old, attempt, reqs)
@@ -283,15 +282,13 @@ func (c *Core) switchLive(ctx context.Context, old *backend, a store.Attempt, ta
 	st, release, err := c.cfg.Backends.Open(ctx, target)
 	if err != nil {
 		refusal := switchyard.Errorf(switchyard.CodeUnavailable, "open the %s store: %v", target, err)
-		c.reject(ctx, old, a, refusal)
-		return Toggled{}, refusal
+		return Toggled{}, c.reject(ctx, old, a, refusal)
 	}
 	next := c.newBackend(ctx, target, st, release)
 	if err := next.flags.lastStoreError(); err != nil || next.flags.cur.Load().replaceable() {
 		release()
 		refusal := switchyard.Errorf(switchyard.CodeUnavailable, "the %s store did not serve its revision: %v", target, err)
-		c.reject(ctx, old, a, refusal)
-		return Toggled{}, refusal
+		return Toggled{}, c.reject(ctx, old, a, refusal)
 	}
 	log := next.store
 	if old.mode == switchyard.ModeProduction {
@@ -305,7 +302,7 @@ func (c *Core) switchLive(ctx context.Context, old *backend, a store.Attempt, ta
 		// key then makes the switch it records.
 		release()
 		if switchyard.ErrorCode(err) != switchyard.CodeOutcomeUnknown {
-			c.reject(ctx, old, a, err)
+			return Toggled{}, c.reject(ctx, old, a, err)
 		}
 		return Toggled{}, err
 	}

@@ -123,6 +123,7 @@ func (c *Core) Status(ctx context.Context) (Status, error) {
 	st := b.statusOf(rev)
 	why, _ := b.degraded(c.now())
 	st.Degraded = why.detail
+	st.RateLimited = c.refusals.limited.Load()
 	return st, nil
 }
 

@@ -64,6 +64,9 @@ func (c *Core) Pin(ctx context.Context, id, userID string) (snap switchyard.Snap
 	if err := switchyard.ValidateSessionID(id); err != nil {
 		return switchyard.Snapshot{}, false, err
 	}
+	if err := switchyard.CheckText("user_id", userID); err != nil {
+		return switchyard.Snapshot{}, false, err
+	}
 	if len(userID) > MaxUserIDLength {
 		return switchyard.Snapshot{}, false, switchyard.FieldError("user_id", "must be at most %d characters", MaxUserIDLength)
 	}
@@ -110,9 +113,14 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		snap, _, err := c.pin(rctx, b, id, "")
-		if err == nil {
+		switch {
+		case err == nil:
 			b.pins.answered()
 			return snap.Revision, pinStored
+		case ctx.Err() != nil:
+			// The caller left, which says nothing of the store, and
+			// nobody reads what this evaluation would have been.
+			return 0, pinUnreadable
 		}
 		c.logger.Warn("a session store call failed; pinning the session here until the store answers",
 			"session", id, "err", err)

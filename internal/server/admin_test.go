@@ -405,6 +405,7 @@ func TestRefusals(t *testing.T) {
 	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 4096 })
 	for _, tt := range refusals() {
 		t.Run(tt.name, func(t *testing.T) {
+			h.clock.pause()
 			token := tt.token
 			if token == "" {
 				token = adminToken
@@ -490,6 +491,7 @@ func TestUnauthorized(t *testing.T) {
 	for _, tt := range tests {
 		for _, r := range routes {
 			t.Run(tt.name+" "+r.method+" "+r.path, func(t *testing.T) {
+				h.clock.pause()
 				header := map[string]string{}
 				if tt.header != "" {
 					header["Authorization"] = tt.header
@@ -592,6 +594,7 @@ func TestEveryAttemptIsAudited(t *testing.T) {
 	h := newHarness(t, func(c *testConfig) { c.MaxBodyBytes = 4096 })
 	var want []string
 	for _, r := range refusals() {
+		h.clock.pause()
 		token := r.token
 		if token == "" {
 			token = adminToken

@@ -11,10 +11,13 @@ import (
 )
 
 // auditPage is one page of the audit log, newest first. NextBefore is the
-// before= of the next (older) page, absent on the last page.
+// before= of the next (older) page, absent on the last page. Truncated
+// says the page holds fewer entries than asked for though older ones
+// exist: the next would have taken it past store.AuditPageBytes.
 type auditPage struct {
 	Entries    []store.AuditEntry `json:"entries"`
 	NextBefore int64              `json:"next_before,omitempty"`
+	Truncated  bool               `json:"truncated,omitempty"`
 }
 
 // listAudit serves GET /v1/admin/audit?limit=&before=.
@@ -35,9 +38,12 @@ func (s *server) listAudit(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// Sequence numbers have no gaps, so older entries exist exactly when
+	// the oldest of the page is not the first.
 	page := auditPage{Entries: entries}
-	if n := len(entries); n == q.Limit && entries[n-1].Seq > 1 {
+	if n := len(entries); n > 0 && entries[n-1].Seq > 1 {
 		page.NextBefore = entries[n-1].Seq
+		page.Truncated = n < q.Limit
 	}
 	c.JSON(http.StatusOK, page)
 }

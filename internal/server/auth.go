@@ -72,10 +72,18 @@ const principalKey = "switchyard.principal"
 
 // authenticate admits requests with a valid bearer token and answers the
 // rest 401. Refused credentials are logged, not audited: anyone can send
-// them, and the audit log must not be floodable from outside.
+// them, and the audit log must not be floodable from outside. The log
+// is not either: each client address has an allowance of refusals
+// (control.RefusalBurst), past which it is answered 429, counted but not
+// logged.
 func (s *server) authenticate(c *gin.Context) {
 	who, ok := s.auth.identify(c.GetHeader("Authorization"))
 	if !ok {
+		if err := s.core.Refused("address " + c.ClientIP()); err != nil {
+			s.fail(c, err)
+			c.Abort()
+			return
+		}
 		s.logger.Warn("refused credentials", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"client", c.ClientIP(), "request_id", requestID(c))
 		c.Header("WWW-Authenticate", `Bearer realm="switchyard"`)

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -19,7 +21,7 @@ import (
 // statusFor maps an API error code to its HTTP status.
 func statusFor(code switchyard.Code) int {
 	switch code {
-	case switchyard.CodeInvalidRequest, switchyard.CodePhraseMismatch, switchyard.CodeReasonRequired,
+	case switchyard.CodeInvalidRequest, switchyard.CodeInvalidText, switchyard.CodePhraseMismatch, switchyard.CodeReasonRequired,
 		switchyard.CodeUnknownFlag, switchyard.CodeUnknownProfile, switchyard.CodeUnknownModule,
 		switchyard.CodeUnknownVersion, switchyard.CodeRequirementsMissing:
 		return http.StatusBadRequest
@@ -41,6 +43,10 @@ func statusFor(code switchyard.Code) int {
 		return http.StatusUnprocessableEntity
 	case switchyard.CodeAdminFreezeActive:
 		return http.StatusLocked
+	case switchyard.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case switchyard.CodeCanceled:
+		return statusClientClosedRequest
 	case switchyard.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	case switchyard.CodeOutcomeUnknown:
@@ -53,19 +59,38 @@ func statusFor(code switchyard.Code) int {
 // store that dropped a connection to take a new one.
 const retryAfterSeconds = "2"
 
+// statusClientClosedRequest is the status of a request whose client went
+// away before it was answered (nginx's 499): nobody reads it, but the
+// access log and the handler's tests do.
+const statusClientClosedRequest = 499
+
 // fail answers err in the API's one error shape,
 // {"error": {"code", "message", ...fields}}, and logs server-side failures.
 // A 503 (nothing was applied) and a 504 (the outcome is unknown) say when
-// to try again; a change is sent again with the same Idempotency-Key.
+// to try again; a change is sent again with the same Idempotency-Key. A
+// 429 says when its sender's allowance allows another request. A request
+// whose client went away is no failure of the server's, whatever failed
+// for it: it is logged at debug level and answered 499, without a body.
 func (s *server) fail(c *gin.Context, err error) {
-	e := switchyard.AsError(err)
+	e := s.asError(c, err)
 	status := statusFor(e.Code)
-	if status >= http.StatusInternalServerError {
+	switch {
+	case e.Code == switchyard.CodeCanceled:
+		s.logger.Debug("request cancelled by the client", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"request_id", requestID(c), "err", err)
+		c.Status(status)
+		return
+	case status >= http.StatusInternalServerError:
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"request_id", requestID(c), "err", err)
 	}
-	if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+	switch status {
+	case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		c.Header("Retry-After", retryAfterSeconds)
+	case http.StatusTooManyRequests:
+		if seconds, ok := e.Fields[switchyard.RetryAfterField].(int); ok {
+			c.Header("Retry-After", strconv.Itoa(seconds))
+		}
 	}
 	body := make(map[string]any, len(e.Fields)+3)
 	for k, v := range e.Fields {
@@ -77,6 +102,16 @@ func (s *server) fail(c *gin.Context, err error) {
 		body["request_id"] = requestID(c)
 	}
 	c.JSON(status, gin.H{"error": body})
+}
+
+// asError is switchyard.AsError, except that any failure of a request
+// whose client has gone away is CANCELED: a store call cut short by the
+// client leaving may have failed in any way, none of them the store's.
+func (s *server) asError(c *gin.Context, err error) *switchyard.Error {
+	if c.Request.Context().Err() != nil {
+		return switchyard.AsError(context.Canceled)
+	}
+	return switchyard.AsError(err)
 }
 
 // ofrepError is an evaluation OFREP answers with an error code: a request
@@ -134,9 +169,14 @@ func (s *server) ofrepFailure(c *gin.Context, key string, e *ofrepError) {
 // store refuses is the caller's problem; anything else is the server's, and
 // the client falls back to its code defaults.
 func (s *server) ofrepServerError(c *gin.Context, err error) {
-	e := switchyard.AsError(err)
-	if e.Code == switchyard.CodeInvalidRequest {
+	e := s.asError(c, err)
+	switch e.Code {
+	case switchyard.CodeInvalidRequest:
 		s.ofrepFailure(c, c.Param("key"), invalidContext(e.Message))
+		return
+	case switchyard.CodeCanceled:
+		s.logger.Debug("evaluation cancelled by the client", "path", c.Request.URL.Path, "request_id", requestID(c), "err", err)
+		c.Status(statusFor(e.Code))
 		return
 	}
 	s.logger.Error("evaluate flags", "path", c.Request.URL.Path, "request_id", requestID(c), "err", err)

@@ -67,17 +67,34 @@ func newClock() *clock {
 func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
+// pause moves the clock on by a refusal interval, as time passes between
+// a person's attempts, so a test making many refusals with one token stays
+// within its allowance (control.RefusalBurst).
+func (c *clock) pause() { c.advance(control.RefusalInterval) }
+
 // faultyStore is a real store with switchable faults, to show what users
 // see when the store is down or broken.
 type faultyStore struct {
 	store.Store
 	down   atomic.Bool
 	panics atomic.Bool
+	// hang makes Current wait for its caller to give up, as a database
+	// that does not answer does, once it has said so on hung.
+	hang atomic.Bool
+	hung chan struct{}
 }
 
 func (f *faultyStore) Current(ctx context.Context) (*switchyard.Revision, error) {
 	if f.panics.Load() {
 		panic("store bug")
+	}
+	if f.hang.Load() {
+		select {
+		case f.hung <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return nil, switchyard.Errorf(switchyard.CodeUnavailable, "read the current revision: the database is unavailable: %v", ctx.Err())
 	}
 	if f.down.Load() {
 		return nil, switchyard.Errorf(switchyard.CodeUnavailable, "the store is down")
@@ -140,7 +157,7 @@ func newStoreWith(t testing.TB, c *clock, st store.Store) *harness {
 	if _, err := spec(); err != nil {
 		t.Fatalf("openapi.yaml: %v", err)
 	}
-	return &harness{clock: c, logs: &storetest.LogBuffer{}, store: &faultyStore{Store: st}}
+	return &harness{clock: c, logs: &storetest.LogBuffer{}, store: &faultyStore{Store: st, hung: make(chan struct{}, 1)}}
 }
 
 // start starts the server over the harness's store.

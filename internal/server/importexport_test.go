@@ -326,6 +326,7 @@ func TestImportRefusals(t *testing.T) {
 	h := newHarness(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			h.clock.pause()
 			token := tt.token
 			if token == "" {
 				token = adminToken

@@ -269,16 +269,17 @@ func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, er
 func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	limit := store.ClampLimit(q.Limit)
+	page := store.NewAuditPage(q)
 	end := int64(len(s.audit))
 	if q.Before > 0 && q.Before-1 < end {
 		end = q.Before - 1
 	}
-	out := make([]store.AuditEntry, 0, min(int64(limit), end))
-	for i := end - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, s.audit[i])
+	for i := end - 1; i >= 0; i-- {
+		if !page.Add(s.audit[i]) {
+			break
+		}
 	}
-	return out, nil
+	return page.Entries, nil
 }
 
 // VerifyAudit implements store.Store.

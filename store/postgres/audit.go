@@ -9,22 +9,45 @@ import (
 )
 
 // Audit implements store.Store: newest first, keyset-paginated by seq, so
-// a page costs the same however deep the cursor is.
+// a page costs the same however deep the cursor is. The database weighs
+// each row as AuditEntry.Size does and sends only those that may fit the
+// page's bytes, so a page of heavy rows costs no more than its bytes to
+// send and to hold.
 func (s *Store) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
+	page := store.NewAuditPage(q)
 	rows, err := s.pool.Query(ctx, `
-		SELECT `+auditColumns+` FROM switch_audit_log
-		WHERE $1 = 0 OR seq < $1
-		ORDER BY seq DESC LIMIT $2`, q.Before, store.ClampLimit(q.Limit))
+		SELECT `+auditColumns+` FROM (
+			SELECT *, sum(weight) OVER (ORDER BY seq DESC) - weight AS newer FROM (
+				SELECT *, octet_length(actor) + octet_length(role) + octet_length(action) + octet_length(target) +
+					octet_length(reason) + octet_length(phrase) + octet_length(request_id) + octet_length(outcome) +
+					octet_length(why) + coalesce(octet_length(before::text), 0) + coalesce(octet_length(after::text), 0) +
+					octet_length(prev_hash) + octet_length(hash) AS weight
+				FROM switch_audit_log
+				WHERE $1 = 0 OR seq < $1
+				ORDER BY seq DESC LIMIT $2
+			) page
+		) weighed
+		WHERE newer <= $3
+		ORDER BY seq DESC`, q.Before, page.Limit(), page.MaxBytes())
 	if err != nil {
 		return nil, dbError("list the audit log", err)
 	}
-	out, err := collectAudit(rows)
-	if err != nil {
+	defer rows.Close()
+	for rows.Next() {
+		var e store.AuditEntry
+		if err := scanAudit(rows, &e); err != nil {
+			return nil, dbError("list the audit log", err)
+		}
+		if !page.Add(e) {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, dbError("list the audit log", err)
 	}
-	return out, nil
+	return page.Entries, nil
 }
 
 func collectAudit(rows pgx.Rows) ([]store.AuditEntry, error) {

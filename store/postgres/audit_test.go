@@ -180,7 +180,8 @@ func TestCanonicalEncoding(t *testing.T) {
 		{},
 		{Actor: "Zoë", Role: "admin", Action: "set_flag", Target: "EXAM_MODE", Reason: "Grüße 🚦 — \"quoted\"\nnew line; 12:34;",
 			Phrase: "ENABLE EXAM MODE", RequestID: "req-∑"},
-		{Actor: strings.Repeat("a", 10000), Reason: `\x00 is not a NUL, and {"json": "looking"}`},
+		{Actor: strings.Repeat("a", switchyard.MaxNameLength), Reason: strings.Repeat("ä", switchyard.MaxReasonLength),
+			Phrase: `\x00 is not a NUL, and {"json": "looking"}`},
 	}
 	prev := ""
 	for i, a := range attempts {
@@ -188,7 +189,7 @@ func TestCanonicalEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.PrevHash != prev || store.ChainHash(prev, e) != e.Hash || e.Reason != a.Reason || e.Actor != a.Actor {
+		if e.PrevHash != prev || store.ChainHash(prev, e) != e.Hash || e.Reason != a.Reason || e.Actor != a.Actor || e.Phrase != a.Phrase {
 			t.Fatalf("entry %d = %+v: the database's hash differs from store.ChainHash", i, e)
 		}
 		prev = e.Hash
@@ -199,20 +200,5 @@ func TestCanonicalEncoding(t *testing.T) {
 	}
 	if v, err := f.store.VerifyAudit(testContext(t)); err != nil || !v.OK || v.Entries != 4 {
 		t.Fatalf("verify = %+v, %v", v, err)
-	}
-}
-
-// TestUnstorableText checks that text Postgres cannot hold is refused as
-// the caller's mistake and leaves the log untouched.
-func TestUnstorableText(t *testing.T) {
-	f := newFixture(t)
-	for _, a := range []store.Attempt{{Actor: "nul\x00byte"}, {Reason: "bad \xff utf-8"}} {
-		_, err := f.store.Reject(testContext(t), a, switchyard.Errorf(switchyard.CodeForbidden, "no"))
-		if switchyard.ErrorCode(err) != switchyard.CodeInvalidRequest {
-			t.Errorf("Reject(%q) error = %v, want INVALID_REQUEST", a, err)
-		}
-	}
-	if n := f.count(t, "switch_audit_log"); n != 0 {
-		t.Fatalf("audit log has %d entries, want none", n)
 	}
 }

@@ -148,6 +148,25 @@ func TestCallDeadline(t *testing.T) {
 	}
 }
 
+// TestCancelledCall checks a call its caller gives up on while it waits
+// in the database is CANCELED, not UNAVAILABLE: the database did not fail,
+// so nothing may be logged or counted as if it had.
+func TestCancelledCall(t *testing.T) {
+	f := newFixture(t)
+	l := holdChainLock(t, f)
+	ctx, cancel := context.WithCancel(testContext(t))
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.store.Reject(ctx, store.Attempt{Actor: "eve"}, switchyard.Errorf(switchyard.CodeForbidden, "no"))
+		done <- err
+	}()
+	l.waiter(t)
+	cancel()
+	if err := <-done; switchyard.AsError(err).Code != switchyard.CodeCanceled {
+		t.Fatalf("Reject cancelled while it waits = %v, want CANCELED", err)
+	}
+}
+
 // silentServer accepts connections and never answers, like a hung
 // database or a black-holed network.
 func silentServer(t *testing.T) string {

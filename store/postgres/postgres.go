@@ -179,7 +179,9 @@ func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFu
 // dbError turns a database failure into what callers branch on: a dead or
 // overloaded database (connection errors, timeouts, shutdowns) is
 // UNAVAILABLE, so the API answers 503; text Postgres cannot store is
-// INVALID_REQUEST; anything else is an internal error with context.
+// INVALID_REQUEST; a call its caller cancelled is still context.Canceled
+// (CANCELED: nothing failed); anything else is an internal error with
+// context.
 func dbError(op string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -194,7 +196,7 @@ func dbError(op string, err error) error {
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, pgx.ErrNoRows) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return switchyard.Errorf(switchyard.CodeUnavailable, "%s: the database is unavailable: %v", op, err)

@@ -396,6 +396,10 @@ func (s *Store) once(ctx context.Context, key string, load func(context.Context)
 	case r := <-ch:
 		return r.Val, r.Err
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The caller left; nothing failed.
+			return nil, fmt.Errorf("read %s: %w", key, ctx.Err())
+		}
 		return nil, switchyard.Errorf(switchyard.CodeUnavailable, "read %s: %v", key, ctx.Err())
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,12 +39,14 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"RefusedMutationStoresNothing", testRefusedMutation},
 		{"AdminFreeze", testAdminFreeze},
 		{"RejectRecordsAttempt", testReject},
+		{"TextKeptValidAndBounded", testTextKept},
 		{"RecordAppendsAppliedEntry", testRecord},
 		{"SessionsFirstWriterWins", testSessions},
 		{"ConcurrentSessionCreates", testConcurrentSessions},
 		{"ExpiredSession", testExpiredSession},
 		{"ConcurrentMutations", testConcurrentMutations},
 		{"AuditPagination", testAuditPagination},
+		{"AuditPageBytes", testAuditPageBytes},
 		{"TamperDetected", testTamper},
 		{"AuditListsWhatWasReturned", testAuditAsReturned},
 		{"IdempotentApply", testIdempotentApply},
@@ -197,6 +201,45 @@ func testReject(t *testing.T, h Harness) {
 	}
 	v, err := h.Store.VerifyAudit(ctx(t))
 	if err != nil || !v.OK || v.Entries != 1 {
+		t.Fatalf("verify = %+v, %v", v, err)
+	}
+}
+
+// testTextKept checks every store keeps the text of an attempt as
+// switchyard.AuditText makes it (valid, escaped when it was not, cut to
+// its field's limit), so a NUL or a megabyte in a refused request is
+// recorded, and recorded alike in every mode.
+func testTextKept(t *testing.T, h Harness) {
+	a := attempt("mallory\x00")
+	a.Action, a.Role = "set_flag", "viewer"
+	a.Phrase = "ENABLE\x00EXAM MODE"
+	a.Reason = "caf\xe9"
+	a.Target = strings.Repeat("t", 1<<20)
+	a.RequestID = "req-\xff"
+	entry, err := h.Store.Reject(ctx(t), a, switchyard.Errorf(switchyard.CodeForbidden, "%s", strings.Repeat("\x00", 1<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type kept struct{ Actor, Phrase, Reason, Target, RequestID, Why string }
+	want := kept{
+		Actor:     `"mallory\x00"`,
+		Phrase:    `"ENABLE\x00EXAM MODE"`,
+		Reason:    `"caf\xe9"`,
+		Target:    switchyard.AuditText(a.Target, switchyard.MaxTargetLength),
+		RequestID: `"req-\xff"`,
+		Why:       switchyard.AuditText("FORBIDDEN: "+strings.Repeat("\x00", 1<<10), switchyard.MaxWhyLength),
+	}
+	if got := (kept{entry.Actor, entry.Phrase, entry.Reason, entry.Target, entry.RequestID, entry.Why}); got != want {
+		t.Fatalf("recorded %+v, want %+v", got, want)
+	}
+	if !strings.HasSuffix(entry.Target, "[cut: 1048576 bytes]") {
+		t.Fatalf("target recorded as %q, want it cut with its size", entry.Target)
+	}
+	listed, err := h.Store.Audit(ctx(t), store.AuditQuery{})
+	if err != nil || len(listed) != 1 || listed[0].Hash != entry.Hash || listed[0].Phrase != want.Phrase {
+		t.Fatalf("Audit = %+v, %v; want the entry as recorded", listed, err)
+	}
+	if v, err := h.Store.VerifyAudit(ctx(t)); err != nil || !v.OK || v.Entries != 1 {
 		t.Fatalf("verify = %+v, %v", v, err)
 	}
 }
@@ -384,6 +427,40 @@ func testAuditPagination(t *testing.T, h Harness) {
 	}
 	if page[2].PrevHash != "" || page[1].PrevHash != page[2].Hash {
 		t.Fatalf("chain links wrong: %+v", page)
+	}
+}
+
+// testAuditPageBytes checks a page ends before the entry that would take
+// it past MaxBytes, but always holds one entry, so paging goes on.
+func testAuditPageBytes(t *testing.T, h Harness) {
+	var size int
+	for i := range 5 {
+		a := attempt("a")
+		a.Reason = strings.Repeat("r", 500)
+		e, err := h.Store.Reject(ctx(t), a, fmt.Errorf("refusal %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size = e.Size()
+	}
+	tests := []struct {
+		q    store.AuditQuery
+		want []int64
+	}{
+		{store.AuditQuery{MaxBytes: 2*size + size/2}, []int64{5, 4}},
+		{store.AuditQuery{MaxBytes: 2 * size}, []int64{5, 4}},
+		{store.AuditQuery{MaxBytes: 2*size - 1}, []int64{5}},
+		{store.AuditQuery{MaxBytes: 1}, []int64{5}},
+		{store.AuditQuery{MaxBytes: 1, Before: 5}, []int64{4}},
+		{store.AuditQuery{MaxBytes: 3 * size, Before: 3}, []int64{2, 1}},
+		{store.AuditQuery{MaxBytes: 10 * size, Limit: 3}, []int64{5, 4, 3}},
+		{store.AuditQuery{}, []int64{5, 4, 3, 2, 1}},
+	}
+	for _, tt := range tests {
+		page, err := h.Store.Audit(ctx(t), tt.q)
+		if err != nil || !slices.Equal(seqs(page), tt.want) {
+			t.Fatalf("Audit(%+v) = %v, %v; want %v", tt.q, seqs(page), err, tt.want)
+		}
 	}
 }
 

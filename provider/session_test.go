@@ -98,7 +98,9 @@ func TestRevisionsShareCompiledFlags(t *testing.T) {
 	freeze := true
 	if _, err := core.Apply(ctx, control.Change{Actor: "admin:test", Role: switchyard.RoleAdmin, Action: "set_flag",
 		Target: switchyard.FreezeUpdates, Reason: "test", Phrase: "ENABLE FREEZE UPDATES",
-		Plan: func() (control.Plan, error) { return control.SystemFlagPlan(switchyard.FreezeUpdates, &freeze, "value") }}); err != nil {
+		Plan: func() (control.Plan, error) {
+			return control.SystemFlagPlan(switchyard.FreezeUpdates, &freeze, "value")
+		}}); err != nil {
 		t.Fatal(err)
 	}
 	next, err := st.Current(ctx)

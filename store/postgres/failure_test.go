@@ -455,3 +455,25 @@ func TestLookupWaitsForTheChange(t *testing.T) {
 		t.Fatalf("lookup after the commit = %+v, want the applied entry found", r)
 	}
 }
+
+// TestIdleTransactionsEnd: the store's sessions ask the database to end a
+// transaction left idle (by a process frozen in the middle of a change,
+// holding the runtime head), unless the URL says otherwise.
+func TestIdleTransactionsEnd(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct{ url, want string }{
+		{f.url, "1min"},
+		{withParam(t, f.url, "idle_in_transaction_session_timeout", "5s"), "5s"},
+	} {
+		s, err := Open(testContext(t), tc.url, WithLogger(quiet))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		err = s.pool.QueryRow(testContext(t), `SHOW idle_in_transaction_session_timeout`).Scan(&got)
+		s.Close()
+		if err != nil || got != tc.want {
+			t.Errorf("idle_in_transaction_session_timeout = %q, %v; want %q", got, err, tc.want)
+		}
+	}
+}

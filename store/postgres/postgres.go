@@ -82,6 +82,11 @@ func newConfig(opts []Option) config {
 	return c
 }
 
+// idleInTransaction is how long the database lets a transaction of the
+// store sit idle before ending it: far above the longest pause between a
+// change's statements (its validation), far below forever.
+const idleInTransaction = "60s"
+
 // poolConfig parses url and bounds connecting and health checks, so pgx's
 // lazy connections never wait longer than the timeout.
 func poolConfig(url string, c config) (*pgxpool.Config, error) {
@@ -102,6 +107,14 @@ func poolConfig(url string, c config) (*pgxpool.Config, error) {
 	}
 	pc.HealthCheckPeriod = 15 * time.Second
 	pc.MaxConnIdleTime = 5 * time.Minute
+	// A change holds the runtime head's lock for its whole transaction: if
+	// the process stops between two of its statements (frozen, or cut off
+	// with the socket still open), the database ends the transaction after
+	// this long, rather than leave every other replica's writes waiting.
+	// The URL's own setting wins.
+	if _, ok := pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = idleInTransaction
+	}
 	return pc, nil
 }
 

@@ -54,8 +54,8 @@ func newTestServer(t testing.TB, st store.Store) *testServer {
 func newTestServerWith(t testing.TB, cfg control.Config, st store.Store) *testServer {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	tokens := []server.Token{{Role: switchyard.RoleAdmin, Secret: adminToken}}
-	ts := &testServer{handler: server.New(logger, control.New(logger, cfg, st), server.Config{Tokens: tokens})}
+	auth := server.NewAuthenticator([]server.Token{{Operator: switchyard.Operator{Name: "admin", Role: switchyard.RoleAdmin}, Secret: adminToken}})
+	ts := &testServer{handler: server.New(logger, control.New(logger, cfg, st), server.Config{Auth: auth})}
 	ts.kill, ts.cut = context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
 	t.Cleanup(srv.Close)

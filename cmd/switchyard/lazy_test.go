@@ -110,7 +110,7 @@ func TestProbeDatabase(t *testing.T) {
 func TestServeRestartsFromTheStateFile(t *testing.T) {
 	env := productionEnv(t)
 	first := startServe(t, env)
-	code, body := post(t, first, "/v1/admin/runtime/flags", "test-admin-secret",
+	code, body := post(t, first, "/v1/admin/runtime/flags", testAdminSecret,
 		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
 	if err := first.stop(); err != nil || code != http.StatusOK {
 		t.Fatalf("change = %d %v, stop = %v", code, body, err)
@@ -134,7 +134,7 @@ func TestServeRestartsFromTheStateFile(t *testing.T) {
 		!strings.Contains(body["reason"].(string), "last-known-good revision 2") {
 		t.Fatalf("readyz = %d %v, want 503 degraded naming the state file", code, body)
 	}
-	code, body = post(t, second, "/v1/admin/runtime/flags", "test-admin-secret",
+	code, body = post(t, second, "/v1/admin/runtime/flags", testAdminSecret,
 		`{"flag":"EXAM_MODE","value":false,"phrase":"DISABLE EXAM MODE","reason":"exam over"}`)
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("a write without the database = %d %v, want 503", code, body)
@@ -215,7 +215,7 @@ func (h *hung) url() string { return "postgres://postgres@" + h.ln.Addr().String
 func TestServeRestartsThroughAHungDatabase(t *testing.T) {
 	env := productionEnv(t)
 	first := startServe(t, env)
-	code, body := post(t, first, "/v1/admin/runtime/flags", "test-admin-secret",
+	code, body := post(t, first, "/v1/admin/runtime/flags", testAdminSecret,
 		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
 	if code != http.StatusOK {
 		t.Fatalf("change = %d %v", code, body)

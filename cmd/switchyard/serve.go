@@ -11,8 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
@@ -36,12 +37,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	tokens, err := server.ParseTokens(cfg.Tokens)
+	tokens, err := cfg.tokens()
 	if err != nil {
-		return fmt.Errorf("SWITCHYARD_TOKENS: %w", err)
+		return err
 	}
-	isAdmin := func(t server.Token) bool { return t.Role == switchyard.RoleAdmin }
-	be := &backends{cfg: cfg, logger: logger, adminTokens: slices.ContainsFunc(tokens, isAdmin)}
+	// Demo mode generates an admin token when none is configured. It is
+	// printed once, to stdout and not to the log, so it is not kept in log
+	// storage; it dies with the process. A production start without tokens
+	// is refused below.
+	var generated []server.Token
+	if cfg.Tokens == "" && cfg.TokensFile == "" && cfg.Mode == switchyard.ModeDemo {
+		secret, err := newToken()
+		if err != nil {
+			return err
+		}
+		t := server.Token{Operator: switchyard.Operator{Role: switchyard.RoleAdmin}, Secret: secret}
+		t.Operator.Name = anonymousName(t.Operator.Role, t.Digest())
+		generated = []server.Token{t}
+		fmt.Fprintf(stdout, "demo admin token (generated, shown once): %s\n", secret)
+	}
+	ops := newOperators(logger, cfg.TokensFile, tokens, generated)
+	if cfg.Mode == switchyard.ModeDemo {
+		_, secrets := tokenRequirements(tokens)
+		warnWeakSecrets(logger, secrets)
+	}
+	be := &backends{cfg: cfg, logger: logger, operators: ops}
 	// Released last, after the server has drained: whatever store is open
 	// then, the start mode's or one a live switch opened.
 	defer be.close()
@@ -59,16 +79,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	} else {
 		st = memory.NewDemo()
 	}
-	if len(tokens) == 0 {
-		secret, err := newToken()
-		if err != nil {
-			return err
-		}
-		tokens = []server.Token{{Role: switchyard.RoleAdmin, Secret: secret}}
-		// Printed once, to stdout and not to the log, so it is not kept in
-		// log storage; it dies with the process.
-		fmt.Fprintf(stdout, "demo admin token (generated, shown once): %s\n", secret)
-	}
 	core := control.New(logger, control.Config{
 		Mode:         cfg.Mode,
 		ModeSource:   cfg.ModeSource,
@@ -78,7 +88,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		CacheTTL:     cfg.CacheTTL,
 		StateDir:     cfg.StateDir,
 	}, st)
-	handler := server.New(logger, core, server.Config{Tokens: tokens})
+	handler := server.New(logger, core, server.Config{Auth: ops.auth})
+	stopReloading := reloadOnSIGHUP(logger, ops, core)
+	defer stopReloading()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -118,6 +130,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// reloadOnSIGHUP re-reads the tokens file on every SIGHUP, for the mode
+// served at that moment, until the returned function is called. A SIGHUP
+// never stops the process: without a tokens file it is logged and ignored.
+func reloadOnSIGHUP(logger *slog.Logger, ops *operators, core *control.Core) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if err := ops.reload(core.Mode()); err != nil {
+					logger.Error("SIGHUP: keeping the tokens in force", "err", err)
+				}
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
 }
 
 // startCheckTimeout bounds the check of production's requirements at

@@ -56,7 +56,7 @@ func (s *server) fail(c *gin.Context, err error) {
 	status := statusFor(e.Code)
 	if status >= http.StatusInternalServerError {
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
-			"request_id", requestID(c), "err", err)
+			"request_id", requestID(c), "operator", operatorOf(c).Name, "err", err)
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
 		c.Header("Retry-After", retryAfterSeconds)

@@ -174,7 +174,7 @@ func TestDegradedStoreIsReported(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newStore(t)
 			h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)),
-				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Role: switchyard.RoleViewer, Secret: viewerToken}}},
+				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Operator: switchyard.Operator{Name: viewerName, Role: switchyard.RoleViewer}, Secret: viewerToken}}},
 				degradedStore{Store: h.store, reason: tt.reason}, h.clock.now)
 			res := h.do(t, call{method: "GET", path: "/readyz"})
 			wantStatus := "ready"

@@ -165,11 +165,12 @@ const startCheckTimeout = 15 * time.Second
 
 // startable checks production's requirements before a production start and
 // returns an error naming each one missing. A replica whose state directory
-// holds production's last-known-good file starts through an outage (a store
-// that does not answer, nothing misconfigured): it serves that file until
-// the stores answer, as a replica restarted in an outage must. unreachable
-// is then why the database did not answer, so the start goes on without
-// probing it again; nil when it answered.
+// holds production's last-known-good file, written from the database
+// configured, starts through an outage (a store that does not answer,
+// nothing misconfigured): it serves that file until the stores answer, as a
+// replica restarted in an outage must. unreachable is then why the
+// database did not answer, so the start goes on without probing it again;
+// nil when it answered.
 func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logger) (unreachable, err error) {
 	ctx, cancel := context.WithTimeout(ctx, startCheckTimeout)
 	defer cancel()
@@ -177,8 +178,16 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 	if len(missing) == 0 {
 		return nil, nil
 	}
-	if _, err := os.Stat(control.StateFilePath(cfg.StateDir, switchyard.ModeProduction)); err != nil || !onlyOutages(missing) {
+	if !onlyOutages(missing) {
 		return nil, refusal(missing)
+	}
+	// Only the address is known while the database does not answer.
+	address, err := postgres.Address(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := control.ReadStateFile(cfg.StateDir, switchyard.ModeProduction, store.Identity{Address: address}); err != nil {
+		return nil, fmt.Errorf("%w\nthe last-known-good file cannot stand in meanwhile: %v", refusal(missing), err)
 	}
 	for _, r := range missing {
 		logger.Error("starting production through an outage: serving the last-known-good file until the stores answer",
@@ -199,6 +208,10 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 // set, is a probe's finding that nothing answers, so the database is not
 // probed again.
 func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazily bool, unreachable error) (store.Store, func(), error) {
+	address, err := postgres.Address(cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
 	// Background loops run until the store is released, not until a
 	// signal: serve drains requests first and releases the store last.
 	bg, stopBackground := context.WithCancel(context.Background())
@@ -232,7 +245,7 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazil
 		if err != nil {
 			logger.Error("starting WITHOUT the database: evaluations are served from the state file or the "+
 				"conservative fallback and writes are refused until it answers", "err", err, "retry_every", reconnectInterval.String())
-			l := lazy.New(err)
+			l := lazy.New(err, store.Identity{Address: address})
 			wg.Go(func() {
 				l.Run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
 					if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {

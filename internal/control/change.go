@@ -21,7 +21,9 @@ const MaxReasonLength = 1000
 // the same admission: the role, a decodable request, a reason, the plan,
 // the exact phrase; a refusal is recorded in the audit log.
 type Change struct {
-	// Actor and Role say who asks, as the audit log names them.
+	// Actor is the name of the operator who asks (switchyard.Operator's,
+	// unique, so operators are told apart) and Role the role their token
+	// grants; the audit log records both.
 	Actor string
 	Role  switchyard.Role
 	// RequestID follows the request through logs and the audit log.

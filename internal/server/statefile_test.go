@@ -106,7 +106,7 @@ func waitForStateFile(t *testing.T, dir string, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rev, err := control.ReadStateFile(dir, "demo")
+		rev, err := control.ReadStateFile(dir, "demo", store.Identity{})
 		if err == nil && rev.Number == n {
 			return
 		}

@@ -181,7 +181,7 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 	if !onlyOutages(missing) {
 		return nil, refusal(missing)
 	}
-	// Only the address is known while the database does not answer.
+	// The database may not answer: compare what is known without it.
 	address, err := postgres.Address(cfg.DatabaseURL)
 	if err != nil {
 		return nil, err

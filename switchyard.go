@@ -30,6 +30,19 @@ const (
 	RoleViewer Role = "viewer"
 )
 
+// Valid reports whether r is one of the roles above: a token granting
+// anything else is a configuration error, not a token that grants nothing.
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleViewer }
+
+// Operator is who acts through a token: the name the audit log and the
+// service log give as the actor, and the role the token grants. Names are
+// unique, so operators can be told apart (a change request's approver must
+// be another admin than its author).
+type Operator struct {
+	Name string
+	Role Role
+}
+
 // Bundle is what GET /v1/bundle serves: a whole revision and the system
 // mode it is seen in. An in-process provider compiles it with
 // evaluator.Compile(Revision, Mode), the very call the server makes, so

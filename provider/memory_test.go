@@ -70,7 +70,7 @@ func pinnedSessions(b *testing.B) []session {
 	const token = "memory-bench-admin"
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := httptest.NewServer(server.New(logger, control.New(logger, control.Config{}, memory.NewDemo()),
-		server.Config{Tokens: []server.Token{{Role: switchyard.RoleAdmin, Secret: token}}}))
+		server.Config{Auth: server.NewAuthenticator([]server.Token{{Operator: switchyard.Operator{Name: "admin", Role: switchyard.RoleAdmin}, Secret: token}})}))
 	b.Cleanup(srv.Close)
 	p, err := New(srv.URL)
 	if err != nil {

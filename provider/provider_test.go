@@ -58,7 +58,7 @@ func newTestServer(t testing.TB, st store.Store) *testServer {
 func newTestServerWith(t testing.TB, cfg control.Config, scfg server.Config, st store.Store) *testServer {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	scfg.Tokens = []server.Token{{Role: switchyard.RoleAdmin, Secret: adminToken}}
+	scfg.Auth = server.NewAuthenticator([]server.Token{{Operator: switchyard.Operator{Name: "admin", Role: switchyard.RoleAdmin}, Secret: adminToken}})
 	ts := &testServer{handler: server.New(logger, control.New(logger, cfg, st), scfg), streams: make(chan struct{}, 16)}
 	ts.kill, ts.cut = context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))

@@ -111,6 +111,27 @@ type HealthReporter interface {
 	Degraded() (reason string, degraded bool)
 }
 
+// Identity names the installation a store holds, so that what a replica
+// keeps of one (its last-known-good file) is never served for another.
+type Identity struct {
+	// Address is where the store is configured to be, known without
+	// reaching it: for Postgres the hosts, ports, database and search_path
+	// of its URL, without user or password.
+	Address string `json:"address,omitempty"`
+	// Installation is what the store says it is once it has answered: for
+	// Postgres the cluster's system identifier, the database and the
+	// schema, which no other installation shares, whatever address it is
+	// reached at. Empty until the store has answered.
+	Installation string `json:"installation,omitempty"`
+}
+
+// Identifier is a store that can say which installation it holds, without
+// I/O. A store that is not one (the in-memory fixtures) has the zero
+// Identity: nothing outlives its process to be told apart.
+type Identifier interface {
+	Identity() Identity
+}
+
 // Attempt says who tried a change and why, as recorded in the audit log.
 type Attempt struct {
 	Actor     string

@@ -251,13 +251,13 @@ func TestStoreFaultsUnderLoad(t *testing.T) {
 	pg, pgURL := storetest.Proxied(t, env["SWITCHYARD_DATABASE_URL"])
 	redis, redisURL := storetest.Proxied(t, env["SWITCHYARD_REDIS_URL"])
 	env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"] = pgURL, redisURL
-	env["SWITCHYARD_TOKENS"] = "admin:fault-admin-secret"
+	env["SWITCHYARD_TOKENS"] = "admin:" + testAdminSecret
 	// Short TTLs, so the outage is met by many reloads.
 	env["SWITCHYARD_CACHE_TTL"], env["SWITCHYARD_REDIS_TTL"] = "50ms", "100ms"
 	env["SWITCHYARD_LOG_LEVEL"] = "error"
 	s := startServe(t, env)
 	defer s.stop()
-	s.token = "fault-admin-secret"
+	s.token = testAdminSecret
 	if code := setExamMode(t, s, true); code != http.StatusOK {
 		t.Fatalf("exam mode on: %d", code)
 	}
@@ -403,12 +403,12 @@ func TestWriteOutcomesOverASlowLink(t *testing.T) {
 	env := productionEnv(t)
 	pg, pgURL := storetest.Proxied(t, env["SWITCHYARD_DATABASE_URL"])
 	env["SWITCHYARD_DATABASE_URL"] = pgURL
-	env["SWITCHYARD_TOKENS"] = "admin:slow-admin-secret"
+	env["SWITCHYARD_TOKENS"] = "admin:" + testAdminSecret
 	env["SWITCHYARD_LOG_FORMAT"] = "json"
 	var logs storetest.LogBuffer
 	s := startServeLogging(t, env, &logs)
 	defer s.stop()
-	s.token = "slow-admin-secret"
+	s.token = testAdminSecret
 	// Changes from a few writers at once leave several pooled connections
 	// with the change's statements prepared, as on a server that has run
 	// for a while: over the slow link a change on such a connection gets

@@ -34,7 +34,10 @@ func apiServer(t *testing.T) (*httptest.Server, *memory.Store) {
 	st := memory.NewDemo()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	handler := server.New(logger, control.New(logger, control.Config{Mode: switchyard.ModeDemo}, st), server.Config{
-		Tokens: []server.Token{{Role: switchyard.RoleAdmin, Secret: testAdminToken}, {Role: switchyard.RoleViewer, Secret: testViewerToken}},
+		Auth: server.NewAuthenticator([]server.Token{
+			{Operator: switchyard.Operator{Name: "cli-admin", Role: switchyard.RoleAdmin}, Secret: testAdminToken},
+			{Operator: switchyard.Operator{Name: "cli-viewer", Role: switchyard.RoleViewer}, Secret: testViewerToken},
+		}),
 	})
 	ts := httptest.NewServer(handler)
 	t.Cleanup(ts.Close)

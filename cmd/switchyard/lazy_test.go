@@ -4,13 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // unreachableURL is a database address where nothing listens.
@@ -109,14 +108,17 @@ func TestProbeDatabase(t *testing.T) {
 // degraded, and refuses writes.
 func TestServeRestartsFromTheStateFile(t *testing.T) {
 	env := productionEnv(t)
+	db, dbURL := storetest.Proxied(t, env["SWITCHYARD_DATABASE_URL"])
+	env["SWITCHYARD_DATABASE_URL"] = dbURL
 	first := startServe(t, env)
-	code, body := post(t, first, "/v1/admin/runtime/flags", "test-admin-secret",
+	code, body := post(t, first, "/v1/admin/runtime/flags", testAdminSecret,
 		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
 	if err := first.stop(); err != nil || code != http.StatusOK {
 		t.Fatalf("change = %d %v, stop = %v", code, body, err)
 	}
 
-	env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"] = unreachableURL, unreachableRedis
+	db.Cut()
+	env["SWITCHYARD_REDIS_URL"] = unreachableRedis
 	second := startServe(t, env)
 	defer func() {
 		if err := second.stop(); err != nil {
@@ -134,10 +136,62 @@ func TestServeRestartsFromTheStateFile(t *testing.T) {
 		!strings.Contains(body["reason"].(string), "last-known-good revision 2") {
 		t.Fatalf("readyz = %d %v, want 503 degraded naming the state file", code, body)
 	}
-	code, body = post(t, second, "/v1/admin/runtime/flags", "test-admin-secret",
+	code, body = post(t, second, "/v1/admin/runtime/flags", testAdminSecret,
 		`{"flag":"EXAM_MODE","value":false,"phrase":"DISABLE EXAM MODE","reason":"exam over"}`)
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("a write without the database = %d %v, want 503", code, body)
+	}
+}
+
+// A replica pointed at another database, which does not answer, does not
+// serve the state file the previous database's revision left: for that
+// database it is a first start, refused with the reason.
+func TestServeRefusesAnotherDatabasesStateFile(t *testing.T) {
+	env := productionEnv(t)
+	first := startServe(t, env)
+	code, body := post(t, first, "/v1/admin/runtime/flags", testAdminSecret,
+		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
+	if err := first.stop(); err != nil || code != http.StatusOK {
+		t.Fatalf("change = %d %v, stop = %v", code, body, err)
+	}
+
+	env["SWITCHYARD_DATABASE_URL"] = unreachableURL
+	_, err := runCommand(t, env, "serve", "--addr", "127.0.0.1:0")
+	if !errors.Is(err, errRequirements) || !strings.Contains(err.Error(), "the last-known-good file cannot stand in meanwhile") ||
+		!strings.Contains(err.Error(), `not the one configured ("127.0.0.1:1/x")`) {
+		t.Fatalf("serve over another, unreachable database = %v, want a refusal saying the state file is another database's", err)
+	}
+}
+
+// A replica pointed at another database that answers serves that
+// database, and warns that its state file was another database's.
+func TestServeOverAnotherDatabaseIgnoresTheStateFile(t *testing.T) {
+	env := productionEnv(t)
+	first := startServe(t, env)
+	code, body := post(t, first, "/v1/admin/runtime/flags", testAdminSecret,
+		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
+	if err := first.stop(); err != nil || code != http.StatusOK {
+		t.Fatalf("change = %d %v, stop = %v", code, body, err)
+	}
+
+	// Another installation: its own database schema and Redis prefix,
+	// the same state directory.
+	other := productionEnv(t)
+	other["SWITCHYARD_STATE_DIR"] = env["SWITCHYARD_STATE_DIR"]
+	logs := &storetest.LogBuffer{}
+	second := startServeLogging(t, other, logs)
+	defer func() {
+		if err := second.stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	code, body = post(t, second, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{}}`)
+	md, _ := body["metadata"].(map[string]any)
+	if code != http.StatusOK || body["value"] != false || body["reason"] == "STALE" || md["revision"] != float64(1) {
+		t.Fatalf("EXAM_MODE = %d %v, want the new database's false at revision 1", code, body)
+	}
+	if !strings.Contains(logs.String(), "the state file cannot stand in for this database") {
+		t.Fatalf("no warning about the other database's state file; log:\n%s", logs)
 	}
 }
 
@@ -165,57 +219,16 @@ func TestServeFailsWhenTheDatabaseRefuses(t *testing.T) {
 	}
 }
 
-// hung is a database address that accepts connections and never answers,
-// as a SIGSTOPped server does; it counts the connections made to it.
-type hung struct {
-	ln       net.Listener
-	accepted atomic.Int64
-}
-
-func newHung(t *testing.T) *hung {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hung{ln: ln}
-	var held sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			h.accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-		held.Wait()
-	})
-	return h
-}
-
-func (h *hung) url() string { return "postgres://postgres@" + h.ln.Addr().String() + "/x" }
-
 // A replica restarted while its database hangs probes it once, within
 // the probe's deadline, and serves: sessions pinned before the restart
 // keep their pins from the state directory, and a new session is pinned
 // here, saying so, rather than failing.
 func TestServeRestartsThroughAHungDatabase(t *testing.T) {
 	env := productionEnv(t)
+	db, dbURL := storetest.Proxied(t, env["SWITCHYARD_DATABASE_URL"])
+	env["SWITCHYARD_DATABASE_URL"] = dbURL
 	first := startServe(t, env)
-	code, body := post(t, first, "/v1/admin/runtime/flags", "test-admin-secret",
+	code, body := post(t, first, "/v1/admin/runtime/flags", testAdminSecret,
 		`{"flag":"EXAM_MODE","value":true,"phrase":"ENABLE EXAM MODE","reason":"exam"}`)
 	if code != http.StatusOK {
 		t.Fatalf("change = %d %v", code, body)
@@ -227,15 +240,16 @@ func TestServeRestartsThroughAHungDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db := newHung(t)
-	env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"] = db.url(), unreachableRedis
+	db.Hang()
+	env["SWITCHYARD_REDIS_URL"] = unreachableRedis
+	before := db.Accepted()
 	second := startServe(t, env)
 	defer func() {
 		if err := second.stop(); err != nil {
 			t.Errorf("stop: %v", err)
 		}
 	}()
-	if n := db.accepted.Load(); n != 1 {
+	if n := db.Accepted() - before; n != 1 {
 		t.Errorf("the hung database was connected to %d times before serving, want one probe", n)
 	}
 	code, body = post(t, second, "/ofrep/v1/evaluate/flags/EXAM_MODE", "", `{"context":{"sessionId":"before"}}`)

@@ -20,13 +20,14 @@ import (
 // The names of production's requirements, as GET /system-mode/current and
 // a refused start list them.
 const (
-	reqDatabaseURL = "database_url"
-	reqDatabase    = "database"
-	reqMigrations  = "migrations"
-	reqRedisURL    = "redis_url"
-	reqRedis       = "redis"
-	reqAdminTokens = "admin_tokens"
-	reqStateDir    = "state_dir"
+	reqDatabaseURL  = "database_url"
+	reqDatabase     = "database"
+	reqMigrations   = "migrations"
+	reqRedisURL     = "redis_url"
+	reqRedis        = "redis"
+	reqAdminTokens  = "admin_tokens"
+	reqTokenSecrets = "token_secrets"
+	reqStateDir     = "state_dir"
 )
 
 // backends opens the store of each mode for switchyard serve and checks
@@ -36,9 +37,8 @@ const (
 type backends struct {
 	cfg    *config
 	logger *slog.Logger
-	// adminTokens says whether SWITCHYARD_TOKENS configures an admin token,
-	// rather than demo mode generating one.
-	adminTokens bool
+	// operators holds the tokens configured now.
+	operators *operators
 
 	mu     sync.Mutex
 	opened []func()
@@ -63,20 +63,16 @@ func (b *backends) check(ctx context.Context) []control.Requirement {
 		Why: "Redis is the shared cache and change channel that keeps replicas in step (--redis-url, SWITCHYARD_REDIS_URL)"}
 	redis := control.Requirement{Name: reqRedis,
 		Why: "Redis must answer: replicas share revisions and hear of changes through it"}
-	tokens := control.Requirement{Name: reqAdminTokens, Met: b.adminTokens,
-		Why: "the admin API must accept only configured secrets; demo mode's generated token is shown once and dies with the process (--tokens, SWITCHYARD_TOKENS)"}
 	stateDir := control.Requirement{Name: reqStateDir,
 		Why: "a replica restarted while the stores are down serves its last-known-good file from this directory, not the conservative fallback (--state-dir, SWITCHYARD_STATE_DIR)"}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { b.checkDatabase(ctx, &dbURL, &db, &migrations) })
 	wg.Go(func() { b.checkRedis(ctx, &redisURL, &redis) })
-	if !b.adminTokens {
-		tokens.Detail = "no admin token in SWITCHYARD_TOKENS"
-	}
+	tokens, secrets := tokenRequirements(b.operators.current())
 	stateDir.Met, stateDir.Detail = stateDirUsable(cfg.StateDir)
 	wg.Wait()
-	return []control.Requirement{dbURL, db, migrations, redisURL, redis, tokens, stateDir}
+	return []control.Requirement{dbURL, db, migrations, redisURL, redis, tokens, secrets, stateDir}
 }
 
 // checkDatabase fills in the database's requirements.

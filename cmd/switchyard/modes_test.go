@@ -93,12 +93,12 @@ func TestStartMode(t *testing.T) {
 			s := startServe(t, tt.env(t), tt.args...)
 			defer s.stop()
 			if s.token == "" {
-				s.token = "test-viewer-secret"
+				s.token = testViewerSecret
 			}
 			var p posture
 			getJSON(t, s, "/system-mode/current", &p)
 			if p.Mode != tt.mode || p.SetBy != "startup" || p.Reason != tt.reason || p.ProductionReady != tt.production ||
-				strings.Join(p.unmetNames(), ",") != strings.Join(tt.unmet, ",") || len(p.Requirements) != 7 {
+				strings.Join(p.unmetNames(), ",") != strings.Join(tt.unmet, ",") || len(p.Requirements) != 8 {
 				t.Fatalf("system mode = %+v, want %s (%s) with %v unmet", p, tt.mode, tt.reason, tt.unmet)
 			}
 			if got := evaluateValue(t, s, "SYSTEM_MODE"); got != tt.mode {
@@ -116,7 +116,7 @@ func TestToggleWithRedisDown(t *testing.T) {
 	env["SWITCHYARD_REDIS_URL"] = unreachableRedis
 	s := startServe(t, env, "--mode", "demo")
 	defer s.stop()
-	s.token = "test-admin-secret"
+	s.token = testAdminSecret
 
 	code, body := toggleMode(t, s, "production", false)
 	e, _ := body["error"].(map[string]any)
@@ -145,7 +145,7 @@ func TestLiveSwitchUnderLoad(t *testing.T) {
 	env := productionEnv(t)
 	s := startServe(t, env, "--mode", "demo", "--allow-live-switch")
 	defer s.stop()
-	s.token = "test-admin-secret"
+	s.token = testAdminSecret
 	code, body := post(t, s, "/v1/admin/runtime/profile", s.token,
 		`{"profile_name":"fallback","phrase":"SET PROFILE FALLBACK","reason":"a demo change"}`)
 	if code != http.StatusOK {

@@ -23,6 +23,12 @@ func testDatabase(t testing.TB) string {
 	return u
 }
 
+// The secrets of productionEnv's tokens, as long as production requires.
+const (
+	testAdminSecret  = "test-admin-secret-0123456789abcdef"
+	testViewerSecret = "test-viewer-secret-0123456789abcdef"
+)
+
 // productionEnv is the environment of a production replica that meets
 // every requirement: a fresh schema, Redis under a key prefix of its own,
 // an admin and a viewer token and a state directory. Tests change what
@@ -38,7 +44,7 @@ func productionEnv(t testing.TB) map[string]string {
 		"SWITCHYARD_DATABASE_URL": testDatabase(t),
 		"SWITCHYARD_REDIS_URL":    redisURL,
 		"SWITCHYARD_REDIS_PREFIX": prefix,
-		"SWITCHYARD_TOKENS":       "admin:test-admin-secret,viewer:test-viewer-secret",
+		"SWITCHYARD_TOKENS":       "admin:" + testAdminSecret + ",viewer:" + testViewerSecret,
 		"SWITCHYARD_STATE_DIR":    t.TempDir(),
 	}
 }
@@ -101,14 +107,14 @@ func TestRunbookInProductionMode(t *testing.T) {
 	}
 
 	s := startServe(t, env)
-	s.token = "test-admin-secret"
+	s.token = testAdminSecret
 	runRunbook(t, s)
 	if err := s.stop(); err != nil {
 		t.Fatalf("graceful shutdown: %v", err)
 	}
 
 	s = startServe(t, env, "--migrate=false")
-	s.token = "test-viewer-secret"
+	s.token = testViewerSecret
 	var st status
 	getJSON(t, s, "/v1/admin/runtime/status", &st)
 	if st.Revision != 7 || st.Profile != "primary" {
@@ -139,7 +145,7 @@ func TestReplicasConverge(t *testing.T) {
 	defer a.stop()
 	b2 := startServe(t, env, "--migrate=false")
 	defer b2.stop()
-	a.token, b2.token = "test-admin-secret", "test-admin-secret"
+	a.token, b2.token = testAdminSecret, testAdminSecret
 	var st status
 	getJSON(t, b2, "/v1/admin/runtime/status", &st)
 	if st.Revision != 1 {

@@ -18,7 +18,7 @@ import (
 // Reports p50 and p99 in milliseconds.
 func BenchmarkPropagation(b *testing.B) {
 	env := productionEnv(b)
-	env["SWITCHYARD_TOKENS"] = "admin:bench-admin-secret"
+	env["SWITCHYARD_TOKENS"] = "admin:" + testAdminSecret
 	env["SWITCHYARD_CACHE_TTL"] = "1h"
 	env["SWITCHYARD_REDIS_TTL"] = "1h"
 	env["SWITCHYARD_LOG_LEVEL"] = "error"
@@ -50,7 +50,7 @@ func BenchmarkPropagation(b *testing.B) {
 		phrase := map[bool]string{true: "ENABLE EXAM MODE", false: "DISABLE EXAM MODE"}[on]
 		req, _ := http.NewRequest(http.MethodPost, a.url+"/v1/admin/system/exam-mode",
 			strings.NewReader(fmt.Sprintf(`{"enabled": %v, "phrase": %q, "reason": "propagation benchmark"}`, on, phrase)))
-		req.Header.Set("Authorization", "Bearer bench-admin-secret")
+		req.Header.Set("Authorization", "Bearer "+testAdminSecret)
 		req.Header.Set("Content-Type", "application/json")
 		start := time.Now()
 		resp, err := client.Do(req)

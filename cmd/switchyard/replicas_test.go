@@ -24,7 +24,7 @@ type replica struct {
 func startReplicas(t *testing.T, n int) []*replica {
 	t.Helper()
 	base := productionEnv(t)
-	base["SWITCHYARD_TOKENS"] = "admin:fault-admin-secret"
+	base["SWITCHYARD_TOKENS"] = "admin:" + testAdminSecret
 	// Short TTLs, so each fault is met by many reloads.
 	base["SWITCHYARD_CACHE_TTL"], base["SWITCHYARD_REDIS_TTL"] = "50ms", "100ms"
 	base["SWITCHYARD_LOG_LEVEL"] = "error"
@@ -41,7 +41,7 @@ func startReplicas(t *testing.T, n int) []*replica {
 			env["SWITCHYARD_STATE_DIR"] = t.TempDir()
 		}
 		r.process = startServe(t, env)
-		r.token = "fault-admin-secret"
+		r.token = testAdminSecret
 		t.Cleanup(func() { _ = r.stop() })
 		rs = append(rs, r)
 	}

@@ -11,8 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
@@ -36,12 +37,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	tokens, err := server.ParseTokens(cfg.Tokens)
+	tokens, err := cfg.tokens()
 	if err != nil {
-		return fmt.Errorf("SWITCHYARD_TOKENS: %w", err)
+		return err
 	}
-	isAdmin := func(t server.Token) bool { return t.Role == switchyard.RoleAdmin }
-	be := &backends{cfg: cfg, logger: logger, adminTokens: slices.ContainsFunc(tokens, isAdmin)}
+	// Demo mode generates an admin token when none is configured. It is
+	// printed once, to stdout and not to the log, so it is not kept in log
+	// storage; it dies with the process. A production start without tokens
+	// is refused below.
+	var generated []server.Token
+	if cfg.Tokens == "" && cfg.TokensFile == "" && cfg.Mode == switchyard.ModeDemo {
+		secret, err := newToken()
+		if err != nil {
+			return err
+		}
+		t := server.Token{Operator: switchyard.Operator{Role: switchyard.RoleAdmin}, Secret: secret}
+		t.Operator.Name = anonymousName(t.Operator.Role, t.Digest())
+		generated = []server.Token{t}
+		fmt.Fprintf(stdout, "demo admin token (generated, shown once): %s\n", secret)
+	}
+	ops := newOperators(logger, cfg.TokensFile, tokens, generated)
+	if cfg.Mode == switchyard.ModeDemo {
+		_, secrets := tokenRequirements(tokens)
+		warnWeakSecrets(logger, secrets)
+	}
+	be := &backends{cfg: cfg, logger: logger, operators: ops}
 	// Released last, after the server has drained: whatever store is open
 	// then, the start mode's or one a live switch opened.
 	defer be.close()
@@ -59,16 +79,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	} else {
 		st = memory.NewDemo()
 	}
-	if len(tokens) == 0 {
-		secret, err := newToken()
-		if err != nil {
-			return err
-		}
-		tokens = []server.Token{{Role: switchyard.RoleAdmin, Secret: secret}}
-		// Printed once, to stdout and not to the log, so it is not kept in
-		// log storage; it dies with the process.
-		fmt.Fprintf(stdout, "demo admin token (generated, shown once): %s\n", secret)
-	}
 	core := control.New(logger, control.Config{
 		Mode:            cfg.Mode,
 		ModeSource:      cfg.ModeSource,
@@ -79,7 +89,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		CacheTTL:        cfg.CacheTTL,
 		StateDir:        cfg.StateDir,
 	}, st)
-	handler := server.New(logger, core, server.Config{Tokens: tokens})
+	handler := server.New(logger, core, server.Config{Auth: ops.auth})
+	stopReloading := reloadOnSIGHUP(logger, ops, core)
+	defer stopReloading()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -133,17 +145,45 @@ func newHTTPServer(handler http.Handler, timeout time.Duration) *http.Server {
 	}
 }
 
+// reloadOnSIGHUP re-reads the tokens file on every SIGHUP, for the mode
+// served at that moment, until the returned function is called. A SIGHUP
+// never stops the process: without a tokens file it is logged and ignored.
+func reloadOnSIGHUP(logger *slog.Logger, ops *operators, core *control.Core) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if err := ops.reload(core.Mode()); err != nil {
+					logger.Error("SIGHUP: keeping the tokens in force", "err", err)
+				}
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
+}
+
 // startCheckTimeout bounds the check of production's requirements at
 // start; each probe has its own shorter deadline.
 const startCheckTimeout = 15 * time.Second
 
 // startable checks production's requirements before a production start and
 // returns an error naming each one missing. A replica whose state directory
-// holds production's last-known-good file starts through an outage (a store
-// that does not answer, nothing misconfigured): it serves that file until
-// the stores answer, as a replica restarted in an outage must. unreachable
-// is then why the database did not answer, so the start goes on without
-// probing it again; nil when it answered.
+// holds production's last-known-good file, written from the database
+// configured, starts through an outage (a store that does not answer,
+// nothing misconfigured): it serves that file until the stores answer, as a
+// replica restarted in an outage must. unreachable is then why the
+// database did not answer, so the start goes on without probing it again;
+// nil when it answered.
 func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logger) (unreachable, err error) {
 	ctx, cancel := context.WithTimeout(ctx, startCheckTimeout)
 	defer cancel()
@@ -151,8 +191,16 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 	if len(missing) == 0 {
 		return nil, nil
 	}
-	if _, err := os.Stat(control.StateFilePath(cfg.StateDir, switchyard.ModeProduction)); err != nil || !onlyOutages(missing) {
+	if !onlyOutages(missing) {
 		return nil, refusal(missing)
+	}
+	// The database may not answer: compare what is known without it.
+	address, err := postgres.Address(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := control.ReadStateFile(cfg.StateDir, switchyard.ModeProduction, store.Identity{Address: address}); err != nil {
+		return nil, fmt.Errorf("%w\nthe last-known-good file cannot stand in meanwhile: %v", refusal(missing), err)
 	}
 	for _, r := range missing {
 		logger.Error("starting production through an outage: serving the last-known-good file until the stores answer",
@@ -173,6 +221,10 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 // set, is a probe's finding that nothing answers, so the database is not
 // probed again.
 func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazily bool, unreachable error) (store.Store, func(), error) {
+	address, err := postgres.Address(cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
 	// Background loops run until the store is released, not until a
 	// signal: serve drains requests first and releases the store last.
 	bg, stopBackground := context.WithCancel(context.Background())
@@ -206,7 +258,7 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazil
 		if err != nil {
 			logger.Error("starting WITHOUT the database: evaluations are served from the state file or the "+
 				"conservative fallback and writes are refused until it answers", "err", err, "retry_every", reconnectInterval.String())
-			l := lazy.New(err)
+			l := lazy.New(err, store.Identity{Address: address})
 			wg.Go(func() {
 				l.Run(bg, logger, reconnectInterval, func(ctx context.Context) (store.Store, error) {
 					if err := probeDatabase(ctx, cfg.DatabaseURL); err != nil {

@@ -39,8 +39,8 @@ func newStreamServer(t *testing.T, timeout, heartbeat time.Duration) *streamServ
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	core := control.New(logger, control.Config{}, memory.NewDemo())
-	tokens := []server.Token{{Role: switchyard.RoleAdmin, Secret: streamTestToken}}
-	handler := server.New(logger, core, server.Config{Tokens: tokens, Heartbeat: heartbeat})
+	auth := server.NewAuthenticator([]server.Token{{Operator: switchyard.Operator{Name: "stream-admin", Role: switchyard.RoleAdmin}, Secret: streamTestToken}})
+	handler := server.New(logger, core, server.Config{Auth: auth, Heartbeat: heartbeat})
 	ss := &streamServer{}
 	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/stream" {

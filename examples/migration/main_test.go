@@ -184,5 +184,5 @@ func (b *syncBuffer) records(t *testing.T) []map[string]any {
 func newSwitchyard(st store.Store) http.Handler {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return server.New(logger, control.New(logger, control.Config{}, st),
-		server.Config{Tokens: []server.Token{{Role: switchyard.RoleAdmin, Secret: adminToken}}})
+		server.Config{Auth: server.NewAuthenticator([]server.Token{{Operator: switchyard.Operator{Name: "admin", Role: switchyard.RoleAdmin}, Secret: adminToken}})})
 }

@@ -20,7 +20,9 @@ import (
 // the exact phrase, then ADMIN_FREEZE and the expected revision; a refusal
 // is recorded in the audit log.
 type Change struct {
-	// Actor and Role say who asks, as the audit log names them.
+	// Actor is the name of the operator who asks (switchyard.Operator's,
+	// unique, so operators are told apart) and Role the role their token
+	// grants; the audit log records both.
 	Actor string
 	Role  switchyard.Role
 	// RequestID follows the request through logs and the audit log.

@@ -33,8 +33,9 @@ type compiled struct {
 	// store is first reached.
 	fallback bool
 	// stale is set on a revision read from the last-known-good file, served
-	// until the store answers.
+	// until the store answers; from is the store the file was written from.
 	stale bool
+	from  store.Identity
 }
 
 // replaceable reports whether any revision the store returns must replace
@@ -86,20 +87,30 @@ func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Dura
 // fallback, stamped as never loaded, so the next read tries the store
 // again.
 func (f *flagSets) warm(ctx context.Context) {
+	// What the file was written from is read before the store is: a
+	// revision installed from the store is written over it.
+	var from store.Identity
+	var hasFile bool
+	if f.stateDir != "" {
+		from, hasFile = stateFileStore(f.stateDir, f.mode)
+	}
 	err := f.reload(ctx)
 	if err == nil {
+		if hasFile {
+			f.replacingFile(from)
+		}
 		return
 	}
 	f.logger.Error("the store does not answer at start; serving a stand-in until it does", "err", err)
 	if f.stateDir != "" {
-		rev, ferr := ReadStateFile(f.stateDir, f.mode)
+		rev, ferr := ReadStateFile(f.stateDir, f.mode, identityOf(f.store))
 		var fs *evaluator.FlagSet
 		if ferr == nil {
 			fs, ferr = evaluator.Compile(rev, f.mode)
 		}
 		if ferr == nil {
 			f.logger.Warn("serving the last-known-good revision from the state file", "revision", rev.Number, "dir", f.stateDir)
-			f.cur.CompareAndSwap(nil, &compiled{rev: rev, set: fs, stale: true})
+			f.cur.CompareAndSwap(nil, &compiled{rev: rev, set: fs, stale: true, from: from})
 			return
 		}
 		f.logger.Error("ignoring the state file; serving the conservative fallback", "dir", f.stateDir, "err", ferr)
@@ -111,6 +122,17 @@ func (f *flagSets) warm(ctx context.Context) {
 		panic(fmt.Sprintf("compile the conservative fallback: %v", err))
 	}
 	f.cur.CompareAndSwap(nil, &compiled{rev: switchyard.ConservativeFallback(), set: fs, fallback: true})
+}
+
+// replacingFile warns, once the store has answered, when the state file it
+// replaces was written from another store: the replica was pointed at
+// another database than the one it served before, which may be a mistake.
+// The file is not served (the store's revision is) and is written over.
+func (f *flagSets) replacingFile(from store.Identity) {
+	if err := sameStore(from, identityOf(f.store)); err != nil {
+		f.logger.Warn("the state file cannot stand in for this database; ignoring it and serving the database's revision",
+			"dir", f.stateDir, "err", err)
+	}
 }
 
 // live returns the current flag set. When it is older than the TTL, one
@@ -216,6 +238,9 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 			}
 		}
 		if f.cur.CompareAndSwap(c, &compiled{rev: rev, set: fs, loaded: now}) {
+			if c != nil && c.stale {
+				f.replacingFile(c.from)
+			}
 			var prev *switchyard.Revision
 			if c != nil && !c.fallback {
 				f.old.Add(c.rev.Number, c.set)
@@ -261,7 +286,7 @@ func (f *flagSets) writeState() {
 			continue
 		}
 		f.stateMu.Unlock()
-		err := writeStateFile(f.stateDir, rev, f.mode, f.now())
+		err := writeStateFile(f.stateDir, rev, f.mode, identityOf(f.store), f.now())
 		f.stateMu.Lock()
 		if err != nil {
 			f.logger.Error("write the last-known-good state file", "revision", rev.Number, "err", err)

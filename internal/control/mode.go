@@ -115,6 +115,9 @@ func (c *Core) Posture(ctx context.Context) Posture {
 	return c.posture(c.requirements(ctx))
 }
 
+// Mode returns the mode served now: the start mode until a live switch.
+func (c *Core) Mode() string { return c.record.Load().Mode }
+
 // posture returns the mode record with production's checklist, reqs.
 func (c *Core) posture(reqs []Requirement) Posture {
 	rec := c.record.Load()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/store"
 )
 
 // StateFilePath is the last-known-good file of mode inside Config.StateDir,
@@ -22,16 +23,27 @@ func StateFilePath(dir, mode string) string {
 
 // stateFile is the last-known-good file's content: the revision a replica
 // last installed, so that a replica restarted while every store is down
-// serves it instead of the conservative fallback.
+// serves it instead of the conservative fallback, and the store it was
+// read from, so that it is never served for another.
 type stateFile struct {
+	Store     store.Identity       `json:"store"`
 	Revision  *switchyard.Revision `json:"revision,omitempty"`
 	Mode      string               `json:"mode"`
 	WrittenAt time.Time            `json:"written_at"`
 }
 
-// writeStateFile writes rev to dir atomically. It is readable by its owner
-// only: it holds the whole runtime configuration.
-func writeStateFile(dir string, rev *switchyard.Revision, mode string, now time.Time) error {
+// identityOf is the identity of st, or the zero Identity when st cannot
+// say (the in-memory fixtures).
+func identityOf(st store.Store) store.Identity {
+	if id, ok := st.(store.Identifier); ok {
+		return id.Identity()
+	}
+	return store.Identity{}
+}
+
+// writeStateFile writes rev, read from the store id, to dir atomically. It
+// is readable by its owner only: it holds the whole runtime configuration.
+func writeStateFile(dir string, rev *switchyard.Revision, mode string, id store.Identity, now time.Time) error {
 	// The revision is encoded by itself and spliced in: encoding/json
 	// would scan a Marshaler's bytes again, and with thousands of flags
 	// they are megabytes, most of them encoded already (Revision.MarshalJSON).
@@ -39,7 +51,7 @@ func writeStateFile(dir string, rev *switchyard.Revision, mode string, now time.
 	if err != nil {
 		return fmt.Errorf("encode revision %d: %w", rev.Number, err)
 	}
-	head, err := json.Marshal(stateFile{Mode: mode, WrittenAt: now.UTC()})
+	head, err := json.Marshal(stateFile{Store: id, Mode: mode, WrittenAt: now.UTC()})
 	if err != nil {
 		return fmt.Errorf("encode revision %d: %w", rev.Number, err)
 	}
@@ -81,10 +93,12 @@ func writeFileAtomic(path string, b []byte) error {
 }
 
 // ReadStateFile reads and validates the last-known-good revision of mode in
-// dir. A file written in another mode is refused, even under this mode's
-// name: a demo revision must never reach a production replica, nor the
-// reverse.
-func ReadStateFile(dir, mode string) (*switchyard.Revision, error) {
+// dir, for the store id. A file written in another mode is refused, even
+// under this mode's name: a demo revision must never reach a production
+// replica, nor the reverse. So is a file written from another store (see
+// sameStore): a replica pointed at another database must not serve the
+// previous one's revision.
+func ReadStateFile(dir, mode string, id store.Identity) (*switchyard.Revision, error) {
 	path := StateFilePath(dir, mode)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -93,6 +107,9 @@ func ReadStateFile(dir, mode string) (*switchyard.Revision, error) {
 	var sf stateFile
 	if err := json.Unmarshal(b, &sf); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	if err := sameStore(sf.Store, id); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	switch {
 	case sf.Revision == nil:
@@ -106,4 +123,47 @@ func ReadStateFile(dir, mode string) (*switchyard.Revision, error) {
 		return nil, fmt.Errorf("validate revision %d of %s: %w", sf.Revision.Number, path, err)
 	}
 	return sf.Revision, nil
+}
+
+// stateFileStore returns the store the state file of mode in dir was
+// written from, without decoding its revision; false when there is no
+// file to read.
+func stateFileStore(dir, mode string) (store.Identity, bool) {
+	b, err := os.ReadFile(StateFilePath(dir, mode))
+	if err != nil {
+		return store.Identity{}, false
+	}
+	var sf struct {
+		Store store.Identity `json:"store"`
+	}
+	if json.Unmarshal(b, &sf) != nil {
+		return store.Identity{}, false
+	}
+	return sf.Store, true
+}
+
+// sameStore says why a state file written from the store file must not
+// stand in for the store cur, or nil when it may. Once both know their
+// installation, it decides: the database itself says what it is, at
+// whatever address it is reached (a standby promoted in a failover keeps
+// its system identifier; a database recreated at the same address does
+// not). Until then, as when a replica starts while its database does not
+// answer, the configured addresses must be the same, so a replica pointed
+// at another database never serves the previous one's revision. A file
+// that names no store (written before files did) serves only a store that
+// names none either.
+func sameStore(file, cur store.Identity) error {
+	if file.Installation != "" && cur.Installation != "" {
+		if file.Installation != cur.Installation {
+			return fmt.Errorf("written from another database (%s), not this one (%s)", file.Installation, cur.Installation)
+		}
+		return nil
+	}
+	switch {
+	case file.Address == cur.Address:
+		return nil
+	case file.Address == "":
+		return fmt.Errorf("it does not say which database it was written from, so it cannot stand in for the one configured (%q)", cur.Address)
+	}
+	return fmt.Errorf("written from the database at %q, not the one configured (%q)", file.Address, cur.Address)
 }

@@ -57,7 +57,7 @@ const headerIdempotencyKey = "Idempotency-Key"
 // when set, names it from the decoded body instead, and is called only
 // when the body decoded.
 func (s *server) decodeChange(c *gin.Context, action, target string, req changeRequest, from func() string) control.Change {
-	who := principalOf(c)
+	who := operatorOf(c)
 	body := sha256.New()
 	invalid := requireJSON(c.Request)
 	if invalid == nil {
@@ -65,8 +65,8 @@ func (s *server) decodeChange(c *gin.Context, action, target string, req changeR
 	}
 	conf := req.confirm()
 	ch := control.Change{
-		Actor:          who.actor,
-		Role:           who.role,
+		Actor:          who.Name,
+		Role:           who.Role,
 		RequestID:      requestID(c),
 		IdempotencyKey: c.GetHeader(headerIdempotencyKey),
 		Action:         action,

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -10,16 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/store"
 )
-
-// actorOf is the audit actor of a token: the role and the first six hex
-// digits of the token's SHA-256.
-func actorOf(role switchyard.Role, token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return string(role) + ":" + hex.EncodeToString(sum[:])[:6]
-}
 
 func TestGetStatus(t *testing.T) {
 	h := newHarness(t)
@@ -250,7 +240,7 @@ func TestMutations(t *testing.T) {
 
 			entry := h.audit(t)[0]
 			if body["audit_seq"] != float64(entry.Seq) || entry.Outcome != store.OutcomeApplied ||
-				entry.Action != tt.action || entry.Target != tt.target || entry.Actor != actorOf(switchyard.RoleAdmin, adminToken) ||
+				entry.Action != tt.action || entry.Target != tt.target || entry.Actor != adminName ||
 				entry.Role != "admin" || entry.Phrase != tt.body["phrase"] || entry.Reason != tt.body["reason"] ||
 				entry.RequestID != res.header.Get(headerRequestID) || entry.RequestID != "req-"+strings.ReplaceAll(tt.name, " ", "-") ||
 				entry.Revision != before+1 || len(entry.Before) == 0 || len(entry.After) == 0 {
@@ -432,12 +422,12 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("audit grew by %d entries, want 1", len(after)-len(before))
 			}
 			entry := after[0]
-			role := "admin"
+			role, name := "admin", adminName
 			if token == viewerToken {
-				role = "viewer"
+				role, name = "viewer", viewerName
 			}
 			if entry.Outcome != store.OutcomeRejected || !strings.HasPrefix(entry.Why, tt.code+": ") ||
-				entry.Role != role || entry.Actor != actorOf(switchyard.Role(role), token) || entry.RequestID != res.header.Get(headerRequestID) ||
+				entry.Role != role || entry.Actor != name || entry.RequestID != res.header.Get(headerRequestID) ||
 				entry.Action == "" {
 				t.Fatalf("audit entry = %+v, want a rejected %s attempt by %s", entry, tt.code, role)
 			}

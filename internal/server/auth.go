@@ -3,19 +3,33 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 	"github.com/switchyard-dev/switchyard"
 )
 
-// principal is who made a request: the role of the token and the actor the
-// audit log names, "<role>:<first 6 hex digits of sha256(token)>", which
-// tells tokens apart without revealing them.
-type principal struct {
-	role  switchyard.Role
-	actor string
+// Token is one API credential: the operator it names (the audit log and
+// the service log give Operator.Name as the actor) and its secret, given as
+// the secret itself or as the secret's SHA-256 digest, so that a tokens
+// file need not hold any secret.
+type Token struct {
+	Operator switchyard.Operator
+	// Secret is the bearer secret; empty when SecretSHA256 is set.
+	Secret string
+	// SecretSHA256 is the secret's SHA-256 digest, when the configuration
+	// holds that instead of the secret.
+	SecretSHA256 *[sha256.Size]byte
+}
+
+// Digest is the SHA-256 of t's secret: what a presented secret is compared
+// with, and what tells two tokens' secrets apart without comparing them.
+func (t Token) Digest() [sha256.Size]byte {
+	if t.SecretSHA256 != nil {
+		return *t.SecretSHA256
+	}
+	return sha256.Sum256([]byte(t.Secret))
 }
 
 // credential is a configured token, kept as its SHA-256 digest: comparing
@@ -23,52 +37,64 @@ type principal struct {
 // length.
 type credential struct {
 	digest [sha256.Size]byte
-	who    principal
+	who    switchyard.Operator
 }
 
-// authenticator checks bearer tokens against the configured ones.
-type authenticator struct {
-	creds []credential
+// Authenticator matches bearer tokens to the operators they name. Its
+// tokens can be replaced while it serves (switchyard serve re-reads its
+// tokens file on SIGHUP); each request is checked against one set, the
+// old or the new, and none is refused for the swap.
+type Authenticator struct {
+	creds atomic.Pointer[[]credential]
 }
 
-func newAuthenticator(tokens []Token) *authenticator {
-	a := &authenticator{creds: make([]credential, 0, len(tokens))}
-	for _, t := range tokens {
-		digest := sha256.Sum256([]byte(t.Secret))
-		actor := string(t.Role) + ":" + hex.EncodeToString(digest[:])[:6]
-		a.creds = append(a.creds, credential{digest: digest, who: principal{role: t.Role, actor: actor}})
-	}
+// NewAuthenticator returns an authenticator accepting tokens. The caller
+// has checked them: every token named, names unique, roles valid, no
+// secret listed twice.
+func NewAuthenticator(tokens []Token) *Authenticator {
+	a := &Authenticator{}
+	a.Replace(tokens)
 	return a
 }
 
-// identify returns the principal of an Authorization header value. It
+// Replace makes tokens the only ones accepted from now on.
+func (a *Authenticator) Replace(tokens []Token) {
+	creds := make([]credential, 0, len(tokens))
+	for _, t := range tokens {
+		creds = append(creds, credential{digest: t.Digest(), who: t.Operator})
+	}
+	a.creds.Store(&creds)
+}
+
+// identify returns the operator of an Authorization header value. It
 // compares the token with every configured one in constant time and never
 // stops early, so the time taken says nothing about which token nearly
 // matched.
-func (a *authenticator) identify(header string) (principal, bool) {
+func (a *Authenticator) identify(header string) (switchyard.Operator, bool) {
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return principal{}, false
+		return switchyard.Operator{}, false
 	}
 	token = strings.TrimSpace(token)
 	if token == "" {
-		return principal{}, false
+		return switchyard.Operator{}, false
 	}
 	digest := sha256.Sum256([]byte(token))
+	creds := *a.creds.Load()
 	match := -1
-	for i := range a.creds {
-		if subtle.ConstantTimeCompare(digest[:], a.creds[i].digest[:]) == 1 {
+	for i := range creds {
+		if subtle.ConstantTimeCompare(digest[:], creds[i].digest[:]) == 1 {
 			match = i
 		}
 	}
 	if match < 0 {
-		return principal{}, false
+		return switchyard.Operator{}, false
 	}
-	return a.creds[match].who, true
+	return creds[match].who, true
 }
 
-// principalKey is where authenticate leaves the principal in the Gin context.
-const principalKey = "switchyard.principal"
+// operatorKey is where authenticate leaves the operator in the Gin context.
+const operatorKey = "switchyard.operator"
 
 // authenticate admits requests with a valid bearer token and answers the
 // rest 401. Refused credentials are logged, not audited: anyone can send
@@ -91,13 +117,14 @@ func (s *server) authenticate(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	c.Set(principalKey, who)
+	c.Set(operatorKey, who)
 	c.Next()
 }
 
-// principalOf returns the principal authenticate admitted.
-func principalOf(c *gin.Context) principal {
-	who, _ := c.Get(principalKey)
-	p, _ := who.(principal)
-	return p
+// operatorOf returns the operator authenticate admitted; the zero
+// Operator on a route that needs no token.
+func operatorOf(c *gin.Context) switchyard.Operator {
+	who, _ := c.Get(operatorKey)
+	op, _ := who.(switchyard.Operator)
+	return op
 }

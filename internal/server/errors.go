@@ -82,7 +82,7 @@ func (s *server) fail(c *gin.Context, err error) {
 		return
 	case status >= http.StatusInternalServerError:
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
-			"request_id", requestID(c), "err", err)
+			"request_id", requestID(c), "operator", operatorOf(c).Name, "err", err)
 	}
 	switch status {
 	case http.StatusServiceUnavailable, http.StatusGatewayTimeout:

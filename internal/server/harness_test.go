@@ -33,6 +33,10 @@ import (
 const (
 	adminToken  = "admin-token-for-tests"
 	viewerToken = "viewer-token-for-tests"
+	// adminName and viewerName are the operators the tokens name, as the
+	// audit log gives them.
+	adminName  = "alice"
+	viewerName = "victor"
 )
 
 // spec is the parsed, validated openapi.yaml and a router over it, shared by
@@ -133,7 +137,7 @@ type testConfig struct {
 // over it.
 func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() time.Time) *gin.Engine {
 	cfg.Now = now
-	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Tokens: cfg.Tokens, MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat})
+	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Auth: NewAuthenticator(cfg.Tokens), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat})
 }
 
 func newHarness(t testing.TB, opts ...option) *harness {
@@ -164,7 +168,10 @@ func newStoreWith(t testing.TB, c *clock, st store.Store) *harness {
 func (h *harness) start(opts ...option) {
 	cfg := testConfig{
 		Config: control.Config{Mode: "demo"},
-		Tokens: []Token{{Role: switchyard.RoleAdmin, Secret: adminToken}, {Role: switchyard.RoleViewer, Secret: viewerToken}},
+		Tokens: []Token{
+			{Operator: switchyard.Operator{Name: adminName, Role: switchyard.RoleAdmin}, Secret: adminToken},
+			{Operator: switchyard.Operator{Name: viewerName, Role: switchyard.RoleViewer}, Secret: viewerToken},
+		},
 	}
 	for _, o := range opts {
 		o(&cfg)

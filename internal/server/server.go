@@ -7,10 +7,8 @@
 package server
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,16 +17,12 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
-// Token is one API credential and the role it grants.
-type Token struct {
-	Role   switchyard.Role
-	Secret string
-}
-
 // Config is the transport's settings; the core has its own
 // (control.Config). Zero values take the defaults.
 type Config struct {
-	Tokens []Token
+	// Auth matches bearer tokens to operators; nil accepts no token, so
+	// only the routes that need none are served.
+	Auth *Authenticator
 	// MaxBodyBytes bounds every request body; 1 MiB when 0.
 	MaxBodyBytes int64
 	// Heartbeat spaces the heartbeat comments of GET /v1/stream, which
@@ -44,7 +38,7 @@ const defaultMaxBodyBytes = 1 << 20
 type server struct {
 	logger *slog.Logger
 	core   *control.Core
-	auth   *authenticator
+	auth   *Authenticator
 	// maxBodyBytes bounds every request body but an import's.
 	maxBodyBytes int64
 	// heartbeat spaces a stream's heartbeat comments.
@@ -65,8 +59,10 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = switchyard.StreamHeartbeat
 	}
-	s := &server{logger: logger, core: core, auth: newAuthenticator(cfg.Tokens),
-		maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat}
+	if cfg.Auth == nil {
+		cfg.Auth = NewAuthenticator(nil)
+	}
+	s := &server{logger: logger, core: core, auth: cfg.Auth, maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.
@@ -86,38 +82,4 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 	engine.HandleMethodNotAllowed = true
 	s.routes(engine)
 	return engine
-}
-
-// ParseTokens parses SWITCHYARD_TOKENS: comma-separated role:token pairs,
-// e.g. "admin:s3cret,viewer:r3ad". Blank input means no tokens. Roles are
-// admin or viewer; a token may be used once.
-func ParseTokens(s string) ([]Token, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var tokens []Token
-	seen := map[string]bool{}
-	for i, pair := range strings.Split(s, ",") {
-		pair = strings.TrimSpace(pair)
-		role, secret, ok := strings.Cut(pair, ":")
-		switch {
-		case pair == "":
-			return nil, fmt.Errorf("entry %d is empty; write role:token pairs separated by commas", i+1)
-		case !ok:
-			return nil, fmt.Errorf("entry %d has no colon; write role:token, e.g. admin:s3cret", i+1)
-		}
-		r := switchyard.Role(strings.TrimSpace(role))
-		secret = strings.TrimSpace(secret)
-		switch {
-		case r != switchyard.RoleAdmin && r != switchyard.RoleViewer:
-			return nil, fmt.Errorf("entry %d: role %q is not %q or %q", i+1, r, switchyard.RoleAdmin, switchyard.RoleViewer)
-		case secret == "":
-			return nil, fmt.Errorf("entry %d: the %s token is empty", i+1, r)
-		case seen[secret]:
-			return nil, fmt.Errorf("entry %d: the same token is listed twice; each token grants one role", i+1)
-		}
-		seen[secret] = true
-		tokens = append(tokens, Token{Role: r, Secret: secret})
-	}
-	return tokens, nil
 }

@@ -2,48 +2,11 @@ package server
 
 import (
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/switchyard-dev/switchyard"
 )
-
-func TestParseTokens(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    []Token
-		wantErr string
-	}{
-		{"", nil, ""},
-		{"   ", nil, ""},
-		{"admin:s3cret", []Token{{switchyard.RoleAdmin, "s3cret"}}, ""},
-		{" admin : a1 , viewer:v1 ", []Token{{switchyard.RoleAdmin, "a1"}, {switchyard.RoleViewer, "v1"}}, ""},
-		{"admin:with:colon", []Token{{switchyard.RoleAdmin, "with:colon"}}, ""},
-		{"admin", nil, "entry 1 has no colon"},
-		{"admin:a,,viewer:v", nil, "entry 2 is empty"},
-		{"root:x", nil, `role "root" is not "admin" or "viewer"`},
-		{"viewer:", nil, "the viewer token is empty"},
-		{"admin:dup-secret,viewer:dup-secret", nil, "entry 2: the same token is listed twice"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseTokens(tt.in)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseTokens(%q) error = %v, want %q", tt.in, err, tt.wantErr)
-				}
-				if strings.Contains(err.Error(), "dup-secret") {
-					t.Fatalf("the error %q shows the token", err)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("ParseTokens(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
-			}
-		})
-	}
-}
 
 func TestRequestID(t *testing.T) {
 	h := newHarness(t)

@@ -106,7 +106,7 @@ func waitForStateFile(t *testing.T, dir string, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rev, err := control.ReadStateFile(dir, "demo")
+		rev, err := control.ReadStateFile(dir, "demo", store.Identity{})
 		if err == nil && rev.Number == n {
 			return
 		}
@@ -174,7 +174,7 @@ func TestDegradedStoreIsReported(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newStore(t)
 			h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)),
-				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Role: switchyard.RoleViewer, Secret: viewerToken}}},
+				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Operator: switchyard.Operator{Name: viewerName, Role: switchyard.RoleViewer}, Secret: viewerToken}}},
 				degradedStore{Store: h.store, reason: tt.reason}, h.clock.now)
 			res := h.do(t, call{method: "GET", path: "/readyz", token: viewerToken})
 			wantStatus := "ready"
@@ -227,7 +227,7 @@ func TestReadinessDetailNeedsAToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newStore(t)
 			h.handler = newHandler(slog.New(slog.NewTextHandler(h.logs, nil)),
-				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Role: switchyard.RoleViewer, Secret: viewerToken}}},
+				testConfig{Config: control.Config{Mode: "demo"}, Tokens: []Token{{Operator: switchyard.Operator{Name: "viewer", Role: switchyard.RoleViewer}, Secret: viewerToken}}},
 				tt.store(h.store), h.clock.now)
 			for _, token := range []string{"", "not-a-token", viewerToken} {
 				res := h.do(t, call{method: "GET", path: "/readyz", token: token})

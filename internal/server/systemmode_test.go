@@ -277,7 +277,7 @@ func TestToggleLive(t *testing.T) {
 	body := res.json(t)
 	posture, _ := body["posture"].(map[string]any)
 	if res.status != http.StatusOK || body["switched"] != true || body["restart_required"] != false ||
-		posture["mode"] != switchyard.ModeProduction || posture["set_by"] != actorOf(switchyard.RoleAdmin, adminToken) || posture["reason"] != "go live" {
+		posture["mode"] != switchyard.ModeProduction || posture["set_by"] != adminName || posture["reason"] != "go live" {
 		t.Fatalf("toggle = %d %s", res.status, res.body)
 	}
 	if got := be.waitReleased(t); got != "start" {

@@ -20,6 +20,7 @@ var (
 	_ store.Store          = (*Store)(nil)
 	_ store.Notifier       = (*Store)(nil)
 	_ store.HealthReporter = (*Store)(nil)
+	_ store.Identifier     = (*Store)(nil)
 )
 
 // Store is a store.Store that is not connected yet. Create it with New and
@@ -29,6 +30,9 @@ type Store struct {
 	// cause is why the database could not be reached at start; every call
 	// before connecting names it.
 	cause error
+	// id is what the store is known to be before it connects: its
+	// address.
+	id store.Identity
 
 	// mu orders registrations with the hand-over in Run, so no listener
 	// registered meanwhile is lost.
@@ -37,8 +41,10 @@ type Store struct {
 }
 
 // New returns a store that answers UNAVAILABLE naming cause until Run
-// connects it.
-func New(cause error) *Store { return &Store{cause: cause} }
+// connects it. id is what the store is known to be meanwhile (the address
+// of the database it will connect to), so the replica serves only a
+// last-known-good file written from that database.
+func New(cause error, id store.Identity) *Store { return &Store{cause: cause, id: id} }
 
 // Run calls connect every interval until it succeeds or ctx ends, and
 // installs the store it returns, handing it the OnChange listeners
@@ -100,6 +106,17 @@ func (l *Store) Degraded() (reason string, degraded bool) {
 		}
 	}
 	return "", false
+}
+
+// Identity implements store.Identifier: the connected store's identity, or
+// before it connects the one New was given.
+func (l *Store) Identity() store.Identity {
+	if p := l.inner.Load(); p != nil {
+		if id, ok := (*p).(store.Identifier); ok {
+			return id.Identity()
+		}
+	}
+	return l.id
 }
 
 // get returns the connected store, or UNAVAILABLE naming the cause.

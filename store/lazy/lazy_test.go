@@ -25,7 +25,7 @@ var discard = slog.New(slog.DiscardHandler)
 // connected returns a lazy store that Run has connected to st.
 func connected(t *testing.T, st store.Store) *lazy.Store {
 	t.Helper()
-	l := lazy.New(errDown)
+	l := lazy.New(errDown, store.Identity{})
 	l.Run(t.Context(), discard, time.Millisecond, func(context.Context) (store.Store, error) { return st, nil })
 	return l
 }
@@ -46,7 +46,7 @@ func TestContract(t *testing.T) {
 // Before it connects, every call answers UNAVAILABLE naming why the
 // database could not be reached, so a client and an operator see the cause.
 func TestUnconnectedCallsAreUnavailable(t *testing.T) {
-	l := lazy.New(errDown)
+	l := lazy.New(errDown, store.Identity{})
 	ctx := t.Context()
 	tests := []struct {
 		name string
@@ -93,7 +93,7 @@ func TestRun(t *testing.T) {
 			logger := slog.New(slog.NewTextHandler(&logs, nil))
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			l := lazy.New(errDown)
+			l := lazy.New(errDown, store.Identity{})
 			attempts := 0
 			// Run returns once connected or cancelled, so it runs here.
 			l.Run(ctx, logger, time.Millisecond, func(context.Context) (store.Store, error) {
@@ -141,7 +141,7 @@ func (n *notifying) announce(rev int64) {
 // A listener registered before the database is reached hears the connected
 // store's announcements, as does one registered after.
 func TestListenersHandedOver(t *testing.T) {
-	l := lazy.New(errDown)
+	l := lazy.New(errDown, store.Identity{})
 	var heard []string
 	l.OnChange(func(int64) { heard = append(heard, "before") })
 	inner := &notifying{Store: memory.NewDemo()}
@@ -169,7 +169,7 @@ func TestDegraded(t *testing.T) {
 		lazy       func(t *testing.T) *lazy.Store
 		wantReason string
 	}{
-		{"not connected", func(*testing.T) *lazy.Store { return lazy.New(errDown) }, ""},
+		{"not connected", func(*testing.T) *lazy.Store { return lazy.New(errDown, store.Identity{}) }, ""},
 		{"connected to a store that reports nothing", func(t *testing.T) *lazy.Store { return connected(t, memory.NewDemo()) }, ""},
 		{"connected to a degraded store", func(t *testing.T) *lazy.Store {
 			return connected(t, degraded{Store: memory.NewDemo(), reason: "Redis does not answer"})
@@ -180,6 +180,39 @@ func TestDegraded(t *testing.T) {
 			reason, isDegraded := tt.lazy(t).Degraded()
 			if reason != tt.wantReason || isDegraded != (tt.wantReason != "") {
 				t.Fatalf("Degraded() = %q, %v; want %q", reason, isDegraded, tt.wantReason)
+			}
+		})
+	}
+}
+
+// identified is a connected store that says which installation it is.
+type identified struct {
+	store.Store
+	id store.Identity
+}
+
+func (i identified) Identity() store.Identity { return i.id }
+
+// Before it connects the lazy store is what it was told (the database's
+// address, so the replica serves only that database's state file); once
+// connected, it is what the connected store says.
+func TestIdentity(t *testing.T) {
+	told := store.Identity{Address: "db:5432/switchyard"}
+	said := store.Identity{Address: "db:5432/switchyard", Installation: "system 42, database switchyard, schema public"}
+	tests := []struct {
+		name string
+		lazy func(t *testing.T) *lazy.Store
+		want store.Identity
+	}{
+		{"not connected", func(*testing.T) *lazy.Store { return lazy.New(errDown, told) }, told},
+		{"connected to a store that says", func(t *testing.T) *lazy.Store {
+			return connected(t, identified{Store: memory.NewDemo(), id: said})
+		}, said},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.lazy(t).Identity(); got != tt.want {
+				t.Fatalf("Identity() = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -46,6 +46,9 @@ const DefaultTimeout = 5 * time.Second
 type Store struct {
 	pool *pgxpool.Pool
 	cfg  config
+	// identity is the URL's address and the installation the database
+	// said it is at Open.
+	identity store.Identity
 	// latest caches the newest revision read or written: revisions are
 	// immutable, so the cached one is reused while the head still names it.
 	latest atomic.Pointer[switchyard.Revision]
@@ -128,6 +131,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	address, err := Address(url)
+	if err != nil {
+		return nil, err
+	}
 	pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, "SET ROLE "+pgx.Identifier{ServiceRole}.Sanitize())
 		return err
@@ -141,6 +148,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	s.identity = store.Identity{Address: address, Installation: s.installation(ctx)}
 	return s, nil
 }
 

@@ -21,6 +21,8 @@ type Proxy struct {
 	// each direction, in nanoseconds; chunks keep their order and several
 	// may be in flight, as on a long link.
 	delay atomic.Int64
+	// accepted counts the connections made to the proxy.
+	accepted atomic.Int64
 
 	mu sync.Mutex
 	// down refuses new connections.
@@ -63,6 +65,7 @@ func (p *Proxy) serve() {
 		if err != nil {
 			return
 		}
+		p.accepted.Add(1)
 		go p.pipe(in)
 	}
 }
@@ -146,6 +149,10 @@ func (p *Proxy) relay(dst, src net.Conn, muted *atomic.Bool) {
 		}
 	}
 }
+
+// Accepted returns how many connections were made to the proxy so far,
+// those it refused included: how often a service tried the store.
+func (p *Proxy) Accepted() int64 { return p.accepted.Load() }
 
 // Cut drops every open connection and refuses new ones until Restore.
 func (p *Proxy) Cut() {

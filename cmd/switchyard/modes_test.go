@@ -270,7 +270,7 @@ func TestProductionSwitchesLiveOnlyWhenAllowed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startServe(t, env, tt.args...)
 			defer s.stop()
-			s.token = "test-admin-secret"
+			s.token = testAdminSecret
 			var p struct {
 				Mode            string `json:"mode"`
 				AllowLiveSwitch bool   `json:"allow_live_switch"`

@@ -38,8 +38,20 @@ const (
 	// CodeIdempotencyKeyReused refuses a change whose Idempotency-Key
 	// already names another request.
 	CodeIdempotencyKeyReused Code = "IDEMPOTENCY_KEY_REUSED"
-	CodeInternal             Code = "INTERNAL"
+	// CodeRateLimited refuses a new session to a client that has made more
+	// of them lately than its limit allows; the error's FieldRetryAfter
+	// says when it may make the next one.
+	CodeRateLimited Code = "RATE_LIMITED"
+	// CodeSessionLimit refuses a new session while the store holds as many
+	// live sessions as it may; an existing session is still served.
+	CodeSessionLimit Code = "SESSION_LIMIT_REACHED"
+	CodeInternal     Code = "INTERNAL"
 )
+
+// FieldRetryAfter is the field of an Error that says after how many whole
+// seconds the request may succeed when sent again; the HTTP layer answers
+// it as Retry-After too.
+const FieldRetryAfter = "retry_after_seconds"
 
 // Error is a failure a caller can act on: a code to branch on, a message for
 // people, and optional fields that help (the expected phrase, the allowed

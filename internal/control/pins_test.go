@@ -91,7 +91,7 @@ func outageCore(t *testing.T, st store.Store, clk *clock, dir string, down bool)
 // result evaluates EXAM_MODE for session id.
 func result(t *testing.T, c *Core, id string) evaluator.Result {
 	t.Helper()
-	ev, err := c.Evaluation(context.Background(), id)
+	ev, err := c.Evaluation(context.Background(), "", id)
 	if err != nil {
 		t.Fatalf("an evaluation failed: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"net/netip"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -65,6 +66,28 @@ func (a *authenticator) identify(header string) (principal, bool) {
 		return principal{}, false
 	}
 	return a.creds[match].who, true
+}
+
+// client names who makes a request, for the limit on each client's new
+// sessions: the token's actor when the request carries a valid token, else
+// the client's address (behind a trusted proxy, the one it forwards); an
+// IPv6 client by its /64, which one host usually holds whole.
+func (s *server) client(c *gin.Context) string {
+	if h := c.GetHeader("Authorization"); h != "" {
+		if who, ok := s.auth.identify(h); ok {
+			return "token " + who.actor
+		}
+	}
+	ip := c.ClientIP()
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Unmap().Is4() {
+		return ip
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 // principalKey is where authenticate leaves the principal in the Gin context.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -35,6 +36,8 @@ func statusFor(code switchyard.Code) int {
 		return http.StatusUnprocessableEntity
 	case switchyard.CodeAdminFreezeActive:
 		return http.StatusLocked
+	case switchyard.CodeRateLimited, switchyard.CodeSessionLimit:
+		return http.StatusTooManyRequests
 	case switchyard.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	case switchyard.CodeOutcomeUnknown:
@@ -50,7 +53,8 @@ const retryAfterSeconds = "2"
 // fail answers err in the API's one error shape,
 // {"error": {"code", "message", ...fields}}, and logs server-side failures.
 // A 503 (nothing was applied) and a 504 (the outcome is unknown) say when
-// to try again; a change is sent again with the same Idempotency-Key.
+// to try again; a change is sent again with the same Idempotency-Key. A 429
+// says when in Retry-After and in the field retry_after_seconds.
 func (s *server) fail(c *gin.Context, err error) {
 	e := switchyard.AsError(err)
 	status := statusFor(e.Code)
@@ -58,8 +62,13 @@ func (s *server) fail(c *gin.Context, err error) {
 		s.logger.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path,
 			"request_id", requestID(c), "err", err)
 	}
-	if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+	switch status {
+	case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		c.Header("Retry-After", retryAfterSeconds)
+	case http.StatusTooManyRequests:
+		if n, ok := e.Fields[switchyard.FieldRetryAfter].(int); ok {
+			c.Header("Retry-After", strconv.Itoa(n))
+		}
 	}
 	body := make(map[string]any, len(e.Fields)+3)
 	for k, v := range e.Fields {

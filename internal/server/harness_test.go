@@ -107,15 +107,17 @@ type option func(*testConfig)
 // testConfig is what a test sets: the core's settings and the server's.
 type testConfig struct {
 	control.Config
-	Tokens       []Token
-	MaxBodyBytes int64
+	Tokens         []Token
+	MaxBodyBytes   int64
+	TrustedProxies []string
 }
 
 // newHandler builds the core over st with the clock now, and the server
 // over it.
 func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() time.Time) *gin.Engine {
 	cfg.Now = now
-	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Tokens: cfg.Tokens, MaxBodyBytes: cfg.MaxBodyBytes})
+	return newEngine(logger, control.New(logger, cfg.Config, st),
+		Config{Tokens: cfg.Tokens, MaxBodyBytes: cfg.MaxBodyBytes, TrustedProxies: cfg.TrustedProxies})
 }
 
 func newHarness(t testing.TB, opts ...option) *harness {
@@ -169,6 +171,9 @@ type call struct {
 	body   string
 	token  string
 	header map[string]string
+	// remoteAddr is the client's address (host:port); httptest's
+	// 192.0.2.1:1234 when empty.
+	remoteAddr string
 	// breaksSpec marks a request that violates openapi.yaml on purpose; the
 	// validator must then refuse it too.
 	breaksSpec bool
@@ -226,6 +231,9 @@ func (h *harness) send(c call) (response, error) {
 	}
 	for k, v := range c.header {
 		req.Header.Set(k, v)
+	}
+	if c.remoteAddr != "" {
+		req.RemoteAddr = c.remoteAddr
 	}
 
 	router, _ := spec()

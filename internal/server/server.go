@@ -30,6 +30,10 @@ type Config struct {
 	Tokens []Token
 	// MaxBodyBytes bounds every request body; 1 MiB when 0.
 	MaxBodyBytes int64
+	// TrustedProxies are the addresses and CIDR ranges of the proxies whose
+	// X-Forwarded-For (or X-Real-IP) names the client; none by default, so
+	// a client is its peer address, which it cannot forge.
+	TrustedProxies []string
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -62,10 +66,12 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 	// debug banner; it is atomic, so setting it per server is safe.
 	gin.SetMode(gin.ReleaseMode)
 	engine := gin.New()
-	// Client addresses are logged for refused credentials; without trusted
-	// proxies Gin uses the peer address, which a client cannot forge.
-	if err := engine.SetTrustedProxies(nil); err != nil {
-		logger.Error("configure trusted proxies", "err", err)
+	// Client addresses are logged for refused credentials and limit each
+	// client's new sessions; without trusted proxies Gin uses the peer
+	// address, which a client cannot forge.
+	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		logger.Error("configure trusted proxies; trusting none", "err", err)
+		_ = engine.SetTrustedProxies(nil)
 	}
 	// Flag keys may contain a slash, sent escaped as %2F: match on the raw
 	// path and unescape the parameter.

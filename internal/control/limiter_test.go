@@ -55,7 +55,7 @@ func TestNewSessionsRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want(t, "a new session past the burst", clientResult(t, c, "school", "late"), true, 2, evaluator.ReasonStale, pinMetaRateLimited)
+	want(t, "a new session past the burst", clientResult(t, c, "school", "late"), true, 2, evaluator.ReasonStale, switchyard.PinRateLimited)
 	if _, err := st.Session(context.Background(), "late"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
 		t.Fatalf("a session past the burst was stored: %v", err)
 	}
@@ -65,7 +65,7 @@ func TestNewSessionsRateLimited(t *testing.T) {
 
 	clk.advance(time.Second)
 	want(t, "a new session a second later", clientResult(t, c, "school", "late"), true, 2, evaluator.ReasonStatic, nil)
-	want(t, "the next one", clientResult(t, c, "school", "later"), true, 2, evaluator.ReasonStale, pinMetaRateLimited)
+	want(t, "the next one", clientResult(t, c, "school", "later"), true, 2, evaluator.ReasonStale, switchyard.PinRateLimited)
 }
 
 // An explicit create past the burst is refused with RATE_LIMITED and when
@@ -125,7 +125,7 @@ func TestStoreAtItsSessionLimit(t *testing.T) {
 	}
 	c := limitedCore(t, full{st}, clk, 1, 1)
 	for i := range 3 {
-		want(t, "a new session", clientResult(t, c, "app", fmt.Sprintf("new-%d", i)), false, 1, evaluator.ReasonStale, pinMetaSessionLimit)
+		want(t, "a new session", clientResult(t, c, "app", fmt.Sprintf("new-%d", i)), false, 1, evaluator.ReasonStale, switchyard.PinSessionLimit)
 	}
 	if n := c.backend.Load().pins.waiting(); n != 0 {
 		t.Fatalf("%d sessions refused by the store were pinned here", n)
@@ -146,7 +146,7 @@ func TestLocalPinsDropTheOldest(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	o.down.Store(true)
 	for i := range 5 {
-		want(t, "a new session with the store down", result(t, c, fmt.Sprintf("s-%d", i)), false, 1, evaluator.ReasonStale, pinMetaLocal)
+		want(t, "a new session with the store down", result(t, c, fmt.Sprintf("s-%d", i)), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
 	}
 	o.down.Store(false)
 	c.writeBackNow()

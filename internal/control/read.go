@@ -25,16 +25,6 @@ type Evaluation struct {
 	pin pinState
 }
 
-// The metadata key and values that say a session's pin is not the
-// store's.
-const (
-	metadataPin         = "pin"
-	pinMetaLocal        = "local"
-	pinMetaUnreadable   = "unreadable"
-	pinMetaRateLimited  = "rate_limited"
-	pinMetaSessionLimit = "session_limit"
-)
-
 // Evaluation returns the live flag set, or, when sessionID is set, the
 // flag set of that session's pinned revision, pinning the session at first
 // sight (client names who asks, as for Pin). It does not fail because a
@@ -87,13 +77,13 @@ func (ev Evaluation) Result(key string, evalCtx map[string]any) evaluator.Result
 		}
 		switch ev.pin {
 		case pinLocal:
-			md[metadataPin] = pinMetaLocal
+			md[switchyard.MetadataPin] = switchyard.PinLocal
 		case pinUnreadable:
-			md[metadataPin] = pinMetaUnreadable
+			md[switchyard.MetadataPin] = switchyard.PinUnreadable
 		case pinRateLimited:
-			md[metadataPin] = pinMetaRateLimited
+			md[switchyard.MetadataPin] = switchyard.PinRateLimited
 		case pinSessionLimit:
-			md[metadataPin] = pinMetaSessionLimit
+			md[switchyard.MetadataPin] = switchyard.PinSessionLimit
 		}
 		r.Metadata = md
 	}

@@ -47,6 +47,9 @@ type server struct {
 	auth   *authenticator
 	// maxBodyBytes bounds every request body but an import's.
 	maxBodyBytes int64
+	// behindProxies says whether TrustedProxies are configured: only then
+	// may a forwarded address name the client.
+	behindProxies bool
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -60,7 +63,8 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = defaultMaxBodyBytes
 	}
-	s := &server{logger: logger, core: core, auth: newAuthenticator(cfg.Tokens), maxBodyBytes: cfg.MaxBodyBytes}
+	s := &server{logger: logger, core: core, auth: newAuthenticator(cfg.Tokens), maxBodyBytes: cfg.MaxBodyBytes,
+		behindProxies: len(cfg.TrustedProxies) > 0}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.

@@ -157,3 +157,19 @@ func TestLocalPinsDropTheOldest(t *testing.T) {
 		}
 	}
 }
+
+// Sessions pinned here while the store is down are new sessions too: they
+// cost the client's limit as stored ones do.
+func TestLocalPinsRateLimited(t *testing.T) {
+	clk := newClock()
+	o := &outage{Store: memory.NewDemo(memory.WithClock(clk.now))}
+	c := limitedCore(t, o, clk, 1, 2)
+	o.down.Store(true)
+	for i := range 2 {
+		want(t, "a new session with the store down", clientResult(t, c, "app", fmt.Sprintf("s-%d", i)), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
+	}
+	want(t, "the next one", clientResult(t, c, "app", "s-2"), false, 1, evaluator.ReasonStale, switchyard.PinRateLimited)
+	if n := c.backend.Load().pins.waiting(); n != 2 {
+		t.Fatalf("%d sessions pinned here, want 2", n)
+	}
+}

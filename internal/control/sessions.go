@@ -145,14 +145,15 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, client, id string)
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		snap, created, err := c.pin(rctx, b, id, "")
-		if !created {
-			c.limiter.give(client)
-		}
 		switch {
 		case err == nil:
+			if !created {
+				c.limiter.give(client)
+			}
 			b.pins.answered()
 			return snap.Revision, pinStored
 		case switchyard.ErrorCode(err) == switchyard.CodeSessionLimit:
+			c.limiter.give(client)
 			return 0, pinSessionLimit
 		}
 		c.logger.Warn("a session store call failed; pinning the session here until the store answers",

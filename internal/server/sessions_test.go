@@ -245,12 +245,11 @@ func TestSessionCapDropsTheOldest(t *testing.T) {
 // Retry-After, while an evaluation naming a new session is still served,
 // unpinned; sessions that exist are served to everyone.
 func TestNewSessionsLimitedPerClient(t *testing.T) {
-	h := newHarness(t, func(c *testConfig) {
-		c.SessionRate, c.SessionBurst = 0.5, 2
-		c.TrustedProxies = []string{"10.0.0.1"}
-	})
+	limited := func(c *testConfig) { c.SessionRate, c.SessionBurst = 0.5, 2 }
+	h := newHarness(t, limited)
+	proxied := newHarness(t, limited, func(c *testConfig) { c.TrustedProxies = []string{"10.0.0.1", "2001:db8:ff::/48"} })
 	const school = "198.51.100.7:4000"
-	create := func(id, addr, token, forwarded string) response {
+	create := func(h *harness, id, addr, token, forwarded string) response {
 		t.Helper()
 		c := call{method: "POST", path: "/v1/sessions", body: `{"session_id":"` + id + `"}`, remoteAddr: addr, token: token}
 		if forwarded != "" {
@@ -259,27 +258,37 @@ func TestNewSessionsLimitedPerClient(t *testing.T) {
 		return h.do(t, c)
 	}
 	steps := []struct {
-		name, id, addr, token, forwarded string
-		status                           int
+		name                       string
+		behindProxy                bool
+		id, addr, token, forwarded string
+		status                     int
 	}{
-		{"first of the burst", "s-1", school, "", "", 201},
-		{"second of the burst", "s-2", school, "", "", 201},
-		{"past the burst", "s-3", school, "", "", 429},
-		{"an existing session past the burst", "s-1", school, "", "", 200},
-		{"another address", "o-1", "198.51.100.8:4000", "", "", 201},
-		{"a token from the same address", "t-1", school, viewerToken, "", 201},
-		{"a forwarded address from a peer not trusted", "f-1", school, "", "203.0.113.9", 429},
-		{"a forwarded address from the trusted proxy", "p-1", "10.0.0.1:80", "", "203.0.113.9", 201},
-		{"the same forwarded address", "p-2", "10.0.0.1:80", "", "203.0.113.9", 201},
-		{"the same forwarded address past its burst", "p-3", "10.0.0.1:80", "", "203.0.113.9", 429},
-		{"another forwarded address", "p-4", "10.0.0.1:80", "", "203.0.113.10", 201},
-		{"an IPv6 host", "v-1", "[2001:db8::1]:4000", "", "", 201},
-		{"another host of its /64", "v-2", "[2001:db8::2]:4000", "", "", 201},
-		{"a third host of that /64", "v-3", "[2001:db8::3]:4000", "", "", 429},
-		{"a host of another /64", "v-4", "[2001:db8:0:1::1]:4000", "", "", 201},
+		{"first of the burst", false, "s-1", school, "", "", 201},
+		{"second of the burst", false, "s-2", school, "", "", 201},
+		{"past the burst", false, "s-3", school, "", "", 429},
+		{"an existing session past the burst", false, "s-1", school, "", "", 200},
+		{"another address", false, "o-1", "198.51.100.8:4000", "", "", 201},
+		{"a token from the same address", false, "t-1", school, viewerToken, "", 201},
+		{"a forwarded address with no proxy trusted", false, "f-1", school, "", "203.0.113.9", 429},
+		{"an IPv6 host", false, "v-1", "[2001:db8::1]:4000", "", "", 201},
+		{"another host of its /64", false, "v-2", "[2001:db8::2]:4000", "", "", 201},
+		{"a third host of that /64", false, "v-3", "[2001:db8::3]:4000", "", "", 429},
+		{"a host of another /64", false, "v-4", "[2001:db8:0:1::1]:4000", "", "", 201},
+		{"a forwarded address from the trusted proxy", true, "p-1", "10.0.0.1:80", "", "203.0.113.9", 201},
+		{"the same forwarded address", true, "p-2", "10.0.0.1:80", "", "203.0.113.9", 201},
+		{"the same forwarded address past its burst", true, "p-3", "10.0.0.1:80", "", "203.0.113.9", 429},
+		{"another forwarded address", true, "p-4", "10.0.0.1:80", "", "203.0.113.10", 201},
+		{"a forwarded address through a trusted IPv6 range", true, "p-5", "[2001:db8:ff::7]:80", "", "203.0.113.11", 201},
+		{"a forwarded address from a peer not trusted", true, "p-6", "198.51.100.9:80", "", "203.0.113.12", 201},
+		{"that peer again, whatever it forwards", true, "p-7", "198.51.100.9:80", "", "203.0.113.13", 201},
+		{"that peer past its own burst", true, "p-8", "198.51.100.9:80", "", "203.0.113.14", 429},
 	}
 	for _, s := range steps {
-		res := create(s.id, s.addr, s.token, s.forwarded)
+		server := h
+		if s.behindProxy {
+			server = proxied
+		}
+		res := create(server, s.id, s.addr, s.token, s.forwarded)
 		if res.status != s.status {
 			t.Fatalf("%s: create %s = %d %s, want %d", s.name, s.id, res.status, res.body, s.status)
 		}
@@ -316,7 +325,7 @@ func TestNewSessionsLimitedPerClient(t *testing.T) {
 	}
 
 	h.clock.advance(2 * time.Second)
-	if res := create("s-3", school, "", ""); res.status != http.StatusCreated {
+	if res := create(h, "s-3", school, "", ""); res.status != http.StatusCreated {
 		t.Fatalf("create once the bucket refilled = %d %s", res.status, res.body)
 	}
 }

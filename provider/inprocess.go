@@ -30,11 +30,10 @@ var errNotReady = errors.New("the provider is not initialised")
 func (p *Provider) local(ctx context.Context, flag string, flatCtx openfeature.FlattenedContext) evaluator.Result {
 	if id, _ := flatCtx[SessionIDKey].(string); id != "" {
 		set, err := p.sessionSet(ctx, id)
-		var r *refusal
-		switch {
-		case errors.As(err, &r):
-			return p.unpinned(flag, flatCtx, r)
-		case err != nil:
+		if err != nil {
+			if r := (*refusal)(nil); errors.As(err, &r) {
+				return p.unpinned(flag, flatCtx, r)
+			}
 			return generalError(flag, err)
 		}
 		return set.Evaluate(flag, flatCtx)

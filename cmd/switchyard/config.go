@@ -110,7 +110,7 @@ func (c *config) settings() []setting {
 		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},
 		{"session-ttl", "SWITCHYARD_SESSION_TTL", control.DefaultSessionTTL.String(), "how long a session's snapshot is kept", dur(&c.SessionTTL)},
 		{"max-sessions", "SWITCHYARD_MAX_SESSIONS", "", fmt.Sprintf("most live sessions kept; past it, demo mode drops the oldest and production refuses new ones "+
-			"(evaluated unpinned, POST /v1/sessions answers 429); empty: %d in demo mode, %d in production", defaultMaxSessionsDemo, defaultMaxSessionsProduction), count(&c.MaxSessions, 0)},
+			"(evaluated unpinned, POST /v1/sessions answers 429); empty: %d in demo mode, %d in production", defaultMaxSessionsDemo, defaultMaxSessionsProduction), count(&c.MaxSessions, 1)},
 		{"session-rate", "SWITCHYARD_SESSION_RATE", "10", "new sessions a second each client (a token, else an address) may make once its burst is spent; past it a new session is evaluated unpinned and POST /v1/sessions answers 429; 0: no limit", rate(&c.SessionRate)},
 		{"session-burst", "SWITCHYARD_SESSION_BURST", "5000", "new sessions a client may make at once (a school behind one address, an application server starting an exam)", count(&c.SessionBurst, 1)},
 		{"trusted-proxies", "SWITCHYARD_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR ranges of the proxies whose X-Forwarded-For names the client; empty: the peer address is the client", str(&c.TrustedProxies)},

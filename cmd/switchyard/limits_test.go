@@ -50,7 +50,9 @@ func TestSessionLimits(t *testing.T) {
 	}{
 		{
 			mode: "demo",
-			env:  func(t *testing.T) map[string]string { return map[string]string{"SWITCHYARD_TOKENS": "admin:test-admin-secret"} },
+			env: func(t *testing.T) map[string]string {
+				return map[string]string{"SWITCHYARD_TOKENS": "admin:test-admin-secret"}
+			},
 			steps: []step{
 				{"s-0", "anonymous", 201, ""}, {"s-1", "anonymous", 201, ""}, {"s-2", "anonymous", 201, ""},
 				{"s-3", "anonymous", 429, "RATE_LIMITED"}, {"s-1", "anonymous", 200, ""},

@@ -73,7 +73,7 @@ func (c *Core) session(ctx context.Context, b *backend, id string) (switchyard.S
 // Pin creates session id's snapshot from the store's current revision,
 // unless the session exists, and returns the stored one: a session's
 // snapshot never changes. created says whether this call made it. client
-// names who asks (an address, a token's name): a client over its limit of
+// names who asks (an address, a token): a client over its limit of
 // new sessions is refused a new one with RATE_LIMITED, and still gets one
 // that exists.
 func (c *Core) Pin(ctx context.Context, client, id, userID string) (snap switchyard.Snapshot, created bool, err error) {
@@ -90,7 +90,7 @@ func (c *Core) Pin(ctx context.Context, client, id, userID string) (snap switchy
 		if switchyard.ErrorCode(err) == switchyard.CodeNotFound {
 			return switchyard.Snapshot{}, false, switchyard.Errorf(switchyard.CodeRateLimited,
 				"session %q is not created: this client has made more new sessions lately than its limit "+
-					"(%d at once, then %g a second); try again later", id, c.cfg.SessionBurst, c.cfg.SessionRate).
+					"(%g at once, then %g a second); try again later", id, c.limiter.burst, c.limiter.rate).
 				With(switchyard.FieldRetryAfter, retryAfter(wait))
 		}
 		return snap, false, err

@@ -52,8 +52,12 @@ const (
 	// a NUL character (see CheckText).
 	CodeInvalidText Code = "INVALID_TEXT"
 	// CodeRateLimited refuses a request because its sender has used up an
-	// allowance; the error's RetryAfterField says when to try again.
+	// allowance (of refused changes, or of new sessions); the error's
+	// RetryAfterField says when to try again.
 	CodeRateLimited Code = "RATE_LIMITED"
+	// CodeSessionLimit refuses a new session while the store holds as many
+	// live sessions as it may; an existing session is still served.
+	CodeSessionLimit Code = "SESSION_LIMIT_REACHED"
 	// CodeCanceled says the caller gave up before it was answered (a
 	// client that closed its connection): nothing failed, and nobody
 	// reads the answer.
@@ -61,8 +65,9 @@ const (
 	CodeInternal Code = "INTERNAL"
 )
 
-// RetryAfterField is the field of a RATE_LIMITED error holding the whole
-// seconds to wait before trying again.
+// RetryAfterField is the field of an Error that says after how many whole
+// seconds the request may succeed when sent again; the HTTP layer answers
+// it as Retry-After too.
 const RetryAfterField = "retry_after_seconds"
 
 // Error is a failure a caller can act on: a code to branch on, a message for

@@ -20,6 +20,21 @@ const (
 // session: when present, flags are evaluated as of the session's snapshot.
 const SessionIDAttribute = "sessionId"
 
+// MetadataPin is the flag metadata key of a session's result (reason
+// STALE) that says why the values are not the session's stored pin, and
+// the Pin values are what it says: pinned by this replica during an outage;
+// a pin that could not be read nor made (the live values); a new session
+// not pinned because its client made more new sessions lately than it
+// may, or because the store holds as many as it may (the live values).
+// The server and the in-process provider say the same.
+const (
+	MetadataPin     = "pin"
+	PinLocal        = "local"
+	PinUnreadable   = "unreadable"
+	PinRateLimited  = "rate_limited"
+	PinSessionLimit = "session_limit"
+)
+
 // Role is what an operator's token may do.
 type Role string
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -24,11 +25,15 @@ var errNotReady = errors.New("the provider is not initialised")
 
 // local evaluates flag against the local flag set: the session's pinned
 // one when the context names a session, else the live one. Only a session
-// seen for the first time costs network calls.
+// seen for the first time costs network calls. A session the server
+// refuses to pin is evaluated unpinned, as the server itself would.
 func (p *Provider) local(ctx context.Context, flag string, flatCtx openfeature.FlattenedContext) evaluator.Result {
 	if id, _ := flatCtx[SessionIDKey].(string); id != "" {
 		set, err := p.sessionSet(ctx, id)
 		if err != nil {
+			if r := (*refusal)(nil); errors.As(err, &r) {
+				return p.unpinned(flag, flatCtx, r)
+			}
 			return generalError(flag, err)
 		}
 		return set.Evaluate(flag, flatCtx)
@@ -71,10 +76,67 @@ func (p *Provider) StartSession(ctx context.Context, sessionID, userID string) e
 	return err
 }
 
-// sessionSet returns session id's pinned flag set, pinning it at first sight.
+// refusal is the server's 429 to a new session: this provider (its
+// address, or its token) made more new sessions lately than it may, or the
+// server holds as many as it may. Until it passes, a session not cached
+// here is evaluated unpinned without asking the server.
+type refusal struct {
+	code  switchyard.Code
+	until time.Time
+}
+
+func (r *refusal) Error() string {
+	return fmt.Sprintf("the server refuses new sessions (%s) until %s", r.code, r.until.UTC().Format(time.RFC3339))
+}
+
+// newRefusal reads a 429 to POST /v1/sessions: its error code and
+// Retry-After (a second when it has none).
+func newRefusal(res response) *refusal {
+	var body struct {
+		Error struct {
+			Code switchyard.Code `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(res.body, &body)
+	wait, ok := retryAfter(res.header.Get("Retry-After"))
+	if !ok {
+		wait = time.Second
+	}
+	return &refusal{code: body.Error.Code, until: time.Now().Add(wait)}
+}
+
+// unpinned evaluates flag for a session the server refused to pin: the
+// live values, reason STALE, metadata pin naming the limit, as the server
+// answers such a session over OFREP.
+func (p *Provider) unpinned(flag string, flatCtx openfeature.FlattenedContext, r *refusal) evaluator.Result {
+	st := p.live.Load()
+	if st == nil {
+		return generalError(flag, errNotReady)
+	}
+	res := st.set.Evaluate(flag, flatCtx)
+	if res.ErrorCode != "" {
+		return res
+	}
+	res.Reason = evaluator.ReasonStale
+	res.Metadata = maps.Clone(res.Metadata)
+	if res.Metadata == nil {
+		res.Metadata = map[string]any{}
+	}
+	res.Metadata[switchyard.MetadataPin] = switchyard.PinRateLimited
+	if r.code == switchyard.CodeSessionLimit {
+		res.Metadata[switchyard.MetadataPin] = switchyard.PinSessionLimit
+	}
+	return res
+}
+
+// sessionSet returns session id's pinned flag set, pinning it at first
+// sight, or the server's refusal to pin it.
 func (p *Provider) sessionSet(ctx context.Context, id string) (*evaluator.FlagSet, error) {
 	if set, ok := p.cachedSession(id); ok {
 		return set, nil
+	}
+	if r := p.refused.Load(); r != nil && time.Now().Before(r.until) {
+		return nil, r
 	}
 	v, err, _ := p.pinning.Do(id, func() (any, error) {
 		// A fetch that ended just before this one began has cached it.
@@ -123,6 +185,11 @@ func (p *Provider) createSession(ctx context.Context, id, userID string) (snapsh
 	res, err := p.call(ctx, http.MethodPost, "/v1/sessions", body, nil)
 	if err != nil {
 		return snapshot{}, fmt.Errorf("session %q: %w", id, err)
+	}
+	if res.status == http.StatusTooManyRequests {
+		r := newRefusal(res)
+		p.refused.Store(r)
+		return snapshot{}, fmt.Errorf("session %q: %w", id, r)
 	}
 	if res.status != http.StatusOK && res.status != http.StatusCreated {
 		return snapshot{}, fmt.Errorf("session %q: %w", id, unexpected(http.MethodPost, "/v1/sessions", res))

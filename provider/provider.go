@@ -47,6 +47,9 @@ type Provider struct {
 	// retryUntil is when a remote provider, told 429, may call again
 	// (Unix nanoseconds; 0 when it may call now).
 	retryUntil atomic.Int64
+	// refused is the server's last refusal of a new session (429) to an
+	// in-process provider; nil when none was refused.
+	refused atomic.Pointer[refusal]
 
 	mu   sync.Mutex
 	stop context.CancelFunc

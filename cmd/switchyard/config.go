@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,36 @@ type config struct {
 	// liveSwitch is the setting as given, before the start mode decides
 	// its default.
 	liveSwitch optionalBool
+	// MaxSessions is --max-sessions; 0 when unset: each mode's default
+	// (see maxSessions).
+	MaxSessions  int
+	SessionRate  float64
+	SessionBurst int
+	// TrustedProxies is --trusted-proxies, split and checked by loadConfig
+	// into Proxies.
+	TrustedProxies string
+	Proxies        []string
+}
+
+// The bound on live sessions of each mode when --max-sessions is not set.
+// Demo mode keeps its sessions in the process, about 1.5 KiB each, so its
+// bound is about 150 MiB; production keeps them in Postgres, and one
+// client at the default rate (10 a second for a 24 h TTL, plus its burst)
+// cannot hold all of them.
+const (
+	defaultMaxSessionsDemo       = 100_000
+	defaultMaxSessionsProduction = 1_000_000
+)
+
+// maxSessions is the bound on live sessions of mode's store.
+func (c *config) maxSessions(mode string) int {
+	switch {
+	case c.MaxSessions > 0:
+		return c.MaxSessions
+	case mode == switchyard.ModeProduction:
+		return defaultMaxSessionsProduction
+	}
+	return defaultMaxSessionsDemo
 }
 
 // optionalBool is a boolean setting that may be left unset, for a default
@@ -95,6 +126,19 @@ func (c *config) settings() []setting {
 			fs.Func(name, help+" (default "+value+")", func(s string) error { return parseDuration(p, name, s) })
 		}
 	}
+	count := func(p *int, lowest int) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, value, help string) {
+			if value != "" {
+				help += " (default " + value + ")"
+			}
+			fs.Func(name, help, func(s string) error { return parseCount(p, name, s, lowest) })
+		}
+	}
+	rate := func(p *float64) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, value, help string) {
+			fs.Func(name, help+" (default "+value+")", func(s string) error { return parseRate(p, name, s) })
+		}
+	}
 	return []setting{
 		{"addr", "SWITCHYARD_ADDR", "127.0.0.1:8080", "address to listen on", str(&c.Addr)},
 		{"mode", "SWITCHYARD_MODE", "", "start mode: demo (in memory, fixtures) or production (Postgres and Redis; refused while a requirement is missing); empty: production when a database URL is set, else demo. An admin switches it live at POST /system-mode/toggle", str(&c.Mode)},
@@ -108,12 +152,60 @@ func (c *config) settings() []setting {
 		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
 		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},
 		{"session-ttl", "SWITCHYARD_SESSION_TTL", control.DefaultSessionTTL.String(), "how long a session's snapshot is kept", dur(&c.SessionTTL)},
+		{"max-sessions", "SWITCHYARD_MAX_SESSIONS", "", fmt.Sprintf("most live sessions kept; past it, demo mode drops the oldest and production refuses new ones "+
+			"(evaluated unpinned, POST /v1/sessions answers 429); empty: %d in demo mode, %d in production", defaultMaxSessionsDemo, defaultMaxSessionsProduction), count(&c.MaxSessions, 1)},
+		{"session-rate", "SWITCHYARD_SESSION_RATE", "10", "new sessions a second each client (a token, else an address) may make once its burst is spent; past it a new session is evaluated unpinned and POST /v1/sessions answers 429; 0: no limit", rate(&c.SessionRate)},
+		{"session-burst", "SWITCHYARD_SESSION_BURST", "5000", "new sessions a client may make at once (a school behind one address, an application server starting an exam)", count(&c.SessionBurst, 1)},
+		{"trusted-proxies", "SWITCHYARD_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR ranges of the proxies whose X-Forwarded-For names the client; empty: the peer address is the client", str(&c.TrustedProxies)},
 		{"cache-ttl", "SWITCHYARD_CACHE_TTL", control.DefaultCacheTTL.String(), "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
 		{"state-dir", "SWITCHYARD_STATE_DIR", "", "directory of the last-known-good file: every new revision is written there, and a start with the stores down serves it", str(&c.StateDir)},
 		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
 		{"allow-live-switch", "SWITCHYARD_ALLOW_LIVE_SWITCH", "", "let an admin switch the mode of this process live at POST /system-mode/toggle (true or false); empty: on when it starts in demo mode, off in production mode",
 			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.liveSwitch, name, help) }},
 	}
+}
+
+// parseCount parses a whole number of at least lowest; empty is 0, the
+// setting's own default.
+func parseCount(p *int, name, s string, lowest int) error {
+	if s == "" {
+		*p = 0
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lowest {
+		return fmt.Errorf("%s: %q is not a whole number of at least %d", name, s, lowest)
+	}
+	*p = n
+	return nil
+}
+
+// parseRate parses a rate a second, 0 or more.
+func parseRate(p *float64, name, s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f >= 0 && f <= 1e9) {
+		return fmt.Errorf("%s: %q is not a rate a second like 10 or 0.5 (0: no limit)", name, s)
+	}
+	*p = f
+	return nil
+}
+
+// parseProxies splits a comma-separated list of addresses and CIDR ranges,
+// refusing anything else.
+func parseProxies(s string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return nil, fmt.Errorf("trusted proxies: %q is not an address or a CIDR range", p)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func parseDuration(p *time.Duration, name, s string) error {
@@ -167,6 +259,11 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	case c.Migrate != "true" && c.Migrate != "false":
 		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)
 	}
+	proxies, err := parseProxies(c.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	c.Proxies = proxies
 	return c, nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
-	"github.com/switchyard-dev/switchyard/store/memory"
 	"github.com/switchyard-dev/switchyard/store/postgres"
 	"github.com/switchyard-dev/switchyard/store/rediscache"
 )
@@ -150,7 +149,7 @@ func stateDirUsable(dir string) (bool, string) {
 func (b *backends) Open(ctx context.Context, mode string) (store.Store, func(), error) {
 	switch mode {
 	case switchyard.ModeDemo:
-		return memory.NewDemo(), func() {}, nil
+		return newDemoStore(b.cfg), func() {}, nil
 	case switchyard.ModeProduction:
 		st, release, err := openProduction(ctx, b.cfg, b.logger, false, nil)
 		if err != nil {

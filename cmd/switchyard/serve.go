@@ -77,7 +77,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		release = be.track(release)
 	} else {
-		st = memory.NewDemo()
+		st = newDemoStore(cfg)
 	}
 	core := control.New(logger, control.Config{
 		Mode:            cfg.Mode,
@@ -88,8 +88,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		SessionTTL:      cfg.SessionTTL,
 		CacheTTL:        cfg.CacheTTL,
 		StateDir:        cfg.StateDir,
+		// Unset, each mode's default bound is above what the core keeps
+		// in process anyway.
+		MaxSessions:  cfg.MaxSessions,
+		SessionRate:  cfg.SessionRate,
+		SessionBurst: cfg.SessionBurst,
 	}, st)
-	handler := server.New(logger, core, server.Config{Auth: ops.auth})
+	handler := server.New(logger, core, server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies})
 	stopReloading := reloadOnSIGHUP(logger, ops, core)
 	defer stopReloading()
 
@@ -290,7 +295,8 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 		}
 		logger.Info("migrations applied", "count", len(applied), "applied", applied)
 	}
-	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
+	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(logger),
+		postgres.WithMaxSessions(cfg.maxSessions(switchyard.ModeProduction)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the database: %w", err)
 	}
@@ -312,8 +318,14 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 	}, nil
 }
 
+// newDemoStore returns demo mode's store: the fixtures, with its bound on
+// live sessions.
+func newDemoStore(cfg *config) *memory.Store {
+	return memory.NewDemo(memory.WithMaxSessions(cfg.maxSessions(switchyard.ModeDemo)))
+}
+
 // sweepInterval is how often expired session snapshots and idempotency
-// keys are removed.
+// keys are removed, and the live sessions counted for the bound.
 const sweepInterval = time.Minute
 
 // newToken returns 32 random bytes in hex.

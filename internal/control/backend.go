@@ -68,11 +68,11 @@ func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, rele
 		mode:          mode,
 		store:         st,
 		flags:         newFlagSets(c.logger, st, mode, c.cfg.CacheTTL, c.now, c.cfg.StateDir),
-		snapshots:     lru.New[string, switchyard.Snapshot](snapshotsCached),
+		snapshots:     lru.New[string, switchyard.Snapshot](c.bounded(snapshotsCached)),
 		release:       release,
 		done:          make(chan struct{}),
 		writeBackDone: make(chan struct{}),
-		pins:          newPins(),
+		pins:          newPins(c.bounded(maxLocalPins)),
 	}
 	b.flags.warm(ctx)
 	if c.cfg.StateDir != "" {
@@ -88,6 +88,15 @@ func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, rele
 		n.OnChange(b.flags.announced)
 	}
 	return b
+}
+
+// bounded is n, or Config.MaxSessions when that is lower: what the
+// process keeps of sessions stays within the stores' bound.
+func (c *Core) bounded(n int) int {
+	if c.cfg.MaxSessions > 0 {
+		return min(n, c.cfg.MaxSessions)
+	}
+	return n
 }
 
 // acquire returns the backend serving now, held until its leave is

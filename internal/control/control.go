@@ -43,6 +43,18 @@ type Config struct {
 	ReleaseStore func()
 	// SessionTTL is how long a session's snapshot lives; 24h when 0.
 	SessionTTL time.Duration
+	// MaxSessions is the bound on live sessions the stores were given; the
+	// snapshots and local pins kept in process are bounded by it too, the
+	// oldest dropped first. 0: only their built-in bounds.
+	MaxSessions int
+	// SessionRate is how many new sessions a second each client may make
+	// once it has made SessionBurst at once: sessions pinned at first
+	// sight and created explicitly alike. A session that exists costs
+	// nothing. 0: no limit.
+	SessionRate float64
+	// SessionBurst is how many new sessions a client may make at once;
+	// at least 1 when SessionRate is set.
+	SessionBurst int
 	// CacheTTL is how long the in-process flag set is served before it is
 	// reloaded from the store; 5s when 0.
 	CacheTTL time.Duration
@@ -79,6 +91,8 @@ type Core struct {
 	record atomic.Pointer[modeRecord]
 	// refusals is each sender's allowance of refused requests.
 	refusals *refusals
+	// limiter limits the new sessions of each client, whatever the mode.
+	limiter *sessionLimiter
 }
 
 // New returns the core over st, the store of cfg.Mode. It loads the
@@ -100,7 +114,8 @@ func New(logger *slog.Logger, cfg Config, st store.Store) *Core {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Core{logger: logger, cfg: cfg, now: cfg.Now, refusals: newRefusals()}
+	c := &Core{logger: logger, cfg: cfg, now: cfg.Now, refusals: newRefusals(),
+		limiter: newSessionLimiter(logger, cfg.SessionRate, cfg.SessionBurst)}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	c.backend.Store(c.newBackend(ctx, cfg.Mode, st, cfg.ReleaseStore))

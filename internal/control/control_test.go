@@ -34,7 +34,7 @@ func examMode(on bool) Change {
 
 func evaluate(t *testing.T, c *Core, session, key string) evaluator.Result {
 	t.Helper()
-	ev, err := c.Evaluation(context.Background(), session)
+	ev, err := c.Evaluation(context.Background(), "", session)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,11 +177,11 @@ func TestSessionsKeepTheirRevision(t *testing.T) {
 	if r := evaluate(t, c, "s-1", switchyard.ExamMode); r.Value != false || r.Metadata["revision"] != int64(1) {
 		t.Fatalf("pinned session after the change = %+v", r)
 	}
-	snap, created, err := c.Pin(context.Background(), "s-2", "u-2")
+	snap, created, err := c.Pin(context.Background(), "", "s-2", "u-2")
 	if err != nil || !created || snap.Revision != 2 || !snap.ExamModeAtStart {
 		t.Fatalf("Pin(s-2) = %+v, %v, %v", snap, created, err)
 	}
-	if again, created, err := c.Pin(context.Background(), "s-2", "other"); err != nil || created || again.UserID != "u-2" {
+	if again, created, err := c.Pin(context.Background(), "", "s-2", "other"); err != nil || created || again.UserID != "u-2" {
 		t.Fatalf("Pin(s-2) again = %+v, %v, %v; want the first snapshot", again, created, err)
 	}
 	if _, err := c.Session(context.Background(), "unknown"); switchyard.ErrorCode(err) != switchyard.CodeNotFound {

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,9 +18,10 @@ import (
 // The bounds and pace of sessions pinned while the store cannot store
 // them.
 const (
-	// maxLocalPins bounds the sessions pinned in process and not yet
-	// stored: an exam starting during an outage pins thousands. Each costs
-	// about a hundred bytes (the resolved modules are shared per revision).
+	// maxLocalPins bounds the sessions pinned in process (Config.MaxSessions
+	// may bound them lower): an exam starting during an outage pins
+	// thousands. Each costs about a hundred bytes (the resolved modules
+	// are shared per revision). One more drops the oldest.
 	maxLocalPins = 100_000
 	// sessionRetry is how long after a failed session read or write the
 	// store is not asked again for sessions: during an outage a new
@@ -56,8 +58,15 @@ type localPin struct {
 // pins are the sessions a backend pinned or restored outside the store,
 // and whether the store answers session calls.
 type pins struct {
-	mu    sync.Mutex
-	local map[string]localPin
+	mu sync.Mutex
+	// local maps a session ID to its element of order, which holds the
+	// pins oldest first: at max pins, a new one drops the oldest. A
+	// session whose pin is dropped is pinned again when it comes back, to
+	// the revision served then; during an outage no change can be made, so
+	// that is the revision it had.
+	local map[string]*list.Element
+	order *list.List // of localPin
+	max   int
 	// templates holds one resolved snapshot per revision, whose modules
 	// every pin to that revision shares.
 	templates map[int64]switchyard.Snapshot
@@ -70,8 +79,9 @@ type pins struct {
 	divergences atomic.Int64
 }
 
-func newPins() *pins {
-	return &pins{local: map[string]localPin{}, templates: map[int64]switchyard.Snapshot{}}
+// newPins returns an empty table of at most max local pins.
+func newPins(max int) *pins {
+	return &pins{local: map[string]*list.Element{}, order: list.New(), max: max, templates: map[int64]switchyard.Snapshot{}}
 }
 
 // get returns the local pin of session id, unless it has expired: an
@@ -79,56 +89,63 @@ func newPins() *pins {
 func (p *pins) get(id string, now time.Time) (localPin, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lp, ok := p.local[id]
-	if ok && !now.Before(lp.ExpiresAt) {
-		delete(p.local, id)
-		p.dirty = true
+	el, ok := p.local[id]
+	if !ok {
 		return localPin{}, false
 	}
-	return lp, ok
+	if lp := el.Value.(localPin); now.Before(lp.ExpiresAt) {
+		return lp, true
+	}
+	p.remove(el)
+	return localPin{}, false
 }
 
 // add pins session id to rev unless it is pinned already, and returns the
-// pin it has; false when there is no room left.
-func (p *pins) add(lp localPin) (localPin, bool) {
+// pin it has. At the bound, the oldest pin is dropped.
+func (p *pins) add(lp localPin) localPin {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if have, ok := p.local[lp.SessionID]; ok {
-		return have, true
+		return have.Value.(localPin)
 	}
-	if len(p.local) >= maxLocalPins {
-		return localPin{}, false
+	if p.order.Len() >= p.max {
+		p.remove(p.order.Front())
 	}
-	p.local[lp.SessionID] = lp
+	p.local[lp.SessionID] = p.order.PushBack(lp)
 	p.dirty = true
-	return lp, true
+	return lp
+}
+
+// remove forgets the pin of el; p.mu must be held.
+func (p *pins) remove(el *list.Element) {
+	delete(p.local, p.order.Remove(el).(localPin).SessionID)
+	p.dirty = true
 }
 
 // drop forgets session id's local pin once the store holds its pin.
 func (p *pins) drop(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.local, id)
-	p.dirty = true
+	if el, ok := p.local[id]; ok {
+		p.remove(el)
+	}
 }
 
-// pending returns up to n pins waiting to be stored, forgetting the ones
-// that expired while they waited.
+// pending returns up to n pins waiting to be stored, oldest first,
+// forgetting the ones that expired while they waited.
 func (p *pins) pending(n int, now time.Time) []localPin {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []localPin
-	for id, lp := range p.local {
-		if len(out) == n {
-			break
-		}
-		switch {
+	for el := p.order.Front(); el != nil && len(out) < n; {
+		next := el.Next()
+		switch lp := el.Value.(localPin); {
 		case !now.Before(lp.ExpiresAt):
-			delete(p.local, id)
-			p.dirty = true
+			p.remove(el)
 		case !lp.Stored:
 			out = append(out, lp)
 		}
+		el = next
 	}
 	return out
 }
@@ -138,8 +155,8 @@ func (p *pins) waiting() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
-	for _, lp := range p.local {
-		if !lp.Stored {
+	for el := p.order.Front(); el != nil; el = el.Next() {
+		if !el.Value.(localPin).Stored {
 			n++
 		}
 	}
@@ -199,17 +216,17 @@ func PinsFilePath(dir, mode string) string {
 }
 
 // save writes the pins file: the local pins and the snapshots read from
-// the store, live ones only, at most maxLocalPins of them.
+// the store, live ones only, at most as many as the table holds.
 func (p *pins) save(dir, mode string, read []switchyard.Snapshot, now time.Time) error {
 	p.mu.Lock()
-	f := pinsFile{Mode: mode, WrittenAt: now.UTC(), Pins: make([]localPin, 0, len(p.local)+len(read))}
-	for _, lp := range p.local {
-		f.Pins = append(f.Pins, lp)
+	f := pinsFile{Mode: mode, WrittenAt: now.UTC(), Pins: make([]localPin, 0, p.order.Len()+len(read))}
+	for el := p.order.Front(); el != nil; el = el.Next() {
+		f.Pins = append(f.Pins, el.Value.(localPin))
 	}
 	p.dirty = false
 	p.mu.Unlock()
 	for _, s := range read {
-		if len(f.Pins) >= maxLocalPins {
+		if len(f.Pins) >= p.max {
 			break
 		}
 		if now.Before(s.ExpiresAt) {
@@ -224,8 +241,9 @@ func (p *pins) save(dir, mode string, read []switchyard.Snapshot, now time.Time)
 	return writeFileAtomic(PinsFilePath(dir, mode), b)
 }
 
-// load reads the pins file of mode in dir, keeping the live pins. A
-// missing file is no pins; a file of another mode is refused.
+// load reads the pins file of mode in dir, keeping the live pins, and
+// returns how many pins the table holds then. A missing file is no pins; a
+// file of another mode is refused.
 func (p *pins) load(dir, mode string, now time.Time) (int, error) {
 	path := PinsFilePath(dir, mode)
 	b, err := os.ReadFile(path)
@@ -242,16 +260,15 @@ func (p *pins) load(dir, mode string, now time.Time) (int, error) {
 	if f.Mode != mode {
 		return 0, fmt.Errorf("%s was written in %q mode, not %q", path, f.Mode, mode)
 	}
-	n := 0
 	for _, lp := range f.Pins {
 		if switchyard.ValidateSessionID(lp.SessionID) != nil || lp.Revision < 1 || !now.Before(lp.ExpiresAt) {
 			continue
 		}
-		if _, ok := p.add(lp); ok {
-			n++
-		}
+		p.add(lp)
 	}
-	return n, nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.order.Len(), nil
 }
 
 // touch records that the pins file is behind: a snapshot was read.

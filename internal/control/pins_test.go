@@ -91,7 +91,7 @@ func outageCore(t *testing.T, st store.Store, clk *clock, dir string, down bool)
 // result evaluates EXAM_MODE for session id.
 func result(t *testing.T, c *Core, id string) evaluator.Result {
 	t.Helper()
-	ev, err := c.Evaluation(context.Background(), id)
+	ev, err := c.Evaluation(context.Background(), "", id)
 	if err != nil {
 		t.Fatalf("an evaluation failed: %v", err)
 	}
@@ -101,9 +101,9 @@ func result(t *testing.T, c *Core, id string) evaluator.Result {
 // want checks a result's value, revision, reason and pin metadata.
 func want(t *testing.T, what string, r evaluator.Result, value bool, revision int64, reason evaluator.Reason, pin any) {
 	t.Helper()
-	if r.Value != value || r.Metadata["revision"] != revision || r.Reason != reason || r.Metadata[metadataPin] != pin {
+	if r.Value != value || r.Metadata["revision"] != revision || r.Reason != reason || r.Metadata[switchyard.MetadataPin] != pin {
 		t.Fatalf("%s = %v at revision %v, %s, pin %v; want %v at revision %d, %s, pin %v",
-			what, r.Value, r.Metadata["revision"], r.Reason, r.Metadata[metadataPin], value, revision, reason, pin)
+			what, r.Value, r.Metadata["revision"], r.Reason, r.Metadata[switchyard.MetadataPin], value, revision, reason, pin)
 	}
 }
 
@@ -118,9 +118,9 @@ func TestSessionsPinnedThroughAnOutage(t *testing.T) {
 	c, o := outageCore(t, st, clk, "", false)
 	o.down.Store(true)
 
-	want(t, "a new session with the store down", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, pinMetaLocal)
+	want(t, "a new session with the store down", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
 	calls := o.sessionCalls.Load()
-	want(t, "another new session", result(t, c, "s-2"), false, 1, evaluator.ReasonStale, pinMetaLocal)
+	want(t, "another new session", result(t, c, "s-2"), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
 	if o.sessionCalls.Load() != calls {
 		t.Fatal("the store was asked again right after it failed: each new session would wait for its deadline")
 	}
@@ -132,7 +132,7 @@ func TestSessionsPinnedThroughAnOutage(t *testing.T) {
 	if _, err := c.Apply(context.Background(), examMode(true)); err != nil {
 		t.Fatal(err)
 	}
-	want(t, "the session after a change, before the write-back", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, pinMetaLocal)
+	want(t, "the session after a change, before the write-back", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
 	c.writeBackNow()
 	want(t, "the session after the write-back", result(t, c, "s-1"), false, 1, evaluator.ReasonStatic, nil)
 	if snap, err := st.Session(context.Background(), "s-2"); err != nil || snap.Revision != 1 {
@@ -151,7 +151,7 @@ func TestWriteBackKeepsTheFirstWriter(t *testing.T) {
 	st := memory.NewDemo(memory.WithClock(clk.now))
 	c, o := outageCore(t, st, clk, "", false)
 	o.down.Store(true)
-	want(t, "pinned here", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, pinMetaLocal)
+	want(t, "pinned here", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
 
 	// Meanwhile another replica, which still reaches the store, changes
 	// the runtime and pins the same session.
@@ -196,11 +196,11 @@ func TestUnreadablePins(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.down.Store(true)
-	want(t, "a session whose revision cannot be loaded", result(t, c, "old"), true, 2, evaluator.ReasonStale, pinMetaUnreadable)
+	want(t, "a session whose revision cannot be loaded", result(t, c, "old"), true, 2, evaluator.ReasonStale, switchyard.PinUnreadable)
 
 	cold, _ := outageCore(t, st, clk, "", true)
 	r := result(t, cold, "new")
-	if r.Value != false || r.Reason != evaluator.ReasonStale || r.Metadata["fallback"] != "conservative" || r.Metadata[metadataPin] != pinMetaUnreadable {
+	if r.Value != false || r.Reason != evaluator.ReasonStale || r.Metadata["fallback"] != "conservative" || r.Metadata[switchyard.MetadataPin] != switchyard.PinUnreadable {
 		t.Fatalf("a session on a replica that never reached the store = %+v, want the conservative fallback, STALE, pin unreadable", r)
 	}
 }
@@ -215,14 +215,14 @@ func TestPinsSurviveARestart(t *testing.T) {
 	before, o := outageCore(t, st, clk, dir, false)
 	want(t, "a session pinned in the store", result(t, before, "stored"), false, 1, evaluator.ReasonStatic, nil)
 	o.down.Store(true)
-	want(t, "a session pinned here", result(t, before, "local"), false, 1, evaluator.ReasonStale, pinMetaLocal)
+	want(t, "a session pinned here", result(t, before, "local"), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
 	if err := before.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
 	after, o := outageCore(t, st, clk, dir, true)
 	want(t, "the stored session after the restart", result(t, after, "stored"), false, 1, evaluator.ReasonStatic, nil)
-	want(t, "the local session after the restart", result(t, after, "local"), false, 1, evaluator.ReasonStale, pinMetaLocal)
+	want(t, "the local session after the restart", result(t, after, "local"), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
 	o.down.Store(false)
 	after.writeBackNow()
 	if snap, err := st.Session(context.Background(), "local"); err != nil || snap.Revision != 1 {
@@ -268,7 +268,7 @@ func TestLocalPinsExpire(t *testing.T) {
 	st := memory.NewDemo(memory.WithClock(clk.now))
 	c, o := outageCore(t, st, clk, "", false)
 	o.down.Store(true)
-	want(t, "pinned here", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, pinMetaLocal)
+	want(t, "pinned here", result(t, c, "s-1"), false, 1, evaluator.ReasonStale, switchyard.PinLocal)
 	o.down.Store(false)
 	if _, err := c.Apply(context.Background(), examMode(true)); err != nil {
 		t.Fatal(err)

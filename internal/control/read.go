@@ -19,24 +19,17 @@ type Evaluation struct {
 	// stale marks the last-known-good file's revision: results say STALE.
 	stale bool
 	// pin says, for a session, that its pin is this replica's own
-	// (pinLocal) or could not be had at all (pinUnreadable): results say
-	// STALE and name it.
+	// (pinLocal), could not be had at all (pinUnreadable) or was not made
+	// (pinRateLimited, pinSessionLimit): results say STALE and name it.
 	pin pinState
 }
 
-// The metadata key and values that say a session's pin is not the
-// store's.
-const (
-	metadataPin       = "pin"
-	pinMetaLocal      = "local"
-	pinMetaUnreadable = "unreadable"
-)
-
 // Evaluation returns the live flag set, or, when sessionID is set, the
 // flag set of that session's pinned revision, pinning the session at first
-// sight. It does not fail because a store did: a session whose pin cannot
-// be read or made is evaluated live, and its results say so.
-func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, error) {
+// sight (client names who asks, as for Pin). It does not fail because a
+// store did, nor because a limit refused a new session: a session whose
+// pin cannot be read or made is evaluated live, and its results say so.
+func (c *Core) Evaluation(ctx context.Context, client, sessionID string) (Evaluation, error) {
 	b := c.acquire()
 	defer b.leave()
 	cur := b.flags.live(ctx)
@@ -44,8 +37,9 @@ func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, er
 	if sessionID == "" {
 		return live, nil
 	}
-	n, state := c.evaluationPin(ctx, b, sessionID)
-	if state != pinUnreadable {
+	n, state := c.evaluationPin(ctx, b, client, sessionID)
+	switch state {
+	case pinStored, pinLocal:
 		// forRevision puts the read deadline on the store call it may
 		// make; a cached revision, the common case, costs no timer.
 		fs, err := b.flags.forRevision(ctx, n)
@@ -53,8 +47,10 @@ func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, er
 			return Evaluation{Set: fs.Pinned(), pin: state}, nil
 		}
 		c.logger.Warn("load a session's pinned revision; serving the live values as STALE", "session", sessionID, "revision", n, "err", err)
+		live.pin = pinUnreadable
+	default:
+		live.pin = state
 	}
-	live.pin = pinUnreadable
 	return live, nil
 }
 
@@ -62,7 +58,10 @@ func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, er
 // and why in their metadata: the conservative fallback (fallback:
 // conservative), the last-known-good file (stale: true), a session pinned
 // by this replica during an outage (pin: local), a session whose pin could
-// not be read (pin: unreadable, with the live values).
+// not be read (pin: unreadable, with the live values), a new session not
+// pinned because its client is over its limit of new sessions (pin:
+// rate_limited) or the store holds as many as it may (pin: session_limit),
+// with the live values.
 func (ev Evaluation) Result(key string, evalCtx map[string]any) evaluator.Result {
 	r := ev.Set.Evaluate(key, evalCtx)
 	if (ev.fallback || ev.stale || ev.pin != pinStored) && r.ErrorCode == "" {
@@ -77,9 +76,13 @@ func (ev Evaluation) Result(key string, evalCtx map[string]any) evaluator.Result
 		}
 		switch ev.pin {
 		case pinLocal:
-			md[metadataPin] = pinMetaLocal
+			md[switchyard.MetadataPin] = switchyard.PinLocal
 		case pinUnreadable:
-			md[metadataPin] = pinMetaUnreadable
+			md[switchyard.MetadataPin] = switchyard.PinUnreadable
+		case pinRateLimited:
+			md[switchyard.MetadataPin] = switchyard.PinRateLimited
+		case pinSessionLimit:
+			md[switchyard.MetadataPin] = switchyard.PinSessionLimit
 		}
 		r.Metadata = md
 	}

@@ -201,7 +201,7 @@ func toggles(b *testing.B, c *Core) {
 		took = append(took, time.Since(start))
 		session := func(n int) string { return fmt.Sprintf("bench-session-%d", n) }
 		for _, s := range []string{session(i), session(rnd.IntN(i + 1))} {
-			ev, err := c.Evaluation(ctx, s)
+			ev, err := c.Evaluation(ctx, "", s)
 			if err != nil {
 				b.Fatal(err)
 			}

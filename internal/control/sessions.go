@@ -8,7 +8,8 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
-// snapshotsCached bounds the session snapshots kept in process.
+// snapshotsCached bounds the session snapshots kept in process
+// (Config.MaxSessions may bound them lower).
 const snapshotsCached = 10_000
 
 // MaxUserIDLength bounds the user ID a session records.
@@ -26,6 +27,12 @@ const (
 	pinLocal
 	// pinUnreadable: the session's pin could not be read nor made.
 	pinUnreadable
+	// pinRateLimited: the session is new and its client made more new
+	// sessions lately than it may (Config.SessionRate).
+	pinRateLimited
+	// pinSessionLimit: the session is new and the store holds as many
+	// live sessions as it may (Config.MaxSessions).
+	pinSessionLimit
 )
 
 // Session returns the live snapshot of session id, or NOT_FOUND.
@@ -35,6 +42,12 @@ func (c *Core) Session(ctx context.Context, id string) (switchyard.Snapshot, err
 	}
 	b := c.acquire()
 	defer b.leave()
+	return c.session(ctx, b, id)
+}
+
+// session returns the live snapshot of session id from b: cached, pinned
+// here, or read from the store.
+func (c *Core) session(ctx context.Context, b *backend, id string) (switchyard.Snapshot, error) {
 	if snap, ok := c.cached(b, id); ok {
 		return snap, nil
 	}
@@ -59,8 +72,11 @@ func (c *Core) Session(ctx context.Context, id string) (switchyard.Snapshot, err
 
 // Pin creates session id's snapshot from the store's current revision,
 // unless the session exists, and returns the stored one: a session's
-// snapshot never changes. created says whether this call made it.
-func (c *Core) Pin(ctx context.Context, id, userID string) (snap switchyard.Snapshot, created bool, err error) {
+// snapshot never changes. created says whether this call made it. client
+// names who asks (an address, a token): a client over its limit of
+// new sessions is refused a new one with RATE_LIMITED, and still gets one
+// that exists.
+func (c *Core) Pin(ctx context.Context, client, id, userID string) (snap switchyard.Snapshot, created bool, err error) {
 	if err := switchyard.ValidateSessionID(id); err != nil {
 		return switchyard.Snapshot{}, false, err
 	}
@@ -72,7 +88,21 @@ func (c *Core) Pin(ctx context.Context, id, userID string) (snap switchyard.Snap
 	}
 	b := c.acquire()
 	defer b.leave()
-	return c.pin(ctx, b, id, userID)
+	if wait, ok := c.limiter.take(client, c.now()); !ok {
+		snap, err := c.session(ctx, b, id)
+		if switchyard.ErrorCode(err) == switchyard.CodeNotFound {
+			return switchyard.Snapshot{}, false, switchyard.Errorf(switchyard.CodeRateLimited,
+				"session %q is not created: this client has made more new sessions lately than its limit "+
+					"(%g at once, then %g a second); try again later", id, c.limiter.burst, c.limiter.rate).
+				With(switchyard.RetryAfterField, retryAfter(wait))
+		}
+		return snap, false, err
+	}
+	snap, created, err = c.pin(ctx, b, id, userID)
+	if !created {
+		c.limiter.give(client)
+	}
+	return snap, created, err
 }
 
 // cached returns session id's snapshot from the in-process cache until it
@@ -90,12 +120,14 @@ func (c *Core) cached(b *backend, id string) (switchyard.Snapshot, bool) {
 }
 
 // evaluationPin returns the revision session id is pinned to, for an
-// evaluation, pinning it at first sight. It never fails because a store
-// did: when the store cannot be asked within the read deadline (or failed
-// moments ago) the session is pinned here, to the revision served, and
-// written to the store when it answers; when not even that is possible the
-// state says the pin is unreadable.
-func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64, pinState) {
+// evaluation, pinning it at first sight unless its client (see Pin) is
+// over its limit of new sessions or the store holds as many as it may:
+// then the state says so, and the session is evaluated unpinned. It never
+// fails because a store did: when the store cannot be asked within the
+// read deadline (or failed moments ago) the session is pinned here, to the
+// revision served, and written to the store when it answers; when not even
+// that is possible the state says the pin is unreadable.
+func (c *Core) evaluationPin(ctx context.Context, b *backend, client, id string) (int64, pinState) {
 	if snap, ok := c.cached(b, id); ok {
 		return snap.Revision, pinStored
 	}
@@ -105,6 +137,9 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 		}
 		return lp.Revision, pinLocal
 	}
+	if _, ok := c.limiter.take(client, c.now()); !ok {
+		return c.existingPin(ctx, b, id)
+	}
 	if !b.pins.storeDown(c.now()) {
 		// Creating is reading: the store keeps the first snapshot of a
 		// session and returns it to every later creator, so one call
@@ -112,15 +147,21 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 		// time alike.
 		rctx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
-		snap, _, err := c.pin(rctx, b, id, "")
+		snap, created, err := c.pin(rctx, b, id, "")
 		switch {
 		case err == nil:
+			if !created {
+				c.limiter.give(client)
+			}
 			b.pins.answered()
 			return snap.Revision, pinStored
 		case ctx.Err() != nil:
 			// The caller left, which says nothing of the store, and
 			// nobody reads what this evaluation would have been.
 			return 0, pinUnreadable
+		case switchyard.ErrorCode(err) == switchyard.CodeSessionLimit:
+			c.limiter.give(client)
+			return 0, pinSessionLimit
 		}
 		c.logger.Warn("a session store call failed; pinning the session here until the store answers",
 			"session", id, "err", err)
@@ -129,19 +170,33 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 	return c.pinLocally(ctx, b, id)
 }
 
+// existingPin returns the revision of session id when the store has it
+// pinned, for a client over its limit of new sessions: the session is not
+// pinned now, but one pinned before (on another replica, say) still is.
+func (c *Core) existingPin(ctx context.Context, b *backend, id string) (int64, pinState) {
+	if b.pins.storeDown(c.now()) {
+		return 0, pinRateLimited
+	}
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	snap, err := b.store.Session(rctx, id)
+	if err != nil {
+		return 0, pinRateLimited
+	}
+	b.remember(snap)
+	return snap.Revision, pinStored
+}
+
 // pinLocally pins session id to the revision this replica serves, for the
 // write-back to store. The conservative fallback is no revision to pin
-// to, and a full table of local pins takes no more: both are unreadable.
+// to: the pin is unreadable.
 func (c *Core) pinLocally(ctx context.Context, b *backend, id string) (int64, pinState) {
 	cur := b.flags.live(ctx)
 	if cur.fallback {
 		return 0, pinUnreadable
 	}
 	now := c.now().UTC().Truncate(time.Microsecond)
-	lp, ok := b.pins.add(localPin{SessionID: id, Revision: cur.rev.Number, CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
-	if !ok {
-		return 0, pinUnreadable
-	}
+	lp := b.pins.add(localPin{SessionID: id, Revision: cur.rev.Number, CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
 	if lp.Stored {
 		return lp.Revision, pinStored
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -91,6 +93,36 @@ func (a *Authenticator) identify(header string) (switchyard.Operator, bool) {
 		return switchyard.Operator{}, false
 	}
 	return creds[match].who, true
+}
+
+// client names who makes a request, for the limit on each client's new
+// sessions: the operator's name when the request carries a valid token,
+// else the client's address (behind a trusted proxy, the one it forwards);
+// an IPv6 client by its /64, which one host usually holds whole. An IPv4
+// client without a token costs no allocation.
+func (s *server) client(c *gin.Context) string {
+	if h := c.GetHeader("Authorization"); h != "" {
+		if op, ok := s.auth.identify(h); ok {
+			return "token " + op.Name
+		}
+	}
+	var ip string
+	if s.behindProxies {
+		ip = c.ClientIP()
+	} else {
+		// What ClientIP answers without trusted proxies, without parsing
+		// the address into a new slice.
+		ip, _, _ = net.SplitHostPort(c.Request.RemoteAddr)
+	}
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Unmap().Is4() {
+		return ip
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 // operatorKey is where authenticate leaves the operator in the Gin context.

@@ -39,6 +39,9 @@ func BenchmarkOFREPEvaluate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			// net/http sets the peer's address, which names the client of
+			// a session.
+			req.RemoteAddr = "192.0.2.1:1234"
 			w := &discardWriter{header: http.Header{}}
 			serveOnce := func() {
 				body.Reset(bm.body)

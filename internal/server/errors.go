@@ -43,7 +43,7 @@ func statusFor(code switchyard.Code) int {
 		return http.StatusUnprocessableEntity
 	case switchyard.CodeAdminFreezeActive:
 		return http.StatusLocked
-	case switchyard.CodeRateLimited:
+	case switchyard.CodeRateLimited, switchyard.CodeSessionLimit:
 		return http.StatusTooManyRequests
 	case switchyard.CodeCanceled:
 		return statusClientClosedRequest
@@ -68,9 +68,10 @@ const statusClientClosedRequest = 499
 // {"error": {"code", "message", ...fields}}, and logs server-side failures.
 // A 503 (nothing was applied) and a 504 (the outcome is unknown) say when
 // to try again; a change is sent again with the same Idempotency-Key. A
-// 429 says when its sender's allowance allows another request. A request
-// whose client went away is no failure of the server's, whatever failed
-// for it: it is logged at debug level and answered 499, without a body.
+// 429 says when its sender's allowance allows another request, in
+// Retry-After and in the field retry_after_seconds. A request whose client
+// went away is no failure of the server's, whatever failed for it: it is
+// logged at debug level and answered 499, without a body.
 func (s *server) fail(c *gin.Context, err error) {
 	e := s.asError(c, err)
 	status := statusFor(e.Code)

@@ -128,16 +128,18 @@ type option func(*testConfig)
 // testConfig is what a test sets: the core's settings and the server's.
 type testConfig struct {
 	control.Config
-	Tokens       []Token
-	MaxBodyBytes int64
-	Heartbeat    time.Duration
+	Tokens         []Token
+	MaxBodyBytes   int64
+	Heartbeat      time.Duration
+	TrustedProxies []string
 }
 
 // newHandler builds the core over st with the clock now, and the server
 // over it.
 func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() time.Time) *gin.Engine {
 	cfg.Now = now
-	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Auth: NewAuthenticator(cfg.Tokens), MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat})
+	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Auth: NewAuthenticator(cfg.Tokens),
+		MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat, TrustedProxies: cfg.TrustedProxies})
 }
 
 func newHarness(t testing.TB, opts ...option) *harness {
@@ -194,6 +196,9 @@ type call struct {
 	body   string
 	token  string
 	header map[string]string
+	// remoteAddr is the client's address (host:port); httptest's
+	// 192.0.2.1:1234 when empty.
+	remoteAddr string
 	// breaksSpec marks a request that violates openapi.yaml on purpose; the
 	// validator must then refuse it too.
 	breaksSpec bool
@@ -251,6 +256,9 @@ func (h *harness) send(c call) (response, error) {
 	}
 	for k, v := range c.header {
 		req.Header.Set(k, v)
+	}
+	if c.remoteAddr != "" {
+		req.RemoteAddr = c.remoteAddr
 	}
 
 	router, _ := spec()

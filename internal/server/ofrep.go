@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -98,10 +97,15 @@ func readEvaluationContext(body io.Reader) (map[string]any, *ofrepError) {
 }
 
 // evaluation returns the flag set a request is evaluated against: the
-// live one, or the pinned one of the session the context names.
-func (s *server) evaluation(ctx context.Context, evalCtx map[string]any) (control.Evaluation, error) {
+// live one, or the pinned one of the session the context names. Only a
+// session needs to know who asks (its client's limit of new sessions).
+func (s *server) evaluation(c *gin.Context, evalCtx map[string]any) (control.Evaluation, error) {
 	id, _ := evalCtx[switchyard.SessionIDAttribute].(string)
-	return s.core.Evaluation(ctx, id)
+	var client string
+	if id != "" {
+		client = s.client(c)
+	}
+	return s.core.Evaluation(c.Request.Context(), client, id)
 }
 
 // evaluateFlag serves POST /ofrep/v1/evaluate/flags/{key}.
@@ -112,7 +116,7 @@ func (s *server) evaluateFlag(c *gin.Context) {
 		s.ofrepFailure(c, key, oerr)
 		return
 	}
-	ev, err := s.evaluation(c.Request.Context(), evalCtx)
+	ev, err := s.evaluation(c, evalCtx)
 	if err != nil {
 		s.ofrepServerError(c, err)
 		return
@@ -135,7 +139,7 @@ func (s *server) evaluateFlags(c *gin.Context) {
 		s.ofrepFailure(c, "", oerr)
 		return
 	}
-	ev, err := s.evaluation(c.Request.Context(), evalCtx)
+	ev, err := s.evaluation(c, evalCtx)
 	if err != nil {
 		s.ofrepServerError(c, err)
 		return

@@ -28,6 +28,10 @@ type Config struct {
 	// Heartbeat spaces the heartbeat comments of GET /v1/stream, which
 	// every event advertises; switchyard.StreamHeartbeat when 0.
 	Heartbeat time.Duration
+	// TrustedProxies are the addresses and CIDR ranges of the proxies whose
+	// X-Forwarded-For (or X-Real-IP) names the client; none by default, so
+	// a client is its peer address, which it cannot forge.
+	TrustedProxies []string
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -43,6 +47,9 @@ type server struct {
 	maxBodyBytes int64
 	// heartbeat spaces a stream's heartbeat comments.
 	heartbeat time.Duration
+	// behindProxies says whether TrustedProxies are configured: only then
+	// may a forwarded address name the client.
+	behindProxies bool
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -62,16 +69,19 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 	if cfg.Auth == nil {
 		cfg.Auth = NewAuthenticator(nil)
 	}
-	s := &server{logger: logger, core: core, auth: cfg.Auth, maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat}
+	s := &server{logger: logger, core: core, auth: cfg.Auth, maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat,
+		behindProxies: len(cfg.TrustedProxies) > 0}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.
 	gin.SetMode(gin.ReleaseMode)
 	engine := gin.New()
-	// Client addresses are logged for refused credentials; without trusted
-	// proxies Gin uses the peer address, which a client cannot forge.
-	if err := engine.SetTrustedProxies(nil); err != nil {
-		logger.Error("configure trusted proxies", "err", err)
+	// Client addresses are logged for refused credentials and limit each
+	// client's new sessions; without trusted proxies Gin uses the peer
+	// address, which a client cannot forge.
+	if err := engine.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		logger.Error("configure trusted proxies; trusting none", "err", err)
+		_ = engine.SetTrustedProxies(nil)
 	}
 	// Flag keys may contain a slash, sent escaped as %2F: match on the raw
 	// path and unescape the parameter.

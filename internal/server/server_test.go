@@ -102,8 +102,9 @@ func TestStatusFor(t *testing.T) {
 		switchyard.CodeUnknownVersion, switchyard.CodeNotFound, switchyard.CodeRevisionConflict, switchyard.CodeAdminFreezeActive,
 		switchyard.CodeUnavailable, switchyard.CodeIdempotencyKeyReused, switchyard.CodeOutcomeUnknown,
 		switchyard.CodeLiveSwitchDisabled, switchyard.CodeMethodNotAllowed, switchyard.CodeBodyTooLarge, switchyard.CodeUnsupportedMediaType,
+		switchyard.CodeRateLimited, switchyard.CodeSessionLimit,
 	}
-	want := []int{400, 401, 403, 400, 400, 400, 400, 400, 400, 404, 412, 423, 503, 422, 504, 403, 405, 413, 415}
+	want := []int{400, 401, 403, 400, 400, 400, 400, 400, 400, 404, 412, 423, 503, 422, 504, 403, 405, 413, 415, 429, 429}
 	for i, c := range codes {
 		if got := statusFor(c); got != want[i] {
 			t.Errorf("statusFor(%s) = %d, want %d", c, got, want[i])

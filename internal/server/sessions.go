@@ -13,14 +13,15 @@ type createSessionRequest struct {
 }
 
 // createSession serves POST /v1/sessions: 201 with a new snapshot, or 200
-// with the existing one; a session's snapshot never changes.
+// with the existing one; a session's snapshot never changes. A new session
+// past a limit answers 429 (see control.Core.Pin).
 func (s *server) createSession(c *gin.Context) {
 	var req createSessionRequest
 	if err := decodeStrict(c.Request.Body, &req); err != nil {
 		s.fail(c, err)
 		return
 	}
-	snap, created, err := s.core.Pin(c.Request.Context(), req.SessionID, req.UserID)
+	snap, created, err := s.core.Pin(c.Request.Context(), s.client(c), req.SessionID, req.UserID)
 	if err != nil {
 		s.fail(c, err)
 		return

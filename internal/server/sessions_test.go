@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/store"
+	"github.com/switchyard-dev/switchyard/store/memory"
 )
 
 func TestCreateSession(t *testing.T) {
@@ -214,5 +216,120 @@ func TestPinnedSessionOnUncachedRevision(t *testing.T) {
 	got := h.evaluate(t, "FREEZE_UPDATES", map[string]any{"sessionId": "elsewhere"})
 	if got["value"] != true || got["metadata"].(map[string]any)["revision"] != float64(2) {
 		t.Fatalf("pinned evaluation = %v, want true at revision 2", got)
+	}
+}
+
+// With a bound of n sessions (demo mode's store), creating more keeps the
+// n newest: the oldest are gone, and come back only as new sessions.
+func TestSessionCapDropsTheOldest(t *testing.T) {
+	const max, extra = 5, 3
+	c := newClock()
+	h := newStoreWith(t, c, memory.NewDemo(memory.WithClock(c.now), memory.WithMaxSessions(max)))
+	h.start(func(cfg *testConfig) { cfg.MaxSessions = max })
+	for i := range max + extra {
+		if res := h.do(t, call{method: "POST", path: "/v1/sessions", body: fmt.Sprintf(`{"session_id":"s-%d"}`, i)}); res.status != http.StatusCreated {
+			t.Fatalf("create s-%d = %d %s", i, res.status, res.body)
+		}
+	}
+	for i := range max + extra {
+		res := h.do(t, call{method: "GET", path: fmt.Sprintf("/v1/sessions/s-%d", i)})
+		want := http.StatusOK
+		if i < extra {
+			want = http.StatusNotFound
+		}
+		if res.status != want {
+			t.Errorf("GET s-%d = %d %s, want %d: the %d oldest gone, the %d newest kept", i, res.status, res.body, want, extra, max)
+		}
+	}
+}
+
+// Each client (an address, an IPv6 /64, a token; behind a trusted proxy,
+// the address it forwards) may make a burst of new sessions, then a few a
+// second. Past that, an explicit create answers 429 RATE_LIMITED with
+// Retry-After, while an evaluation naming a new session is still served,
+// unpinned; sessions that exist are served to everyone.
+func TestNewSessionsLimitedPerClient(t *testing.T) {
+	limited := func(c *testConfig) { c.SessionRate, c.SessionBurst = 0.5, 2 }
+	h := newHarness(t, limited)
+	proxied := newHarness(t, limited, func(c *testConfig) { c.TrustedProxies = []string{"10.0.0.1", "2001:db8:ff::/48"} })
+	const school = "198.51.100.7:4000"
+	create := func(h *harness, id, addr, token, forwarded string) response {
+		t.Helper()
+		c := call{method: "POST", path: "/v1/sessions", body: `{"session_id":"` + id + `"}`, remoteAddr: addr, token: token}
+		if forwarded != "" {
+			c.header = map[string]string{"X-Forwarded-For": forwarded}
+		}
+		return h.do(t, c)
+	}
+	steps := []struct {
+		name                       string
+		behindProxy                bool
+		id, addr, token, forwarded string
+		status                     int
+	}{
+		{"first of the burst", false, "s-1", school, "", "", 201},
+		{"second of the burst", false, "s-2", school, "", "", 201},
+		{"past the burst", false, "s-3", school, "", "", 429},
+		{"an existing session past the burst", false, "s-1", school, "", "", 200},
+		{"another address", false, "o-1", "198.51.100.8:4000", "", "", 201},
+		{"a token from the same address", false, "t-1", school, viewerToken, "", 201},
+		{"a forwarded address with no proxy trusted", false, "f-1", school, "", "203.0.113.9", 429},
+		{"an IPv6 host", false, "v-1", "[2001:db8::1]:4000", "", "", 201},
+		{"another host of its /64", false, "v-2", "[2001:db8::2]:4000", "", "", 201},
+		{"a third host of that /64", false, "v-3", "[2001:db8::3]:4000", "", "", 429},
+		{"a host of another /64", false, "v-4", "[2001:db8:0:1::1]:4000", "", "", 201},
+		{"a forwarded address from the trusted proxy", true, "p-1", "10.0.0.1:80", "", "203.0.113.9", 201},
+		{"the same forwarded address", true, "p-2", "10.0.0.1:80", "", "203.0.113.9", 201},
+		{"the same forwarded address past its burst", true, "p-3", "10.0.0.1:80", "", "203.0.113.9", 429},
+		{"another forwarded address", true, "p-4", "10.0.0.1:80", "", "203.0.113.10", 201},
+		{"a forwarded address through a trusted IPv6 range", true, "p-5", "[2001:db8:ff::7]:80", "", "203.0.113.11", 201},
+		{"a forwarded address from a peer not trusted", true, "p-6", "198.51.100.9:80", "", "203.0.113.12", 201},
+		{"that peer again, whatever it forwards", true, "p-7", "198.51.100.9:80", "", "203.0.113.13", 201},
+		{"that peer past its own burst", true, "p-8", "198.51.100.9:80", "", "203.0.113.14", 429},
+	}
+	for _, s := range steps {
+		server := h
+		if s.behindProxy {
+			server = proxied
+		}
+		res := create(server, s.id, s.addr, s.token, s.forwarded)
+		if res.status != s.status {
+			t.Fatalf("%s: create %s = %d %s, want %d", s.name, s.id, res.status, res.body, s.status)
+		}
+		if s.status != http.StatusTooManyRequests {
+			continue
+		}
+		if res.errorCode(t) != "RATE_LIMITED" || res.header.Get("Retry-After") != "2" ||
+			res.json(t)["error"].(map[string]any)["retry_after_seconds"] != float64(2) {
+			t.Fatalf("%s: %d %v %s, want RATE_LIMITED with Retry-After 2", s.name, res.status, res.header, res.body)
+		}
+	}
+
+	// An evaluation is never refused: a new session past the burst is
+	// served the live values, unpinned, and saying why; one that exists is
+	// served its pin.
+	h.admin(t, "POST", "/v1/admin/system/exam-mode", map[string]any{"enabled": true, "phrase": "ENABLE EXAM MODE", "reason": "exam"})
+	evaluate := func(id string) map[string]any {
+		res := h.do(t, call{method: "POST", path: "/ofrep/v1/evaluate/flags/EXAM_MODE", remoteAddr: school,
+			body: `{"context":{"sessionId":"` + id + `"}}`})
+		if res.status != http.StatusOK {
+			t.Fatalf("evaluate %s = %d %s, want 200", id, res.status, res.body)
+		}
+		return res.json(t)
+	}
+	if r := evaluate("s-9"); r["value"] != true || r["reason"] != "STALE" ||
+		r["metadata"].(map[string]any)["pinned"] != false || r["metadata"].(map[string]any)["pin"] != "rate_limited" {
+		t.Fatalf("a new session past the burst = %v, want the live value, STALE, pinned false, pin rate_limited", r)
+	}
+	if res := h.do(t, call{method: "GET", path: "/v1/sessions/s-9"}); res.status != http.StatusNotFound {
+		t.Fatalf("a session past the burst was stored: GET = %d %s", res.status, res.body)
+	}
+	if r := evaluate("s-1"); r["value"] != false || r["reason"] != "STATIC" || r["metadata"].(map[string]any)["pinned"] != true {
+		t.Fatalf("a session pinned before = %v, want its pinned value", r)
+	}
+
+	h.clock.advance(2 * time.Second)
+	if res := create(h, "s-3", school, "", ""); res.status != http.StatusCreated {
+		t.Fatalf("create once the bucket refilled = %d %s", res.status, res.body)
 	}
 }

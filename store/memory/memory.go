@@ -5,6 +5,7 @@
 package memory
 
 import (
+	"container/list"
 	"context"
 	"sync"
 	"time"
@@ -21,9 +22,14 @@ type Store struct {
 
 	mu        sync.RWMutex
 	revisions []*switchyard.Revision // revisions[i].Number == i+1
-	sessions  map[string]switchyard.Snapshot
-	audit     []store.AuditEntry
-	creates   int
+	// sessions maps a session ID to its element of sessionOrder, which
+	// holds the snapshots oldest created first, so the oldest is dropped
+	// first when maxSessions is reached.
+	sessions     map[string]*list.Element
+	sessionOrder *list.List // of switchyard.Snapshot
+	maxSessions  int
+	audit        []store.AuditEntry
+	creates      int
 	// keys maps an idempotency key to the request hash and audit sequence
 	// number of the change it applied; keyOrder lists the keys oldest
 	// first, so expired ones are swept from its front.
@@ -49,9 +55,14 @@ type Option func(*Store)
 // session expiry with; tests use it to move time.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
+// WithMaxSessions bounds the sessions the store keeps to n: creating one
+// more drops the oldest created, whose session is pinned afresh if it comes
+// back. Without it (or with n <= 0) the store keeps every live session.
+func WithMaxSessions(n int) Option { return func(s *Store) { s.maxSessions = n } }
+
 // New returns a store holding initial as revision 1 (InitialRevision when nil).
 func New(initial *switchyard.Revision, opts ...Option) *Store {
-	s := &Store{now: time.Now, sessions: map[string]switchyard.Snapshot{}, keys: map[string]keyed{}}
+	s := &Store{now: time.Now, sessions: map[string]*list.Element{}, sessionOrder: list.New(), keys: map[string]keyed{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -225,7 +236,8 @@ func (s *Store) append(e store.AuditEntry) store.AuditEntry {
 	return e
 }
 
-// CreateSession implements store.Store.
+// CreateSession implements store.Store. With WithMaxSessions, a new
+// session beyond the bound drops the oldest created.
 func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
 	if err := switchyard.ValidateSessionID(snap.SessionID); err != nil {
 		return switchyard.Snapshot{}, false, err
@@ -233,10 +245,16 @@ func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (sw
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if old, ok := s.sessions[snap.SessionID]; ok && now.Before(old.ExpiresAt) {
-		return old, false, nil
+	if el, ok := s.sessions[snap.SessionID]; ok {
+		if old := el.Value.(switchyard.Snapshot); now.Before(old.ExpiresAt) {
+			return old, false, nil
+		}
+		s.dropSession(el)
 	}
-	s.sessions[snap.SessionID] = snap
+	s.sessions[snap.SessionID] = s.sessionOrder.PushBack(snap)
+	if s.maxSessions > 0 && s.sessionOrder.Len() > s.maxSessions {
+		s.dropSession(s.sessionOrder.Front())
+	}
 	s.creates++
 	if s.creates%1024 == 0 {
 		s.sweep(now)
@@ -244,13 +262,20 @@ func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (sw
 	return snap, true, nil
 }
 
+// dropSession forgets the session of el; s.mu must be held.
+func (s *Store) dropSession(el *list.Element) {
+	delete(s.sessions, s.sessionOrder.Remove(el).(switchyard.Snapshot).SessionID)
+}
+
 // sweep drops expired sessions, so memory stays bounded by the live ones;
 // s.mu must be held.
 func (s *Store) sweep(now time.Time) {
-	for id, snap := range s.sessions {
-		if !now.Before(snap.ExpiresAt) {
-			delete(s.sessions, id)
+	for el := s.sessionOrder.Front(); el != nil; {
+		next := el.Next()
+		if !now.Before(el.Value.(switchyard.Snapshot).ExpiresAt) {
+			s.dropSession(el)
 		}
+		el = next
 	}
 }
 
@@ -258,11 +283,11 @@ func (s *Store) sweep(now time.Time) {
 func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	snap, ok := s.sessions[id]
-	if !ok || !s.now().Before(snap.ExpiresAt) {
+	el, ok := s.sessions[id]
+	if !ok || !s.now().Before(el.Value.(switchyard.Snapshot).ExpiresAt) {
 		return switchyard.Snapshot{}, switchyard.Errorf(switchyard.CodeNotFound, "session %q does not exist or has expired", id)
 	}
-	return snap, nil
+	return el.Value.(switchyard.Snapshot), nil
 }
 
 // Audit implements store.Store.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 	"github.com/switchyard-dev/switchyard/store/storetest"
@@ -52,5 +53,44 @@ func TestKeysExpire(t *testing.T) {
 	}
 	if next, err := apply("k", true); err != nil || next.Number != 4 {
 		t.Fatalf("the swept key with a new change = %v, %v; want revision 4", next, err)
+	}
+}
+
+// TestMaxSessions checks a store bounded to n sessions keeps the n newest:
+// creating more drops the oldest created, and creating a session that
+// exists drops nothing.
+func TestMaxSessions(t *testing.T) {
+	const max, extra = 5, 3
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := memory.NewDemo(memory.WithClock(func() time.Time { return now }), memory.WithMaxSessions(max))
+	ctx := context.Background()
+	cur, err := s.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(id string) bool {
+		t.Helper()
+		_, created, err := s.CreateSession(ctx, evaluator.NewSnapshot(id, "", cur, now, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return created
+	}
+	for i := range max + extra {
+		if !create(fmt.Sprintf("s-%d", i)) {
+			t.Fatalf("s-%d was not created", i)
+		}
+	}
+	for i := range max + extra {
+		_, err := s.Session(ctx, fmt.Sprintf("s-%d", i))
+		if gone := i < extra; gone != (switchyard.ErrorCode(err) == switchyard.CodeNotFound) {
+			t.Errorf("s-%d: Session error = %v; want the %d oldest gone and the %d newest kept", i, err, extra, max)
+		}
+	}
+	if create(fmt.Sprintf("s-%d", max+extra-1)) {
+		t.Fatal("creating a kept session created it again")
+	}
+	if _, err := s.Session(ctx, fmt.Sprintf("s-%d", extra)); err != nil {
+		t.Fatalf("creating a kept session dropped the oldest: %v", err)
 	}
 }

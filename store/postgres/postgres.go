@@ -54,12 +54,16 @@ type Store struct {
 	latest atomic.Pointer[switchyard.Revision]
 	// creates batches concurrent CreateSession calls.
 	creates creates
+	// live is, with WithMaxSessions, the live sessions counted last plus
+	// the sessions this store has created or is creating since.
+	live atomic.Int64
 }
 
 type config struct {
-	timeout time.Duration
-	log     *slog.Logger
-	now     func() time.Time
+	timeout     time.Duration
+	log         *slog.Logger
+	now         func() time.Time
+	maxSessions int64
 }
 
 // Option configures Open and Migrate.
@@ -76,6 +80,15 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // WithClock sets the clock that stamps revisions and judges session expiry;
 // tests use it to move time. Audit times come from the database's clock.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithMaxSessions bounds the live sessions to about n: while the store
+// counts n, creating a new session answers SESSION_LIMIT_REACHED (a session
+// that exists is still returned). The store counts the table when it opens
+// and after every sweep (RunSweeper), and adds the sessions it creates in
+// between; the sessions other replicas create in between are not seen
+// until the next count, so the table may hold more by that much. Without
+// it (or with n <= 0) every session is stored.
+func WithMaxSessions(n int) Option { return func(c *config) { c.maxSessions = int64(n) } }
 
 func newConfig(opts []Option) config {
 	c := config{timeout: DefaultTimeout, log: slog.Default(), now: time.Now}
@@ -149,6 +162,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s.identity = store.Identity{Address: address, Installation: s.installation(ctx)}
+	if err := s.countSessions(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -23,7 +23,8 @@ const snapshotColumns = `session_id, user_id, revision, profile, modules::text,
 // creator then reads that row. Concurrent creates share one statement and
 // one commit (see creates), and each is answered only once its row is
 // committed, so an acknowledged session is durable. An expired snapshot
-// under the same ID is deleted and the insert tried again.
+// under the same ID is deleted and the insert tried again. With
+// WithMaxSessions, a new session beyond the bound is refused.
 func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
 	if err := switchyard.ValidateSessionID(snap.SessionID); err != nil {
 		return switchyard.Snapshot{}, false, err
@@ -31,6 +32,9 @@ func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (sw
 	modules, err := encodeModules(snap)
 	if err != nil {
 		return switchyard.Snapshot{}, false, err
+	}
+	if !s.reserveSession() {
+		return s.existingSession(ctx, snap.SessionID)
 	}
 	// Postgres keeps microseconds, as pgx sends them: this is what is stored.
 	snap.CreatedAt = snap.CreatedAt.UTC().Truncate(time.Microsecond)
@@ -41,12 +45,72 @@ func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (sw
 	s.submit(c)
 	select {
 	case r := <-c.done:
+		if !r.created {
+			s.releaseSession()
+		}
 		return r.snap, r.created, r.err
 	case <-ctx.Done():
-		// The batch may still store the row; a later create or read of the
-		// session finds it, first writer wins.
+		// The batch may still store the row (it stays counted); a later
+		// create or read of the session finds it, first writer wins.
 		return switchyard.Snapshot{}, false, dbError(fmt.Sprintf("create session %q", snap.SessionID), ctx.Err())
 	}
+}
+
+// sessionLimitRetry is when a create refused at the bound may succeed:
+// serve sweeps expired sessions and counts the live ones every minute.
+const sessionLimitRetry = time.Minute
+
+// reserveSession counts a session about to be created against the bound of
+// WithMaxSessions, and says whether there is room for it.
+func (s *Store) reserveSession() bool {
+	if s.cfg.maxSessions <= 0 {
+		return true
+	}
+	if s.live.Add(1) > s.cfg.maxSessions {
+		s.live.Add(-1)
+		return false
+	}
+	return true
+}
+
+// releaseSession gives back the room of a reserved session that was not
+// created: it existed, or the create failed.
+func (s *Store) releaseSession() {
+	if s.cfg.maxSessions > 0 {
+		s.live.Add(-1)
+	}
+}
+
+// existingSession answers a create refused at the bound: the session's
+// snapshot when it has one, else SESSION_LIMIT_REACHED.
+func (s *Store) existingSession(ctx context.Context, id string) (switchyard.Snapshot, bool, error) {
+	snap, err := s.Session(ctx, id)
+	if switchyard.ErrorCode(err) == switchyard.CodeNotFound {
+		return switchyard.Snapshot{}, false, switchyard.Errorf(switchyard.CodeSessionLimit,
+			"session %q is not stored: the store holds %d live sessions, its limit; try again later", id, s.cfg.maxSessions).
+			With(switchyard.RetryAfterField, int(sessionLimitRetry.Seconds()))
+	}
+	return snap, false, err
+}
+
+// countSessions counts the live sessions for WithMaxSessions (up to one
+// beyond the bound, which is all the bound needs). Creates still in flight
+// are not in the count; they are in the next one.
+func (s *Store) countSessions(ctx context.Context) error {
+	if s.cfg.maxSessions <= 0 {
+		return nil
+	}
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (
+		SELECT 1 FROM session_runtime_snapshot WHERE expires_at > $1 LIMIT $2) live`,
+		s.cfg.now(), s.cfg.maxSessions+1).Scan(&n)
+	if err != nil {
+		return dbError("count live sessions", err)
+	}
+	s.live.Store(n)
+	return nil
 }
 
 // createOne creates one session in its own statements, replacing an
@@ -164,9 +228,10 @@ const (
 )
 
 // RunSweeper deletes expired snapshots and idempotency keys every
-// interval until ctx is done. Each round runs bounded batches of each
-// until one comes back short, and logs what it removed or why it failed;
-// a failure waits for the next round.
+// interval until ctx is done, then counts the live sessions for
+// WithMaxSessions. Each round runs bounded batches of each until one
+// comes back short, and logs what it removed or why it failed; a failure
+// waits for the next round.
 func (s *Store) RunSweeper(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -178,6 +243,9 @@ func (s *Store) RunSweeper(ctx context.Context, every time.Duration) {
 		}
 		s.sweepRound(ctx, "sessions", s.Sweep)
 		s.sweepRound(ctx, "idempotency keys", s.SweepKeys)
+		if err := s.countSessions(ctx); err != nil {
+			s.cfg.log.Warn("count live sessions failed; the last count stands", "error", err)
+		}
 	}
 }
 

@@ -150,6 +150,71 @@ func TestRunSweeper(t *testing.T) {
 	<-stopped
 }
 
+// TestMaxSessions checks a store bounded to n live sessions stores no
+// more, even when many are created at once: a new session past the bound
+// is refused with SESSION_LIMIT_REACHED and when to try again, an existing
+// one is still returned, another replica counts what the table holds when
+// it opens, and sessions that expire make room again once counted.
+func TestMaxSessions(t *testing.T) {
+	const max = 5
+	c := newClock(time.Now())
+	f := newFixture(t, WithClock(c.now), WithMaxSessions(max))
+	cur, err := f.store.Current(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(st *Store, id string) (bool, error) {
+		_, created, err := st.CreateSession(testContext(t), evaluator.NewSnapshot(id, "", cur, c.now(), time.Hour))
+		return created, err
+	}
+	var wg sync.WaitGroup
+	var created atomic.Int64
+	for i := range 4 * max {
+		wg.Go(func() {
+			ok, err := create(f.store, fmt.Sprintf("s-%d", i))
+			switch {
+			case ok:
+				created.Add(1)
+			case switchyard.ErrorCode(err) != switchyard.CodeSessionLimit:
+				t.Errorf("create s-%d: %v, want created or SESSION_LIMIT_REACHED", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.count(t, "session_runtime_snapshot"); created.Load() != max || n != max {
+		t.Fatalf("%d concurrent creates: %d created, %d stored; want %d of each", 4*max, created.Load(), n, max)
+	}
+
+	_, err = create(f.store, "one-more")
+	if e := switchyard.AsError(err); e.Code != switchyard.CodeSessionLimit || e.Fields[switchyard.RetryAfterField] != 60 {
+		t.Fatalf("a new session at the bound = %v %v, want SESSION_LIMIT_REACHED with retry_after_seconds 60", err, e.Fields)
+	}
+	var stored string
+	if err := f.owner.QueryRow(testContext(t), "SELECT session_id FROM "+f.table("session_runtime_snapshot")+" LIMIT 1").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := create(f.store, stored); ok || err != nil {
+		t.Fatalf("an existing session at the bound = %v, %v; want its snapshot", ok, err)
+	}
+
+	other, err := Open(testContext(t), f.url, WithLogger(quiet), WithClock(c.now), WithMaxSessions(max))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := create(other, "elsewhere"); switchyard.ErrorCode(err) != switchyard.CodeSessionLimit {
+		t.Fatalf("another replica at the bound = %v, want SESSION_LIMIT_REACHED", err)
+	}
+
+	c.add(2 * time.Hour)
+	if err := f.store.countSessions(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := create(f.store, "after-expiry"); !ok || err != nil {
+		t.Fatalf("a new session once the others expired = %v, %v; want it created", ok, err)
+	}
+}
+
 // TestSurgeOfCreates: thousands of concurrent creates, several for each
 // session, some of sessions already stored and some of expired ones, all
 // batched together: each new or expired session is created exactly once,

@@ -51,7 +51,7 @@ func TestSessionLimits(t *testing.T) {
 		{
 			mode: "demo",
 			env: func(t *testing.T) map[string]string {
-				return map[string]string{"SWITCHYARD_TOKENS": "admin:test-admin-secret"}
+				return map[string]string{"SWITCHYARD_TOKENS": "admin:" + testAdminSecret}
 			},
 			steps: []step{
 				{"s-0", "anonymous", 201, ""}, {"s-1", "anonymous", 201, ""}, {"s-2", "anonymous", 201, ""},
@@ -78,7 +78,7 @@ func TestSessionLimits(t *testing.T) {
 			defer s.stop()
 			token := func(client string) string {
 				if client == "token" {
-					return "test-admin-secret"
+					return testAdminSecret
 				}
 				return ""
 			}

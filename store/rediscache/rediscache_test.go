@@ -314,15 +314,21 @@ func TestConcurrentMissesLoadOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.inner.entered, f.inner.gate = make(chan struct{}, 1), make(chan struct{})
-			var wg sync.WaitGroup
+			// The gate opens once every reader is about to read, so none
+			// arrives after the first read is done: that one would miss
+			// again, and rightly.
+			var wg, ready sync.WaitGroup
+			ready.Add(n)
 			for range n {
 				wg.Go(func() {
+					ready.Done()
 					if err := tt.read(f); err != nil {
 						t.Error(err)
 					}
 				})
 			}
 			<-f.inner.entered
+			ready.Wait()
 			close(f.inner.gate)
 			wg.Wait()
 			if got := tt.loads(f.inner); got != 1 {

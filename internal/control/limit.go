@@ -1,13 +1,10 @@
 package control
 
 import (
-	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
-	"github.com/switchyard-dev/switchyard/internal/lru"
 )
 
 // Every refused attempt to change the runtime is a row of the append-only
@@ -31,54 +28,20 @@ const (
 
 // refusals tracks each sender's allowance of refusals.
 type refusals struct {
-	mu      sync.Mutex
-	senders *lru.Cache[string, allowance]
+	*tokenBuckets
 	// limited counts the requests answered RATE_LIMITED.
 	limited atomic.Int64
 }
 
-// allowance is how many refusals a sender had left, at a time.
-type allowance struct {
-	left float64
-	at   time.Time
-}
-
 func newRefusals() *refusals {
-	return &refusals{senders: lru.New[string, allowance](refusalSenders)}
-}
-
-// left returns how many refusals sender has left at now; r.mu must be held.
-func (r *refusals) left(sender string, now time.Time) float64 {
-	a, ok := r.senders.Get(sender)
-	if !ok {
-		return RefusalBurst
-	}
-	return min(RefusalBurst, a.left+float64(now.Sub(a.at))/float64(RefusalInterval))
-}
-
-// wait returns how long sender must wait before it may be refused again:
-// 0 while it has a refusal left.
-func (r *refusals) wait(sender string, now time.Time) time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	left := r.left(sender, now)
-	if left >= 1 {
-		return 0
-	}
-	return time.Duration((1 - left) * float64(RefusalInterval))
+	return &refusals{tokenBuckets: newTokenBuckets(1/RefusalInterval.Seconds(), RefusalBurst, refusalSenders)}
 }
 
 // spend takes a refusal from sender's allowance at now, if it has one
 // left, and reports whether it had.
 func (r *refusals) spend(sender string, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	left := r.left(sender, now)
-	if left < 1 {
-		return false
-	}
-	r.senders.Add(sender, allowance{left: left - 1, at: now})
-	return true
+	_, ok := r.take(sender, now)
+	return ok
 }
 
 // rateLimited counts and returns the RATE_LIMITED answer to sender, which
@@ -91,7 +54,7 @@ func (c *Core) rateLimited(sender string) error {
 	if n == 1 || n%rateLimitedLogEvery == 0 {
 		c.logger.Warn("refused requests are rate-limited: answered 429, not recorded", "sender", sender, "rate_limited", n)
 	}
-	seconds := max(1, int(math.Ceil(wait.Seconds())))
+	seconds := retryAfter(wait)
 	return switchyard.Errorf(switchyard.CodeRateLimited,
 		"%s was refused too often; nothing was checked or recorded: try again in %d seconds", sender, seconds).
 		With(switchyard.RetryAfterField, seconds)

@@ -82,7 +82,7 @@ func runCommand(t *testing.T, env map[string]string, args ...string) (string, er
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	err := run(ctx, args, func(k string) string { return env[k] }, &out, io.Discard)
+	err := run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(""), &out, io.Discard)
 	return out.String(), err
 }
 

@@ -89,7 +89,7 @@ func (c *cli) makeChange(ctx context.Context, w *writeFlags, ch change) error {
 	}
 	answer, done, err := ch.apply(ctx, api, client.Write{Phrase: phrase, Reason: w.reason, IfRevision: revision, IdempotencyKey: key})
 	if err != nil {
-		return unknownOutcome(err, key)
+		return unknownOutcome(err, key, revision)
 	}
 	if w.out.json {
 		return writeJSON(c.stdout, answer)
@@ -99,14 +99,15 @@ func (c *cli) makeChange(ctx context.Context, w *writeFlags, ch change) error {
 }
 
 // unknownOutcome adds to the error of a change that may have been applied
-// how to find out: send it again with its key, which applies it at most
-// once.
-func unknownOutcome(err error, key string) error {
+// how to find out: send it again as it was, with its key and revision,
+// which applies it at most once and answers its outcome.
+func unknownOutcome(err error, key string, revision int64) error {
+	again := fmt.Sprintf("--idempotency-key %s --if-revision %d", key, revision)
 	switch code := switchyard.ErrorCode(err); {
 	case errors.Is(err, client.ErrUnreachable), code == switchyard.CodeOutcomeUnknown:
-		return fmt.Errorf("%w\nthe change may or may not be applied: run the command again with --idempotency-key %s, which applies it at most once", err, key)
+		return fmt.Errorf("%w\nthe change may or may not be applied: run the command again with %s, which applies it at most once", err, again)
 	case code == switchyard.CodeUnavailable:
-		return fmt.Errorf("%w\nnothing was applied: run the command again later (with --idempotency-key %s)", err, key)
+		return fmt.Errorf("%w\nnothing was applied: run the command again later (with %s)", err, again)
 	}
 	return err
 }

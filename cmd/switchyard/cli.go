@@ -74,21 +74,22 @@ func (a *apiFlags) resolveToken() (string, error) {
 	return "", nil
 }
 
-// readTokenFile reads a token from the first line of a file.
+// readTokenFile reads a token from the first line of a file; a file that
+// cannot be read is a usage error, like a missing token.
 func readTokenFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("read the token file: %w", err)
+		return "", usagef("read the token file: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxTokenFileBytes))
 	if err != nil {
-		return "", fmt.Errorf("read the token file %s: %w", path, err)
+		return "", usagef("read the token file %s: %w", path, err)
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
 	token := strings.TrimSpace(line)
 	if token == "" {
-		return "", fmt.Errorf("the token file %s holds no token on its first line", path)
+		return "", usagef("the token file %s holds no token on its first line", path)
 	}
 	return token, nil
 }

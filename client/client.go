@@ -68,8 +68,8 @@ type unreachable struct {
 	err    error
 }
 
-func (e *unreachable) Error() string         { return "no answer from " + e.server + ": " + e.err.Error() }
-func (e *unreachable) Unwrap() error         { return e.err }
+func (e *unreachable) Error() string        { return "no answer from " + e.server + ": " + e.err.Error() }
+func (e *unreachable) Unwrap() error        { return e.err }
 func (e *unreachable) Is(target error) bool { return target == ErrUnreachable }
 
 // Client calls the REST API of one Switchyard server (any replica). It is

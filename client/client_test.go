@@ -75,7 +75,9 @@ func TestChanges(t *testing.T) {
 		}},
 		{"disable a module", func() (*client.Applied, error) {
 			return c.SetOverride(ctx, "neo4j", switchyard.Override{Enabled: ptr(false)}, w(switchyard.ModuleEnabledPhrase("neo4j", false)))
-		}, func(st client.Status) bool { return !st.Modules["neo4j"].Enabled && st.Modules["neo4j"].Source == switchyard.SourceOverride }},
+		}, func(st client.Status) bool {
+			return !st.Modules["neo4j"].Enabled && st.Modules["neo4j"].Source == switchyard.SourceOverride
+		}},
 		{"clear an override", func() (*client.Applied, error) {
 			return c.ClearOverride(ctx, "mastery", w(switchyard.ClearOverridePhrase("mastery")))
 		}, func(st client.Status) bool { return st.Modules["mastery"].Source == switchyard.SourceProfile }},

@@ -543,3 +543,69 @@ func TestBashCompletion(t *testing.T) {
 		t.Errorf("completion zsh: %v\n%.100s", r.err, r.stdout)
 	}
 }
+
+// The operator commands against a production replica, Postgres behind
+// Redis: changes typed and scripted, refusals, the audit log listed and
+// verified through the server and in the database, and a mode switch the
+// process does not allow refused before it is sent.
+func TestOperatorCommandsInProduction(t *testing.T) {
+	penv := productionEnv(t)
+	s := startServe(t, penv)
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("stop the server: %v", err)
+		}
+	})
+	env := map[string]string{"SWITCHYARD_SERVER": s.url, "SWITCHYARD_TOKEN": "test-admin-secret"}
+
+	r := operate(t, env, "ENABLE EXAM MODE\n", "exam-mode", "on", "--reason", "final exams")
+	if r.err != nil || r.stdout != "applied: EXAM_MODE on at revision 2 (audit entry 1)\n" {
+		t.Fatalf("exam-mode on: %v %q\n%s", r.err, r.stdout, r.stderr)
+	}
+	r = operate(t, env, "", "override", "set", "mastery", "v0", "--reason", "v1 regression", "--phrase", "OVERRIDE MODULE mastery TO v0", "--output", "json")
+	var applied client.Applied
+	if err := json.Unmarshal([]byte(r.stdout), &applied); r.err != nil || err != nil || applied.Status.Modules["mastery"].Version != "v0" {
+		t.Fatalf("override set: %v %v %+v", r.err, err, applied)
+	}
+	if r = operate(t, with(env, "SWITCHYARD_TOKEN", "test-viewer-secret"), "", "freeze", "on", "--reason", "r", "--phrase", "ENABLE FREEZE UPDATES"); r.code != exitRefused ||
+		!strings.Contains(r.err.Error(), "FORBIDDEN") {
+		t.Fatalf("a viewer's change: exit %d, %v", r.code, r.err)
+	}
+	if r = operate(t, env, "DISABLE EXAM MODE\n", "exam-mode", "on", "--reason", "r"); r.code != exitRefused || !strings.Contains(r.err.Error(), "PHRASE_MISMATCH") {
+		t.Fatalf("a wrong phrase: exit %d, %v", r.code, r.err)
+	}
+
+	r = operate(t, with(env, "SWITCHYARD_TOKEN", "test-viewer-secret"), "", "status", "--output", "json")
+	var status statusView
+	if err := json.Unmarshal([]byte(r.stdout), &status); r.err != nil || err != nil {
+		t.Fatalf("status: %v %v\n%s", r.err, err, r.stdout)
+	}
+	if status.Runtime.Revision != 3 || status.Runtime.Mode != "production" || !status.Runtime.Flags.ExamMode || !status.Readiness.Ready ||
+		status.SystemMode.Mode != "production" || len(status.SystemMode.Missing) != 0 {
+		t.Fatalf("status = runtime %+v, mode %+v, readiness %+v", status.Runtime, status.SystemMode, status.Readiness)
+	}
+
+	entries := auditEntries(t, env)
+	var outcomes []string
+	for _, e := range entries {
+		outcomes = append(outcomes, e.Outcome)
+	}
+	if want := "rejected rejected applied applied"; strings.Join(outcomes, " ") != want {
+		t.Fatalf("audit outcomes newest first: %v, want %s", outcomes, want)
+	}
+	if r = operate(t, env, "", "audit", "verify"); r.err != nil || !strings.Contains(r.stdout, "audit chain intact: 4 entries") {
+		t.Fatalf("audit verify on the server: %v\n%s", r.err, r.stdout)
+	}
+	if r = operate(t, env, "", "audit", "verify", "--database-url", penv["SWITCHYARD_DATABASE_URL"]); r.err != nil ||
+		!strings.Contains(r.stdout, "audit chain intact: 4 entries") || !strings.Contains(r.stdout, "verified in the database") {
+		t.Fatalf("audit verify in the database: %v\n%s", r.err, r.stdout)
+	}
+
+	if r = operate(t, env, "", "mode", "set", "demo", "--reason", "r", "--phrase", "SWITCH TO DEMO MODE"); r.code != exitRefused ||
+		!strings.Contains(r.err.Error(), "refused before sending, nothing was sent: LIVE_SWITCH_DISABLED") {
+		t.Fatalf("mode set demo in a production process: exit %d, %v", r.code, r.err)
+	}
+	if got := len(auditEntries(t, env)); got != 4 {
+		t.Fatalf("the audit log holds %d entries after a switch refused before sending, want 4", got)
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -165,12 +164,13 @@ func (p palette) green(s string) string  { return p.paint("32", s) }
 func (p palette) yellow(s string) string { return p.paint("33", s) }
 
 // maxLineBytes bounds a line read from stdin: a phrase is at most 200
-// characters.
+// characters, and a longer line is sent cut, for the server to refuse.
 const maxLineBytes = 4 << 10
 
 // readLine reads one line from r, without its line ending; io.EOF when r
-// ends before anything was typed. It gives up when ctx is done (Ctrl-C at
-// the prompt).
+// ends before anything was typed. It reads a byte at a time, so that the
+// commands of a script sharing one stdin each read their own line. It
+// gives up when ctx is done (Ctrl-C at the prompt).
 func readLine(ctx context.Context, r io.Reader) (string, error) {
 	type line struct {
 		text string
@@ -178,16 +178,25 @@ func readLine(ctx context.Context, r io.Reader) (string, error) {
 	}
 	done := make(chan line, 1)
 	go func() {
-		s := bufio.NewScanner(io.LimitReader(r, maxLineBytes))
-		if s.Scan() {
-			done <- line{text: strings.TrimRight(s.Text(), "\r")}
-			return
+		var text []byte
+		b := make([]byte, 1)
+		for len(text) < maxLineBytes {
+			n, err := r.Read(b)
+			switch {
+			case n == 1 && b[0] == '\n':
+				done <- line{text: strings.TrimSuffix(string(text), "\r")}
+				return
+			case n == 1:
+				text = append(text, b[0])
+			case errors.Is(err, io.EOF) && len(text) > 0:
+				done <- line{text: string(text)}
+				return
+			case err != nil:
+				done <- line{err: err}
+				return
+			}
 		}
-		err := s.Err()
-		if err == nil {
-			err = io.EOF
-		}
-		done <- line{err: err}
+		done <- line{text: string(text)}
 	}()
 	select {
 	case l := <-done:

@@ -123,10 +123,7 @@ func auditListCommand(fs *flag.FlagSet, c *cli) runner {
 		if *limit < 1 || *limit > auditPageLimit {
 			return usagef("--limit %d: use 1 to %d", *limit, auditPageLimit)
 		}
-		if err := api.needToken("a viewer or admin"); err != nil {
-			return err
-		}
-		cl, err := api.client()
+		cl, err := api.client("a viewer or admin")
 		if err != nil {
 			return err
 		}
@@ -186,10 +183,7 @@ func auditTailCommand(fs *flag.FlagSet, c *cli) runner {
 		case *interval < 10*time.Millisecond:
 			return usagef("--interval %v: use at least 10ms", *interval)
 		}
-		if err := api.needToken("a viewer or admin"); err != nil {
-			return err
-		}
-		cl, err := api.client()
+		cl, err := api.client("a viewer or admin")
 		if err != nil {
 			return err
 		}
@@ -325,10 +319,7 @@ func auditVerifyCommand(fs *flag.FlagSet, c *cli) runner {
 }
 
 func verifyOnServer(ctx context.Context, api *apiFlags) (*client.Verification, error) {
-	if err := api.needToken("a viewer or admin"); err != nil {
-		return nil, err
-	}
-	cl, err := api.client()
+	cl, err := api.client("a viewer or admin")
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ type writeFlags struct {
 }
 
 func (w *writeFlags) bind(fs *flag.FlagSet, getenv func(string) string) {
-	fs.StringVar(&w.reason, "reason", "", "why the change is made, for the audit log (required): `text`")
+	fs.StringVar(&w.reason, "reason", "", "`why` the change is made, for the audit log (required)")
 	fs.StringVar(&w.phrase, "phrase", "", "the confirmation `phrase`, for scripts; without it you are asked to type it")
 	fs.Int64Var(&w.ifRevision, "if-revision", 0, "apply the change only if the runtime is still at revision `N` (If-Match); default: the revision shown before the change")
 	fs.StringVar(&w.idempotencyKey, "idempotency-key", "", "the `key` of a change to send again, as printed when its outcome was unknown; default: a new key")
@@ -59,10 +59,7 @@ func (c *cli) makeChange(ctx context.Context, w *writeFlags, ch change) error {
 	if strings.TrimSpace(w.reason) == "" {
 		return usagef("--reason is required: say why the change is made, for the audit log")
 	}
-	if err := w.api.needToken("an admin"); err != nil {
-		return err
-	}
-	api, err := w.api.client()
+	api, err := w.api.client("an admin")
 	if err != nil {
 		return err
 	}
@@ -104,7 +101,8 @@ func (c *cli) makeChange(ctx context.Context, w *writeFlags, ch change) error {
 func unknownOutcome(err error, key string, revision int64) error {
 	again := fmt.Sprintf("--idempotency-key %s --if-revision %d", key, revision)
 	switch code := switchyard.ErrorCode(err); {
-	case errors.Is(err, client.ErrUnreachable), code == switchyard.CodeOutcomeUnknown:
+	case errors.Is(err, client.ErrUnreachable), code == switchyard.CodeOutcomeUnknown,
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w\nthe change may or may not be applied: run the command again with %s, which applies it at most once", err, again)
 	case code == switchyard.CodeUnavailable:
 		return fmt.Errorf("%w\nnothing was applied: run the command again later (with %s)", err, again)

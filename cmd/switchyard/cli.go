@@ -42,11 +42,16 @@ func (a *apiFlags) bind(fs *flag.FlagSet, getenv func(string) string) {
 }
 
 // client returns a client of the server with the token of the command line
-// or, failing it, of the environment.
-func (a *apiFlags) client() (*client.Client, error) {
+// or, failing it, of the environment. A command that needs a token says
+// whose (role, e.g. "an admin"), and is refused without one before it
+// calls the server.
+func (a *apiFlags) client(role string) (*client.Client, error) {
 	token, err := a.resolveToken()
 	if err != nil {
 		return nil, err
+	}
+	if token == "" && role != "" {
+		return nil, usagef("no token: set --token, --token-file, SWITCHYARD_TOKEN or SWITCHYARD_TOKEN_FILE to %s token", role)
 	}
 	c, err := client.New(a.server, client.WithToken(token))
 	if err != nil {
@@ -91,19 +96,6 @@ func readTokenFile(path string) (string, error) {
 		return "", usagef("the token file %s holds no token on its first line", path)
 	}
 	return token, nil
-}
-
-// needToken refuses a command that needs a token when none is set, before
-// it calls the server.
-func (a *apiFlags) needToken(role string) error {
-	token, err := a.resolveToken()
-	if err != nil {
-		return err
-	}
-	if token == "" {
-		return usagef("no token: set --token, --token-file, SWITCHYARD_TOKEN or SWITCHYARD_TOKEN_FILE to %s token", role)
-	}
-	return nil
 }
 
 // outputFlag is --output: text for people, json for scripts.

@@ -37,11 +37,6 @@ func importCommand(fs *flag.FlagSet, c *cli) runner {
 		case !*dryRun && strings.TrimSpace(*reason) == "":
 			return usagef("--reason is required: say why the flags are imported, for the audit log (it confirms the import)")
 		}
-		if !*dryRun {
-			if err := api.needToken("an admin"); err != nil {
-				return err
-			}
-		}
 		content, err := readFlagFile(files[0])
 		if err != nil {
 			return err
@@ -54,7 +49,7 @@ func importCommand(fs *flag.FlagSet, c *cli) runner {
 			printReport(c.stderr, res.Report)
 			return writeJSON(c.stdout, res.Document)
 		}
-		cl, err := api.client()
+		cl, err := api.client("an admin")
 		if err != nil {
 			return err
 		}
@@ -89,10 +84,7 @@ func exportCommand(fs *flag.FlagSet, c *cli) runner {
 		if *format != importer.FormatFlagd {
 			return usagef("--format %q: flagd is the only export format", *format)
 		}
-		if err := api.needToken("a viewer or admin"); err != nil {
-			return err
-		}
-		cl, err := api.client()
+		cl, err := api.client("a viewer or admin")
 		if err != nil {
 			return err
 		}

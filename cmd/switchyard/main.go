@@ -185,24 +185,24 @@ func commands() []command {
 // on any command prints its help to stdout and succeeds.
 func (c *cli) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		c.usage(c.stderr, "")
+		printUsage(c.stderr, "")
 		return usagef("no command given")
 	}
 	if isHelp(args[0]) || args[0] == "help" {
-		c.usage(c.stdout, "")
+		printUsage(c.stdout, "")
 		return nil
 	}
 	cmd, rest, ok := find(args)
 	if !ok {
 		if !slices.ContainsFunc(commands(), func(cmd command) bool { return cmd.group() == args[0] }) {
-			c.usage(c.stderr, "")
+			printUsage(c.stderr, "")
 			return usagef("unknown command %q", args[0])
 		}
 		if len(args) > 1 && isHelp(args[1]) {
-			c.usage(c.stdout, args[0])
+			printUsage(c.stdout, args[0])
 			return nil
 		}
-		c.usage(c.stderr, args[0])
+		printUsage(c.stderr, args[0])
 		if len(args) == 1 {
 			return usagef("%s needs a subcommand", args[0])
 		}
@@ -235,8 +235,8 @@ func find(args []string) (command, []string, bool) {
 	return command{}, nil, false
 }
 
-// usage writes the list of commands, or of a group's, to w.
-func (c *cli) usage(w io.Writer, group string) {
+// printUsage writes the list of commands, or of a group's, to w.
+func printUsage(w io.Writer, group string) {
 	if group == "" {
 		fmt.Fprint(w, "usage: switchyard <command> [flags]\n\ncommands:\n")
 	} else {

@@ -35,10 +35,7 @@ func statusCommand(fs *flag.FlagSet, c *cli) runner {
 		if err := noArgs(args); err != nil {
 			return err
 		}
-		if err := api.needToken("a viewer or admin"); err != nil {
-			return err
-		}
-		cl, err := api.client()
+		cl, err := api.client("a viewer or admin")
 		if err != nil {
 			return err
 		}
@@ -135,10 +132,7 @@ func sessionCommand(fs *flag.FlagSet, c *cli) runner {
 		if err := wantArgs(args, "ID"); err != nil {
 			return err
 		}
-		if err := api.needToken("a viewer or admin"); err != nil {
-			return err
-		}
-		cl, err := api.client()
+		cl, err := api.client("a viewer or admin")
 		if err != nil {
 			return err
 		}
@@ -204,7 +198,7 @@ func evalCommand(fs *flag.FlagSet, c *cli) runner {
 		if err != nil {
 			return err
 		}
-		cl, err := api.client()
+		cl, err := api.client("")
 		if err != nil {
 			return err
 		}

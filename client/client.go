@@ -172,10 +172,12 @@ func (c *Client) do(ctx context.Context, cl call, out any) (answer, error) {
 	}
 }
 
-// retryable says whether an attempt that answered a, or failed with err,
+// retryable says whether an attempt that answered a and failed with err
 // may be sent again, and after how long.
 func retryable(a answer, err error) (time.Duration, bool) {
 	switch {
+	case err == nil:
+		return 0, false
 	case errors.Is(err, ErrUnreachable):
 		return transportRetryWait, true
 	case a.status == http.StatusServiceUnavailable, a.status == http.StatusGatewayTimeout:

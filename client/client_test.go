@@ -293,6 +293,20 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("error %v after %d calls, want UNAVAILABLE after 2", err, calls.Load())
 	}
 
+	// A server that is not ready answers so, once: that is no failure.
+	calls.Store(0)
+	notReady := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"degraded","reason":"the store does not answer; serving last known revision 7"}`)
+	}))
+	t.Cleanup(notReady.Close)
+	r, err := newClient(t, notReady.URL, "").Readiness(ctx)
+	if err != nil || r.Ready || r.Status != "degraded" || r.Reason == "" || calls.Load() != 1 {
+		t.Fatalf("readiness = %+v, %v after %d calls, want not ready after 1", r, err, calls.Load())
+	}
+
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close()
 	start := time.Now()

@@ -94,8 +94,15 @@ func WithToken(token string) Option { return func(c *Client) { c.token = token }
 // for a proxy or TLS settings.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
 
-// WithTimeout bounds each attempt of a call (one minute by default).
-func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+// WithTimeout bounds each attempt of a call (one minute by default; a
+// duration not above zero keeps the default).
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
 
 // WithAttempts sets how many times a call is sent when the server does
 // not answer, or answers 503 UNAVAILABLE or 504 OUTCOME_UNKNOWN (3 by

@@ -140,16 +140,19 @@ func auditListCommand(fs *flag.FlagSet, c *cli) runner {
 			}
 			return writeJSON(c.stdout, entries)
 		}
-		c.printAudit(entries)
+		c.printAudit(entries, true)
 		return nil
 	}
 }
 
-// printAudit writes entries to stdout as a table, in the order given.
-func (c *cli) printAudit(entries []client.AuditEntry) {
+// printAudit writes entries to stdout as a table, in the order given,
+// under its header if header is set.
+func (c *cli) printAudit(entries []client.AuditEntry, header bool) {
 	p := c.paletteFor(c.stdout)
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tOUTCOME\tREASON")
+	if header {
+		fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tTARGET\tOUTCOME\tREASON")
+	}
 	for _, e := range entries {
 		outcome, detail := p.green(e.Outcome), e.Reason
 		if e.Outcome != "applied" {
@@ -195,7 +198,7 @@ func auditTailCommand(fs *flag.FlagSet, c *cli) runner {
 			entries = nil
 		}
 		slices.Reverse(entries)
-		if err := c.printTail(entries, out.json); err != nil {
+		if err := c.printTail(entries, out.json, true); err != nil {
 			return err
 		}
 		ticker := time.NewTicker(*interval)
@@ -217,7 +220,7 @@ func auditTailCommand(fs *flag.FlagSet, c *cli) runner {
 				return err
 			}
 			last = max(last, newest)
-			if err := c.printTail(slices.DeleteFunc(fresh, func(e client.AuditEntry) bool { return !f.match(e) }), out.json); err != nil {
+			if err := c.printTail(slices.DeleteFunc(fresh, func(e client.AuditEntry) bool { return !f.match(e) }), out.json, false); err != nil {
 				return err
 			}
 		}
@@ -253,12 +256,12 @@ func auditSince(ctx context.Context, api *client.Client, last int64) ([]client.A
 	return fresh, newest, nil
 }
 
-// printTail writes entries to stdout: a table's rows, or one JSON object
-// a line.
-func (c *cli) printTail(entries []client.AuditEntry, asJSON bool) error {
+// printTail writes entries to stdout: a table's rows (under its header
+// if header is set), or one JSON object a line.
+func (c *cli) printTail(entries []client.AuditEntry, asJSON, header bool) error {
 	if !asJSON {
-		if len(entries) > 0 {
-			c.printAudit(entries)
+		if header || len(entries) > 0 {
+			c.printAudit(entries, header)
 		}
 		return nil
 	}

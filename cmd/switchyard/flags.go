@@ -54,7 +54,7 @@ func importCommand(fs *flag.FlagSet, c *cli) runner {
 			return err
 		}
 		res, err := cl.Import(ctx, client.ImportRequest{Format: *from, Content: string(content), Environment: *env},
-			client.Write{Phrase: switchyard.ImportPhrase, Reason: *reason, IdempotencyKey: client.NewIdempotencyKey()})
+			client.Write{Phrase: switchyard.ImportPhrase, Reason: *reason})
 		if err != nil {
 			return fmt.Errorf("import %s: %w", files[0], err)
 		}

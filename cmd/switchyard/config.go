@@ -217,11 +217,13 @@ func parseDuration(p *time.Duration, name, s string) error {
 	return nil
 }
 
-// loadConfig parses args over the environment over the defaults.
-func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+// bindConfig defines every setting of serve on fs, each defaulting to its
+// environment variable over its default, and returns the first
+// environment variable that does not parse; resolve completes the
+// configuration once fs has parsed the command line.
+func bindConfig(fs *flag.FlagSet, getenv func(string) string) (*config, error) {
 	c := &config{}
-	fs := flag.NewFlagSet("switchyard "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	var first error
 	for _, s := range c.settings() {
 		value := s.def
 		if v := getenv(s.env); v != "" {
@@ -229,16 +231,16 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		}
 		s.bind(fs, s.flag, value, s.help+" ["+s.env+"]")
 		// Durations bind through Func, which has no default: set it now.
-		if err := fs.Set(s.flag, value); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.env, err)
+		if err := fs.Set(s.flag, value); err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", s.env, err)
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
+	return c, first
+}
+
+// resolve chooses the start mode and what depends on it, and checks the
+// settings that have a fixed set of values.
+func (c *config) resolve(getenv func(string) string) error {
 	switch env := getenv("SWITCHYARD_MODE"); {
 	case c.Mode != "" && c.Mode == env:
 		c.ModeSource = "SWITCHYARD_MODE=" + c.Mode
@@ -255,16 +257,16 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	}
 	switch {
 	case c.Mode != switchyard.ModeDemo && c.Mode != switchyard.ModeProduction:
-		return nil, fmt.Errorf("mode %q: use demo or production", c.Mode)
+		return fmt.Errorf("mode %q: use demo or production", c.Mode)
 	case c.Migrate != "true" && c.Migrate != "false":
-		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)
+		return fmt.Errorf("migrate %q: use true or false", c.Migrate)
 	}
 	proxies, err := parseProxies(c.TrustedProxies)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.Proxies = proxies
-	return c, nil
+	return nil
 }
 
 // logger builds the slog logger the configuration asks for.

@@ -51,7 +51,7 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (string, string
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := run(ctx, args, func(k string) string { return env[k] }, &stdout, &stderr)
+	err := run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
 	return stdout.String(), stderr.String(), err
 }
 
@@ -90,7 +90,7 @@ func TestImportAndExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := entries[0]; e.Action != "import_flags" || e.Phrase != importPhrase || e.Reason != "moving off LaunchDarkly" || e.Revision != 2 {
+	if e := entries[0]; e.Action != "import_flags" || e.Phrase != switchyard.ImportPhrase || e.Reason != "moving off LaunchDarkly" || e.Revision != 2 {
 		t.Fatalf("audit entry %+v", e)
 	}
 

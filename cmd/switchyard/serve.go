@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,13 +27,27 @@ import (
 	"github.com/switchyard-dev/switchyard/store/rediscache"
 )
 
+// serveCommand is "switchyard serve": its flags are every setting of
+// config.go.
+func serveCommand(fs *flag.FlagSet, c *cli) runner {
+	cfg, bindErr := bindConfig(fs, c.getenv)
+	return func(ctx context.Context, args []string) error {
+		if err := noArgs(args); err != nil {
+			return err
+		}
+		if bindErr != nil {
+			return usageError{bindErr}
+		}
+		if err := cfg.resolve(c.getenv); err != nil {
+			return usageError{err}
+		}
+		return serve(ctx, cfg, c.stdout, c.stderr)
+	}
+}
+
 // serve runs the HTTP server until ctx is cancelled, then drains in-flight
 // requests for up to the shutdown timeout.
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig("serve", args, getenv, stderr)
-	if err != nil {
-		return err
-	}
+func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	logger, err := cfg.logger(stderr)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -219,15 +218,6 @@ func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why erro
 	return why
 }
 
-// togglePhrase is the phrase that turns a named switch on or off, e.g.
-// ENABLE EXAM MODE or DISABLE FREEZE UPDATES.
-func togglePhrase(on bool, name string) string {
-	if on {
-		return "ENABLE " + name
-	}
-	return "DISABLE " + name
-}
-
 // SystemFlagPlan plans turning a system flag on or off; field names the
 // boolean in the request, for the error when it is missing.
 func SystemFlagPlan(flag string, value *bool, field string) (Plan, error) {
@@ -239,7 +229,7 @@ func SystemFlagPlan(flag string, value *bool, field string) (Plan, error) {
 		return Plan{}, switchyard.FieldError(field, "is required: true or false")
 	}
 	return Plan{
-		Phrase:   togglePhrase(*value, strings.ReplaceAll(flag, "_", " ")),
+		Phrase:   switchyard.SystemFlagPhrase(flag, *value),
 		Mutation: switchyard.SetSystemFlag(flag, *value),
 	}, nil
 }
@@ -249,7 +239,7 @@ func ProfilePlan(name string) (Plan, error) {
 	if name == "" {
 		return Plan{}, switchyard.FieldError("profile_name", "is required")
 	}
-	return Plan{Phrase: "SET PROFILE " + strings.ToUpper(name), Mutation: switchyard.SetActiveProfile(name)}, nil
+	return Plan{Phrase: switchyard.ProfilePhrase(name), Mutation: switchyard.SetActiveProfile(name)}, nil
 }
 
 // OverridePlan plans pinning a module's version and/or enabled state over
@@ -260,9 +250,9 @@ func OverridePlan(module string, version *string, enabled *bool) (Plan, error) {
 	case module == "":
 		return Plan{}, switchyard.FieldError("module", "is required")
 	case version != nil:
-		phrase = fmt.Sprintf("OVERRIDE MODULE %s TO %s", module, *version)
+		phrase = switchyard.OverrideVersionPhrase(module, *version)
 	case enabled != nil:
-		phrase = togglePhrase(*enabled, "MODULE "+module)
+		phrase = switchyard.ModuleEnabledPhrase(module, *enabled)
 	default:
 		return Plan{}, switchyard.Errorf(switchyard.CodeInvalidRequest, "an override needs a version, is_enabled, or both")
 	}
@@ -272,23 +262,19 @@ func OverridePlan(module string, version *string, enabled *bool) (Plan, error) {
 // ClearOverridePlan plans removing a module's override, so the profile
 // decides it again.
 func ClearOverridePlan(module string) Plan {
-	return Plan{Phrase: "CLEAR OVERRIDE " + module, Mutation: switchyard.ClearOverride(module)}
+	return Plan{Phrase: switchyard.ClearOverridePhrase(module), Mutation: switchyard.ClearOverride(module)}
 }
 
 // RegisterModulePlan plans adding a module to the catalog or versions to
 // one.
 func RegisterModulePlan(spec switchyard.ModuleSpec) Plan {
-	return Plan{Phrase: "REGISTER MODULE " + spec.Key, Mutation: switchyard.RegisterModule(spec)}
+	return Plan{Phrase: switchyard.RegisterModulePhrase(spec.Key), Mutation: switchyard.RegisterModule(spec)}
 }
 
 // UpdateProfilePlan plans changing the defaults a profile gives modules.
 func UpdateProfilePlan(name string, config map[string]switchyard.ProfilePatch) Plan {
-	return Plan{Phrase: "UPDATE PROFILE " + strings.ToUpper(name), Mutation: switchyard.UpdateProfile(name, config)}
+	return Plan{Phrase: switchyard.UpdateProfilePhrase(name), Mutation: switchyard.UpdateProfile(name, config)}
 }
-
-// ImportPhrase confirms an import. It names no flag: one import may hold
-// hundreds, and the report already says what each becomes.
-const ImportPhrase = "IMPORT FLAGS"
 
 // ImportPlan converts a flagd, LaunchDarkly, Unleash or GO Feature Flag
 // file and plans storing its flags; it returns the importer's result too,
@@ -298,7 +284,7 @@ func ImportPlan(format, content, environment string) (Plan, importer.Result, err
 	if err != nil {
 		return Plan{}, importer.Result{}, err
 	}
-	return Plan{Phrase: ImportPhrase, Mutation: switchyard.ImportFlags(res.Document)}, res, nil
+	return Plan{Phrase: switchyard.ImportPhrase, Mutation: switchyard.ImportFlags(res.Document)}, res, nil
 }
 
 // Status is the admin view of a revision: the raw state, what it resolves

@@ -64,8 +64,10 @@ func TestOldRevisionsShareCompiledFlags(t *testing.T) {
 			Metadata:  map[string]any{"owner": "team-" + strconv.Itoa(i%7)}}
 	}
 	if _, err := c.Apply(ctx, Change{Actor: "admin:alice", Role: switchyard.RoleAdmin, Action: "import_flags", Target: "flags",
-		Reason: "flags", Phrase: ImportPhrase,
-		Plan: func() (Plan, error) { return Plan{Phrase: ImportPhrase, Mutation: switchyard.ImportFlags(doc)}, nil }}); err != nil {
+		Reason: "flags", Phrase: switchyard.ImportPhrase,
+		Plan: func() (Plan, error) {
+			return Plan{Phrase: switchyard.ImportPhrase, Mutation: switchyard.ImportFlags(doc)}, nil
+		}}); err != nil {
 		t.Fatal(err)
 	}
 	b := c.acquire()

@@ -167,7 +167,7 @@ func (c *Core) Toggle(ctx context.Context, ch Change, target string, force bool)
 		default:
 			return Plan{}, switchyard.FieldError("target_mode", "must be demo or production, not %q", target)
 		}
-		p := Plan{Phrase: "SWITCH TO " + strings.ToUpper(target) + " MODE", ModeSwitch: true}
+		p := Plan{Phrase: switchyard.ModeSwitchPhrase(target), ModeSwitch: true}
 		switch {
 		case target == old.mode:
 			return p, switchyard.Errorf(switchyard.CodeInvalidRequest, "switchyard already serves %s mode", old.mode).

@@ -112,8 +112,10 @@ func importBench(b *testing.B, c *Core) {
 	b.Helper()
 	doc := benchDocument()
 	_, err := c.Apply(context.Background(), Change{Actor: "admin:bench", Role: switchyard.RoleAdmin, Action: "import_flags",
-		Target: "flags", Reason: "benchmark state", Phrase: ImportPhrase,
-		Plan: func() (Plan, error) { return Plan{Phrase: ImportPhrase, Mutation: switchyard.ImportFlags(doc)}, nil }})
+		Target: "flags", Reason: "benchmark state", Phrase: switchyard.ImportPhrase,
+		Plan: func() (Plan, error) {
+			return Plan{Phrase: switchyard.ImportPhrase, Mutation: switchyard.ImportFlags(doc)}, nil
+		}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -145,7 +147,7 @@ func productionStore(b *testing.B) store.Store {
 // freeze is an admin's change turning FREEZE_UPDATES on or off.
 func freeze(on bool) Change {
 	return Change{Actor: "admin:bench", Role: switchyard.RoleAdmin, Action: "set_flag", Target: switchyard.FreezeUpdates,
-		Reason: "benchmark", Phrase: togglePhrase(on, "FREEZE UPDATES"),
+		Reason: "benchmark", Phrase: switchyard.SystemFlagPhrase(switchyard.FreezeUpdates, on),
 		Plan: func() (Plan, error) { return SystemFlagPlan(switchyard.FreezeUpdates, &on, "value") }}
 }
 

@@ -196,7 +196,7 @@ func TestRefusedChanges(t *testing.T) {
 		{"no override to clear", env, "", []string{"override", "clear", "search", "--reason", "r"}, exitRefused,
 			[]string{`NOT_FOUND: module "search" has no override`}},
 		{"production requirements missing", env, "", []string{"mode", "set", "production", "--reason", "r"}, exitRefused,
-			[]string{"PRODUCTION_REQUIREMENTS_MISSING: production mode needs database_url, database, migrations, redis_url, redis, state_dir"}},
+			[]string{"PRODUCTION_REQUIREMENTS_MISSING: production mode needs database_url, database, migrations, redis_url, redis, token_secrets, state_dir"}},
 		{"already in the mode", env, "", []string{"mode", "set", "demo", "--reason", "r"}, exitRefused, []string{"already serves demo mode"}},
 		{"no server", with(env, "SWITCHYARD_SERVER", "http://127.0.0.1:1"), "", []string{"status"}, exitUnavailable,
 			[]string{"no answer from http://127.0.0.1:1"}},
@@ -567,7 +567,7 @@ func TestOperatorCommandsInProduction(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &applied); r.err != nil || err != nil || applied.Status.Modules["mastery"].Version != "v0" {
 		t.Fatalf("override set: %v %v %+v", r.err, err, applied)
 	}
-	if r = operate(t, with(env, "SWITCHYARD_TOKEN", "test-viewer-secret"), "", "freeze", "on", "--reason", "r", "--phrase", "ENABLE FREEZE UPDATES"); r.code != exitRefused ||
+	if r = operate(t, with(env, "SWITCHYARD_TOKEN", testViewerSecret), "", "freeze", "on", "--reason", "r", "--phrase", "ENABLE FREEZE UPDATES"); r.code != exitRefused ||
 		!strings.Contains(r.err.Error(), "FORBIDDEN") {
 		t.Fatalf("a viewer's change: exit %d, %v", r.code, r.err)
 	}
@@ -575,7 +575,7 @@ func TestOperatorCommandsInProduction(t *testing.T) {
 		t.Fatalf("a wrong phrase: exit %d, %v", r.code, r.err)
 	}
 
-	r = operate(t, with(env, "SWITCHYARD_TOKEN", "test-viewer-secret"), "", "status", "--output", "json")
+	r = operate(t, with(env, "SWITCHYARD_TOKEN", testViewerSecret), "", "status", "--output", "json")
 	var status statusView
 	if err := json.Unmarshal([]byte(r.stdout), &status); r.err != nil || err != nil {
 		t.Fatalf("status: %v %v\n%s", r.err, err, r.stdout)

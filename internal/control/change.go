@@ -94,8 +94,10 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	rev, entry, err := b.store.Apply(wctx, store.Change{Attempt: attempt, Expected: ch.Expected, Mutation: p.Mutation})
 	b.wrote(err)
 	if err != nil {
+		c.refused(attempt, err, entry.Seq != 0)
 		return Applied{}, err
 	}
+	c.applied(attempt)
 	b.flags.learn(rev)
 	c.logger.Info("runtime changed", "action", entry.Action, "target", entry.Target, "actor", entry.Actor,
 		"revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID, "idempotency_key", ch.IdempotencyKey)
@@ -171,10 +173,32 @@ func admitSwitch(ctx context.Context, b *backend, expected int64) error {
 func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why error) {
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	if _, err := b.store.Reject(wctx, a, why); err != nil {
+	_, err := b.store.Reject(wctx, a, why)
+	if err != nil {
 		c.logger.Error("record a rejected attempt", "action", a.Action, "actor", a.Actor,
 			"request_id", a.RequestID, "why", why, "err", err)
 	}
+	c.refused(a, why, err == nil)
+}
+
+// refused logs and counts a refused change; recorded says whether its
+// audit entry was appended.
+func (c *Core) refused(a store.Attempt, why error, recorded bool) {
+	code := switchyard.ErrorCode(why)
+	c.logger.Info("change refused", "action", a.Action, "target", a.Target, "actor", a.Actor, "code", code,
+		"why", switchyard.AsError(why).Message, "request_id", a.RequestID)
+	c.cfg.Observer.Changed(a.Action, code)
+	if recorded {
+		c.cfg.Observer.Audited(store.OutcomeRejected)
+	}
+}
+
+// applied counts a change applied and its audit entry. A retry answered
+// under its idempotency key is counted again: the store does not say
+// whether its entry is new.
+func (c *Core) applied(a store.Attempt) {
+	c.cfg.Observer.Changed(a.Action, "")
+	c.cfg.Observer.Audited(store.OutcomeApplied)
 }
 
 // togglePhrase is the phrase that turns a named switch on or off, e.g.

@@ -22,6 +22,8 @@ type Evaluation struct {
 	// (pinLocal) or could not be had at all (pinUnreadable): results say
 	// STALE and name it.
 	pin pinState
+	// obs hears of every result.
+	obs Observer
 }
 
 // The metadata key and values that say a session's pin is not the
@@ -40,7 +42,7 @@ func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, er
 	b := c.acquire()
 	defer b.leave()
 	cur := b.flags.live(ctx)
-	live := Evaluation{Set: cur.set, fallback: cur.fallback, stale: cur.stale}
+	live := Evaluation{Set: cur.set, fallback: cur.fallback, stale: cur.stale, obs: c.cfg.Observer}
 	if sessionID == "" {
 		return live, nil
 	}
@@ -50,7 +52,7 @@ func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, er
 		// make; a cached revision, the common case, costs no timer.
 		fs, err := b.flags.forRevision(ctx, n)
 		if err == nil {
-			return Evaluation{Set: fs.Pinned(), pin: state}, nil
+			return Evaluation{Set: fs.Pinned(), pin: state, obs: c.cfg.Observer}, nil
 		}
 		c.logger.Warn("load a session's pinned revision; serving the live values as STALE", "session", sessionID, "revision", n, "err", err)
 	}
@@ -62,8 +64,15 @@ func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, er
 // and why in their metadata: the conservative fallback (fallback:
 // conservative), the last-known-good file (stale: true), a session pinned
 // by this replica during an outage (pin: local), a session whose pin could
-// not be read (pin: unreadable, with the live values).
+// not be read (pin: unreadable, with the live values). The core's Observer
+// hears of every result.
 func (ev Evaluation) Result(key string, evalCtx map[string]any) evaluator.Result {
+	r := ev.result(key, evalCtx)
+	ev.obs.Evaluated(key, r.Reason, r.ErrorCode, ev.Set.Pinned() == ev.Set)
+	return r
+}
+
+func (ev Evaluation) result(key string, evalCtx map[string]any) evaluator.Result {
 	r := ev.Set.Evaluate(key, evalCtx)
 	if (ev.fallback || ev.stale || ev.pin != pinStored) && r.ErrorCode == "" {
 		r.Reason = evaluator.ReasonStale

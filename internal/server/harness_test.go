@@ -110,13 +110,18 @@ type testConfig struct {
 	Tokens       []Token
 	MaxBodyBytes int64
 	Heartbeat    time.Duration
+	// Telemetry holds the server's observer, metrics, tracing and access
+	// log settings; the fields above are the rest of its Config.
+	Telemetry Config
 }
 
 // newHandler builds the core over st with the clock now, and the server
 // over it.
 func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() time.Time) *gin.Engine {
 	cfg.Now = now
-	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Tokens: cfg.Tokens, MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat})
+	srv := cfg.Telemetry
+	srv.Tokens, srv.MaxBodyBytes, srv.Heartbeat = cfg.Tokens, cfg.MaxBodyBytes, cfg.Heartbeat
+	return newEngine(logger, control.New(logger, cfg.Config, st), srv)
 }
 
 func newHarness(t testing.TB, opts ...option) *harness {

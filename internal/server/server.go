@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
@@ -34,6 +35,15 @@ type Config struct {
 	// Heartbeat spaces the heartbeat comments of GET /v1/stream, which
 	// every event advertises; switchyard.StreamHeartbeat when 0.
 	Heartbeat time.Duration
+	// Observer hears of every request, for metrics; nil: nothing does.
+	Observer Observer
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
+	// Tracing, when set, gives every request a span and records each
+	// evaluation on it; nil: no tracing, at no cost.
+	Tracing trace.TracerProvider
+	// AccessLog logs every request once answered.
+	AccessLog bool
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -49,6 +59,13 @@ type server struct {
 	maxBodyBytes int64
 	// heartbeat spaces a stream's heartbeat comments.
 	heartbeat time.Duration
+	// observer hears of every request; nil when none does.
+	observer Observer
+	// metrics serves GET /metrics; nil when this listener does not.
+	metrics http.Handler
+	// tracer starts each request's span; nil when tracing is off.
+	tracer    trace.Tracer
+	accessLog bool
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -66,7 +83,11 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 		cfg.Heartbeat = switchyard.StreamHeartbeat
 	}
 	s := &server{logger: logger, core: core, auth: newAuthenticator(cfg.Tokens),
-		maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat}
+		maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat,
+		observer: cfg.Observer, metrics: cfg.Metrics, accessLog: cfg.AccessLog}
+	if cfg.Tracing != nil {
+		s.tracer = cfg.Tracing.Tracer("github.com/switchyard-dev/switchyard/internal/server")
+	}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
 
 // config is every setting of switchyard serve. Each has a flag and a
@@ -43,6 +45,15 @@ type config struct {
 	// liveSwitch is the setting as given, before the start mode decides
 	// its default.
 	liveSwitch optionalBool
+	// MetricsAddr, when set, moves GET /metrics from the main listener to
+	// a listener of its own, where Pprof adds /debug/pprof/.
+	MetricsAddr string
+	Pprof       bool
+	// MetricsFlagLabels is how many general flags get a label of their
+	// own in switchyard_evaluations_total.
+	MetricsFlagLabels int
+	// AccessLog logs every request.
+	AccessLog bool
 }
 
 // optionalBool is a boolean setting that may be left unset, for a default
@@ -89,6 +100,21 @@ func (c *config) settings() []setting {
 	str := func(p *string) func(*flag.FlagSet, string, string, string) {
 		return func(fs *flag.FlagSet, name, value, help string) { fs.StringVar(p, name, value, help) }
 	}
+	boolean := func(p *bool) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, _, help string) { fs.BoolVar(p, name, false, help) }
+	}
+	count := func(p *int) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, value, help string) {
+			fs.Func(name, help+" (default "+value+")", func(s string) error {
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 0 {
+					return fmt.Errorf("%s: %q is not a number of 0 or more", name, s)
+				}
+				*p = n
+				return nil
+			})
+		}
+	}
 	dur := func(p *time.Duration) func(*flag.FlagSet, string, string, string) {
 		return func(fs *flag.FlagSet, name, value, help string) {
 			fs.Func(name, help+" (default "+value+")", func(s string) error { return parseDuration(p, name, s) })
@@ -105,6 +131,10 @@ func (c *config) settings() []setting {
 		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as role:token,... (roles admin, viewer); demo mode generates an admin token when empty", str(&c.Tokens)},
 		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
 		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},
+		{"access-log", "SWITCHYARD_ACCESS_LOG", "false", "log every request once answered: method, path, route, status, duration, request ID, actor", boolean(&c.AccessLog)},
+		{"metrics-addr", "SWITCHYARD_METRICS_ADDR", "", "serve GET /metrics on this address instead of the main one", str(&c.MetricsAddr)},
+		{"pprof", "SWITCHYARD_PPROF", "false", "serve /debug/pprof/ on the metrics address (needs --metrics-addr)", boolean(&c.Pprof)},
+		{"metrics-flag-labels", "SWITCHYARD_METRICS_FLAG_LABELS", strconv.Itoa(telemetry.DefaultFlagLabels), "how many general flags get a label of their own in switchyard_evaluations_total (the runtime's flags always do; the rest count as other)", count(&c.MetricsFlagLabels)},
 		{"session-ttl", "SWITCHYARD_SESSION_TTL", control.DefaultSessionTTL.String(), "how long a session's snapshot is kept", dur(&c.SessionTTL)},
 		{"cache-ttl", "SWITCHYARD_CACHE_TTL", control.DefaultCacheTTL.String(), "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
 		{"state-dir", "SWITCHYARD_STATE_DIR", "", "directory of the last-known-good file: every new revision is written there, and a start with the stores down serves it", str(&c.StateDir)},
@@ -164,6 +194,8 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		return nil, fmt.Errorf("mode %q: use demo or production", c.Mode)
 	case c.Migrate != "true" && c.Migrate != "false":
 		return nil, fmt.Errorf("migrate %q: use true or false", c.Migrate)
+	case c.Pprof && c.MetricsAddr == "":
+		return nil, errors.New("--pprof needs --metrics-addr: profiles are served only on the metrics address, never on the main one")
 	}
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
 	"github.com/switchyard-dev/switchyard/store/postgres"
@@ -36,6 +37,8 @@ const (
 type backends struct {
 	cfg    *config
 	logger *slog.Logger
+	// metrics counts and traces the calls to every store opened.
+	metrics *telemetry.Metrics
 	// adminTokens says whether SWITCHYARD_TOKENS configures an admin token,
 	// rather than demo mode generating one.
 	adminTokens bool
@@ -154,9 +157,9 @@ func stateDirUsable(dir string) (bool, string) {
 func (b *backends) Open(ctx context.Context, mode string) (store.Store, func(), error) {
 	switch mode {
 	case switchyard.ModeDemo:
-		return memory.NewDemo(), func() {}, nil
+		return b.metrics.Store(memory.NewDemo(), "memory"), func() {}, nil
 	case switchyard.ModeProduction:
-		st, release, err := openProduction(ctx, b.cfg, b.logger, false, nil)
+		st, release, err := openProduction(ctx, b.cfg, b.logger, b.metrics, false, nil)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/lazy"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -40,8 +41,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("SWITCHYARD_TOKENS: %w", err)
 	}
+	routeLibraryLogs(logger)
+	tracing, stopTracing, err := startTracing(ctx, getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	metrics := telemetry.New(telemetry.Options{FlagLabels: cfg.MetricsFlagLabels, Tracing: tracing})
 	isAdmin := func(t server.Token) bool { return t.Role == switchyard.RoleAdmin }
-	be := &backends{cfg: cfg, logger: logger, adminTokens: slices.ContainsFunc(tokens, isAdmin)}
+	be := &backends{cfg: cfg, logger: logger, metrics: metrics, adminTokens: slices.ContainsFunc(tokens, isAdmin)}
 	// Released last, after the server has drained: whatever store is open
 	// then, the start mode's or one a live switch opened.
 	defer be.close()
@@ -52,12 +60,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if err != nil {
 			return err
 		}
-		if st, release, err = openProduction(ctx, cfg, logger, true, unreachable); err != nil {
+		if st, release, err = openProduction(ctx, cfg, logger, metrics, true, unreachable); err != nil {
 			return err
 		}
 		release = be.track(release)
 	} else {
-		st = memory.NewDemo()
+		st = metrics.Store(memory.NewDemo(), "memory")
 	}
 	if len(tokens) == 0 {
 		secret, err := newToken()
@@ -78,14 +86,28 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		SessionTTL:      cfg.SessionTTL,
 		CacheTTL:        cfg.CacheTTL,
 		StateDir:        cfg.StateDir,
+		Observer:        metrics,
 	}, st)
-	handler := server.New(logger, core, server.Config{Tokens: tokens})
+	metrics.Watch(core)
+	scfg := server.Config{Tokens: tokens, Observer: metrics, Metrics: metrics.Handler(), Tracing: tracing, AccessLog: cfg.AccessLog}
+	if cfg.MetricsAddr != "" {
+		scfg.Metrics = nil
+		stopMetrics, err := serveMetrics(cfg, metrics.Handler(), logger, stdout)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	handler := server.New(logger, core, scfg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := newHTTPServer(handler, requestTimeout)
+	// net/http's own complaints (a bad TLS handshake, a panic) go to the
+	// service log, in its format.
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	fmt.Fprintf(stdout, "switchyard %s mode listening on http://%s\n", cfg.Mode, ln.Addr())
 	logger.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode)
 
@@ -172,7 +194,7 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 // meanwhile, for reads never fail because a store did. unreachable, when
 // set, is a probe's finding that nothing answers, so the database is not
 // probed again.
-func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazily bool, unreachable error) (store.Store, func(), error) {
+func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, metrics *telemetry.Metrics, lazily bool, unreachable error) (store.Store, func(), error) {
 	// Background loops run until the store is released, not until a
 	// signal: serve drains requests first and releases the store last.
 	bg, stopBackground := context.WithCancel(context.Background())
@@ -180,7 +202,7 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazil
 	var mu sync.Mutex
 	var closeConnected func()
 	connect := func(ctx context.Context) (store.Store, error) {
-		st, closeFn, err := connectPostgres(ctx, bg, &wg, cfg, logger)
+		st, closeFn, err := connectPostgres(ctx, bg, &wg, cfg, logger, metrics)
 		if err != nil {
 			return nil, err
 		}
@@ -227,10 +249,11 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazil
 }
 
 // connectPostgres migrates (unless told not to) and opens Postgres, behind
-// the Redis cache, and starts their background loops on bg under wg. The
-// function it returns releases what it opened once those loops have
-// stopped.
-func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, logger *slog.Logger) (store.Store, func(), error) {
+// the Redis cache, and starts their background loops on bg under wg.
+// Postgres calls and Redis commands are counted and traced, and their pools
+// watched, by metrics. The function it returns releases what it opened once
+// those loops have stopped.
+func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, logger *slog.Logger, metrics *telemetry.Metrics) (store.Store, func(), error) {
 	if cfg.Migrate == "true" {
 		applied, err := postgres.Migrate(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
 		if err != nil {
@@ -248,13 +271,21 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 		return nil, nil, fmt.Errorf("redis URL: %w", err)
 	}
 	wg.Go(func() { pg.RunSweeper(bg, sweepInterval) })
-	cache := rediscache.New(pg, rdb, rediscache.WithLogger(logger), rediscache.WithPrefix(cfg.RedisPrefix),
-		rediscache.WithLocalTTL(cfg.CacheTTL), rediscache.WithRedisTTL(cfg.RedisTTL))
+	rdb.AddHook(metrics.RedisHook())
+	stopWatching := metrics.WatchPools(pg.PoolStat, rdb)
+	cache := rediscache.New(metrics.Store(pg, "postgres"), rdb, rediscache.WithLogger(logger), rediscache.WithPrefix(cfg.RedisPrefix),
+		rediscache.WithLocalTTL(cfg.CacheTTL), rediscache.WithRedisTTL(cfg.RedisTTL), rediscache.WithAnnouncements(metrics.Announced))
 	wg.Go(func() { _ = cache.Run(bg) })
 	// A commit on any replica reaches this one through Postgres NOTIFY; the
 	// cache's own channel and version-key poll cover a missed notification.
-	wg.Go(func() { _ = pg.Listen(bg, func(n int64) { cache.Announce(bg, n) }) })
+	wg.Go(func() {
+		_ = pg.Listen(bg, func(n int64) {
+			metrics.Announced("notify")
+			cache.Announce(bg, n)
+		})
+	})
 	return cache, func() {
+		stopWatching()
 		pg.Close()
 		_ = rdb.Close()
 	}, nil

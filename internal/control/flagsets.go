@@ -233,7 +233,9 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 				f.old.Add(c.rev.Number, c.set)
 				prev = c.rev
 			}
-			f.obs.Installed(f.mode, rev, now)
+			if !c.replaceable() {
+				f.obs.Installed(rev, now)
+			}
 			f.changes.publish(prev, rev, f.mode)
 			f.save(rev)
 			return nil

@@ -16,10 +16,12 @@ type Observer interface {
 	// Evaluated hears of one flag evaluated: its key as asked, the reason
 	// and error code of the result, and whether a session's pin served it.
 	Evaluated(key string, reason evaluator.Reason, code evaluator.ResolutionError, pinned bool)
-	// Installed hears of a revision newly installed at installedAt, from
-	// this replica's change or another's: its CreatedAt is its commit, so
-	// the difference is how long the change took to arrive.
-	Installed(mode string, rev *switchyard.Revision, installedAt time.Time)
+	// Installed hears of a revision installed at installedAt in place of
+	// an older one read from the store, from this replica's change or
+	// another's: its CreatedAt is its commit, so the difference is how long
+	// the change took to arrive. The first revision a replica serves
+	// (committed before it started, perhaps long before) is not heard of.
+	Installed(rev *switchyard.Revision, installedAt time.Time)
 	// Changed hears of a change's outcome: code is empty when it was
 	// applied, else the code of its refusal.
 	Changed(action string, code switchyard.Code)
@@ -32,7 +34,7 @@ type Observer interface {
 type ignore struct{}
 
 func (ignore) Evaluated(string, evaluator.Reason, evaluator.ResolutionError, bool) {}
-func (ignore) Installed(string, *switchyard.Revision, time.Time)                   {}
+func (ignore) Installed(*switchyard.Revision, time.Time)                           {}
 func (ignore) Changed(string, switchyard.Code)                                     {}
 func (ignore) Audited(string)                                                      {}
 

@@ -154,13 +154,10 @@ func (m *Metrics) Evaluated(key string, reason evaluator.Reason, code evaluator.
 	m.evaluations.inc(key, reason, code, pinned)
 }
 
-// Installed implements control.Observer: the revision's commit time to now
-// is its propagation. The conservative fallback and a revision read from
-// the state file are installed without the store, and not counted.
-func (m *Metrics) Installed(_ string, rev *switchyard.Revision, at time.Time) {
-	if !rev.CreatedAt.IsZero() {
-		m.propagation.Observe(max(at.Sub(rev.CreatedAt).Seconds(), 0))
-	}
+// Installed implements control.Observer: the revision's commit time to its
+// installation is its propagation; a clock behind the committer's counts 0.
+func (m *Metrics) Installed(rev *switchyard.Revision, at time.Time) {
+	m.propagation.Observe(max(at.Sub(rev.CreatedAt).Seconds(), 0))
 }
 
 // Changed implements control.Observer.

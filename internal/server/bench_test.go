@@ -72,3 +72,37 @@ func BenchmarkOFREPEvaluate(b *testing.B) {
 		})
 	}
 }
+
+// TestMetricsCostNoAllocation: counting an evaluation in the core and its
+// request in the transport allocates nothing; with tracing off, neither
+// does recording it on the request's span.
+func TestMetricsCostNoAllocation(t *testing.T) {
+	allocs := func(metrics bool) float64 {
+		h := newHarness(t, func(c *testConfig) {
+			if metrics {
+				m := telemetry.New(telemetry.Options{FlagLabels: telemetry.DefaultFlagLabels})
+				c.Observer, c.Telemetry.Observer, c.Telemetry.Metrics = m, m, m.Handler()
+			}
+		})
+		const body = `{"context":{"targetingKey":"user-1"}}`
+		r := strings.NewReader(body)
+		req, err := http.NewRequest("POST", "http://switchyard.test/ofrep/v1/evaluate/flags/module.mastery", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &discardWriter{header: http.Header{}}
+		return testing.AllocsPerRun(200, func() {
+			r.Reset(body)
+			req.Body = io.NopCloser(r)
+			clear(w.header)
+			h.handler.ServeHTTP(w, req)
+			if w.status != http.StatusOK {
+				t.Fatalf("status %d", w.status)
+			}
+		})
+	}
+	without, with := allocs(false), allocs(true)
+	if with > without {
+		t.Errorf("an evaluation allocates %v times with metrics, %v without", with, without)
+	}
+}

@@ -66,6 +66,9 @@ type Metrics struct {
 	audit         *prometheus.CounterVec
 	storeCalls    *prometheus.CounterVec
 	storeSeconds  *prometheus.HistogramVec
+	// own lists Switchyard's own collectors, every one of which the
+	// README's Monitoring section lists (a test checks).
+	own []prometheus.Collector
 
 	// serving reads the core's state at scrape time; nil until Watch.
 	serving atomic.Pointer[servingSource]
@@ -134,13 +137,13 @@ func New(o Options) *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"store", "operation"}),
 	}
-	m.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	m.own = []prometheus.Collector{
 		m.evaluations.vec, m.requests.count, m.requests.seconds, m.streams, m.propagation,
 		m.announcements, m.changes, m.audit, m.storeCalls, m.storeSeconds,
 		servingCollector{m}, poolCollector{m},
-	)
+	}
+	m.reg.MustRegister(m.own...)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

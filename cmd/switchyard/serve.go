@@ -89,9 +89,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Observer:        metrics,
 	}, st)
 	metrics.Watch(core)
-	scfg := server.Config{Tokens: tokens, Observer: metrics, Metrics: metrics.Handler(), Tracing: tracing, AccessLog: cfg.AccessLog}
-	if cfg.MetricsAddr != "" {
-		scfg.Metrics = nil
+	scfg := server.Config{Tokens: tokens, Observer: metrics, Tracing: tracing, AccessLog: cfg.AccessLog}
+	if cfg.MetricsAddr == "" {
+		scfg.Metrics = metrics.Handler()
+	} else {
 		stopMetrics, err := serveMetrics(cfg, metrics.Handler(), logger, stdout)
 		if err != nil {
 			return err

@@ -65,15 +65,16 @@ const (
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
 // traceRequests gives every request a server span named after its method
-// and route pattern, a child of the caller's trace when it sends one. The
-// core's store calls are its children. It is installed only when tracing
-// is on: it allocates.
+// and route pattern (HTTP when it matched none, so a made-up path or
+// method names no span), a child of the caller's trace when it sends one.
+// The core's store calls are its children. It is installed only when
+// tracing is on: it allocates.
 func (s *server) traceRequests(c *gin.Context) {
 	ctx := propagator.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
 	route, method := c.FullPath(), c.Request.Method
-	name := method
+	name := "HTTP"
 	if route != "" {
-		name += " " + route
+		name = method + " " + route
 	}
 	ctx, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
 		semconv.HTTPRequestMethodKey.String(method), semconv.URLPath(c.Request.URL.Path),

@@ -263,9 +263,8 @@ func (e *evaluations) add(k evalKey, label bool) prometheus.Counter {
 		if !e.mayLabel(s, k.flag, k.code) {
 			k.flag = otherLabel
 		} else {
-			k.flag = strings.Clone(k.flag)
 			next := &evalState{counters: s.counters, labeled: maps.Clone(s.labeled), general: s.general}
-			next.labeled[k.flag] = true
+			next.labeled[strings.Clone(k.flag)] = true
 			if !switchyard.IsRuntimeFlagKey(k.flag) {
 				next.general++
 			}
@@ -276,6 +275,8 @@ func (e *evaluations) add(k evalKey, label bool) prometheus.Counter {
 	if c, ok := s.counters[k]; ok {
 		return c
 	}
+	// The key may point into a request's memory, which the map outlives.
+	k.flag = strings.Clone(k.flag)
 	c := e.vec.WithLabelValues(k.flag, string(k.reason), string(k.code), strconv.FormatBool(k.pinned))
 	next := *s
 	next.counters = maps.Clone(s.counters)

@@ -181,11 +181,15 @@ func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why erro
 	c.refused(a, why, err == nil)
 }
 
-// refused logs and counts a refused change; recorded says whether its
-// audit entry was appended.
+// refused logs and counts a change not applied (or, with OUTCOME_UNKNOWN,
+// not known to be); recorded says whether its audit entry was appended.
 func (c *Core) refused(a store.Attempt, why error, recorded bool) {
 	code := switchyard.ErrorCode(why)
-	c.logger.Info("change refused", "action", a.Action, "target", a.Target, "actor", a.Actor, "code", code,
+	msg := "change refused"
+	if code == switchyard.CodeOutcomeUnknown {
+		msg = "change outcome unknown; sending it again with its Idempotency-Key finds it out"
+	}
+	c.logger.Info(msg, "action", a.Action, "target", a.Target, "actor", a.Actor, "code", code,
 		"why", switchyard.AsError(why).Message, "request_id", a.RequestID)
 	c.cfg.Observer.Changed(a.Action, code)
 	if recorded {

@@ -23,7 +23,8 @@ type Observer interface {
 	// (committed before it started, perhaps long before) is not heard of.
 	Installed(rev *switchyard.Revision, installedAt time.Time)
 	// Changed hears of a change's outcome: code is empty when it was
-	// applied, else the code of its refusal.
+	// applied, else the code of its refusal, or OUTCOME_UNKNOWN when the
+	// store could not say whether it was applied.
 	Changed(action string, code switchyard.Code)
 	// Audited hears of an entry appended to the audit log, whose outcome
 	// is store.OutcomeApplied or store.OutcomeRejected.

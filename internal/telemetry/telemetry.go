@@ -121,7 +121,7 @@ func New(o Options) *Metrics {
 		}, []string{"channel"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "changes_total",
-			Help: "Admin changes answered, by action, outcome (applied or refused) and the refusal's code.",
+			Help: "Admin changes answered, by action, outcome (applied, refused, or unknown when the store could not say) and the refusal's code.",
 		}, []string{"action", "outcome", "code"}),
 		audit: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "audit_appends_total",
@@ -165,11 +165,14 @@ func (m *Metrics) Installed(rev *switchyard.Revision, at time.Time) {
 
 // Changed implements control.Observer.
 func (m *Metrics) Changed(action string, code switchyard.Code) {
-	if code == "" {
-		m.changes.WithLabelValues(action, "applied", "").Inc()
-		return
+	outcome := "refused"
+	switch code {
+	case "":
+		outcome = "applied"
+	case switchyard.CodeOutcomeUnknown:
+		outcome = "unknown"
 	}
-	m.changes.WithLabelValues(action, "refused", string(code)).Inc()
+	m.changes.WithLabelValues(action, outcome, string(code)).Inc()
 }
 
 // Audited implements control.Observer.

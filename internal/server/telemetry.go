@@ -42,7 +42,7 @@ func (s *server) observe(c *gin.Context) {
 		attrs := []slog.Attr{
 			slog.String("method", c.Request.Method), slog.String("path", c.Request.URL.Path),
 			slog.String("route", c.FullPath()), slog.Int("status", c.Writer.Status()),
-			slog.Duration("duration", elapsed), slog.Int("bytes", c.Writer.Size()),
+			slog.Duration("duration", elapsed), slog.Int("bytes", max(c.Writer.Size(), 0)),
 			slog.String("client", c.ClientIP()), slog.String("request_id", requestID(c)),
 		}
 		if who := principalOf(c); who.actor != "" {

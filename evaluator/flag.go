@@ -14,13 +14,16 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
-// The metadata every result carries, and the variants of boolean runtime
-// flags.
+// MetadataRevision is the metadata key of the revision every result
+// carries, which telemetry reports as the flag's version.
+const MetadataRevision = "revision"
+
+// The other metadata every result carries, and the variants of boolean
+// runtime flags.
 const (
-	metadataRevision = "revision"
-	metadataPinned   = "pinned"
-	variantOn        = "on"
-	variantOff       = "off"
+	metadataPinned = "pinned"
+	variantOn      = "on"
+	variantOff     = "off"
 )
 
 // compiledFlag is one flag ready to evaluate: variants checked, targeting
@@ -257,7 +260,7 @@ func CompileFrom(ctx context.Context, base *FlagSet, r *switchyard.Revision, mod
 	for pinned := range 2 {
 		md := make(map[string]any, len(r.Metadata)+2)
 		maps.Copy(md, r.Metadata)
-		md[metadataRevision] = r.Number
+		md[MetadataRevision] = r.Number
 		md[metadataPinned] = pinned == 1
 		s.metadata[pinned] = md
 	}
@@ -383,7 +386,7 @@ func (s *revisionSet) flagMetadata(f *compiledFlag) *[2]map[string]any {
 		m := make(map[string]any, len(s.setMetadata)+len(f.def.Metadata)+2)
 		maps.Copy(m, s.setMetadata)
 		maps.Copy(m, f.def.Metadata)
-		m[metadataRevision] = s.revision
+		m[MetadataRevision] = s.revision
 		m[metadataPinned] = pinned == 1
 		md[pinned] = m
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
 
 // config is every setting of switchyard serve. Each has a flag and a
@@ -54,6 +56,15 @@ type config struct {
 	// into Proxies.
 	TrustedProxies string
 	Proxies        []string
+	// MetricsAddr, when set, moves GET /metrics from the main listener to
+	// a listener of its own, where Pprof adds /debug/pprof/.
+	MetricsAddr string
+	Pprof       bool
+	// MetricsFlagLabels is how many general flags get a label of their
+	// own in switchyard_evaluations_total.
+	MetricsFlagLabels int
+	// AccessLog logs every request.
+	AccessLog bool
 }
 
 // The bound on live sessions of each mode when --max-sessions is not set.
@@ -121,6 +132,9 @@ func (c *config) settings() []setting {
 	str := func(p *string) func(*flag.FlagSet, string, string, string) {
 		return func(fs *flag.FlagSet, name, value, help string) { fs.StringVar(p, name, value, help) }
 	}
+	boolean := func(p *bool) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, _, help string) { fs.BoolVar(p, name, false, help) }
+	}
 	dur := func(p *time.Duration) func(*flag.FlagSet, string, string, string) {
 		return func(fs *flag.FlagSet, name, value, help string) {
 			fs.Func(name, help+" (default "+value+")", func(s string) error { return parseDuration(p, name, s) })
@@ -151,6 +165,10 @@ func (c *config) settings() []setting {
 		{"tokens-file", "SWITCHYARD_TOKENS_FILE", "", "file of API tokens, one name:role:secret a line (the secret may be sha256:<hex digest>); re-read on SIGHUP. Use it or --tokens, not both", str(&c.TokensFile)},
 		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
 		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},
+		{"access-log", "SWITCHYARD_ACCESS_LOG", "false", "log every request once answered: method, path, route, status, duration, request ID, actor", boolean(&c.AccessLog)},
+		{"metrics-addr", "SWITCHYARD_METRICS_ADDR", "", "serve GET /metrics on this address instead of the main one", str(&c.MetricsAddr)},
+		{"pprof", "SWITCHYARD_PPROF", "false", "serve /debug/pprof/ on the metrics address (needs --metrics-addr)", boolean(&c.Pprof)},
+		{"metrics-flag-labels", "SWITCHYARD_METRICS_FLAG_LABELS", strconv.Itoa(telemetry.DefaultFlagLabels), "how many general flags get a label of their own in switchyard_evaluations_total (the runtime's flags always do; the rest count as other)", count(&c.MetricsFlagLabels, 0)},
 		{"session-ttl", "SWITCHYARD_SESSION_TTL", control.DefaultSessionTTL.String(), "how long a session's snapshot is kept", dur(&c.SessionTTL)},
 		{"max-sessions", "SWITCHYARD_MAX_SESSIONS", "", fmt.Sprintf("most live sessions kept; past it, demo mode drops the oldest and production refuses new ones "+
 			"(evaluated unpinned, POST /v1/sessions answers 429); empty: %d in demo mode, %d in production", defaultMaxSessionsDemo, defaultMaxSessionsProduction), count(&c.MaxSessions, 1)},
@@ -260,6 +278,8 @@ func (c *config) resolve(getenv func(string) string) error {
 		return fmt.Errorf("mode %q: use demo or production", c.Mode)
 	case c.Migrate != "true" && c.Migrate != "false":
 		return fmt.Errorf("migrate %q: use true or false", c.Migrate)
+	case c.Pprof && c.MetricsAddr == "":
+		return errors.New("--pprof needs --metrics-addr: profiles are served only on the metrics address, never on the main one")
 	}
 	proxies, err := parseProxies(c.TrustedProxies)
 	if err != nil {

@@ -18,7 +18,9 @@ import (
 // process is a running `switchyard serve` started through run.
 type process struct {
 	url, token string
-	stop       func() error
+	// metrics is the metrics address's URL, with --metrics-addr.
+	metrics string
+	stop    func() error
 }
 
 // startServe runs `switchyard serve` on a free port with the given
@@ -46,6 +48,9 @@ func startServeLogging(t testing.TB, env map[string]string, logs io.Writer, args
 		line := lines.Text()
 		if tok, ok := strings.CutPrefix(line, "demo admin token (generated, shown once): "); ok {
 			s.token = tok
+		}
+		if u, ok := strings.CutPrefix(line, "metrics on "); ok {
+			s.metrics = u
 		}
 		if i := strings.Index(line, "listening on "); i >= 0 {
 			s.url = line[i+len("listening on "):]
@@ -164,6 +169,9 @@ func TestConfigErrors(t *testing.T) {
 		{"no session burst", []string{"serve"}, map[string]string{"SWITCHYARD_SESSION_BURST": "0"}, "SWITCHYARD_SESSION_BURST"},
 		{"bad max sessions", []string{"serve", "--max-sessions", "many"}, nil, `max-sessions: "many" is not a whole number`},
 		{"bad trusted proxy", []string{"serve", "--trusted-proxies", "10.0.0.1,lb.internal"}, nil, `"lb.internal" is not an address or a CIDR range`},
+		{"pprof without a metrics address", []string{"serve", "--pprof"}, nil, "--pprof needs --metrics-addr"},
+		{"bad flag label count", []string{"serve", "--metrics-flag-labels", "-1"}, nil, "metrics-flag-labels"},
+		{"gRPC traces", []string{"serve"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf only"},
 		{"bad tokens", []string{"serve", "--tokens", "root:x"}, nil, "SWITCHYARD_TOKENS"},
 		{"production without tokens", []string{"serve", "--database-url", "postgres://127.0.0.1:1/x"}, nil, "- admin_tokens: "},
 		{"migrate without database", []string{"migrate", "up"}, nil, "no database"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/postgres"
 	"github.com/switchyard-dev/switchyard/store/rediscache"
@@ -38,6 +39,8 @@ type backends struct {
 	logger *slog.Logger
 	// operators holds the tokens configured now.
 	operators *operators
+	// metrics counts and traces the calls to every store opened.
+	metrics *telemetry.Metrics
 
 	mu     sync.Mutex
 	opened []func()
@@ -149,9 +152,9 @@ func stateDirUsable(dir string) (bool, string) {
 func (b *backends) Open(ctx context.Context, mode string) (store.Store, func(), error) {
 	switch mode {
 	case switchyard.ModeDemo:
-		return newDemoStore(b.cfg), func() {}, nil
+		return b.metrics.Store(newDemoStore(b.cfg), "memory"), func() {}, nil
 	case switchyard.ModeProduction:
-		st, release, err := openProduction(ctx, b.cfg, b.logger, false, nil)
+		st, release, err := openProduction(ctx, b.cfg, b.logger, b.metrics, false, nil)
 		if err != nil {
 			return nil, nil, err
 		}

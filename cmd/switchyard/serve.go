@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/lazy"
 	"github.com/switchyard-dev/switchyard/store/memory"
@@ -41,13 +42,13 @@ func serveCommand(fs *flag.FlagSet, c *cli) runner {
 		if err := cfg.resolve(c.getenv); err != nil {
 			return usageError{err}
 		}
-		return serve(ctx, cfg, c.stdout, c.stderr)
+		return serve(ctx, cfg, c.getenv, c.stdout, c.stderr)
 	}
 }
 
 // serve runs the HTTP server until ctx is cancelled, then drains in-flight
 // requests for up to the shutdown timeout.
-func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, cfg *config, getenv func(string) string, stdout, stderr io.Writer) error {
 	logger, err := cfg.logger(stderr)
 	if err != nil {
 		return err
@@ -76,7 +77,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		_, secrets := tokenRequirements(tokens)
 		warnWeakSecrets(logger, secrets)
 	}
-	be := &backends{cfg: cfg, logger: logger, operators: ops}
+	routeLibraryLogs(logger)
+	tracing, stopTracing, err := startTracing(ctx, getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	metrics := telemetry.New(telemetry.Options{FlagLabels: cfg.MetricsFlagLabels, Tracing: tracing})
+	be := &backends{cfg: cfg, logger: logger, operators: ops, metrics: metrics}
 	// Released last, after the server has drained: whatever store is open
 	// then, the start mode's or one a live switch opened.
 	defer be.close()
@@ -87,12 +95,12 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if st, release, err = openProduction(ctx, cfg, logger, true, unreachable); err != nil {
+		if st, release, err = openProduction(ctx, cfg, logger, metrics, true, unreachable); err != nil {
 			return err
 		}
 		release = be.track(release)
 	} else {
-		st = newDemoStore(cfg)
+		st = metrics.Store(newDemoStore(cfg), "memory")
 	}
 	core := control.New(logger, control.Config{
 		Mode:            cfg.Mode,
@@ -108,8 +116,20 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		MaxSessions:  cfg.MaxSessions,
 		SessionRate:  cfg.SessionRate,
 		SessionBurst: cfg.SessionBurst,
+		Observer:     metrics,
 	}, st)
-	handler := server.New(logger, core, server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies})
+	metrics.Watch(core)
+	scfg := server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies, Observer: metrics, Tracing: tracing, AccessLog: cfg.AccessLog}
+	if cfg.MetricsAddr == "" {
+		scfg.Metrics = metrics.Handler()
+	} else {
+		stopMetrics, err := serveMetrics(cfg, metrics.Handler(), logger, stdout)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	handler := server.New(logger, core, scfg)
 	stopReloading := reloadOnSIGHUP(logger, ops, core)
 	defer stopReloading()
 
@@ -118,6 +138,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := newHTTPServer(handler, requestTimeout)
+	// net/http's own complaints (a bad TLS handshake, a panic) go to the
+	// service log, in its format.
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	fmt.Fprintf(stdout, "switchyard %s mode listening on http://%s\n", cfg.Mode, ln.Addr())
 	logger.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode)
 
@@ -240,7 +263,7 @@ func startable(ctx context.Context, be *backends, cfg *config, logger *slog.Logg
 // meanwhile, for reads never fail because a store did. unreachable, when
 // set, is a probe's finding that nothing answers, so the database is not
 // probed again.
-func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazily bool, unreachable error) (store.Store, func(), error) {
+func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, metrics *telemetry.Metrics, lazily bool, unreachable error) (store.Store, func(), error) {
 	address, err := postgres.Address(cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err
@@ -252,7 +275,7 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazil
 	var mu sync.Mutex
 	var closeConnected func()
 	connect := func(ctx context.Context) (store.Store, error) {
-		st, closeFn, err := connectPostgres(ctx, bg, &wg, cfg, logger)
+		st, closeFn, err := connectPostgres(ctx, bg, &wg, cfg, logger, metrics)
 		if err != nil {
 			return nil, err
 		}
@@ -299,10 +322,11 @@ func openProduction(ctx context.Context, cfg *config, logger *slog.Logger, lazil
 }
 
 // connectPostgres migrates (unless told not to) and opens Postgres, behind
-// the Redis cache, and starts their background loops on bg under wg. The
-// function it returns releases what it opened once those loops have
-// stopped.
-func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, logger *slog.Logger) (store.Store, func(), error) {
+// the Redis cache, and starts their background loops on bg under wg.
+// Postgres calls and Redis commands are counted and traced, and their pools
+// watched, by metrics. The function it returns releases what it opened once
+// those loops have stopped.
+func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, logger *slog.Logger, metrics *telemetry.Metrics) (store.Store, func(), error) {
 	if cfg.Migrate == "true" {
 		applied, err := postgres.Migrate(ctx, cfg.DatabaseURL, postgres.WithLogger(logger))
 		if err != nil {
@@ -321,13 +345,21 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 		return nil, nil, fmt.Errorf("redis URL: %w", err)
 	}
 	wg.Go(func() { pg.RunSweeper(bg, sweepInterval) })
-	cache := rediscache.New(pg, rdb, rediscache.WithLogger(logger), rediscache.WithPrefix(cfg.RedisPrefix),
-		rediscache.WithLocalTTL(cfg.CacheTTL), rediscache.WithRedisTTL(cfg.RedisTTL))
+	rdb.AddHook(metrics.RedisHook())
+	stopWatching := metrics.WatchPools(pg.PoolStat, rdb)
+	cache := rediscache.New(metrics.Store(pg, "postgres"), rdb, rediscache.WithLogger(logger), rediscache.WithPrefix(cfg.RedisPrefix),
+		rediscache.WithLocalTTL(cfg.CacheTTL), rediscache.WithRedisTTL(cfg.RedisTTL), rediscache.WithAnnouncements(metrics.Announced))
 	wg.Go(func() { _ = cache.Run(bg) })
 	// A commit on any replica reaches this one through Postgres NOTIFY; the
 	// cache's own channel and version-key poll cover a missed notification.
-	wg.Go(func() { _ = pg.Listen(bg, func(n int64) { cache.Announce(bg, n) }) })
+	wg.Go(func() {
+		_ = pg.Listen(bg, func(n int64) {
+			metrics.Announced("notify")
+			cache.Announce(bg, n)
+		})
+	})
 	return cache, func() {
+		stopWatching()
 		pg.Close()
 		_ = rdb.Close()
 	}, nil

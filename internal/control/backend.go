@@ -67,7 +67,7 @@ func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, rele
 	b := &backend{
 		mode:          mode,
 		store:         st,
-		flags:         newFlagSets(c.logger, st, mode, c.cfg.CacheTTL, c.now, c.cfg.StateDir),
+		flags:         newFlagSets(c.logger, st, mode, c.cfg.CacheTTL, c.now, c.cfg.StateDir, c.cfg.Observer),
 		snapshots:     lru.New[string, switchyard.Snapshot](c.bounded(snapshotsCached)),
 		release:       release,
 		done:          make(chan struct{}),

@@ -97,8 +97,10 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 			// The store recorded the refusal with the change it refused.
 			c.refusals.spend(ch.Actor, c.now())
 		}
+		c.refused(attempt, err, entry.Seq != 0)
 		return Applied{}, err
 	}
+	c.applied(attempt)
 	b.flags.learn(rev)
 	c.logger.Info("runtime changed", "action", entry.Action, "target", entry.Target, "actor", entry.Actor,
 		"revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID, "idempotency_key", ch.IdempotencyKey)
@@ -211,11 +213,37 @@ func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why erro
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	if _, err := b.store.Reject(wctx, a, why); err != nil {
+	_, err := b.store.Reject(wctx, a, why)
+	if err != nil {
 		c.logger.Error("record a rejected attempt", "action", a.Action, "actor", a.Actor,
 			"request_id", a.RequestID, "why", why, "err", err)
 	}
+	c.refused(a, why, err == nil)
 	return why
+}
+
+// refused logs and counts a change not applied (or, with OUTCOME_UNKNOWN,
+// not known to be); recorded says whether its audit entry was appended.
+func (c *Core) refused(a store.Attempt, why error, recorded bool) {
+	code := switchyard.ErrorCode(why)
+	msg := "change refused"
+	if code == switchyard.CodeOutcomeUnknown {
+		msg = "change outcome unknown; sending it again with its Idempotency-Key finds it out"
+	}
+	c.logger.Info(msg, "action", a.Action, "target", a.Target, "actor", a.Actor, "code", code,
+		"why", switchyard.AsError(why).Message, "request_id", a.RequestID)
+	c.cfg.Observer.Changed(a.Action, code)
+	if recorded {
+		c.cfg.Observer.Audited(store.OutcomeRejected)
+	}
+}
+
+// applied counts a change applied and its audit entry. A retry answered
+// under its idempotency key is counted again: the store does not say
+// whether its entry is new.
+func (c *Core) applied(a store.Attempt) {
+	c.cfg.Observer.Changed(a.Action, "")
+	c.cfg.Observer.Audited(store.OutcomeApplied)
 }
 
 // SystemFlagPlan plans turning a system flag on or off; field names the

@@ -65,6 +65,9 @@ type Config struct {
 	// Now is the clock that stamps snapshots and ages the cache; nil:
 	// time.Now. Tests move it instead of sleeping.
 	Now func() time.Time
+	// Observer hears of evaluations, revisions and changes, for metrics;
+	// nil: nothing does.
+	Observer Observer
 }
 
 // The defaults of Config's zero values, and the deadlines of store calls.
@@ -113,6 +116,9 @@ func New(logger *slog.Logger, cfg Config, st store.Store) *Core {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = ignore{}
 	}
 	c := &Core{logger: logger, cfg: cfg, now: cfg.Now, refusals: newRefusals(),
 		limiter: newSessionLimiter(logger, cfg.SessionRate, cfg.SessionBurst)}

@@ -29,6 +29,9 @@ type compiled struct {
 	rev    *switchyard.Revision
 	set    *evaluator.FlagSet
 	loaded time.Time
+	// installed is when this revision was installed; loaded moves on each
+	// time the store confirms it.
+	installed time.Time
 	// fallback is set on the conservative fallback, served until the
 	// store is first reached.
 	fallback bool
@@ -75,11 +78,13 @@ type flagSets struct {
 	old       *lru.Cache[int64, *evaluator.FlagSet]
 	// changes hears of every newly installed revision, for /v1/stream.
 	changes *broadcaster
+	// obs hears of every newly installed revision, for metrics.
+	obs Observer
 }
 
-func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time, stateDir string) *flagSets {
+func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time, stateDir string, obs Observer) *flagSets {
 	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now, stateDir: stateDir,
-		old: lru.NewSized[int64](oldRevisionsBytes, (*evaluator.FlagSet).Size), changes: newBroadcaster()}
+		old: lru.NewSized[int64](oldRevisionsBytes, (*evaluator.FlagSet).Size), changes: newBroadcaster(), obs: obs}
 }
 
 // warm loads the current revision. When the store does not answer it
@@ -110,7 +115,7 @@ func (f *flagSets) warm(ctx context.Context) {
 		}
 		if ferr == nil {
 			f.logger.Warn("serving the last-known-good revision from the state file", "revision", rev.Number, "dir", f.stateDir)
-			f.cur.CompareAndSwap(nil, &compiled{rev: rev, set: fs, stale: true, from: from})
+			f.cur.CompareAndSwap(nil, &compiled{rev: rev, set: fs, stale: true, from: from, installed: f.now()})
 			return
 		}
 		f.logger.Error("ignoring the state file; serving the conservative fallback", "dir", f.stateDir, "err", ferr)
@@ -121,7 +126,7 @@ func (f *flagSets) warm(ctx context.Context) {
 		// programming error that no configuration can cause.
 		panic(fmt.Sprintf("compile the conservative fallback: %v", err))
 	}
-	f.cur.CompareAndSwap(nil, &compiled{rev: switchyard.ConservativeFallback(), set: fs, fallback: true})
+	f.cur.CompareAndSwap(nil, &compiled{rev: switchyard.ConservativeFallback(), set: fs, fallback: true, installed: f.now()})
 }
 
 // replacingFile warns, once the store has answered, when the state file it
@@ -181,7 +186,12 @@ func (f *flagSets) reload(ctx context.Context) error {
 	rev, err := f.store.Current(ctx)
 	if err != nil {
 		err = fmt.Errorf("read the current revision: %w", err)
-		f.storeErr.Store(&err)
+		if f.storeErr.Swap(&err) == nil {
+			if c := f.cur.Load(); c != nil {
+				// Once per outage; warm says so for a start.
+				f.logger.Error("the store does not answer; serving a stand-in until it does", "mode", f.mode, "serving", servedReason(c), "err", err)
+			}
+		}
 		return err
 	}
 	return f.learn(rev)
@@ -194,7 +204,9 @@ func (f *flagSets) reload(ctx context.Context) error {
 // failure to install is logged and returned; the caller's own answer does
 // not depend on it.
 func (f *flagSets) learn(rev *switchyard.Revision) error {
-	f.storeErr.Store(nil)
+	if f.storeErr.Swap(nil) != nil {
+		f.logger.Info("the store answers again; serving its revision", "mode", f.mode, "revision", rev.Number)
+	}
 	err := f.install(rev)
 	if err != nil {
 		f.logger.Error("install a revision read from the store", "revision", rev.Number, "err", err)
@@ -237,7 +249,7 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 				return fmt.Errorf("compile revision %d: %w", rev.Number, err)
 			}
 		}
-		if f.cur.CompareAndSwap(c, &compiled{rev: rev, set: fs, loaded: now}) {
+		if f.cur.CompareAndSwap(c, &compiled{rev: rev, set: fs, loaded: now, installed: now}) {
 			if c != nil && c.stale {
 				f.replacingFile(c.from)
 			}
@@ -245,6 +257,9 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 			if c != nil && !c.fallback {
 				f.old.Add(c.rev.Number, c.set)
 				prev = c.rev
+			}
+			if !c.replaceable() {
+				f.obs.Installed(rev, now)
 			}
 			f.changes.publish(prev, rev, f.mode)
 			f.save(rev)

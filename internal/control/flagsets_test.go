@@ -30,7 +30,7 @@ func TestInstallNeverGoesBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFlagSets(slog.New(slog.DiscardHandler), st, switchyard.ModeDemo, DefaultCacheTTL, time.Now, "")
+	f := newFlagSets(slog.New(slog.DiscardHandler), st, switchyard.ModeDemo, DefaultCacheTTL, time.Now, "", ignore{})
 	for _, rev := range []*switchyard.Revision{second, first} {
 		if err := f.install(rev); err != nil {
 			t.Fatal(err)

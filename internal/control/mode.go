@@ -267,6 +267,7 @@ func (c *Core) recordDesired(ctx context.Context, cur *backend, a store.Attempt,
 	if err != nil {
 		return Toggled{}, err
 	}
+	c.applied(a)
 	rec := *c.record.Load()
 	rec.DesiredMode = switchyard.ModeProduction
 	c.record.Store(&rec)
@@ -310,6 +311,7 @@ func (c *Core) switchLive(ctx context.Context, old *backend, a store.Attempt, ta
 		return Toggled{}, err
 	}
 	c.backend.Store(next)
+	c.applied(a)
 	c.record.Store(&modeRecord{Mode: target, SetAt: c.now().UTC(), SetBy: entry.Actor, Reason: entry.Reason, AuditSeq: entry.Seq,
 		IdempotencyKey: a.IdempotencyKey, RequestHash: a.RequestHash})
 	go old.retire()

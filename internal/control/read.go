@@ -22,6 +22,8 @@ type Evaluation struct {
 	// (pinLocal), could not be had at all (pinUnreadable) or was not made
 	// (pinRateLimited, pinSessionLimit): results say STALE and name it.
 	pin pinState
+	// obs hears of every result.
+	obs Observer
 }
 
 // Evaluation returns the live flag set, or, when sessionID is set, the
@@ -33,7 +35,7 @@ func (c *Core) Evaluation(ctx context.Context, client, sessionID string) (Evalua
 	b := c.acquire()
 	defer b.leave()
 	cur := b.flags.live(ctx)
-	live := Evaluation{Set: cur.set, fallback: cur.fallback, stale: cur.stale}
+	live := Evaluation{Set: cur.set, fallback: cur.fallback, stale: cur.stale, obs: c.cfg.Observer}
 	if sessionID == "" {
 		return live, nil
 	}
@@ -44,7 +46,7 @@ func (c *Core) Evaluation(ctx context.Context, client, sessionID string) (Evalua
 		// make; a cached revision, the common case, costs no timer.
 		fs, err := b.flags.forRevision(ctx, n)
 		if err == nil {
-			return Evaluation{Set: fs.Pinned(), pin: state}, nil
+			return Evaluation{Set: fs.Pinned(), pin: state, obs: c.cfg.Observer}, nil
 		}
 		c.logger.Warn("load a session's pinned revision; serving the live values as STALE", "session", sessionID, "revision", n, "err", err)
 		live.pin = pinUnreadable
@@ -61,8 +63,14 @@ func (c *Core) Evaluation(ctx context.Context, client, sessionID string) (Evalua
 // not be read (pin: unreadable, with the live values), a new session not
 // pinned because its client is over its limit of new sessions (pin:
 // rate_limited) or the store holds as many as it may (pin: session_limit),
-// with the live values.
+// with the live values. The core's Observer hears of every result.
 func (ev Evaluation) Result(key string, evalCtx map[string]any) evaluator.Result {
+	r := ev.result(key, evalCtx)
+	ev.obs.Evaluated(key, r.Reason, r.ErrorCode, ev.Set.Pinned() == ev.Set)
+	return r
+}
+
+func (ev Evaluation) result(key string, evalCtx map[string]any) evaluator.Result {
 	r := ev.Set.Evaluate(key, evalCtx)
 	if (ev.fallback || ev.stale || ev.pin != pinStored) && r.ErrorCode == "" {
 		r.Reason = evaluator.ReasonStale

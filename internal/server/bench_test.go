@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
 
 // discardWriter is a reusable http.ResponseWriter, so the benchmark
@@ -26,14 +28,26 @@ func (w *discardWriter) WriteHeader(status int) { w.status = status }
 
 // BenchmarkOFREPEvaluate measures one single-flag OFREP evaluation through
 // the full handler (routing, middleware, decoding, evaluation, encoding),
-// live and pinned to a session.
+// live and pinned to a session, without metrics and with them (counted by
+// the core and the transport; tracing off), which must cost no allocation.
 func BenchmarkOFREPEvaluate(b *testing.B) {
-	for _, bm := range []struct{ name, key, body string }{
-		{"live", "module.mastery", `{"context":{"targetingKey":"user-1","plan":"pro"}}`},
-		{"pinned", "module.mastery", `{"context":{"targetingKey":"user-1","sessionId":"bench-session"}}`},
+	for _, bm := range []struct {
+		name, key, body string
+		metrics         bool
+	}{
+		{"live", "module.mastery", `{"context":{"targetingKey":"user-1","plan":"pro"}}`, false},
+		{"pinned", "module.mastery", `{"context":{"targetingKey":"user-1","sessionId":"bench-session"}}`, false},
+		{"live-metrics", "module.mastery", `{"context":{"targetingKey":"user-1","plan":"pro"}}`, true},
+		{"pinned-metrics", "module.mastery", `{"context":{"targetingKey":"user-1","sessionId":"bench-session"}}`, true},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
-			h := newHarness(b, func(c *testConfig) { c.CacheTTL = 1 << 40 })
+			h := newHarness(b, func(c *testConfig) {
+				c.CacheTTL = 1 << 40
+				if bm.metrics {
+					m := telemetry.New(telemetry.Options{FlagLabels: telemetry.DefaultFlagLabels})
+					c.Observer, c.Telemetry.Observer, c.Telemetry.Metrics = m, m, m.Handler()
+				}
+			})
 			body := strings.NewReader(bm.body)
 			req, err := http.NewRequest("POST", "http://switchyard.test/ofrep/v1/evaluate/flags/"+bm.key, nil)
 			if err != nil {
@@ -59,5 +73,42 @@ func BenchmarkOFREPEvaluate(b *testing.B) {
 				serveOnce()
 			}
 		})
+	}
+}
+
+// TestMetricsCostNoAllocation: counting an evaluation in the core and its
+// request in the transport allocates nothing; with tracing off, neither
+// does recording it on the request's span.
+func TestMetricsCostNoAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes the request buffers' pool drop buffers at random, so allocation counts vary")
+	}
+	allocs := func(metrics bool) float64 {
+		h := newHarness(t, func(c *testConfig) {
+			if metrics {
+				m := telemetry.New(telemetry.Options{FlagLabels: telemetry.DefaultFlagLabels})
+				c.Observer, c.Telemetry.Observer, c.Telemetry.Metrics = m, m, m.Handler()
+			}
+		})
+		const body = `{"context":{"targetingKey":"user-1"}}`
+		r := strings.NewReader(body)
+		req, err := http.NewRequest("POST", "http://switchyard.test/ofrep/v1/evaluate/flags/module.mastery", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &discardWriter{header: http.Header{}}
+		return testing.AllocsPerRun(200, func() {
+			r.Reset(body)
+			req.Body = io.NopCloser(r)
+			clear(w.header)
+			h.handler.ServeHTTP(w, req)
+			if w.status != http.StatusOK {
+				t.Fatalf("status %d", w.status)
+			}
+		})
+	}
+	without, with := allocs(false), allocs(true)
+	if with > without {
+		t.Errorf("an evaluation allocates %v times with metrics, %v without", with, without)
 	}
 }

@@ -132,14 +132,18 @@ type testConfig struct {
 	MaxBodyBytes   int64
 	Heartbeat      time.Duration
 	TrustedProxies []string
+	// Telemetry holds the server's observer, metrics, tracing and access
+	// log settings; the fields above are the rest of its Config.
+	Telemetry Config
 }
 
 // newHandler builds the core over st with the clock now, and the server
 // over it.
 func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() time.Time) *gin.Engine {
 	cfg.Now = now
-	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Auth: NewAuthenticator(cfg.Tokens),
-		MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat, TrustedProxies: cfg.TrustedProxies})
+	srv := cfg.Telemetry
+	srv.Auth, srv.MaxBodyBytes, srv.Heartbeat, srv.TrustedProxies = NewAuthenticator(cfg.Tokens), cfg.MaxBodyBytes, cfg.Heartbeat, cfg.TrustedProxies
+	return newEngine(logger, control.New(logger, cfg.Config, st), srv)
 }
 
 func newHarness(t testing.TB, opts ...option) *harness {

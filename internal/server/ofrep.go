@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
@@ -122,6 +123,7 @@ func (s *server) evaluateFlag(c *gin.Context) {
 		return
 	}
 	r := ev.Result(key, evalCtx)
+	traceEvaluation(trace.SpanFromContext(c.Request.Context()), r, evalCtx, ev.Set.Revision())
 	switch r.ErrorCode {
 	case "":
 		s.writeOFREP(c, http.StatusOK, func(b []byte) ([]byte, error) { return appendSuccess(b, r) })
@@ -145,7 +147,7 @@ func (s *server) evaluateFlags(c *gin.Context) {
 		return
 	}
 	buf := getBuffer()
-	b, err := appendBulk(*buf, ev, evalCtx)
+	b, err := appendBulk(*buf, ev, evalCtx, trace.SpanFromContext(c.Request.Context()))
 	if err != nil {
 		putBuffer(buf, *buf)
 		s.ofrepServerError(c, err)
@@ -174,14 +176,18 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-// appendBulk appends the bulk evaluation of every flag in ev.
-func appendBulk(b []byte, ev control.Evaluation, evalCtx map[string]any) ([]byte, error) {
+// appendBulk appends the bulk evaluation of every flag in ev, the first
+// of them recorded on span.
+func appendBulk(b []byte, ev control.Evaluation, evalCtx map[string]any, span trace.Span) ([]byte, error) {
 	b = append(b, `{"flags":[`...)
 	for i, key := range ev.Set.Keys() {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		r := ev.Result(key, evalCtx)
+		if i < maxEvaluationEvents {
+			traceEvaluation(span, r, evalCtx, ev.Set.Revision())
+		}
 		if r.ErrorCode != "" {
 			b = appendFailure(b, key, r.ErrorCode, r.ErrorMessage)
 			continue

@@ -5,7 +5,14 @@ import "github.com/gin-gonic/gin"
 // routes registers every route. openapi/openapi.yaml describes each; a test
 // fails when the two disagree.
 func (s *server) routes(r *gin.Engine) {
-	r.Use(assignRequestID, noSniff, s.recoverPanics)
+	r.Use(assignRequestID, noSniff)
+	if s.observer != nil || s.accessLog {
+		r.Use(s.observe)
+	}
+	if s.tracer != nil {
+		r.Use(s.traceRequests)
+	}
+	r.Use(s.recoverPanics)
 	r.NoRoute(s.notFound)
 	r.NoMethod(s.methodNotAllowed)
 
@@ -15,6 +22,9 @@ func (s *server) routes(r *gin.Engine) {
 	r.HEAD("/healthz", s.healthz)
 	r.GET("/readyz", noStore, s.readyz)
 	r.HEAD("/readyz", noStore, s.readyz)
+	if s.metrics != nil {
+		r.GET("/metrics", gin.WrapH(s.metrics))
+	}
 
 	// Every body is capped at MaxBodyBytes but an import's, which carries a
 	// whole flag file and has its own cap (limitImportBody).

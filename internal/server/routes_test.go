@@ -29,7 +29,9 @@ func TestRoutesMatchSpec(t *testing.T) {
 			inSpec = append(inSpec, method+" "+path)
 		}
 	}
-	engine := newHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), testConfig{}, memory.NewDemo(), time.Now)
+	// With GET /metrics, as switchyard serve serves it unless told otherwise.
+	cfg := testConfig{Telemetry: Config{Metrics: http.NotFoundHandler()}}
+	engine := newHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg, memory.NewDemo(), time.Now)
 	var served []string
 	for _, r := range engine.Routes() {
 		segments := strings.Split(r.Path, "/")

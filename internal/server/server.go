@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/internal/control"
@@ -32,6 +33,15 @@ type Config struct {
 	// X-Forwarded-For (or X-Real-IP) names the client; none by default, so
 	// a client is its peer address, which it cannot forge.
 	TrustedProxies []string
+	// Observer hears of every request, for metrics; nil: nothing does.
+	Observer Observer
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
+	// Tracing, when set, gives every request a span and records each
+	// evaluation on it; nil: no tracing, at no cost.
+	Tracing trace.TracerProvider
+	// AccessLog logs every request once answered.
+	AccessLog bool
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -50,6 +60,13 @@ type server struct {
 	// behindProxies says whether TrustedProxies are configured: only then
 	// may a forwarded address name the client.
 	behindProxies bool
+	// observer hears of every request; nil when none does.
+	observer Observer
+	// metrics serves GET /metrics; nil when this listener does not.
+	metrics http.Handler
+	// tracer starts each request's span; nil when tracing is off.
+	tracer    trace.Tracer
+	accessLog bool
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -70,7 +87,10 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 		cfg.Auth = NewAuthenticator(nil)
 	}
 	s := &server{logger: logger, core: core, auth: cfg.Auth, maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat,
-		behindProxies: len(cfg.TrustedProxies) > 0}
+		behindProxies: len(cfg.TrustedProxies) > 0, observer: cfg.Observer, metrics: cfg.Metrics, accessLog: cfg.AccessLog}
+	if cfg.Tracing != nil {
+		s.tracer = cfg.Tracing.Tracer("github.com/switchyard-dev/switchyard/internal/server")
+	}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.

@@ -56,6 +56,10 @@ func (s *server) stream(c *gin.Context) {
 	ctx := c.Request.Context()
 	sub := s.core.Subscribe(ctx)
 	defer sub.Close()
+	if s.observer != nil {
+		s.observer.StreamOpened()
+		defer s.observer.StreamClosed()
+	}
 	shutdown := shutdownOf(ctx)
 
 	w := sse{c: c, rc: http.NewResponseController(c.Writer), heartbeat: s.heartbeat}

@@ -206,6 +206,9 @@ func (s *Store) check(ctx context.Context) error {
 	return nil
 }
 
+// PoolStat returns the connection pool's statistics, for metrics.
+func (s *Store) PoolStat() *pgxpool.Stat { return s.pool.Stat() }
+
 // Close releases the pool's connections.
 func (s *Store) Close() { s.pool.Close() }
 

@@ -89,6 +89,7 @@ type config struct {
 	pollInterval time.Duration
 	log          *slog.Logger
 	now          func() time.Time
+	announced    func(channel string)
 }
 
 type keys struct {
@@ -126,6 +127,12 @@ func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollI
 // slog.Default when unset.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
+// WithAnnouncements sets the function that hears of each revision
+// announcement Run receives, for metrics: channel is "pubsub" for a
+// message on the Redis channel and "poll" for a poll of the version key
+// that found a newer revision.
+func WithAnnouncements(fn func(channel string)) Option { return func(c *config) { c.announced = fn } }
+
 // WithClock sets the clock that ages in-process entries and judges
 // session expiry; tests use it to move time.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
@@ -137,7 +144,7 @@ func New(inner store.Store, client redis.UniversalClient, opts ...Option) *Store
 	c := config{
 		prefix: DefaultPrefix, localTTL: DefaultLocalTTL, redisTTL: DefaultRedisTTL,
 		timeout: DefaultTimeout, pollInterval: DefaultPollInterval,
-		log: slog.Default(), now: time.Now,
+		log: slog.Default(), now: time.Now, announced: func(string) {},
 	}
 	for _, o := range opts {
 		o(&c)

@@ -47,6 +47,7 @@ func (s *Store) Run(ctx context.Context) error {
 					s.resync(ctx)
 				}
 			case *redis.Message:
+				s.cfg.announced("pubsub")
 				if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
 					s.advance(ctx, n)
 				}
@@ -89,6 +90,9 @@ func (s *Store) poll(ctx context.Context, outages int64) int64 {
 		return outages
 	default:
 		if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
+			if e := s.current.Load(); e == nil || e.rev.Number < n {
+				s.cfg.announced("poll")
+			}
 			s.advance(ctx, n)
 		}
 	}

@@ -165,7 +165,7 @@ func TestJSONLogsWhileRedisIsDown(t *testing.T) {
 	// Stopped before the log is read, and on any failure before that.
 	stop := sync.OnceValue(s.stop)
 	defer stop()
-	s.token = "test-admin-secret"
+	s.token = testAdminSecret
 	redis.stop()
 	if code := setExamMode(t, s, true); code != http.StatusOK {
 		t.Fatalf("exam mode on with Redis down: %d", code)
@@ -208,7 +208,7 @@ func TestMetricsAcrossReplicas(t *testing.T) {
 	defer a.stop()
 	b := startServe(t, env, "--migrate=false")
 	defer b.stop()
-	a.token, b.token = "test-admin-secret", "test-admin-secret"
+	a.token, b.token = testAdminSecret, testAdminSecret
 	if code := setExamMode(t, a, true); code != http.StatusOK {
 		t.Fatalf("exam mode on through replica A: %d", code)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -65,7 +66,20 @@ const (
 )
 
 // ChangeTarget is the audit target of change request id's transitions.
-func ChangeTarget(id int64) string { return "change:" + strconv.FormatInt(id, 10) }
+func ChangeTarget(id int64) string { return changeTargetPrefix + strconv.FormatInt(id, 10) }
+
+// ChangeTargetID returns the ID of the change request an audit target
+// names (ChangeTarget), and false when it names none.
+func ChangeTargetID(target string) (int64, bool) {
+	s, ok := strings.CutPrefix(target, changeTargetPrefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil && id > 0
+}
+
+const changeTargetPrefix = "change:"
 
 // ChangeRequest is a change proposed instead of applied (design §10): it
 // is applied once the approvals its policy asks for have arrived and its

@@ -124,7 +124,9 @@ func TestRevert(t *testing.T) {
 		{"override cleared", switchyard.ClearOverride("mastery"),
 			func(r *switchyard.Revision) bool { return *r.Overrides["mastery"].Version == "v0" }},
 		{"profile updated", switchyard.UpdateProfile(switchyard.ProfilePrimary, map[string]switchyard.ProfilePatch{"mastery": {Version: &v0}}),
-			func(r *switchyard.Revision) bool { return r.Profiles[switchyard.ProfilePrimary].Modules["mastery"].Version == "v1" }},
+			func(r *switchyard.Revision) bool {
+				return r.Profiles[switchyard.ProfilePrimary].Modules["mastery"].Version == "v1"
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -344,10 +344,39 @@ func RegisterModule(spec ModuleSpec) Mutation {
 }
 
 // ProfilePatch changes one module's entry in a profile; a nil field keeps
-// the current value.
+// the current value. In JSON it is a version string, or {"version",
+// "enabled"} with either or both.
 type ProfilePatch struct {
-	Version *string
-	Enabled *bool
+	Version *string `json:"version,omitempty"`
+	Enabled *bool   `json:"enabled,omitempty"`
+}
+
+// UnmarshalJSON accepts both forms, refusing unknown fields in the object.
+func (p *ProfilePatch) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if len(data) > 0 && data[0] == '"' {
+		var version string
+		if err := json.Unmarshal(data, &version); err != nil {
+			return err
+		}
+		*p = ProfilePatch{Version: &version}
+		return nil
+	}
+	var obj struct {
+		Version *string `json:"version"`
+		Enabled *bool   `json:"enabled"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&obj); err != nil {
+		return Errorf(CodeInvalidRequest, `each config entry must be a version string or {"version", "enabled"}: %s`,
+			strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if obj.Version == nil && obj.Enabled == nil {
+		return Errorf(CodeInvalidRequest, "each config entry must set version, enabled, or both")
+	}
+	*p = ProfilePatch{Version: obj.Version, Enabled: obj.Enabled}
+	return nil
 }
 
 // UpdateProfile edits the module defaults of an existing profile.

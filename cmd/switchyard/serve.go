@@ -41,6 +41,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	approvals, err := cfg.approvals()
+	if err != nil {
+		return err
+	}
 	// Demo mode generates an admin token when none is configured. It is
 	// printed once, to stdout and not to the log, so it is not kept in log
 	// storage; it dies with the process. A production start without tokens
@@ -93,6 +97,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxSessions:  cfg.MaxSessions,
 		SessionRate:  cfg.SessionRate,
 		SessionBurst: cfg.SessionBurst,
+		Approvals:    approvals,
 	}, st)
 	handler := server.New(logger, core, server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies})
 	stopReloading := reloadOnSIGHUP(logger, ops, core)

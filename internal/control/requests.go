@@ -3,6 +3,8 @@ package control
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -388,13 +390,15 @@ func (b *backend) revision(ctx context.Context, n int64) (*switchyard.Revision, 
 // made directly as break-glass, as an applied change request awaiting the
 // rule's approvals as its review. The change is applied whatever becomes
 // of the record; a failure to make it is logged. Sent again with its
-// idempotency key, the change is recorded once.
+// idempotency key, the change is recorded once: the record's key is made
+// of the change's, in a form no client sends.
 func (c *Core) flagForReview(ctx context.Context, b *backend, ch Change, rule Rule, rev *switchyard.Revision) {
 	now := c.now().UTC()
 	a := store.Attempt{Actor: ch.Actor, Role: string(ch.Role), Action: switchyard.ActionBreakGlass, Reason: ch.Reason,
 		Phrase: ch.Phrase, RequestID: ch.RequestID, RequestHash: ch.RequestHash}
 	if ch.IdempotencyKey != "" {
-		a.IdempotencyKey = "review:" + ch.IdempotencyKey
+		sum := sha256.Sum256([]byte(ch.IdempotencyKey))
+		a.IdempotencyKey = "review/" + hex.EncodeToString(sum[:])
 	}
 	cr := switchyard.ChangeRequest{Action: ch.Action, Target: ch.Target, Fields: json.RawMessage(`{}`), Phrase: ch.Phrase,
 		Reason: ch.Reason, Proposer: ch.Actor, BaseRevision: rev.Number - 1, State: switchyard.ChangeApplied,
@@ -553,7 +557,9 @@ func (f *importFields) plan() (Plan, error) {
 
 // requestID names the scheduler's step of change request id in the audit
 // log and the service log: its request ID, and the idempotency key that
-// makes the step apply once whoever retries it.
+// makes the step apply once whoever retries it. No client can send it
+// (their request IDs and keys have no '/'), so no client's key is taken
+// for a step.
 func requestID(id int64, step string) string {
-	return fmt.Sprintf("change-%d-%s", id, step)
+	return fmt.Sprintf("change/%d/%s", id, step)
 }

@@ -109,15 +109,19 @@ func (c *Core) applyDue(ctx context.Context, b *backend, cr switchyard.ChangeReq
 			}
 		}), true
 	}
-	if entry, done, ok := c.keyed(ctx, b, key); !ok || done {
-		return applied(entry.Revision)
-	}
 	plan, base, err := c.planned(ctx, b, cr)
 	if err != nil {
 		return c.failed(cr, now, err)
 	}
 	m := plan.Mutation.BoundTo(base)
 	ch := c.onBehalf(cr, key, cr.Action, cr.Target, cr.Reason, cr.Phrase, Plan{Phrase: cr.Phrase, Mutation: m})
+	entry, done, err := c.keyed(ctx, b, ch)
+	switch {
+	case err != nil:
+		return c.failed(cr, now, err)
+	case done:
+		return applied(entry.Revision)
+	}
 	got, err := c.dueChange(ctx, b, cr, ch, m, now)
 	switch {
 	case err == nil:
@@ -142,9 +146,6 @@ func (c *Core) revertDue(ctx context.Context, b *backend, cr switchyard.ChangeRe
 			}
 		}), true
 	}
-	if entry, done, ok := c.keyed(ctx, b, key); !ok || done {
-		return ended(switchyard.ActionRevert, switchyard.RevertDone, fmt.Sprintf("revision %d", entry.Revision), entry.Revision)
-	}
 	plan, _, err := c.planned(ctx, b, cr)
 	if err != nil && !retry(err) {
 		return ended(switchyard.ActionRevert, switchyard.RevertFailed, switchyard.AsError(err).Message, 0)
@@ -161,7 +162,14 @@ func (c *Core) revertDue(ctx context.Context, b *backend, cr switchyard.ChangeRe
 	}
 	phrase := fmt.Sprintf("REVERT CHANGE %d", cr.ID)
 	ch := c.onBehalf(cr, key, m.Action, m.Target, fmt.Sprintf("revert_at of change request %d", cr.ID), phrase, Plan{Phrase: phrase, Mutation: m})
-	got, err := c.dueChange(ctx, b, cr, ch, m, now)
+	entry, done, err := c.keyed(ctx, b, ch)
+	if done {
+		return ended(switchyard.ActionRevert, switchyard.RevertDone, fmt.Sprintf("revision %d", entry.Revision), entry.Revision)
+	}
+	var got Applied
+	if err == nil {
+		got, err = c.dueChange(ctx, b, cr, ch, m, now)
+	}
 	if retry(err) {
 		c.logger.Warn("a due revert waits for the store", "change", cr.ID, "err", err)
 		return store.Move{}, false
@@ -197,20 +205,21 @@ func (c *Core) dueChange(ctx context.Context, b *backend, cr switchyard.ChangeRe
 	return c.apply(ctx, b, ch)
 }
 
-// keyed looks up the step an idempotency key names: done when it was
-// applied (a claim died after applying it), with its entry; ok false when
-// the store did not answer.
-func (c *Core) keyed(ctx context.Context, b *backend, key string) (entry store.AuditEntry, done, ok bool) {
+// keyed looks up the change ch, a step of a request, under its
+// idempotency key: done when it was applied already (a claim died after
+// applying it), with its audit entry.
+func (c *Core) keyed(ctx context.Context, b *backend, ch Change) (entry store.AuditEntry, done bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	k, err := b.store.Keyed(rctx, key)
+	k, err := b.store.Keyed(rctx, ch.IdempotencyKey)
 	switch {
-	case err == nil:
-		return k.Entry, true, true
 	case switchyard.ErrorCode(err) == switchyard.CodeNotFound:
-		return store.AuditEntry{}, false, true
+		return store.AuditEntry{}, false, nil
+	case err != nil:
+		return store.AuditEntry{}, false, err
 	}
-	return store.AuditEntry{}, false, false
+	a := store.Attempt{Action: ch.Action, Target: ch.Target, IdempotencyKey: ch.IdempotencyKey, RequestHash: ch.RequestHash}
+	return k.Entry, k.Answers(a) == nil, nil
 }
 
 // onBehalf is the change a step of cr makes on behalf of its proposer:

@@ -343,14 +343,15 @@ func (c *Core) view(ctx context.Context, b *backend, id int64) (ChangeView, erro
 		}
 	case cr.State.Pending():
 		plan, base, err := c.planned(ctx, b, cr)
-		if err != nil {
-			return ChangeView{}, err
+		if err == nil {
+			if before, err = b.current(ctx, readTimeout); err == nil {
+				after, err = plan.Mutation.BoundTo(base).Preview(before, c.now())
+			}
 		}
-		if before, err = b.current(ctx, readTimeout); err != nil {
+		switch {
+		case retry(err):
 			return ChangeView{}, err
-		}
-		after, err = plan.Mutation.BoundTo(base).Preview(before, c.now())
-		if err != nil {
+		case err != nil:
 			v.Problem = switchyard.AsError(err).Message
 			return v, nil
 		}

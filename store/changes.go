@@ -41,7 +41,8 @@ type ChangeRequests interface {
 // ChangeQuery asks for change requests: at most Limit (clamped as
 // ClampLimit clamps an audit page), newest first with an ID below Before
 // (0: from the newest), in State ("" for any). Scheduled asks instead for
-// those with a next step (ChangeRequest.Next), soonest first.
+// those with a next step (ChangeRequest.Next), soonest first, from the
+// first (Before does not apply).
 type ChangeQuery struct {
 	State     switchyard.ChangeState
 	Scheduled bool

@@ -100,13 +100,16 @@ func (s *Store) changeRequest(ctx context.Context, q queryRower, id int64) (swit
 func (s *Store) ChangeRequests(ctx context.Context, q store.ChangeQuery) ([]switchyard.ChangeRequest, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	query := `SELECT ` + changeColumns + ` FROM change_requests
-		WHERE ($1 = '' OR state = $1) AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3`
+	limit := store.ClampLimit(q.Limit)
+	var rows pgx.Rows
+	var err error
 	if q.Scheduled {
-		query = `SELECT ` + changeColumns + ` FROM change_requests
-			WHERE next_at IS NOT NULL AND ($1 = '' OR state = $1) AND ($2 = 0 OR id < $2) ORDER BY next_at, id LIMIT $3`
+		rows, err = s.pool.Query(ctx, `SELECT `+changeColumns+` FROM change_requests
+			WHERE next_at IS NOT NULL AND ($1 = '' OR state = $1) ORDER BY next_at, id LIMIT $2`, string(q.State), limit)
+	} else {
+		rows, err = s.pool.Query(ctx, `SELECT `+changeColumns+` FROM change_requests
+			WHERE ($1 = '' OR state = $1) AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3`, string(q.State), q.Before, limit)
 	}
-	rows, err := s.pool.Query(ctx, query, string(q.State), q.Before, store.ClampLimit(q.Limit))
 	if err != nil {
 		return nil, dbError("list the change requests", err)
 	}

@@ -98,6 +98,12 @@ func (c *Core) Propose(ctx context.Context, p Proposal) (ChangeView, error) {
 	if err != nil {
 		return ChangeView{}, err
 	}
+	if id, err := c.proposedBefore(ctx, b, attempt); id != 0 || err != nil {
+		if err != nil {
+			return ChangeView{}, err
+		}
+		return c.view(ctx, b, id)
+	}
 	cr, err := c.draft(ctx, b, p, ch, plan)
 	if err != nil {
 		return ChangeView{}, c.reject(ctx, b, attempt, err)
@@ -114,9 +120,44 @@ func (c *Core) Propose(ctx context.Context, p Proposal) (ChangeView, error) {
 	c.logger.Info("change proposed", "change", stored.ID, "action", stored.Action, "target", stored.Target,
 		"actor", entry.Actor, "state", stored.State, "audit_seq", entry.Seq, "request_id", entry.RequestID)
 	if stored.State == switchyard.ChangeApproved {
-		c.runDue(context.WithoutCancel(ctx), b, stored.ID)
+		c.applyNow(ctx, b, stored.ID)
 	}
 	return c.view(ctx, b, stored.ID)
+}
+
+// proposedBefore returns the request a proposal sent again under a's
+// idempotency key made, 0 when the key names none; a key naming another
+// request is refused, and the refusal recorded. It is looked up before
+// the proposal is checked again, so a retry is answered as the first
+// attempt was however the runtime moved since.
+func (c *Core) proposedBefore(ctx context.Context, b *backend, a store.Attempt) (int64, error) {
+	if a.IdempotencyKey == "" {
+		return 0, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	k, err := b.store.Keyed(rctx, a.IdempotencyKey)
+	switch {
+	case switchyard.ErrorCode(err) == switchyard.CodeNotFound:
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	id, _ := switchyard.ChangeTargetID(k.Entry.Target)
+	proposal := a
+	proposal.Target = k.Entry.Target
+	if err := k.Answers(proposal); err != nil {
+		return 0, c.reject(ctx, b, a, err)
+	}
+	return id, nil
+}
+
+// applyNow takes the step due of request id, approved, before the caller
+// is answered; if it cannot, the scheduler takes it at its next pass.
+func (c *Core) applyNow(ctx context.Context, b *backend, id int64) {
+	if err := c.runDue(context.WithoutCancel(ctx), b, id); err != nil {
+		c.logger.Warn("apply an approved change request; the scheduler tries again", "change", id, "err", err)
+	}
 }
 
 // draft returns the request p proposes, planned as plan and admitted as
@@ -222,7 +263,7 @@ func (c *Core) Approve(ctx context.Context, id int64, ch Change) (ChangeView, er
 		return ChangeView{}, err
 	}
 	if moved.State == switchyard.ChangeApproved {
-		c.runDue(context.WithoutCancel(ctx), b, id)
+		c.applyNow(ctx, b, id)
 	}
 	return c.view(ctx, b, id)
 }

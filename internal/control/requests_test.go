@@ -447,6 +447,27 @@ func TestProposalRefusals(t *testing.T) {
 	}
 }
 
+// A proposal sent again with its idempotency key answers the request it
+// made, however the runtime and the clock moved since, and records
+// nothing; the key with another proposal is refused.
+func TestProposalSentAgain(t *testing.T) {
+	clk := newClock()
+	c, st := requestCore(t, clk, Policy{"set_flag": {Approvals: 1}})
+	p := examProposal(nil, nil)
+	p.ExpiresAt = at(clk.now().Add(time.Minute))
+	p.Change.IdempotencyKey, p.Change.RequestHash = "k-1", "h-1"
+	first := mustPropose(t, c, p)
+	clk.advance(time.Hour) // expires_at is past: a new proposal would be refused
+	if again := mustPropose(t, c, p); again.ID != first.ID {
+		t.Fatalf("sent again: request %d, want %d", again.ID, first.ID)
+	}
+	p.Change.RequestHash = "h-2"
+	if _, err := c.Propose(context.Background(), p); switchyard.ErrorCode(err) != switchyard.CodeIdempotencyKeyReused {
+		t.Fatalf("the key with another proposal = %v, want IDEMPOTENCY_KEY_REUSED", err)
+	}
+	wantActions(t, st, "propose_change change:1 applied", "propose_change EXAM_MODE rejected")
+}
+
 // A direct write of an action the policy asks approvals for is refused
 // with APPROVAL_REQUIRED and recorded; break-glass lets one admin make a
 // change that only makes the system safer at once, and records it as a

@@ -122,7 +122,7 @@ func (c *Core) applyDue(ctx context.Context, b *backend, cr switchyard.ChangeReq
 	case done:
 		return applied(entry.Revision)
 	}
-	got, err := c.dueChange(ctx, b, cr, ch, m, now)
+	got, err := c.dueChange(ctx, b, ch, m, now)
 	switch {
 	case err == nil:
 		return applied(got.Status.Revision)
@@ -168,7 +168,7 @@ func (c *Core) revertDue(ctx context.Context, b *backend, cr switchyard.ChangeRe
 	}
 	var got Applied
 	if err == nil {
-		got, err = c.dueChange(ctx, b, cr, ch, m, now)
+		got, err = c.dueChange(ctx, b, ch, m, now)
 	}
 	if retry(err) {
 		c.logger.Warn("a due revert waits for the store", "change", cr.ID, "err", err)
@@ -185,13 +185,13 @@ func (c *Core) revertDue(ctx context.Context, b *backend, cr switchyard.ChangeRe
 	return ended(switchyard.ActionRevert, switchyard.RevertFailed, switchyard.AsError(err).Message, 0)
 }
 
-// dueChange applies ch, a step of cr due at now whose mutation is m: m is
+// dueChange applies ch, a step due at now whose mutation is m: m is
 // first tried on the current revision, so a change that would be refused
 // (frozen, or what it touches changed) is answered without an attempt in
 // the audit log; then it goes through the one path of every change.
 // The caller records the refusal, or tries again when the store did not
 // answer (retry).
-func (c *Core) dueChange(ctx context.Context, b *backend, cr switchyard.ChangeRequest, ch Change, m switchyard.Mutation, now time.Time) (Applied, error) {
+func (c *Core) dueChange(ctx context.Context, b *backend, ch Change, m switchyard.Mutation, now time.Time) (Applied, error) {
 	cur, err := b.current(ctx, readTimeout)
 	if err != nil {
 		return Applied{}, err

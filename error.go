@@ -24,6 +24,13 @@ const (
 	CodeNotFound          Code = "NOT_FOUND"
 	CodeRevisionConflict  Code = "REVISION_CONFLICT"
 	CodeAdminFreezeActive Code = "ADMIN_FREEZE_ACTIVE"
+	// CodeApprovalRequired refuses a direct write of an action the
+	// approval policy says other admins must approve: propose it as a
+	// change request instead.
+	CodeApprovalRequired Code = "APPROVAL_REQUIRED"
+	// CodeChangeState refuses a transition a change request's state does
+	// not allow: approving one already applied, cancelling one rejected.
+	CodeChangeState Code = "CHANGE_REQUEST_STATE"
 	// CodeLiveSwitchDisabled refuses a mode toggle in a process started
 	// without live switching allowed (by default, one started in
 	// production mode).

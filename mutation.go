@@ -1,6 +1,9 @@
 package switchyard
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -19,6 +22,10 @@ type Mutation struct {
 	Target string
 	apply  func(next *Revision) error
 	view   func(r *Revision) any
+	// restore returns the mutation that sets what this one changes back
+	// to how it is in before; nil when the change cannot be undone
+	// (catalog versions are never removed, an import replaces flags).
+	restore func(before *Revision) Mutation
 	// ignoresAdminFreeze is set only on the change that lifts the freeze.
 	ignoresAdminFreeze bool
 }
@@ -26,10 +33,8 @@ type Mutation struct {
 // Apply returns the revision that follows cur under the mutation, numbered
 // cur.Number+1 and stamped now. cur is not modified.
 func (m Mutation) Apply(cur *Revision, now time.Time) (*Revision, error) {
-	if !m.ignoresAdminFreeze {
-		if err := cur.System.AdminFrozen(); err != nil {
-			return nil, err
-		}
+	if err := m.Frozen(cur); err != nil {
+		return nil, err
 	}
 	next := cur.Clone()
 	if err := m.apply(next); err != nil {
@@ -46,6 +51,80 @@ func (m Mutation) Apply(cur *Revision, now time.Time) (*Revision, error) {
 // View returns the part of r the mutation changes, recorded as the audit
 // entry's before and after.
 func (m Mutation) View(r *Revision) any { return m.view(r) }
+
+// Frozen returns the ADMIN_FREEZE_ACTIVE refusal the mutation meets at
+// cur, or nil: only the change lifting the freeze passes it.
+func (m Mutation) Frozen(cur *Revision) error {
+	if m.ignoresAdminFreeze {
+		return nil
+	}
+	return cur.System.AdminFrozen()
+}
+
+// Preview returns the revision the mutation would make of cur at now, as
+// Apply, but whether or not ADMIN_FREEZE is on: what a change waiting
+// for the freeze to be lifted will do.
+func (m Mutation) Preview(cur *Revision, now time.Time) (*Revision, error) {
+	m.ignoresAdminFreeze = true
+	return m.Apply(cur, now)
+}
+
+// BoundTo returns the mutation made to apply only while what it changes
+// (its View) is as it is in base, and to be refused with REVISION_CONFLICT
+// otherwise. A change request applies bound to its base revision, so a
+// change made meanwhile to what it touches is never overwritten silently,
+// while one to anything else does not block it. The check runs as the
+// mutation applies, inside the store's atomic step.
+func (m Mutation) BoundTo(base *Revision) Mutation {
+	return m.bound(base, func(what string) error {
+		return Errorf(CodeRevisionConflict,
+			"%s was changed since revision %d, which the change was based on: propose it again", what, base.Number).
+			With("base_revision", base.Number)
+	})
+}
+
+// bound returns m made to apply only while its View is as it is in base;
+// conflict makes the refusal otherwise, given what the view names.
+func (m Mutation) bound(base *Revision, conflict func(what string) error) Mutation {
+	view, apply := m.view, m.apply
+	want, werr := json.Marshal(view(base))
+	m.apply = func(next *Revision) error {
+		if werr != nil {
+			return fmt.Errorf("encode the view of %s: %w", m.Target, werr)
+		}
+		got, err := json.Marshal(view(next))
+		if err != nil {
+			return fmt.Errorf("encode the view of %s: %w", m.Target, err)
+		}
+		if !bytes.Equal(got, want) {
+			return conflict(m.Target)
+		}
+		return apply(next)
+	}
+	return m
+}
+
+// Revertible reports whether the change can be undone (Revert): every
+// change but registering a module, whose versions are never removed, and
+// an import, which replaces flags wholesale.
+func (m Mutation) Revertible() bool { return m.restore != nil }
+
+// Revert returns the mutation that undoes the change, which made applied
+// of before: it sets what the change touched back to how it was in
+// before, and only while that is still as the change left it in applied.
+// When it is not (an operator changed it since), the revert is refused
+// with REVISION_CONFLICT, and nothing changes. It returns false for a
+// change that is not Revertible.
+func (m Mutation) Revert(before, applied *Revision) (Mutation, bool) {
+	if m.restore == nil {
+		return Mutation{}, false
+	}
+	return m.restore(before).bound(applied, func(what string) error {
+		return Errorf(CodeRevisionConflict,
+			"%s was changed since revision %d, which the change made: the revert is skipped", what, applied.Number).
+			With("applied_revision", applied.Number)
+	}), true
+}
 
 // SetSystemFlag turns a system flag on or off.
 func SetSystemFlag(name string, on bool) Mutation {
@@ -69,6 +148,10 @@ func SetSystemFlag(name string, on bool) Mutation {
 			v, _ := r.System.Get(name)
 			return map[string]any{name: v}
 		},
+		restore: func(before *Revision) Mutation {
+			v, _ := before.System.Get(name)
+			return SetSystemFlag(name, v)
+		},
 		ignoresAdminFreeze: name == AdminFreeze && !on,
 	}
 }
@@ -85,7 +168,8 @@ func SetActiveProfile(profile string) Mutation {
 			next.ActiveProfile = profile
 			return nil
 		},
-		view: func(r *Revision) any { return map[string]any{"profile": r.ActiveProfile} },
+		view:    func(r *Revision) any { return map[string]any{"profile": r.ActiveProfile} },
+		restore: func(before *Revision) Mutation { return SetActiveProfile(before.ActiveProfile) },
 	}
 }
 
@@ -112,7 +196,8 @@ func SetOverride(module string, version *string, enabled *bool) Mutation {
 			next.Overrides[module] = o.clone()
 			return nil
 		},
-		view: overrideView(module),
+		view:    overrideView(module),
+		restore: restoreOverride(module),
 	}
 }
 
@@ -131,7 +216,33 @@ func ClearOverride(module string) Mutation {
 			delete(next.Overrides, module)
 			return nil
 		},
-		view: overrideView(module),
+		view:    overrideView(module),
+		restore: restoreOverride(module),
+	}
+}
+
+// restoreOverride returns the restore of a change to module's override:
+// the override before it, exactly, or none.
+func restoreOverride(module string) func(before *Revision) Mutation {
+	return func(before *Revision) Mutation {
+		o, had := before.Overrides[module]
+		action := "clear_override"
+		if had {
+			action = "set_override"
+		}
+		return Mutation{
+			Action: action,
+			Target: "module:" + module,
+			apply: func(next *Revision) error {
+				if !had {
+					delete(next.Overrides, module)
+					return nil
+				}
+				next.Overrides[module] = o.clone()
+				return nil
+			},
+			view: overrideView(module),
+		}
 	}
 }
 
@@ -233,10 +344,39 @@ func RegisterModule(spec ModuleSpec) Mutation {
 }
 
 // ProfilePatch changes one module's entry in a profile; a nil field keeps
-// the current value.
+// the current value. In JSON it is a version string, or {"version",
+// "enabled"} with either or both.
 type ProfilePatch struct {
-	Version *string
-	Enabled *bool
+	Version *string `json:"version,omitempty"`
+	Enabled *bool   `json:"enabled,omitempty"`
+}
+
+// UnmarshalJSON accepts both forms, refusing unknown fields in the object.
+func (p *ProfilePatch) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if len(data) > 0 && data[0] == '"' {
+		var version string
+		if err := json.Unmarshal(data, &version); err != nil {
+			return err
+		}
+		*p = ProfilePatch{Version: &version}
+		return nil
+	}
+	var obj struct {
+		Version *string `json:"version"`
+		Enabled *bool   `json:"enabled"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&obj); err != nil {
+		return Errorf(CodeInvalidRequest, `each config entry must be a version string or {"version", "enabled"}: %s`,
+			strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if obj.Version == nil && obj.Enabled == nil {
+		return Errorf(CodeInvalidRequest, "each config entry must set version, enabled, or both")
+	}
+	*p = ProfilePatch{Version: obj.Version, Enabled: obj.Enabled}
+	return nil
 }
 
 // UpdateProfile edits the module defaults of an existing profile.
@@ -272,8 +412,24 @@ func UpdateProfile(name string, config map[string]ProfilePatch) Mutation {
 			next.Profiles[name] = Profile{Name: name, Modules: modules}
 			return nil
 		},
-		view: func(r *Revision) any { return map[string]any{"profile": r.Profiles[name]} },
+		view: profileView(name),
+		restore: func(before *Revision) Mutation {
+			p := before.Profiles[name]
+			return Mutation{
+				Action: "update_profile",
+				Target: "profile:" + name,
+				apply: func(next *Revision) error {
+					next.Profiles[name] = Profile{Name: name, Modules: maps.Clone(p.Modules)}
+					return nil
+				},
+				view: profileView(name),
+			}
+		},
 	}
+}
+
+func profileView(name string) func(r *Revision) any {
+	return func(r *Revision) any { return map[string]any{"profile": r.Profiles[name]} }
 }
 
 // ImportFlags adds the document's general flags to the revision, replacing

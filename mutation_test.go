@@ -51,3 +51,113 @@ func TestRevisionsShareWhatAChangeLeaves(t *testing.T) {
 			len(cur.Flags), len(cur.Evaluators), len(cur.Metadata))
 	}
 }
+
+// A mutation bound to its base revision applies while what it changes is
+// as it was there, whatever else changed since, and is refused with
+// REVISION_CONFLICT once what it changes moved on.
+func TestBoundToBase(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	base := switchyard.InitialRevision(now)
+	apply := func(t *testing.T, m switchyard.Mutation, cur *switchyard.Revision) *switchyard.Revision {
+		t.Helper()
+		next, err := m.Apply(cur, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return next
+	}
+	v0 := "v0"
+	tests := []struct {
+		name     string
+		between  switchyard.Mutation
+		change   switchyard.Mutation
+		conflict bool
+	}{
+		{"another flag changed", switchyard.SetSystemFlag(switchyard.FreezeUpdates, true),
+			switchyard.SetSystemFlag(switchyard.ExamMode, true), false},
+		{"the same flag changed", switchyard.SetSystemFlag(switchyard.ExamMode, true),
+			switchyard.SetSystemFlag(switchyard.ExamMode, false), true},
+		{"another module overridden", switchyard.SetOverride("search", &v0, nil),
+			switchyard.SetOverride("mastery", &v0, nil), false},
+		{"the same module overridden", switchyard.SetOverride("mastery", &v0, nil),
+			switchyard.SetOverride("mastery", nil, new(bool)), true},
+		{"the profile switched", switchyard.SetActiveProfile(switchyard.ProfileFallback),
+			switchyard.SetActiveProfile(switchyard.ProfileShadow), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cur := apply(t, tt.between, base)
+			_, err := tt.change.BoundTo(base).Apply(cur, now)
+			if got := switchyard.ErrorCode(err) == switchyard.CodeRevisionConflict; got != tt.conflict || (!tt.conflict && err != nil) {
+				t.Fatalf("Apply = %v, want conflict %v", err, tt.conflict)
+			}
+		})
+	}
+}
+
+// Reverting a change sets what it touched back to how it was before it,
+// exactly (an override it merged into is restored, not cleared), unless
+// what it touched was changed since: then the revert is a conflict.
+func TestRevert(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	v0, off := "v0", false
+	before, err := switchyard.SetOverride("mastery", &v0, nil).Apply(switchyard.InitialRevision(now), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		change switchyard.Mutation
+		check  func(r *switchyard.Revision) bool
+	}{
+		{"system flag", switchyard.SetSystemFlag(switchyard.ExamMode, true),
+			func(r *switchyard.Revision) bool { return !r.System.ExamMode }},
+		{"profile", switchyard.SetActiveProfile(switchyard.ProfileFallback),
+			func(r *switchyard.Revision) bool { return r.ActiveProfile == switchyard.ProfilePrimary }},
+		{"override merged", switchyard.SetOverride("mastery", nil, &off),
+			func(r *switchyard.Revision) bool {
+				o := r.Overrides["mastery"]
+				return o.Enabled == nil && o.Version != nil && *o.Version == "v0"
+			}},
+		{"override added", switchyard.SetOverride("search", &v0, nil),
+			func(r *switchyard.Revision) bool { _, ok := r.Overrides["search"]; return !ok }},
+		{"override cleared", switchyard.ClearOverride("mastery"),
+			func(r *switchyard.Revision) bool { return *r.Overrides["mastery"].Version == "v0" }},
+		{"profile updated", switchyard.UpdateProfile(switchyard.ProfilePrimary, map[string]switchyard.ProfilePatch{"mastery": {Version: &v0}}),
+			func(r *switchyard.Revision) bool {
+				return r.Profiles[switchyard.ProfilePrimary].Modules["mastery"].Version == "v1"
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			applied, err := tt.change.Apply(before, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			revert, ok := tt.change.Revert(before, applied)
+			if !ok {
+				t.Fatal("not revertible")
+			}
+			reverted, err := revert.Apply(applied, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(reverted) {
+				t.Fatalf("reverted revision does not hold what was before: %+v", reverted)
+			}
+			// What it touched is no longer as the change left it (here,
+			// reverted already): the revert is refused.
+			if _, err := revert.Apply(reverted, now); switchyard.ErrorCode(err) != switchyard.CodeRevisionConflict {
+				t.Fatalf("revert after a manual change = %v, want REVISION_CONFLICT", err)
+			}
+		})
+	}
+	for _, m := range []switchyard.Mutation{
+		switchyard.RegisterModule(switchyard.ModuleSpec{Key: "mastery", Versions: []string{"v2"}}),
+		switchyard.ImportFlags(switchyard.Document{}),
+	} {
+		if _, ok := m.Revert(before, before); ok || m.Revertible() {
+			t.Errorf("%s is revertible", m.Action)
+		}
+	}
+}

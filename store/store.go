@@ -20,6 +20,7 @@ type Store interface {
 	Revisions
 	Sessions
 	Changes
+	ChangeRequests
 	AuditLog
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,10 @@ type config struct {
 	MetricsFlagLabels int
 	// AccessLog logs every request.
 	AccessLog bool
+	// RequireApproval and ApprovalPolicy are --require-approval and
+	// --approval-policy, read into a policy by approvals.
+	RequireApproval string
+	ApprovalPolicy  string
 }
 
 // The bound on live sessions of each mode when --max-sessions is not set.
@@ -178,6 +183,8 @@ func (c *config) settings() []setting {
 		{"cache-ttl", "SWITCHYARD_CACHE_TTL", control.DefaultCacheTTL.String(), "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
 		{"state-dir", "SWITCHYARD_STATE_DIR", "", "directory of the last-known-good file: every new revision is written there, and a start with the stores down serves it", str(&c.StateDir)},
 		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
+		{"require-approval", "SWITCHYARD_REQUIRE_APPROVAL", "", "comma-separated actions, as the audit log names them (set_flag,set_profile,...), that another admin must approve: a direct write of one answers 403 APPROVAL_REQUIRED, and it is proposed at POST /v1/admin/changes instead; empty: none", str(&c.RequireApproval)},
+		{"approval-policy", "SWITCHYARD_APPROVAL_POLICY", "", `JSON file of the approvals each action needs and whether it may be break-glass, e.g. {"set_profile": {"approvals": 2, "break_glass": true}}; use it or --require-approval, not both`, str(&c.ApprovalPolicy)},
 		{"allow-live-switch", "SWITCHYARD_ALLOW_LIVE_SWITCH", "", "let an admin switch the mode of this process live at POST /system-mode/toggle (true or false); empty: on when it starts in demo mode, off in production mode",
 			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.liveSwitch, name, help) }},
 	}
@@ -303,4 +310,28 @@ func (c *config) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: use text or json", c.LogFormat)
+}
+
+// approvals reads the approval policy: --approval-policy's file, or one
+// approval for each action --require-approval names; none by default.
+func (c *config) approvals() (control.Policy, error) {
+	switch {
+	case c.RequireApproval != "" && c.ApprovalPolicy != "":
+		return nil, errors.New("SWITCHYARD_REQUIRE_APPROVAL and SWITCHYARD_APPROVAL_POLICY are both set: configure the approval policy in one place")
+	case c.ApprovalPolicy != "":
+		data, err := os.ReadFile(c.ApprovalPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("approval policy: %w", err)
+		}
+		p, err := control.ParsePolicy(data)
+		if err != nil {
+			return nil, fmt.Errorf("approval policy %s: %w", c.ApprovalPolicy, err)
+		}
+		return p, nil
+	}
+	p, err := control.RequireApproval(c.RequireApproval)
+	if err != nil {
+		return nil, fmt.Errorf("SWITCHYARD_REQUIRE_APPROVAL: %w", err)
+	}
+	return p, nil
 }

@@ -57,6 +57,10 @@ func serve(ctx context.Context, cfg *config, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	approvals, err := cfg.approvals()
+	if err != nil {
+		return err
+	}
 	// Demo mode generates an admin token when none is configured. It is
 	// printed once, to stdout and not to the log, so it is not kept in log
 	// storage; it dies with the process. A production start without tokens
@@ -117,6 +121,7 @@ func serve(ctx context.Context, cfg *config, getenv func(string) string, stdout,
 		SessionRate:  cfg.SessionRate,
 		SessionBurst: cfg.SessionBurst,
 		Observer:     metrics,
+		Approvals:    approvals,
 	}, st)
 	metrics.Watch(core)
 	scfg := server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies, Observer: metrics, Tracing: tracing, AccessLog: cfg.AccessLog}

@@ -29,11 +29,13 @@ type backend struct {
 	inUse   sync.RWMutex
 	retired bool
 	// done is closed when the backend stops (a switch retires it, or the
-	// core closes): open streams end and their clients reconnect, and the
-	// write-back of local pins ends, closing writeBackDone.
+	// core closes): open streams end and their clients reconnect, the
+	// write-back of local pins ends, closing writeBackDone, and the
+	// scheduler of change requests ends, closing schedulerDone.
 	done          chan struct{}
 	stopOnce      sync.Once
 	writeBackDone chan struct{}
+	schedulerDone chan struct{}
 	// pins are the sessions pinned while the store could not store them.
 	pins *pins
 	// writeErr is why the last change failed when the store did not
@@ -72,6 +74,7 @@ func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, rele
 		release:       release,
 		done:          make(chan struct{}),
 		writeBackDone: make(chan struct{}),
+		schedulerDone: make(chan struct{}),
 		pins:          newPins(c.bounded(maxLocalPins)),
 	}
 	b.flags.warm(ctx)
@@ -84,6 +87,7 @@ func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, rele
 		}
 	}
 	go c.runWriteBack(b)
+	go c.runScheduler(b)
 	if n, ok := st.(store.Notifier); ok {
 		n.OnChange(b.flags.announced)
 	}
@@ -116,11 +120,12 @@ func (c *Core) acquire() *backend {
 // leave ends a request's hold on b, taken by acquire.
 func (b *backend) leave() { b.inUse.RUnlock() }
 
-// stop ends b's streams and the write-back of its local pins, whose file
-// is saved once more.
+// stop ends b's streams, its scheduler and the write-back of its local
+// pins, whose file is saved once more.
 func (b *backend) stop() {
 	b.stopOnce.Do(func() { close(b.done) })
 	<-b.writeBackDone
+	<-b.schedulerDone
 }
 
 // retire stops b, waits for the requests still using it, then releases

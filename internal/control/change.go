@@ -51,6 +51,11 @@ type Change struct {
 	// decodable request with a reason, since planning may be expensive
 	// (an import converts a whole file).
 	Plan func() (Plan, error)
+	// approved marks the change a change request makes, once its
+	// approvals are in: the approval policy has been met, and the
+	// scheduler that applies it is no sender with an allowance of
+	// refusals.
+	approved bool
 }
 
 // Plan is what a change asks for: the phrase that must confirm it and the
@@ -64,6 +69,11 @@ type Plan struct {
 	// current revision of the mode served, ADMIN_FREEZE and the expected
 	// revision alike.
 	ModeSwitch bool
+	// Safer marks a change that only makes the system safer (turning
+	// EXAM_MODE, FREEZE_UPDATES or ADMIN_FREEZE on, the fallback
+	// profile), which a policy may let one admin make at once, as
+	// break-glass.
+	Safer bool
 }
 
 // Applied is the outcome of a change: the audit entry that records it and
@@ -81,9 +91,20 @@ type Applied struct {
 // Every change answered as applied is logged as "runtime changed", a
 // retry's again under the first attempt's request ID, so the service log
 // names every applied revision even when the first answer was lost.
+//
+// Where the approval policy asks approvals for the change's action, it is
+// refused with APPROVAL_REQUIRED, unless the policy lets it through as
+// break-glass: then it is applied and recorded as a change request
+// awaiting its review.
 func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	b := c.acquire()
 	defer b.leave()
+	return c.apply(ctx, b, ch)
+}
+
+// apply is Apply in b: the one path of every change to the runtime, made
+// directly or by a change request.
+func (c *Core) apply(ctx context.Context, b *backend, ch Change) (Applied, error) {
 	attempt, p, err := c.admit(ctx, b, ch)
 	if err != nil || ch.DryRun {
 		return Applied{}, err
@@ -93,7 +114,7 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	rev, entry, err := b.store.Apply(wctx, store.Change{Attempt: attempt, Expected: ch.Expected, Mutation: p.Mutation})
 	b.wrote(err)
 	if err != nil {
-		if entry.Outcome == store.OutcomeRejected {
+		if entry.Outcome == store.OutcomeRejected && !ch.approved {
 			// The store recorded the refusal with the change it refused.
 			c.refusals.spend(ch.Actor, c.now())
 		}
@@ -104,17 +125,20 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 	b.flags.learn(rev)
 	c.logger.Info("runtime changed", "action", entry.Action, "target", entry.Target, "actor", entry.Actor,
 		"revision", rev.Number, "audit_seq", entry.Seq, "request_id", entry.RequestID, "idempotency_key", ch.IdempotencyKey)
+	if rule := c.cfg.Approvals[ch.Action]; rule.Approvals > 0 && !ch.approved {
+		c.flagForReview(ctx, b, ch, rule, rev)
+	}
 	return Applied{AuditSeq: entry.Seq, Status: b.statusOf(rev)}, nil
 }
 
 // admit checks the sender's allowance of refusals, the role, the request,
-// its text, the reason, the plan and the phrase, in that order, and for a
+// its text, the reason, the plan and the phrase, in that order, then for a
 // mode switch ADMIN_FREEZE and the expected revision (a mutation's are
-// checked by the store as it applies it, atomically with the write). A
-// refusal is recorded in b's audit log (unless it is a dry run's) and
-// returned; otherwise admit returns the attempt to record and the plan. A
-// sender refused too often is answered RATE_LIMITED, and that is not
-// recorded.
+// checked by the store as it applies it, atomically with the write), and
+// the approval policy. A refusal is recorded in b's audit log (unless it
+// is a dry run's) and returned; otherwise admit returns the attempt to
+// record and the plan. A sender refused too often is answered
+// RATE_LIMITED, and that is not recorded.
 func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt, Plan, error) {
 	attempt := store.Attempt{
 		Actor:          ch.Actor,
@@ -127,7 +151,7 @@ func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt,
 		IdempotencyKey: ch.IdempotencyKey,
 		RequestHash:    ch.RequestHash,
 	}
-	if c.refusals.wait(ch.Actor, c.now()) > 0 {
+	if !ch.approved && c.refusals.wait(ch.Actor, c.now()) > 0 {
 		return attempt, Plan{}, c.rateLimited(ch.Actor)
 	}
 	var p Plan
@@ -153,11 +177,22 @@ func (c *Core) admit(ctx context.Context, b *backend, ch Change) (store.Attempt,
 				With("expected_phrase", p.Phrase)
 		}
 		if p.ModeSwitch {
-			return admitSwitch(ctx, b, ch.Expected)
+			if err := admitSwitch(ctx, b, ch.Expected); err != nil {
+				return err
+			}
+		}
+		if rule := c.cfg.Approvals[ch.Action]; rule.Approvals > 0 && !ch.approved && !ch.DryRun && !(rule.BreakGlass && p.Safer) {
+			return switchyard.Errorf(switchyard.CodeApprovalRequired,
+				"the approval policy asks %d other admin(s) to approve every %s: propose it at POST /v1/admin/changes instead", rule.Approvals, ch.Action).
+				With("action", ch.Action).With("approvals_required", rule.Approvals)
 		}
 		return nil
 	}()
-	if refusal != nil && !ch.DryRun {
+	switch {
+	case refusal == nil || ch.DryRun:
+	case ch.approved:
+		c.recordRefusal(ctx, b, attempt, refusal)
+	default:
 		refusal = c.reject(ctx, b, attempt, refusal)
 	}
 	return attempt, p, refusal
@@ -211,6 +246,13 @@ func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why erro
 	if !c.refusals.spend(a.Actor, c.now()) {
 		return c.rateLimited(a.Actor)
 	}
+	c.recordRefusal(ctx, b, a, why)
+	return why
+}
+
+// recordRefusal records a refused attempt in b's audit log, whoever stays to
+// hear of it; a failure to record is logged.
+func (c *Core) recordRefusal(ctx context.Context, b *backend, a store.Attempt, why error) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	_, err := b.store.Reject(wctx, a, why)
@@ -219,7 +261,6 @@ func (c *Core) reject(ctx context.Context, b *backend, a store.Attempt, why erro
 			"request_id", a.RequestID, "why", why, "err", err)
 	}
 	c.refused(a, why, err == nil)
-	return why
 }
 
 // refused logs and counts a change not applied (or, with OUTCOME_UNKNOWN,
@@ -259,6 +300,7 @@ func SystemFlagPlan(flag string, value *bool, field string) (Plan, error) {
 	return Plan{
 		Phrase:   switchyard.SystemFlagPhrase(flag, *value),
 		Mutation: switchyard.SetSystemFlag(flag, *value),
+		Safer:    *value,
 	}, nil
 }
 
@@ -267,7 +309,8 @@ func ProfilePlan(name string) (Plan, error) {
 	if name == "" {
 		return Plan{}, switchyard.FieldError("profile_name", "is required")
 	}
-	return Plan{Phrase: switchyard.ProfilePhrase(name), Mutation: switchyard.SetActiveProfile(name)}, nil
+	return Plan{Phrase: switchyard.ProfilePhrase(name), Mutation: switchyard.SetActiveProfile(name),
+		Safer: name == switchyard.ProfileFallback}, nil
 }
 
 // OverridePlan plans pinning a module's version and/or enabled state over
@@ -334,7 +377,28 @@ type Status struct {
 	// since it started, a sign of a flood held back. Only Core.Status sets
 	// it.
 	RateLimited int64 `json:"rate_limited,omitempty"`
+	// Scheduled lists what change requests are scheduled to do next,
+	// soonest first, at most scheduledListed of them. Only Core.Status
+	// sets it.
+	Scheduled []Scheduled `json:"scheduled,omitempty"`
 }
+
+// Scheduled is the next step of a change request: applying it (approved,
+// or proposed with an apply_at and awaiting approval), reverting it, or
+// its expiry.
+type Scheduled struct {
+	Change int64                  `json:"change"`
+	Action string                 `json:"action"`
+	Target string                 `json:"target"`
+	State  switchyard.ChangeState `json:"state"`
+	Step   string                 `json:"step"`
+	At     time.Time              `json:"at"`
+	// Held says the step waits for ADMIN_FREEZE to be lifted.
+	Held bool `json:"held,omitempty"`
+}
+
+// scheduledListed bounds the steps the status lists.
+const scheduledListed = 10
 
 func (b *backend) statusOf(rev *switchyard.Revision) Status {
 	rt := evaluator.Resolve(rev)

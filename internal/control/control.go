@@ -62,12 +62,16 @@ type Config struct {
 	// revision is written there, and a start with the store down serves it.
 	// Empty: no file, and such a start serves the conservative fallback.
 	StateDir string
-	// Now is the clock that stamps snapshots and ages the cache; nil:
-	// time.Now. Tests move it instead of sleeping.
+	// Now is the clock that stamps snapshots and ages the cache, and that
+	// the scheduler of change requests reads; nil: time.Now. Tests move
+	// it instead of sleeping.
 	Now func() time.Time
 	// Observer hears of evaluations, revisions and changes, for metrics;
 	// nil: nothing does.
 	Observer Observer
+	// Approvals is the approval policy: the actions other admins must
+	// approve before they apply. nil: none, every change applies at once.
+	Approvals Policy
 }
 
 // The defaults of Config's zero values, and the deadlines of store calls.

@@ -135,6 +135,17 @@ func (c *Core) Status(ctx context.Context) (Status, error) {
 	why, _ := b.degraded(c.now())
 	st.Degraded = why.detail
 	st.RateLimited = c.refusals.limited.Load()
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	next, err := b.store.ChangeRequests(rctx, store.ChangeQuery{Scheduled: true, Limit: scheduledListed})
+	if err != nil {
+		return Status{}, err
+	}
+	for _, cr := range next {
+		step, at, _ := cr.Next()
+		st.Scheduled = append(st.Scheduled, Scheduled{Change: cr.ID, Action: cr.Action, Target: cr.Target, State: cr.State,
+			Step: step, At: at, Held: cr.Held})
+	}
 	return st, nil
 }
 

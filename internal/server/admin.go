@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -220,40 +218,10 @@ func (s *server) registerModule(c *gin.Context) {
 	s.change(c, ch)
 }
 
-// profilePatch is one module's change in PUT /v1/admin/runtime/profiles:
-// a version string, or {"version", "enabled"} with either or both.
-type profilePatch switchyard.ProfilePatch
-
-// UnmarshalJSON accepts both forms, refusing unknown fields in the object.
-func (p *profilePatch) UnmarshalJSON(data []byte) error {
-	data = bytes.TrimSpace(data)
-	if len(data) > 0 && data[0] == '"' {
-		var version string
-		if err := json.Unmarshal(data, &version); err != nil {
-			return err
-		}
-		p.Version = &version
-		return nil
-	}
-	var obj struct {
-		Version *string `json:"version"`
-		Enabled *bool   `json:"enabled"`
-	}
-	if err := decodeStrict(bytes.NewReader(data), &obj); err != nil {
-		return switchyard.Errorf(switchyard.CodeInvalidRequest,
-			`each config entry must be a version string or {"version", "enabled"}: %s`, switchyard.AsError(err).Message)
-	}
-	if obj.Version == nil && obj.Enabled == nil {
-		return switchyard.Errorf(switchyard.CodeInvalidRequest, "each config entry must set version, enabled, or both")
-	}
-	p.Version, p.Enabled = obj.Version, obj.Enabled
-	return nil
-}
-
 // updateProfileRequest is the body of PUT /v1/admin/runtime/profiles/{name}.
 type updateProfileRequest struct {
 	confirmation
-	Config map[string]profilePatch `json:"config"`
+	Config map[string]switchyard.ProfilePatch `json:"config"`
 }
 
 // updateProfile serves PUT /v1/admin/runtime/profiles/{name}: change the
@@ -262,12 +230,6 @@ func (s *server) updateProfile(c *gin.Context) {
 	var req updateProfileRequest
 	name := c.Param("name")
 	ch := s.decodeChange(c, "update_profile", "profile:"+name, &req, nil)
-	ch.Plan = func() (control.Plan, error) {
-		config := make(map[string]switchyard.ProfilePatch, len(req.Config))
-		for k, v := range req.Config {
-			config[k] = switchyard.ProfilePatch(v)
-		}
-		return control.UpdateProfilePlan(name, config), nil
-	}
+	ch.Plan = func() (control.Plan, error) { return control.UpdateProfilePlan(name, req.Config), nil }
 	s.change(c, ch)
 }

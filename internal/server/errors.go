@@ -27,7 +27,7 @@ func statusFor(code switchyard.Code) int {
 		return http.StatusBadRequest
 	case switchyard.CodeUnauthorized:
 		return http.StatusUnauthorized
-	case switchyard.CodeForbidden, switchyard.CodeLiveSwitchDisabled:
+	case switchyard.CodeForbidden, switchyard.CodeLiveSwitchDisabled, switchyard.CodeApprovalRequired:
 		return http.StatusForbidden
 	case switchyard.CodeNotFound:
 		return http.StatusNotFound
@@ -35,6 +35,8 @@ func statusFor(code switchyard.Code) int {
 		return http.StatusMethodNotAllowed
 	case switchyard.CodeRevisionConflict:
 		return http.StatusPreconditionFailed
+	case switchyard.CodeChangeState:
+		return http.StatusConflict
 	case switchyard.CodeBodyTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case switchyard.CodeUnsupportedMediaType:

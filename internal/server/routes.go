@@ -53,6 +53,12 @@ func (s *server) routes(r *gin.Engine) {
 	admin.GET("/audit", s.listAudit)
 	admin.GET("/audit/verify", s.verifyAudit)
 	admin.GET("/export", s.exportFlags)
+	admin.POST("/changes", s.proposeChange)
+	admin.GET("/changes", s.listChanges)
+	admin.GET("/changes/:id", s.getChange)
+	admin.POST("/changes/:id/approve", s.approveChange)
+	admin.POST("/changes/:id/reject", s.rejectChange)
+	admin.POST("/changes/:id/cancel", s.cancelChange)
 	admin.GET("/system-mode/current", s.getSystemMode)
 	admin.POST("/system-mode/toggle", s.toggleSystemMode)
 

@@ -167,6 +167,32 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
+func (s *instrumented) ProposeChange(ctx context.Context, cr switchyard.ChangeRequest, a store.Attempt) (out switchyard.ChangeRequest, e store.AuditEntry, err error) {
+	s.call(ctx, "propose_change", func(ctx context.Context) error { out, e, err = s.inner.ProposeChange(ctx, cr, a); return err })
+	return out, e, err
+}
+
+func (s *instrumented) ChangeRequest(ctx context.Context, id int64) (cr switchyard.ChangeRequest, err error) {
+	s.call(ctx, "change_request", func(ctx context.Context) error { cr, err = s.inner.ChangeRequest(ctx, id); return err })
+	return cr, err
+}
+
+func (s *instrumented) ChangeRequests(ctx context.Context, q store.ChangeQuery) (crs []switchyard.ChangeRequest, err error) {
+	s.call(ctx, "change_requests", func(ctx context.Context) error { crs, err = s.inner.ChangeRequests(ctx, q); return err })
+	return crs, err
+}
+
+func (s *instrumented) MoveChange(ctx context.Context, id int64, m store.Move) (cr switchyard.ChangeRequest, e store.AuditEntry, err error) {
+	s.call(ctx, "move_change", func(ctx context.Context) error { cr, e, err = s.inner.MoveChange(ctx, id, m); return err })
+	return cr, e, err
+}
+
+// ClaimDue is counted as one call, the work done in it included.
+func (s *instrumented) ClaimDue(ctx context.Context, q store.DueQuery, work func(switchyard.ChangeRequest) (store.Move, bool)) (n int64, err error) {
+	s.call(ctx, "claim_due", func(ctx context.Context) error { n, err = s.inner.ClaimDue(ctx, q, work); return err })
+	return n, err
+}
+
 // Identity implements store.Identifier with the wrapped store's identity,
 // so counting a store's calls hides nothing of which store it is (the
 // last-known-good file records it).

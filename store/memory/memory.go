@@ -35,6 +35,8 @@ type Store struct {
 	// first, so expired ones are swept from its front.
 	keys     map[string]keyed
 	keyOrder []string
+	// requests are the change requests.
+	requests requests
 }
 
 // keyed is what the store keeps of an idempotency key.
@@ -62,7 +64,8 @@ func WithMaxSessions(n int) Option { return func(s *Store) { s.maxSessions = n }
 
 // New returns a store holding initial as revision 1 (InitialRevision when nil).
 func New(initial *switchyard.Revision, opts ...Option) *Store {
-	s := &Store{now: time.Now, sessions: map[string]*list.Element{}, sessionOrder: list.New(), keys: map[string]keyed{}}
+	s := &Store{now: time.Now, sessions: map[string]*list.Element{}, sessionOrder: list.New(), keys: map[string]keyed{},
+		requests: newRequests()}
 	for _, o := range opts {
 		o(s)
 	}

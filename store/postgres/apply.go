@@ -139,13 +139,22 @@ func (s *Store) lockHead(ctx context.Context, conn *pgxpool.Conn, key string) (h
 // the error is UNAVAILABLE; if the database cannot tell either,
 // OUTCOME_UNKNOWN says so and how to retry safely.
 func (s *Store) settle(ctx context.Context, a store.Attempt, revision int64, failure error, op string) (store.AuditEntry, error) {
+	return s.settleBy(ctx, a, failure, op, func(ctx context.Context) (store.AuditEntry, bool, error) {
+		return s.findApplied(ctx, a, revision)
+	})
+}
+
+// settleBy is settle with find, which looks up the applied entry of the
+// attempt once its transaction has ended.
+func (s *Store) settleBy(ctx context.Context, a store.Attempt, failure error, op string,
+	find func(context.Context) (store.AuditEntry, bool, error)) (store.AuditEntry, error) {
 	var pgErr *pgconn.PgError
 	if errors.As(failure, &pgErr) || pgconn.SafeToRetry(failure) {
 		return store.AuditEntry{}, dbError(op, failure)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.timeout)
 	defer cancel()
-	e, found, err := s.findApplied(ctx, a, revision)
+	e, found, err := find(ctx)
 	switch {
 	case err != nil && a.IdempotencyKey != "":
 		return store.AuditEntry{}, switchyard.Errorf(switchyard.CodeOutcomeUnknown,
@@ -164,7 +173,7 @@ func (s *Store) settle(ctx context.Context, a store.Attempt, revision int64, fai
 			op, failure)
 	}
 	s.cfg.log.Warn("a change's commit was not acknowledged, and the database says it was applied",
-		"request_id", a.RequestID, "revision", revision, "seq", e.Seq, "failure", failure)
+		"request_id", a.RequestID, "revision", e.Revision, "seq", e.Seq, "failure", failure)
 	return e, nil
 }
 

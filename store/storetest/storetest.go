@@ -53,6 +53,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"RefusedChangeKeepsNoKey", testRefusedKeepsNoKey},
 		{"IdempotentRecord", testIdempotentRecord},
 		{"ConcurrentRetries", testConcurrentRetries},
+		{"ChangeRequests", testChangeRequests},
+		{"ClaimDueOnce", testClaimDue},
+		{"IdempotentProposal", testIdempotentProposal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -391,8 +391,8 @@ func differing(a, b *FlagSet) []string {
 		for _, ctx := range contexts {
 			ra, rb := a.Evaluate(key, ctx), b.Evaluate(key, ctx)
 			ra.Metadata, rb.Metadata = maps.Clone(ra.Metadata), maps.Clone(rb.Metadata)
-			delete(ra.Metadata, metadataRevision)
-			delete(rb.Metadata, metadataRevision)
+			delete(ra.Metadata, MetadataRevision)
+			delete(rb.Metadata, MetadataRevision)
 			if !reflect.DeepEqual(ra, rb) {
 				keys = append(keys, key)
 				break

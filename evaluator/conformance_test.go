@@ -251,10 +251,10 @@ func (s *scenario) flagMetadata() (map[string]any, error) {
 	for k, v := range s.result.Metadata {
 		md[k] = v
 	}
-	if md[metadataRevision] != s.revision || md[metadataPinned] != false {
+	if md[MetadataRevision] != s.revision || md[metadataPinned] != false {
 		return nil, fmt.Errorf("metadata %v: want revision %d and pinned false", md, s.revision)
 	}
-	delete(md, metadataRevision)
+	delete(md, MetadataRevision)
 	delete(md, metadataPinned)
 	return md, nil
 }

@@ -14,10 +14,11 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator/jsonlogic"
 )
 
-// The metadata every result carries, and the variants of boolean runtime
-// flags.
+// The metadata every result carries (MetadataRevision, the revision it
+// was evaluated in, is exported for the server's bulk ETag, which leaves it
+// out), and the variants of boolean runtime flags.
 const (
-	metadataRevision = "revision"
+	MetadataRevision = "revision"
 	metadataPinned   = "pinned"
 	variantOn        = "on"
 	variantOff       = "off"
@@ -257,7 +258,7 @@ func CompileFrom(ctx context.Context, base *FlagSet, r *switchyard.Revision, mod
 	for pinned := range 2 {
 		md := make(map[string]any, len(r.Metadata)+2)
 		maps.Copy(md, r.Metadata)
-		md[metadataRevision] = r.Number
+		md[MetadataRevision] = r.Number
 		md[metadataPinned] = pinned == 1
 		s.metadata[pinned] = md
 	}
@@ -383,7 +384,7 @@ func (s *revisionSet) flagMetadata(f *compiledFlag) *[2]map[string]any {
 		m := make(map[string]any, len(s.setMetadata)+len(f.def.Metadata)+2)
 		maps.Copy(m, s.setMetadata)
 		maps.Copy(m, f.def.Metadata)
-		m[metadataRevision] = s.revision
+		m[MetadataRevision] = s.revision
 		m[metadataPinned] = pinned == 1
 		md[pinned] = m
 	}

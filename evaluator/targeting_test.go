@@ -96,7 +96,7 @@ func TestEvaluateMetadata(t *testing.T) {
 		}
 		md := set.Evaluate("with-metadata", nil).Metadata
 		want := map[string]any{"flagSetId": "evaluate", "owner": "payments", "version": 3.0,
-			metadataRevision: int64(1), metadataPinned: pinned}
+			MetadataRevision: int64(1), metadataPinned: pinned}
 		if len(md) != len(want) {
 			t.Fatalf("metadata %v, want %v", md, want)
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,57 @@ type config struct {
 	// into Proxies.
 	TrustedProxies string
 	Proxies        []string
+	// RequireClientToken is --require-client-token: evaluation, sessions,
+	// the bundle and the streams need a valid token.
+	RequireClientToken bool
+	requireClient      optionalBool
+	// CORS is --cors-origins and CORSAdmin --cors-admin-origins, checked by
+	// loadConfig into CORSOrigins and CORSAdminOrigins.
+	CORS             string
+	CORSAdmin        string
+	CORSOrigins      []string
+	CORSAdminOrigins []string
+	// FlagFiles is --flags: flagd files demo mode serves and follows.
+	FlagFiles fileList
+}
+
+// fileList is a setting of files given once each (--flags a --flags b),
+// or comma-separated in the environment; files given as flags replace the
+// environment's, as every flag does.
+type fileList struct {
+	files []string
+	// fromEnv is set while files holds the environment's list.
+	fromEnv bool
+}
+
+// Set implements flag.Value: one file, after the environment's list was
+// set as the default, which the first file given replaces.
+func (l *fileList) Set(s string) error {
+	if l.fromEnv {
+		*l = fileList{}
+	}
+	if s = strings.TrimSpace(s); s != "" {
+		l.files = append(l.files, s)
+	}
+	return nil
+}
+
+// setDefault sets the environment's comma-separated list.
+func (l *fileList) setDefault(s string) {
+	*l = fileList{fromEnv: true}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			l.files = append(l.files, f)
+		}
+	}
+}
+
+// String implements flag.Value.
+func (l *fileList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.files, ",")
 }
 
 // The bound on live sessions of each mode when --max-sessions is not set.
@@ -160,6 +212,12 @@ func (c *config) settings() []setting {
 		{"cache-ttl", "SWITCHYARD_CACHE_TTL", control.DefaultCacheTTL.String(), "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
 		{"state-dir", "SWITCHYARD_STATE_DIR", "", "directory of the last-known-good file: every new revision is written there, and a start with the stores down serves it", str(&c.StateDir)},
 		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
+		{"require-client-token", "SWITCHYARD_REQUIRE_CLIENT_TOKEN", "", "make evaluation (OFREP), sessions, the bundle and the streams need a valid token of any role, e.g. a name:client:secret one (true or false); unset, they need none, which suits a private network only",
+			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.requireClient, name, help) }},
+		{"cors-origins", "SWITCHYARD_CORS_ORIGINS", "", "comma-separated browser origins (https://app.example.com) that may call evaluation, sessions, the bundle and the streams, or * for any; empty: none", str(&c.CORS)},
+		{"cors-admin-origins", "SWITCHYARD_CORS_ADMIN_ORIGINS", "", "comma-separated browser origins that may call the admin API, each named (never *); empty: none", str(&c.CORSAdmin)},
+		{"flags", "SWITCHYARD_FLAGS", "", "a flagd flag file (JSON or YAML; a path or file: URI) demo mode serves and follows, as flagd -f does; give it once per file (the environment: comma-separated)",
+			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.FlagFiles, name, help) }},
 		{"allow-live-switch", "SWITCHYARD_ALLOW_LIVE_SWITCH", "", "let an admin switch the mode of this process live at POST /system-mode/toggle (true or false); empty: on when it starts in demo mode, off in production mode",
 			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.liveSwitch, name, help) }},
 	}
@@ -208,6 +266,32 @@ func parseProxies(s string) ([]string, error) {
 	return out, nil
 }
 
+// parseOrigins splits a comma-separated list of browser origins, each
+// scheme://host[:port] and nothing more, as a browser sends it in Origin;
+// anyOrigin allows "*" for every origin.
+func parseOrigins(name, s string, anyOrigin bool) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o == "*" {
+			if !anyOrigin {
+				return nil, fmt.Errorf("%s: * is allowed for evaluation only; name each origin that may call the admin API", name)
+			}
+			out = append(out, o)
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%s: %q is not an origin like https://app.example.com (a scheme, a host, a port if any)", name, o)
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out, nil
+}
+
 func parseDuration(p *time.Duration, name, s string) error {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
@@ -228,6 +312,10 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 			value = v
 		}
 		s.bind(fs, s.flag, value, s.help+" ["+s.env+"]")
+		if l, ok := fs.Lookup(s.flag).Value.(*fileList); ok {
+			l.setDefault(value)
+			continue
+		}
 		// Durations bind through Func, which has no default: set it now.
 		if err := fs.Set(s.flag, value); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.env, err)
@@ -264,6 +352,13 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		return nil, err
 	}
 	c.Proxies = proxies
+	c.RequireClientToken = c.requireClient.value
+	if c.CORSOrigins, err = parseOrigins("cors origins", c.CORS, true); err != nil {
+		return nil, err
+	}
+	if c.CORSAdminOrigins, err = parseOrigins("cors admin origins", c.CORSAdmin, false); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

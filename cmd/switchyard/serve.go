@@ -94,7 +94,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		SessionRate:  cfg.SessionRate,
 		SessionBurst: cfg.SessionBurst,
 	}, st)
-	handler := server.New(logger, core, server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies})
+	handler := server.New(logger, core, server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies,
+		RequireClientToken: cfg.RequireClientToken, CORSOrigins: cfg.CORSOrigins, CORSAdminOrigins: cfg.CORSAdminOrigins})
 	stopReloading := reloadOnSIGHUP(logger, ops, core)
 	defer stopReloading()
 

@@ -2,18 +2,18 @@ package server
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
@@ -131,70 +131,103 @@ func (s *server) evaluateFlag(c *gin.Context) {
 }
 
 // evaluateFlags serves POST /ofrep/v1/evaluate/flags: every flag, each a
-// success or an error item, with an ETag of the answer so a client polling
-// with If-None-Match gets 304 until something it would see changes.
+// success or an error item, with a weak ETag of the answers (bulkETag), so
+// a client polling or refetching with If-None-Match gets 304 until
+// something it would see changes. The answer advertises the OFREP event
+// stream (eventStreams, ADR-0008), except to a pinned session, whose
+// answers never change. A refetch an event triggered names the
+// configuration the event announced (flagConfigEtag): the answer waits a
+// moment for this replica to serve it, when it does not yet.
 func (s *server) evaluateFlags(c *gin.Context) {
 	evalCtx, oerr := readEvaluationContext(c.Request.Body)
 	if oerr != nil {
 		s.ofrepFailure(c, "", oerr)
 		return
 	}
+	if n, mode, ok := parseConfigETag(c.Query("flagConfigEtag")); ok {
+		s.core.Await(c.Request.Context(), mode, n, catchUpTimeout)
+	}
 	ev, err := s.evaluation(c, evalCtx)
 	if err != nil {
 		s.ofrepServerError(c, err)
 		return
 	}
-	buf := getBuffer()
-	b, err := appendBulk(*buf, ev, evalCtx)
+	rs := results.Get().(*[]evaluator.Result)
+	list := (*rs)[:0]
+	for _, key := range ev.Set.Keys() {
+		list = append(list, ev.Result(key, evalCtx))
+	}
+	defer func() {
+		clear(list)
+		*rs = list[:0]
+		results.Put(rs)
+	}()
+	etag, err := bulkETag(list)
 	if err != nil {
-		putBuffer(buf, *buf)
 		s.ofrepServerError(c, err)
 		return
 	}
-	defer putBuffer(buf, b)
-	sum := sha256.Sum256(b)
-	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
 	c.Header("ETag", etag)
 	if etagMatches(c.GetHeader("If-None-Match"), etag) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	writeJSON(c, http.StatusOK, b)
-}
-
-// etagMatches reports whether an If-None-Match header lists etag, comparing
-// weakly as RFC 9110 asks for If-None-Match.
-func etagMatches(header, etag string) bool {
-	for tag := range strings.SplitSeq(header, ",") {
-		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
-		if tag == "*" || tag == etag {
-			return true
-		}
+	pinned := ev.Set.Pinned() == ev.Set
+	streams := ""
+	if !pinned {
+		streams = s.eventStreamURI(c)
 	}
-	return false
+	s.writeOFREP(c, http.StatusOK, func(b []byte) ([]byte, error) {
+		return appendBulk(b, list, pinned, ev.Set.Revision(), streams)
+	})
 }
 
-// appendBulk appends the bulk evaluation of every flag in ev.
-func appendBulk(b []byte, ev control.Evaluation, evalCtx map[string]any) ([]byte, error) {
+// results recycles the results of bulk evaluations.
+var results = sync.Pool{New: func() any { r := make([]evaluator.Result, 0, 64); return &r }}
+
+// ofrepInactivityDelaySec is the inactivity delay a bulk evaluation
+// advertises with its event stream: a provider whose application is
+// inactive (a hidden tab) this long closes the stream, and evaluates
+// afresh when it is active again. OFREP's default, said outright.
+const ofrepInactivityDelaySec = 120
+
+// eventStreamURI is the path of the OFREP event stream a bulk evaluation
+// advertises: with client tokens required, it carries the stream key of
+// the token the request presented, since a browser's EventSource cannot
+// send it.
+func (s *server) eventStreamURI(c *gin.Context) string {
+	if v, ok := c.Get(credentialKey); ok && s.requireClientToken {
+		return ofrepEventsPath + "?" + url.Values{streamKeyParam: {streamKey(v.(credential))}}.Encode()
+	}
+	return ofrepEventsPath
+}
+
+// appendBulk appends the bulk evaluation of list: the answers, the event
+// stream to follow (none when streamURI is empty) and the revision they
+// were evaluated in.
+func appendBulk(b []byte, list []evaluator.Result, pinned bool, revision int64, streamURI string) ([]byte, error) {
 	b = append(b, `{"flags":[`...)
-	for i, key := range ev.Set.Keys() {
+	for i, r := range list {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		r := ev.Result(key, evalCtx)
-		if r.ErrorCode != "" {
-			b = appendFailure(b, key, r.ErrorCode, r.ErrorMessage)
-			continue
-		}
 		var err error
-		if b, err = appendSuccess(b, r); err != nil {
+		if b, err = appendResult(b, r, ""); err != nil {
 			return nil, err
 		}
 	}
-	b = append(b, `],"metadata":{"pinned":`...)
-	b = appendBool(b, ev.Set.Pinned() == ev.Set)
+	b = append(b, ']')
+	if streamURI != "" {
+		b = append(b, `,"eventStreams":[{"type":"sse","endpoint":{"requestUri":`...)
+		b = appendString(b, streamURI)
+		b = append(b, `},"inactivityDelaySec":`...)
+		b = appendInt(b, ofrepInactivityDelaySec)
+		b = append(b, "}]"...)
+	}
+	b = append(b, `,"metadata":{"pinned":`...)
+	b = appendBool(b, pinned)
 	b = append(b, `,"revision":`...)
-	b = appendInt(b, ev.Set.Revision())
+	b = appendInt(b, revision)
 	return append(b, "}}"...), nil
 }
 

@@ -9,6 +9,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,6 +33,16 @@ type Config struct {
 	// X-Forwarded-For (or X-Real-IP) names the client; none by default, so
 	// a client is its peer address, which it cannot forge.
 	TrustedProxies []string
+	// RequireClientToken makes evaluation, sessions, the bundle and the
+	// streams need a valid token (of any role; a client token is made for
+	// it). Unset, they need none, which suits a private network only.
+	RequireClientToken bool
+	// CORSOrigins are the browser origins (scheme://host[:port]) that may
+	// call what applications read (see RequireClientToken), or "*" for
+	// any; CORSAdminOrigins those that may call the admin API, which only
+	// origins named here may, never "*". Empty: no cross-origin access.
+	CORSOrigins      []string
+	CORSAdminOrigins []string
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -50,6 +61,11 @@ type server struct {
 	// behindProxies says whether TrustedProxies are configured: only then
 	// may a forwarded address name the client.
 	behindProxies bool
+	// requireClientToken is Config.RequireClientToken.
+	requireClientToken bool
+	// clientCORS and adminCORS say which browser origins may call what
+	// applications read and the admin API.
+	clientCORS, adminCORS corsPolicy
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -70,7 +86,9 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 		cfg.Auth = NewAuthenticator(nil)
 	}
 	s := &server{logger: logger, core: core, auth: cfg.Auth, maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat,
-		behindProxies: len(cfg.TrustedProxies) > 0}
+		behindProxies: len(cfg.TrustedProxies) > 0, requireClientToken: cfg.RequireClientToken,
+		clientCORS: newCORSPolicy(cfg.CORSOrigins, clientMethods, clientHeaders),
+		adminCORS:  newCORSPolicy(slices.DeleteFunc(slices.Clone(cfg.CORSAdminOrigins), isAnyOrigin), adminMethods, adminHeaders)}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.

@@ -132,6 +132,10 @@ type testConfig struct {
 	MaxBodyBytes   int64
 	Heartbeat      time.Duration
 	TrustedProxies []string
+	// RequireClientToken and the CORS origins are Config's.
+	RequireClientToken bool
+	CORSOrigins        []string
+	CORSAdminOrigins   []string
 }
 
 // newHandler builds the core over st with the clock now, and the server
@@ -139,7 +143,8 @@ type testConfig struct {
 func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() time.Time) *gin.Engine {
 	cfg.Now = now
 	return newEngine(logger, control.New(logger, cfg.Config, st), Config{Auth: NewAuthenticator(cfg.Tokens),
-		MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat, TrustedProxies: cfg.TrustedProxies})
+		MaxBodyBytes: cfg.MaxBodyBytes, Heartbeat: cfg.Heartbeat, TrustedProxies: cfg.TrustedProxies,
+		RequireClientToken: cfg.RequireClientToken, CORSOrigins: cfg.CORSOrigins, CORSAdminOrigins: cfg.CORSAdminOrigins})
 }
 
 func newHarness(t testing.TB, opts ...option) *harness {

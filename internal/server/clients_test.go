@@ -159,7 +159,9 @@ func TestClientTokens(t *testing.T) {
 	h.store.down.Store(true)
 	h.clock.advance(control.DefaultCacheTTL)
 	h.do(t, call{method: "POST", path: "/ofrep/v1/evaluate/flags", body: bulkBody, token: clientToken})
-	reason := func(token string) any { return h.do(t, call{method: "GET", path: "/readyz", token: token}).json(t)["reason"] }
+	reason := func(token string) any {
+		return h.do(t, call{method: "GET", path: "/readyz", token: token}).json(t)["reason"]
+	}
 	probe, operator := reason(""), reason(viewerToken)
 	if probe == operator {
 		t.Fatalf("readyz tells a probe and an operator the same: %q", probe)

@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -56,6 +57,9 @@ type compiledFlag struct {
 // Validate refuses it, while Compile still serves the revision's other
 // flags.
 func compileFlag(key string, f switchyard.Flag, scan *ruleScanner) (*compiledFlag, error) {
+	if f.Invalid != "" {
+		return &compiledFlag{key: key, def: f, parseErr: errors.New(f.Invalid), size: flagBytes}, nil
+	}
 	if f.State != switchyard.StateEnabled && f.State != switchyard.StateDisabled {
 		return nil, flagError(key, "state", "must be %q or %q", switchyard.StateEnabled, switchyard.StateDisabled)
 	}

@@ -41,6 +41,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if len(cfg.FlagFiles.files) > 0 && cfg.Mode != switchyard.ModeDemo {
+		return errors.New("--flags serves flag files in demo mode only: in production, import them (switchyard import --from flagd), " +
+			"which audits who brought them")
+	}
 	// Demo mode generates an admin token when none is configured. It is
 	// printed once, to stdout and not to the log, so it is not kept in log
 	// storage; it dies with the process. A production start without tokens
@@ -98,6 +102,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RequireClientToken: cfg.RequireClientToken, CORSOrigins: cfg.CORSOrigins, CORSAdminOrigins: cfg.CORSAdminOrigins})
 	stopReloading := reloadOnSIGHUP(logger, ops, core)
 	defer stopReloading()
+	if len(cfg.FlagFiles.files) > 0 {
+		ff, err := loadFlagFiles(ctx, logger, core, cfg.FlagFiles.files)
+		if err != nil {
+			return err
+		}
+		watch, stopWatching := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { ff.run(watch, flagFilesInterval) })
+		defer wg.Wait()
+		defer stopWatching()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -2,8 +2,8 @@ package evaluator
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"

@@ -285,6 +285,11 @@ func TestBulkETagFollowsAnswers(t *testing.T) {
 	}
 	importFlag("vip-1")
 	first := bulk("")
+	for _, f := range first.json(t)["flags"].([]any) {
+		if md, _ := f.(map[string]any)["metadata"].(map[string]any); md == nil || md["revision"] != nil {
+			t.Fatalf("bulk answer %v, want metadata without the revision, which the bulk's own metadata names", f)
+		}
+	}
 	importFlag("vip-2") // user u sees off either way
 	if res := bulk(first.header.Get("ETag")); res.status != http.StatusNotModified {
 		t.Fatalf("after a change u does not see: %d, want 304", res.status)

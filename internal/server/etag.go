@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
 // The entity tags of what applications read live here, so what names a
@@ -54,23 +52,14 @@ func etagMatches(header, etag string) bool {
 // (another replica may have sent it a moment before this one heard of it).
 const catchUpTimeout = time.Second
 
-// bulkETag is the weak ETag of a bulk evaluation's answers: it changes
-// exactly when some answer (value, variant, reason, error, metadata) does.
-// The revision each answer names is left out, so a change that leaves a
-// context's answers alone leaves their ETag alone, and an OFREP provider
-// polling or refetching after an event is answered 304 and tells its
-// application nothing. Weak, since the body's revision may differ.
-func bulkETag(results []evaluator.Result) (string, error) {
-	buf := getBuffer()
-	b := *buf
-	defer func() { putBuffer(buf, b) }()
-	for _, r := range results {
-		var err error
-		if b, err = appendResult(b, r, evaluator.MetadataRevision); err != nil {
-			return "", err
-		}
-		b = append(b, '\n')
-	}
-	sum := sha256.Sum256(b)
-	return `W/"` + hex.EncodeToString(sum[:12]) + `"`, nil
+// bulkETag is the weak ETag of a bulk evaluation, a digest of its answers
+// alone (appendBulk leaves the revision out of them): it changes exactly
+// when some answer (value, variant, reason, error, metadata) does, so a
+// change that leaves a context's answers alone leaves their ETag alone,
+// and an OFREP provider polling, or refetching after an event, is answered
+// 304 and tells its application nothing. Weak, since the body's revision
+// may differ.
+func bulkETag(answers []byte) string {
+	sum := sha256.Sum256(answers)
+	return `W/"` + hex.EncodeToString(sum[:12]) + `"`
 }

@@ -152,38 +152,26 @@ func (s *server) evaluateFlags(c *gin.Context) {
 		s.ofrepServerError(c, err)
 		return
 	}
-	rs := results.Get().(*[]evaluator.Result)
-	list := (*rs)[:0]
-	for _, key := range ev.Set.Keys() {
-		list = append(list, ev.Result(key, evalCtx))
+	streams := ""
+	if ev.Set.Pinned() != ev.Set {
+		streams = s.eventStreamURI(c)
 	}
-	defer func() {
-		clear(list)
-		*rs = list[:0]
-		results.Put(rs)
-	}()
-	etag, err := bulkETag(list)
+	buf := getBuffer()
+	b, answers, err := appendBulk(*buf, ev, evalCtx, streams)
 	if err != nil {
+		putBuffer(buf, *buf)
 		s.ofrepServerError(c, err)
 		return
 	}
+	defer putBuffer(buf, b)
+	etag := bulkETag(b[answers[0]:answers[1]])
 	c.Header("ETag", etag)
 	if etagMatches(c.GetHeader("If-None-Match"), etag) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	pinned := ev.Set.Pinned() == ev.Set
-	streams := ""
-	if !pinned {
-		streams = s.eventStreamURI(c)
-	}
-	s.writeOFREP(c, http.StatusOK, func(b []byte) ([]byte, error) {
-		return appendBulk(b, list, pinned, ev.Set.Revision(), streams)
-	})
+	writeJSON(c, http.StatusOK, b)
 }
-
-// results recycles the results of bulk evaluations.
-var results = sync.Pool{New: func() any { r := make([]evaluator.Result, 0, 64); return &r }}
 
 // ofrepInactivityDelaySec is the inactivity delay a bulk evaluation
 // advertises with its event stream: a provider whose application is
@@ -202,20 +190,25 @@ func (s *server) eventStreamURI(c *gin.Context) string {
 	return ofrepEventsPath
 }
 
-// appendBulk appends the bulk evaluation of list: the answers, the event
-// stream to follow (none when streamURI is empty) and the revision they
-// were evaluated in.
-func appendBulk(b []byte, list []evaluator.Result, pinned bool, revision int64, streamURI string) ([]byte, error) {
+// appendBulk appends the bulk evaluation of every flag in ev: the answers,
+// the event stream to follow (none when streamURI is empty) and the
+// revision evaluated, which the answers leave out of their metadata, so
+// that an answer a revision does not change is the same bytes in both
+// (an OFREP web provider compares them to tell its application what
+// changed). answers are the offsets of the answers in the result.
+func appendBulk(b []byte, ev control.Evaluation, evalCtx map[string]any, streamURI string) (_ []byte, answers [2]int, _ error) {
 	b = append(b, `{"flags":[`...)
-	for i, r := range list {
+	answers[0] = len(b)
+	for i, key := range ev.Set.Keys() {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		var err error
-		if b, err = appendResult(b, r, ""); err != nil {
-			return nil, err
+		if b, err = appendResult(b, ev.Result(key, evalCtx), evaluator.MetadataRevision); err != nil {
+			return nil, answers, err
 		}
 	}
+	answers[1] = len(b)
 	b = append(b, ']')
 	if streamURI != "" {
 		b = append(b, `,"eventStreams":[{"type":"sse","endpoint":{"requestUri":`...)
@@ -225,10 +218,10 @@ func appendBulk(b []byte, list []evaluator.Result, pinned bool, revision int64, 
 		b = append(b, "}]"...)
 	}
 	b = append(b, `,"metadata":{"pinned":`...)
-	b = appendBool(b, pinned)
+	b = appendBool(b, ev.Set.Pinned() == ev.Set)
 	b = append(b, `,"revision":`...)
-	b = appendInt(b, revision)
-	return append(b, "}}"...), nil
+	b = appendInt(b, ev.Set.Revision())
+	return append(b, "}}"...), answers, nil
 }
 
 // writeOFREP writes the body fill appends, through a pooled buffer.

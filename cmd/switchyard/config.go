@@ -199,7 +199,7 @@ func (c *config) settings() []setting {
 		{"redis-ttl", "SWITCHYARD_REDIS_TTL", "10s", "how long Redis holds the current revision's number before replicas read the store", dur(&c.RedisTTL)},
 		{"redis-prefix", "SWITCHYARD_REDIS_PREFIX", "switchyard:", "prefix of every Redis key and channel; installations sharing a Redis need distinct prefixes", str(&c.RedisPrefix)},
 		{"migrate", "SWITCHYARD_MIGRATE", "true", "apply pending migrations at start (true or false)", str(&c.Migrate)},
-		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as name:role:secret,... (roles admin, viewer; role:secret for an anonymous token); demo mode generates an admin token when no tokens are configured", str(&c.Tokens)},
+		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as name:role:secret,... (roles admin, viewer, client; role:secret for an anonymous token); demo mode generates an admin token when no tokens are configured", str(&c.Tokens)},
 		{"tokens-file", "SWITCHYARD_TOKENS_FILE", "", "file of API tokens, one name:role:secret a line (the secret may be sha256:<hex digest>); re-read on SIGHUP. Use it or --tokens, not both", str(&c.TokensFile)},
 		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
 		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},

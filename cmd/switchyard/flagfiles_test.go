@@ -160,3 +160,34 @@ func TestServeFlags(t *testing.T) {
 		t.Fatalf("production with --flags: %v, want a refusal", err)
 	}
 }
+
+// TestClientSettings: the settings of clients parse as documented, and
+// what would open the admin API to any origin is refused.
+func TestClientSettings(t *testing.T) {
+	env := map[string]string{"SWITCHYARD_FLAGS": "a.json, file:b.yaml", "SWITCHYARD_CORS_ORIGINS": "https://App.example.com:8443, *"}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := loadConfig("serve", nil, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.FlagFiles.String(); got != "a.json,file:b.yaml" || cfg.RequireClientToken ||
+		strings.Join(cfg.CORSOrigins, " ") != "https://app.example.com:8443 *" {
+		t.Fatalf("from the environment: flags %q, require %v, origins %v", got, cfg.RequireClientToken, cfg.CORSOrigins)
+	}
+	cfg, err = loadConfig("serve", []string{"--flags", "c.json", "--flags", "d.json", "--require-client-token", "--cors-admin-origins", "https://ops.example"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.FlagFiles.String(); got != "c.json,d.json" || !cfg.RequireClientToken || strings.Join(cfg.CORSAdminOrigins, " ") != "https://ops.example" {
+		t.Fatalf("from flags: flags %q (the environment's replaced), require %v, admin origins %v", got, cfg.RequireClientToken, cfg.CORSAdminOrigins)
+	}
+	for _, args := range [][]string{
+		{"--cors-admin-origins", "*"},
+		{"--cors-origins", "https://app.example.com/path"},
+		{"--cors-origins", "app.example.com"},
+	} {
+		if _, err := loadConfig("serve", args, func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

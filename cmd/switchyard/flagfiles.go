@@ -161,7 +161,7 @@ func (ff *flagFiles) serve(ctx context.Context) error {
 	applied, err := ff.core.Apply(ctx, control.Change{
 		Actor: flagFilesActor, Role: switchyard.RoleAdmin, RequestID: rand.Text(), Mode: switchyard.ModeDemo,
 		Action: "serve_flag_files", Target: "flags", Phrase: control.FlagFilesPhrase,
-		Reason: "the flag files changed: " + strings.Join(paths, ", "),
+		Reason: "serve --flags: the flag files " + strings.Join(paths, ", "),
 		Plan:   func() (control.Plan, error) { return control.FlagFilesPlan(doc), nil },
 	})
 	if err != nil {

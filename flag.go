@@ -28,6 +28,13 @@ type Flag struct {
 	DefaultVariant *string         `json:"defaultVariant"`
 	Targeting      json.RawMessage `json:"targeting,omitempty"`
 	Metadata       map[string]any  `json:"metadata,omitempty"`
+	// Invalid is why a flag of a flag file that serve --flags follows
+	// failed validation: flagd serves such a flag, answering PARSE_ERROR,
+	// and the rest of the file, so Switchyard stores it as this reason
+	// alone (its other fields empty) and every evaluation answers
+	// PARSE_ERROR with it. Flag files and imports cannot set it (a flag's
+	// unknown fields are refused), and export leaves such flags out.
+	Invalid string `json:"invalid,omitempty"`
 }
 
 // The keys of the runtime's own flags (design §2). General flags may not use
@@ -79,7 +86,7 @@ func IsRuntimeFlagKey(key string) bool {
 // compiled for an equal flag, and a store keeps only the flags a revision
 // changed.
 func (f Flag) Equal(g Flag) bool {
-	if f.State != g.State || !bytes.Equal(f.Targeting, g.Targeting) {
+	if f.State != g.State || f.Invalid != g.Invalid || !bytes.Equal(f.Targeting, g.Targeting) {
 		return false
 	}
 	if f.DefaultVariant != g.DefaultVariant && (f.DefaultVariant == nil || g.DefaultVariant == nil ||

@@ -471,6 +471,26 @@ func ImportFlags(doc Document) Mutation {
 	}
 }
 
+// ServeFlagFiles makes the general flags, shared evaluators and flag-set
+// metadata exactly doc's, the flag files switchyard serve --flags follows
+// (demo mode): flagd serves its files' flags and nothing else, so a flag
+// removed from a file is removed here. Runtime flags are not touched.
+func ServeFlagFiles(doc Document) Mutation {
+	return Mutation{
+		Action: "serve_flag_files",
+		Target: "flags",
+		apply: func(next *Revision) error {
+			next.Flags = maps.Clone(doc.Flags)
+			next.Evaluators = maps.Clone(doc.Evaluators)
+			next.Metadata = maps.Clone(doc.Metadata)
+			return nil
+		},
+		view: func(r *Revision) any {
+			return map[string]any{"flags": r.Flags, "evaluators": r.Evaluators, "metadata": r.Metadata}
+		},
+	}
+}
+
 // merged returns a new map holding a's entries and b's, b's winning.
 func merged[V any](a, b map[string]V) map[string]V {
 	m := make(map[string]V, len(a)+len(b))

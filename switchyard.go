@@ -39,15 +39,22 @@ const (
 type Role string
 
 // The roles: an admin changes the runtime and reads everything a viewer
-// reads; a viewer reads the status and the audit log.
+// reads; a viewer reads the status and the audit log; a client (an
+// application, a browser) evaluates flags and reads nothing of the admin
+// API. Every role may evaluate.
 const (
 	RoleAdmin  Role = "admin"
 	RoleViewer Role = "viewer"
+	RoleClient Role = "client"
 )
 
 // Valid reports whether r is one of the roles above: a token granting
 // anything else is a configuration error, not a token that grants nothing.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleViewer }
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleViewer || r == RoleClient }
+
+// Operates reports whether r may use the admin API (reading it, at
+// least): a client token is for evaluation only.
+func (r Role) Operates() bool { return r == RoleAdmin || r == RoleViewer }
 
 // Operator is who acts through a token: the name the audit log and the
 // service log give as the actor, and the role the token grants. Names are

@@ -3,6 +3,7 @@ package evaluator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -15,7 +16,8 @@ import (
 )
 
 // MetadataRevision is the metadata key of the revision every result
-// carries, which telemetry reports as the flag's version.
+// carries: telemetry reports it as the flag's version, and the server's
+// bulk ETag leaves it out.
 const MetadataRevision = "revision"
 
 // The other metadata every result carries, and the variants of boolean
@@ -58,6 +60,9 @@ type compiledFlag struct {
 // Validate refuses it, while Compile still serves the revision's other
 // flags.
 func compileFlag(key string, f switchyard.Flag, scan *ruleScanner) (*compiledFlag, error) {
+	if f.Invalid != "" {
+		return &compiledFlag{key: key, def: f, parseErr: errors.New(f.Invalid), size: flagBytes}, nil
+	}
 	if f.State != switchyard.StateEnabled && f.State != switchyard.StateDisabled {
 		return nil, flagError(key, "state", "must be %q or %q", switchyard.StateEnabled, switchyard.StateDisabled)
 	}

@@ -31,7 +31,46 @@ const (
 // refuses unknown keys inside a flag, where they are typos. Every error is
 // an *Error naming the flag and the JSON path inside it. Targeting rules
 // are compiled later, by Revision.Validate and Compile.
-func ParseDocument(data []byte) (switchyard.Document, error) {
+func ParseDocument(data []byte) (switchyard.Document, error) { return parseDocument(data, false) }
+
+// ParseFlagFile parses a flag file as flagd serves one (switchyard serve
+// --flags): the document must be flagd's format, as ParseDocument says,
+// but a flag that fails validation (its definition or its rule) does not
+// fail it. The flag is kept with Invalid saying why, so it evaluates to
+// PARSE_ERROR while the rest of the file is served. (A key reserved for
+// the runtime's own flags is left for the caller: no revision may hold
+// it, and an import skips it.)
+func ParseFlagFile(data []byte) (switchyard.Document, error) {
+	doc, err := parseDocument(data, true)
+	if err != nil {
+		return switchyard.Document{}, err
+	}
+	scan := newRuleScanner(doc.Evaluators)
+	if err := validateEvaluators(scan.compiler); err != nil {
+		return switchyard.Document{}, err
+	}
+	for _, key := range slices.Sorted(maps.Keys(doc.Flags)) {
+		if f := doc.Flags[key]; f.Invalid == "" {
+			if _, err := compileFlag(key, f, scan); err != nil {
+				doc.Flags[key] = invalidFlag(err)
+			}
+		}
+	}
+	return doc, nil
+}
+
+// invalidFlag is the stand-in of a flag that failed validation with err.
+func invalidFlag(err error) switchyard.Flag {
+	var e *switchyard.Error
+	if errors.As(err, &e) {
+		return switchyard.Flag{Invalid: e.Message}
+	}
+	return switchyard.Flag{Invalid: err.Error()}
+}
+
+// parseDocument is ParseDocument; lenient keeps a flag whose definition
+// is invalid as an invalid flag (invalidFlag) instead of failing.
+func parseDocument(data []byte, lenient bool) (switchyard.Document, error) {
 	if len(data) > MaxDocumentSize {
 		return switchyard.Document{}, switchyard.Errorf(switchyard.CodeInvalidRequest, "the document is %d bytes; the limit is %d", len(data), MaxDocumentSize)
 	}
@@ -53,7 +92,7 @@ func ParseDocument(data []byte) (switchyard.Document, error) {
 		return switchyard.Document{}, pathError("flags", "is required")
 	}
 	var err error
-	if doc.Flags, err = parseFlags(flags); err != nil {
+	if doc.Flags, err = parseFlags(flags, lenient); err != nil {
 		return switchyard.Document{}, err
 	}
 	if raw, ok := top["$evaluators"]; ok {
@@ -73,7 +112,19 @@ func pathError(path, format string, args ...any) *switchyard.Error {
 	return switchyard.Errorf(switchyard.CodeInvalidRequest, "%s: "+format, append([]any{path}, args...)...).With("path", path)
 }
 
-func parseFlags(raw json.RawMessage) (map[string]switchyard.Flag, error) {
+func parseFlags(raw json.RawMessage, lenient bool) (map[string]switchyard.Flag, error) {
+	// add keeps a flag, or, when lenient, a flag that failed as invalid.
+	add := func(flags map[string]switchyard.Flag, key string, f switchyard.Flag, err error) error {
+		switch {
+		case err == nil:
+			flags[key] = f
+		case lenient:
+			flags[key] = invalidFlag(err)
+		default:
+			return err
+		}
+		return nil
+	}
 	switch firstByte(raw) {
 	case '{':
 		var m map[string]json.RawMessage
@@ -86,10 +137,9 @@ func parseFlags(raw json.RawMessage) (map[string]switchyard.Flag, error) {
 				return nil, pathError("flags", "a flag key must not be empty")
 			}
 			f, err := parseFlag(key, m[key], false)
-			if err != nil {
+			if err := add(flags, key, f, err); err != nil {
 				return nil, err
 			}
-			flags[key] = f
 		}
 		return flags, nil
 	case '[':
@@ -109,10 +159,9 @@ func parseFlags(raw json.RawMessage) (map[string]switchyard.Flag, error) {
 				return nil, pathError(fmt.Sprintf("flags[%d].key", i), "flag %q is defined twice", *k.Key)
 			}
 			f, err := parseFlag(*k.Key, item, true)
-			if err != nil {
+			if err := add(flags, *k.Key, f, err); err != nil {
 				return nil, err
 			}
-			flags[*k.Key] = f
 		}
 		return flags, nil
 	}

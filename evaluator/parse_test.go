@@ -155,3 +155,41 @@ func TestImportRefusesBadTargeting(t *testing.T) {
 		}
 	}
 }
+
+// TestParseFlagFile: a flag file parses as flagd serves it: a flag whose
+// definition or rule is invalid is kept, evaluates to PARSE_ERROR with
+// why, and is left out of an export, while the other flags are served; a
+// file that is not flagd's format still fails whole.
+func TestParseFlagFile(t *testing.T) {
+	doc, err := ParseFlagFile([]byte(`{"flags": {
+		"good": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"},
+		"state": {"state": "MAYBE", "variants": {"on": true}},
+		"rule": {"state": "ENABLED", "variants": {"a": "x"}, "defaultVariant": "a", "targeting": {"no_such_op": [1]}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := switchyard.InitialRevision(time.Time{})
+	rev.Flags = doc.Flags
+	if err := Validate(rev); err != nil {
+		t.Fatalf("a revision holding invalid flags: %v", err)
+	}
+	fs, err := Compile(rev, switchyard.ModeDemo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := fs.Evaluate("good", nil); r.Value != true || r.ErrorCode != "" {
+		t.Fatalf("good = %+v", r)
+	}
+	for key, why := range map[string]string{"state": `flag "state": state: must be`, "rule": "no_such_op"} {
+		if r := fs.Evaluate(key, nil); r.ErrorCode != ParseError || !strings.Contains(r.ErrorMessage, why) {
+			t.Errorf("%s = %+v, want PARSE_ERROR saying %q", key, r, why)
+		}
+	}
+	exported := Export(rev, switchyard.ModeDemo).Flags
+	if _, ok := exported["state"]; ok || exported["good"].State != switchyard.StateEnabled {
+		t.Fatalf("export holds %v", exported)
+	}
+	if _, err := ParseFlagFile([]byte(`{"flags": [`)); err == nil {
+		t.Fatal("a malformed file parsed")
+	}
+}

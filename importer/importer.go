@@ -46,6 +46,10 @@ type Options struct {
 	// Environment selects the environment of a LaunchDarkly or Unleash file
 	// that holds several. It may be empty when the file holds only one.
 	Environment string
+	// SkipInvalid imports the flags of a flagd file that are valid and
+	// reports each one that is not ("not imported: ..."), instead of
+	// refusing the file, as flagd serves the rest of such a file.
+	SkipInvalid bool
 }
 
 // Severity says how far a converted flag departs from its source.
@@ -94,7 +98,7 @@ func Import(format string, content []byte, opts Options) (Result, error) {
 	)
 	switch format {
 	case FormatFlagd:
-		err = importFlagd(content, c)
+		err = importFlagd(content, opts.SkipInvalid, c)
 	case FormatLaunchDarkly:
 		err = importLaunchDarkly(content, opts, c)
 	case FormatUnleash:

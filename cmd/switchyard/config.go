@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -70,6 +71,57 @@ type config struct {
 	// --approval-policy, read into a policy by approvals.
 	RequireApproval string
 	ApprovalPolicy  string
+	// RequireClientToken is --require-client-token: evaluation, sessions,
+	// the bundle and the streams need a valid token.
+	RequireClientToken bool
+	requireClient      optionalBool
+	// CORS is --cors-origins and CORSAdmin --cors-admin-origins, checked by
+	// loadConfig into CORSOrigins and CORSAdminOrigins.
+	CORS             string
+	CORSAdmin        string
+	CORSOrigins      []string
+	CORSAdminOrigins []string
+	// FlagFiles is --flags: flagd files demo mode serves and follows.
+	FlagFiles fileList
+}
+
+// fileList is a setting of files given once each (--flags a --flags b),
+// or comma-separated in the environment; files given as flags replace the
+// environment's, as every flag does.
+type fileList struct {
+	files []string
+	// fromEnv is set while files holds the environment's list.
+	fromEnv bool
+}
+
+// Set implements flag.Value: one file, after the environment's list was
+// set as the default, which the first file given replaces.
+func (l *fileList) Set(s string) error {
+	if l.fromEnv {
+		*l = fileList{}
+	}
+	if s = strings.TrimSpace(s); s != "" {
+		l.files = append(l.files, s)
+	}
+	return nil
+}
+
+// setDefault sets the environment's comma-separated list.
+func (l *fileList) setDefault(s string) {
+	*l = fileList{fromEnv: true}
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			l.files = append(l.files, f)
+		}
+	}
+}
+
+// String implements flag.Value.
+func (l *fileList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.files, ",")
 }
 
 // The bound on live sessions of each mode when --max-sessions is not set.
@@ -166,7 +218,7 @@ func (c *config) settings() []setting {
 		{"redis-ttl", "SWITCHYARD_REDIS_TTL", "10s", "how long Redis holds the current revision's number before replicas read the store", dur(&c.RedisTTL)},
 		{"redis-prefix", "SWITCHYARD_REDIS_PREFIX", "switchyard:", "prefix of every Redis key and channel; installations sharing a Redis need distinct prefixes", str(&c.RedisPrefix)},
 		{"migrate", "SWITCHYARD_MIGRATE", "true", "apply pending migrations at start (true or false)", str(&c.Migrate)},
-		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as name:role:secret,... (roles admin, viewer; role:secret for an anonymous token); demo mode generates an admin token when no tokens are configured", str(&c.Tokens)},
+		{"tokens", "SWITCHYARD_TOKENS", "", "API tokens as name:role:secret,... (roles admin, viewer, client; role:secret for an anonymous token); demo mode generates an admin token when no tokens are configured", str(&c.Tokens)},
 		{"tokens-file", "SWITCHYARD_TOKENS_FILE", "", "file of API tokens, one name:role:secret a line (the secret may be sha256:<hex digest>); re-read on SIGHUP. Use it or --tokens, not both", str(&c.TokensFile)},
 		{"log-format", "SWITCHYARD_LOG_FORMAT", "text", "log format: text or json", str(&c.LogFormat)},
 		{"log-level", "SWITCHYARD_LOG_LEVEL", "info", "log level: debug, info, warn or error", str(&c.LogLevel)},
@@ -185,6 +237,12 @@ func (c *config) settings() []setting {
 		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
 		{"require-approval", "SWITCHYARD_REQUIRE_APPROVAL", "", "comma-separated actions, as the audit log names them (set_flag,set_profile,...), that another admin must approve: a direct write of one answers 403 APPROVAL_REQUIRED, and it is proposed at POST /v1/admin/changes instead; empty: none", str(&c.RequireApproval)},
 		{"approval-policy", "SWITCHYARD_APPROVAL_POLICY", "", `JSON file of the approvals each action needs and whether it may be break-glass, e.g. {"set_profile": {"approvals": 2, "break_glass": true}}; use it or --require-approval, not both`, str(&c.ApprovalPolicy)},
+		{"require-client-token", "SWITCHYARD_REQUIRE_CLIENT_TOKEN", "", "make evaluation (OFREP), sessions, the bundle and the streams need a valid token of any role, e.g. a name:client:secret one (true or false); unset, they need none, which suits a private network only",
+			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.requireClient, name, help) }},
+		{"cors-origins", "SWITCHYARD_CORS_ORIGINS", "", "comma-separated browser origins (https://app.example.com) that may call evaluation, sessions, the bundle and the streams, or * for any; empty: none", str(&c.CORS)},
+		{"cors-admin-origins", "SWITCHYARD_CORS_ADMIN_ORIGINS", "", "comma-separated browser origins that may call the admin API, each named (never *); empty: none", str(&c.CORSAdmin)},
+		{"flags", "SWITCHYARD_FLAGS", "", "a flagd flag file (JSON or YAML; a path or file: URI) demo mode serves and follows, as flagd -f does; give it once per file (the environment: comma-separated)",
+			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.FlagFiles, name, help) }},
 		{"allow-live-switch", "SWITCHYARD_ALLOW_LIVE_SWITCH", "", "let an admin switch the mode of this process live at POST /system-mode/toggle (true or false); empty: on when it starts in demo mode, off in production mode",
 			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.liveSwitch, name, help) }},
 	}
@@ -233,6 +291,32 @@ func parseProxies(s string) ([]string, error) {
 	return out, nil
 }
 
+// parseOrigins splits a comma-separated list of browser origins, each
+// scheme://host[:port] and nothing more, as a browser sends it in Origin;
+// anyOrigin allows "*" for every origin.
+func parseOrigins(name, s string, anyOrigin bool) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o == "*" {
+			if !anyOrigin {
+				return nil, fmt.Errorf("%s: * is allowed for evaluation only; name each origin that may call the admin API", name)
+			}
+			out = append(out, o)
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%s: %q is not an origin like https://app.example.com (a scheme, a host, a port if any)", name, o)
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out, nil
+}
+
 func parseDuration(p *time.Duration, name, s string) error {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
@@ -255,6 +339,10 @@ func bindConfig(fs *flag.FlagSet, getenv func(string) string) (*config, error) {
 			value = v
 		}
 		s.bind(fs, s.flag, value, s.help+" ["+s.env+"]")
+		if l, ok := fs.Lookup(s.flag).Value.(*fileList); ok {
+			l.setDefault(value)
+			continue
+		}
 		// Durations bind through Func, which has no default: set it now.
 		if err := fs.Set(s.flag, value); err != nil && first == nil {
 			first = fmt.Errorf("%s: %w", s.env, err)
@@ -293,6 +381,13 @@ func (c *config) resolve(getenv func(string) string) error {
 		return err
 	}
 	c.Proxies = proxies
+	c.RequireClientToken = c.requireClient.value
+	if c.CORSOrigins, err = parseOrigins("cors origins", c.CORS, true); err != nil {
+		return err
+	}
+	if c.CORSAdminOrigins, err = parseOrigins("cors admin origins", c.CORSAdmin, false); err != nil {
+		return err
+	}
 	return nil
 }
 

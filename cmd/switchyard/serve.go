@@ -61,6 +61,10 @@ func serve(ctx context.Context, cfg *config, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if len(cfg.FlagFiles.files) > 0 && cfg.Mode != switchyard.ModeDemo {
+		return errors.New("--flags serves flag files in demo mode only: in production, import them (switchyard import --from flagd), " +
+			"which audits who brought them")
+	}
 	// Demo mode generates an admin token when none is configured. It is
 	// printed once, to stdout and not to the log, so it is not kept in log
 	// storage; it dies with the process. A production start without tokens
@@ -124,7 +128,8 @@ func serve(ctx context.Context, cfg *config, getenv func(string) string, stdout,
 		Approvals:    approvals,
 	}, st)
 	metrics.Watch(core)
-	scfg := server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies, Observer: metrics, Tracing: tracing, AccessLog: cfg.AccessLog}
+	scfg := server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies, Observer: metrics, Tracing: tracing, AccessLog: cfg.AccessLog,
+		RequireClientToken: cfg.RequireClientToken, CORSOrigins: cfg.CORSOrigins, CORSAdminOrigins: cfg.CORSAdminOrigins}
 	if cfg.MetricsAddr == "" {
 		scfg.Metrics = metrics.Handler()
 	} else {
@@ -137,6 +142,17 @@ func serve(ctx context.Context, cfg *config, getenv func(string) string, stdout,
 	handler := server.New(logger, core, scfg)
 	stopReloading := reloadOnSIGHUP(logger, ops, core)
 	defer stopReloading()
+	if len(cfg.FlagFiles.files) > 0 {
+		ff, err := loadFlagFiles(ctx, logger, core, cfg.FlagFiles.files)
+		if err != nil {
+			return err
+		}
+		watch, stopWatching := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { ff.run(watch, flagFilesInterval) })
+		defer wg.Wait()
+		defer stopWatching()
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

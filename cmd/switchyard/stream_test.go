@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -29,7 +30,7 @@ const streamTestToken = "stream-test-admin-token"
 // streamServer is a demo server run by the *http.Server serve runs
 // (newHTTPServer), each request bounded by timeout and streams sending a
 // heartbeat every heartbeat (switchyard.StreamHeartbeat when 0). streams
-// counts the GET /v1/stream requests.
+// counts the requests of either stream (GET /v1/stream, /ofrep/v1/events).
 type streamServer struct {
 	url     string
 	streams atomic.Int64
@@ -43,7 +44,7 @@ func newStreamServer(t *testing.T, timeout, heartbeat time.Duration) *streamServ
 	handler := server.New(logger, core, server.Config{Auth: auth, Heartbeat: heartbeat})
 	ss := &streamServer{}
 	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/stream" {
+		if r.URL.Path == "/v1/stream" || r.URL.Path == "/ofrep/v1/events" {
 			ss.streams.Add(1)
 		}
 		handler.ServeHTTP(w, r)
@@ -198,5 +199,141 @@ func TestFlipsReachAProviderOverTheStream(t *testing.T) {
 	slices.Sort(took)
 	pct := func(q float64) time.Duration { return took[int(q*float64(len(took)-1))].Round(10 * time.Microsecond) }
 	t.Logf("%d flips over %v, each heard over the stream: p50 %v, p99 %v, max %v",
+		flips, 10*timeout, pct(0.50), pct(0.99), took[len(took)-1].Round(10*time.Microsecond))
+}
+
+// TestOFREPEventsOverTheRequestTimeout is what a browser's OFREP web
+// provider does, with a real SSE client: it evaluates every flag, follows
+// the event stream the answer advertises, and on each refetchEvaluation
+// evaluates again with flagConfigEtag and If-None-Match. FREEZE_UPDATES
+// flips 100 times over ten times the server's request timeout, and each
+// flip is heard over one stream, with a new ETag and the new value. It
+// logs how long each flip took from the admin call until the message
+// arrived; speed is measured here, not asserted.
+func TestOFREPEventsOverTheRequestTimeout(t *testing.T) {
+	const timeout, heartbeat, flips = 200 * time.Millisecond, 50 * time.Millisecond, 100
+	ss := newStreamServer(t, timeout, heartbeat)
+	client := &http.Client{Timeout: 5 * time.Second}
+	type bulkAnswer struct {
+		EventStreams []struct {
+			Type     string `json:"type"`
+			Endpoint struct {
+				RequestURI string `json:"requestUri"`
+			} `json:"endpoint"`
+		} `json:"eventStreams"`
+		Flags []struct {
+			Key   string `json:"key"`
+			Value any    `json:"value"`
+		} `json:"flags"`
+	}
+	// bulk evaluates every flag, as the web provider does, and returns
+	// the answer (none on 304), its ETag and FREEZE_UPDATES.
+	bulk := func(query, etag string) (bulkAnswer, string, any) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, ss.url+"/ofrep/v1/evaluate/flags"+query, strings.NewReader(`{"context":{"targetingKey":"u"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var a bulkAnswer
+		if res.StatusCode == http.StatusNotModified {
+			return a, res.Header.Get("ETag"), nil
+		}
+		if err := json.NewDecoder(res.Body).Decode(&a); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("bulk evaluation: %d %v", res.StatusCode, err)
+		}
+		var freeze any
+		for _, f := range a.Flags {
+			if f.Key == switchyard.FreezeUpdates {
+				freeze = f.Value
+			}
+		}
+		return a, res.Header.Get("ETag"), freeze
+	}
+	first, etag, _ := bulk("", "")
+	if len(first.EventStreams) != 1 || first.EventStreams[0].Type != "sse" {
+		t.Fatalf("eventStreams = %+v, want one SSE stream", first.EventStreams)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ss.url+first.EventStreams[0].Endpoint.RequestURI, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	type message struct {
+		at   time.Time
+		etag string
+	}
+	messages := make(chan message, flips+1)
+	go func() {
+		defer close(messages)
+		r := bufio.NewReader(res.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			var data struct{ Type, ETag string }
+			if d, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), "data: "); ok && json.Unmarshal([]byte(d), &data) == nil && data.Type == "refetchEvaluation" {
+				messages <- message{at: time.Now(), etag: data.ETag}
+			}
+		}
+	}()
+	next := func(what string) message {
+		t.Helper()
+		select {
+		case m, ok := <-messages:
+			if !ok {
+				t.Fatalf("the event stream ended before %s", what)
+			}
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no refetchEvaluation for %s after 10s", what)
+		}
+		panic("unreachable")
+	}
+	if m := next("the connection"); m.etag != `"1-demo"` {
+		t.Fatalf("first message names %s, want revision 1", m.etag)
+	}
+
+	pace := time.NewTicker(10 * timeout / flips)
+	defer pace.Stop()
+	took := make([]time.Duration, 0, flips)
+	for i := range flips {
+		<-pace.C
+		on := i%2 == 0
+		start := time.Now()
+		ss.setFreeze(t, on)
+		m := next(fmt.Sprintf("flip %d", i+1))
+		took = append(took, m.at.Sub(start))
+		if want := fmt.Sprintf(`"%d-demo"`, i+2); m.etag != want {
+			t.Fatalf("flip %d: message names %s, want %s", i+1, m.etag, want)
+		}
+		_, newETag, freeze := bulk("?flagConfigEtag="+url.QueryEscape(m.etag), etag)
+		if newETag == etag || freeze != on {
+			t.Fatalf("flip %d: the refetch answered ETag %s (before %s) and FREEZE_UPDATES %v, want a new ETag and %v", i+1, newETag, etag, freeze, on)
+		}
+		etag = newETag
+	}
+	if n := ss.streams.Load(); n != 1 {
+		t.Fatalf("%d streams opened, want the one kept open throughout", n)
+	}
+	slices.Sort(took)
+	pct := func(q float64) time.Duration { return took[int(q*float64(len(took)-1))].Round(10 * time.Microsecond) }
+	t.Logf("%d flips over %v, each heard as refetchEvaluation over one OFREP event stream: p50 %v, p99 %v, max %v",
 		flips, 10*timeout, pct(0.50), pct(0.99), took[len(took)-1].Round(10*time.Microsecond))
 }

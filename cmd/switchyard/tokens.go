@@ -161,7 +161,7 @@ func parseToken(entry string, anonymous bool) (server.Token, error) {
 	case named && !validName(name):
 		return server.Token{}, fmt.Errorf("%s: a name is 1 to %d letters, digits and . _ @ -", what, maxNameLength)
 	case !r.Valid():
-		return server.Token{}, fmt.Errorf("%s: role %q is not %q or %q", what, r, switchyard.RoleAdmin, switchyard.RoleViewer)
+		return server.Token{}, fmt.Errorf("%s: role %q is not %q, %q or %q", what, r, switchyard.RoleAdmin, switchyard.RoleViewer, switchyard.RoleClient)
 	case secret == "":
 		return server.Token{}, fmt.Errorf("%s: the secret is empty", what)
 	}

@@ -55,7 +55,7 @@ func TestParseTokens(t *testing.T) {
 		{in: "admin", wantErr: "entry 1: write name:role:secret"},
 		{in: "admin:a,,viewer:v", wantErr: "entry 2 is empty"},
 		{in: "root:x", wantErr: "entry 1: write name:role:secret"},
-		{in: "alice:root:x", wantErr: `entry 1: token "alice": role "root" is not "admin" or "viewer"`},
+		{in: "alice:root:x", wantErr: `entry 1: token "alice": role "root" is not "admin", "viewer" or "client"`},
 		{in: ":admin:x", wantErr: `entry 1: token "": a name is 1 to 64 letters`},
 		{in: "al ice:admin:x", wantErr: `entry 1: token "al ice": a name is 1 to 64 letters`},
 		{in: "viewer:", wantErr: "entry 1: the anonymous viewer token: the secret is empty"},

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
@@ -95,6 +96,40 @@ func (c *Core) Subscribe(ctx context.Context) *Subscription {
 // nothing or an announcement that was lost. One reload serves every
 // stream.
 func (s *Subscription) Refresh(ctx context.Context) { s.b.flags.live(ctx) }
+
+// Await returns once the mode served has installed revision n or a later
+// one, or at once when another mode is served; at the latest after d, or
+// when ctx ends. An OFREP provider told of revision n by one replica may
+// ask another that has not heard of it yet: this gives the second a moment
+// to hear (store announcements take milliseconds) before it answers.
+func (c *Core) Await(ctx context.Context, mode string, n int64, d time.Duration) {
+	b := c.acquire()
+	defer b.leave()
+	if b.mode != mode {
+		return
+	}
+	events, unsubscribe := b.flags.changes.subscribe()
+	defer unsubscribe()
+	if cur := b.flags.cur.Load(); !cur.replaceable() && cur.rev.Number >= n {
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok || ev.Revision >= n {
+				return
+			}
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-b.done:
+			return
+		}
+	}
+}
 
 // Close ends the subscription and releases the backend it holds.
 func (s *Subscription) Close() {

@@ -56,6 +56,10 @@ type Change struct {
 	// scheduler that applies it is no sender with an allowance of
 	// refusals.
 	approved bool
+	// Mode, when set, is the only mode the change is for: served another,
+	// it is not applied (UNAVAILABLE) nor recorded. The flag files of demo
+	// mode must never reach production's store through a live switch.
+	Mode string
 }
 
 // Plan is what a change asks for: the phrase that must confirm it and the
@@ -105,6 +109,9 @@ func (c *Core) Apply(ctx context.Context, ch Change) (Applied, error) {
 // apply is Apply in b: the one path of every change to the runtime, made
 // directly or by a change request.
 func (c *Core) apply(ctx context.Context, b *backend, ch Change) (Applied, error) {
+	if ch.Mode != "" && ch.Mode != b.mode {
+		return Applied{}, switchyard.Errorf(switchyard.CodeUnavailable, "the change is for %s mode, and %s mode is served; it was not applied", ch.Mode, b.mode)
+	}
 	attempt, p, err := c.admit(ctx, b, ch)
 	if err != nil || ch.DryRun {
 		return Applied{}, err
@@ -349,13 +356,24 @@ func UpdateProfilePlan(name string, config map[string]switchyard.ProfilePatch) P
 
 // ImportPlan converts a flagd, LaunchDarkly, Unleash or GO Feature Flag
 // file and plans storing its flags; it returns the importer's result too,
-// whose report says what each flag became.
-func ImportPlan(format, content, environment string) (Plan, importer.Result, error) {
-	res, err := importer.Import(format, []byte(content), importer.Options{Environment: environment})
+// whose report says what each flag became. opts selects the environment
+// and whether a flagd file's invalid flags are skipped.
+func ImportPlan(format, content string, opts importer.Options) (Plan, importer.Result, error) {
+	res, err := importer.Import(format, []byte(content), opts)
 	if err != nil {
 		return Plan{}, importer.Result{}, err
 	}
 	return Plan{Phrase: switchyard.ImportPhrase, Mutation: switchyard.ImportFlags(res.Document)}, res, nil
+}
+
+// FlagFilesPhrase confirms serving the flag files of serve --flags, a
+// change the server makes itself whenever a file changes.
+const FlagFilesPhrase = "SERVE FLAG FILES"
+
+// FlagFilesPlan plans serving doc, the flag files' flags merged, as the
+// general flags (switchyard.ServeFlagFiles).
+func FlagFilesPlan(doc switchyard.Document) Plan {
+	return Plan{Phrase: FlagFilesPhrase, Mutation: switchyard.ServeFlagFiles(doc)}
 }
 
 // Status is the admin view of a revision: the raw state, what it resolves

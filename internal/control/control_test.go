@@ -206,3 +206,27 @@ func TestSubscribersHearChanges(t *testing.T) {
 		t.Fatalf("event = %+v", ev)
 	}
 }
+
+// TestChangeForAnotherMode: a change meant for one mode is neither applied
+// nor recorded while another is served (the flag files of demo mode never
+// reach production through a live switch).
+func TestChangeForAnotherMode(t *testing.T) {
+	c, st := newCore(t)
+	ch := examMode(true)
+	ch.Mode = switchyard.ModeProduction
+	_, err := c.Apply(context.Background(), ch)
+	if switchyard.AsError(err).Code != switchyard.CodeUnavailable {
+		t.Fatalf("a change for production in demo mode: %v, want UNAVAILABLE", err)
+	}
+	entries, err := st.Audit(context.Background(), store.AuditQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev, _ := st.Current(context.Background()); rev.Number != 1 || len(entries) != 0 {
+		t.Fatalf("revision %d and %d audit rows after the refusal, want 1 and none", rev.Number, len(entries))
+	}
+	ch.Mode = switchyard.ModeDemo
+	if _, err := c.Apply(context.Background(), ch); err != nil {
+		t.Fatalf("the change for the mode served: %v", err)
+	}
+}

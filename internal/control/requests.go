@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
+	"github.com/switchyard-dev/switchyard/importer"
 	"github.com/switchyard-dev/switchyard/store"
 )
 
@@ -551,6 +552,7 @@ type (
 		Format      string `json:"format"`
 		Content     string `json:"content"`
 		Environment string `json:"environment"`
+		SkipInvalid bool   `json:"skip_invalid"`
 	}
 )
 
@@ -593,7 +595,7 @@ func (f *profileUpdateFields) plan() (Plan, error) {
 
 func (f *importFields) target() string { return "flags" }
 func (f *importFields) plan() (Plan, error) {
-	p, _, err := ImportPlan(f.Format, f.Content, f.Environment)
+	p, _, err := ImportPlan(f.Format, f.Content, importer.Options{Environment: f.Environment, SkipInvalid: f.SkipInvalid})
 	return p, err
 }
 

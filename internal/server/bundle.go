@@ -8,12 +8,6 @@ import (
 	"github.com/switchyard-dev/switchyard"
 )
 
-// bundleETag names a bundle: a revision is immutable, so its number and the
-// mode identify its content.
-func bundleETag(revision int64, mode string) string {
-	return `"` + strconv.FormatInt(revision, 10) + "-" + mode + `"`
-}
-
 // getBundle serves GET /v1/bundle: the current revision (revalidate before
 // reuse, 304 on a matching If-None-Match), or with ?revision=N that
 // revision, which never changes and may be cached for good.
@@ -32,7 +26,7 @@ func (s *server) getBundle(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	etag := bundleETag(bundle.Revision.Number, bundle.Mode)
+	etag := configETag(bundle.Revision.Number, bundle.Mode)
 	c.Header("ETag", etag)
 	if pinned {
 		c.Header("Cache-Control", "public, max-age=31536000, immutable")

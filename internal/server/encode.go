@@ -20,7 +20,19 @@ import (
 // appendSuccess appends an OFREP evaluation success. A result without a
 // value (a disabled flag, no default variant) omits value, which tells the
 // client to use its code default.
-func appendSuccess(b []byte, r evaluator.Result) ([]byte, error) {
+func appendSuccess(b []byte, r evaluator.Result) ([]byte, error) { return appendAnswer(b, r, "") }
+
+// appendResult appends r as a bulk evaluation lists it, a success or a
+// failure, leaving out the metadata key omit when it is set.
+func appendResult(b []byte, r evaluator.Result, omit string) ([]byte, error) {
+	if r.ErrorCode != "" {
+		return appendFailure(b, r.Key, r.ErrorCode, r.ErrorMessage), nil
+	}
+	return appendAnswer(b, r, omit)
+}
+
+// appendAnswer is appendSuccess leaving out the metadata key omit.
+func appendAnswer(b []byte, r evaluator.Result, omit string) ([]byte, error) {
 	b = append(b, `{"key":`...)
 	b = appendString(b, r.Key)
 	if r.Value != nil {
@@ -39,7 +51,7 @@ func appendSuccess(b []byte, r evaluator.Result) ([]byte, error) {
 	if len(r.Metadata) > 0 {
 		b = append(b, `,"metadata":`...)
 		var err error
-		if b, err = appendMetadata(b, r.Metadata); err != nil {
+		if b, err = appendMetadata(b, r.Metadata, omit); err != nil {
 			return nil, fmt.Errorf("encode the metadata of flag %q: %w", r.Key, err)
 		}
 	}
@@ -59,13 +71,16 @@ func appendFailure(b []byte, key string, code evaluator.ResolutionError, details
 	return append(b, '}')
 }
 
-// appendMetadata appends flag metadata with its keys sorted. Flags carry a
-// handful of metadata keys, which are sorted in a stack array.
-func appendMetadata(b []byte, md map[string]any) ([]byte, error) {
+// appendMetadata appends flag metadata with its keys sorted, but omit.
+// Flags carry a handful of metadata keys, which are sorted in a stack
+// array.
+func appendMetadata(b []byte, md map[string]any, omit string) ([]byte, error) {
 	var stack [8]string
 	keys := stack[:0]
 	for k := range md {
-		keys = append(keys, k)
+		if k != omit || omit == "" {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	b = append(b, '{')

@@ -135,6 +135,10 @@ type testConfig struct {
 	// Telemetry holds the server's observer, metrics, tracing and access
 	// log settings; the fields above are the rest of its Config.
 	Telemetry Config
+	// RequireClientToken and the CORS origins are Config's.
+	RequireClientToken bool
+	CORSOrigins        []string
+	CORSAdminOrigins   []string
 }
 
 // newHandler builds the core over st with the clock now, and the server
@@ -143,6 +147,7 @@ func newHandler(logger *slog.Logger, cfg testConfig, st store.Store, now func() 
 	cfg.Now = now
 	srv := cfg.Telemetry
 	srv.Auth, srv.MaxBodyBytes, srv.Heartbeat, srv.TrustedProxies = NewAuthenticator(cfg.Tokens), cfg.MaxBodyBytes, cfg.Heartbeat, cfg.TrustedProxies
+	srv.RequireClientToken, srv.CORSOrigins, srv.CORSAdminOrigins = cfg.RequireClientToken, cfg.CORSOrigins, cfg.CORSAdminOrigins
 	return newEngine(logger, control.New(logger, cfg.Config, st), srv)
 }
 

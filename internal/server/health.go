@@ -15,13 +15,13 @@ func (s *server) healthz(c *gin.Context) {
 // reason while the store answers but runs degraded (Redis down); 503,
 // degraded with the reason, while this replica cannot read the store or
 // serves a stand-in for its revision (control.Core.Readiness). Probes ask
-// without a token and are told the reason in general words; a caller with
-// a valid token of any role is told what the stores answered, which names
-// their hosts, users and databases.
+// without a token and are told the reason in general words; an operator
+// (an admin or viewer token) is told what the stores answered, which names
+// their hosts, users and databases. A client token is told what a probe is.
 func (s *server) readyz(c *gin.Context) {
 	r := s.core.Readiness(c.Request.Context())
 	reason := r.Reason
-	if _, ok := s.auth.identify(c.GetHeader("Authorization")); ok {
+	if who, ok := s.auth.identify(c.GetHeader("Authorization")); ok && who.Role.Operates() {
 		reason = r.Detail
 	}
 	if !r.Ready {

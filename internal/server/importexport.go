@@ -29,6 +29,9 @@ type importRequest struct {
 	Content     string `json:"content"`
 	Environment string `json:"environment"`
 	DryRun      bool   `json:"dry_run"`
+	// SkipInvalid imports a flagd file's valid flags and reports the
+	// others, instead of refusing the file.
+	SkipInvalid bool `json:"skip_invalid"`
 }
 
 // importResult answers a real import: the change result every change
@@ -70,7 +73,7 @@ func (s *server) importFlags(c *gin.Context) {
 	ch.DryRun = ch.Invalid == nil && req.DryRun
 	var res importer.Result
 	ch.Plan = func() (control.Plan, error) {
-		p, r, err := control.ImportPlan(req.Format, req.Content, req.Environment)
+		p, r, err := control.ImportPlan(req.Format, req.Content, importer.Options{Environment: req.Environment, SkipInvalid: req.SkipInvalid})
 		res = r
 		return p, err
 	}

@@ -435,3 +435,40 @@ func TestImportDuringAdminFreeze(t *testing.T) {
 		t.Fatalf("dry run during the freeze = %d %s", res.status, res.body)
 	}
 }
+
+// TestImportSkipInvalid: a flagd file with a broken flag is refused whole,
+// unless skip_invalid asks to import the rest, which reports what it left
+// out and why.
+func TestImportSkipInvalid(t *testing.T) {
+	h := newHarness(t)
+	content := `{"flags": {"good": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"},
+		"typed": {"state": "ENABLED", "variants": {"a": true}, "defaultVariant": 3},
+		"rule": {"state": "ENABLED", "variants": {"a": true}, "defaultVariant": "a", "targeting": {"no_such_op": [1]}}}}`
+	send := func(skip bool) response {
+		return h.do(t, call{method: "POST", path: "/v1/admin/import", token: adminToken, body: mustJSON(t, map[string]any{
+			"format": "flagd", "content": content, "skip_invalid": skip, "phrase": "IMPORT FLAGS", "reason": "from flagd"})})
+	}
+	if res := send(false); res.status != http.StatusBadRequest || res.errorCode(t) != "INVALID_REQUEST" || h.current(t).Number != 1 {
+		t.Fatalf("a file with broken flags = %d %s, want 400 and nothing stored", res.status, res.body)
+	}
+	h.clock.pause()
+	res := send(true)
+	if res.status != http.StatusOK {
+		t.Fatalf("skip_invalid = %d %s", res.status, res.body)
+	}
+	out := res.json(t)
+	if imported := out["imported"].([]any); len(imported) != 1 || imported[0] != "good" {
+		t.Fatalf("imported %v, want good alone", imported)
+	}
+	skipped := map[string]string{}
+	for _, n := range out["report"].([]any) {
+		note := n.(map[string]any)
+		skipped[note["flag"].(string)] = note["message"].(string)
+	}
+	if !strings.HasPrefix(skipped["typed"], "not imported: ") || !strings.Contains(skipped["rule"], "no_such_op") {
+		t.Fatalf("report %v, want both broken flags with why", skipped)
+	}
+	if got := h.evaluate(t, "good", nil); got["value"] != true {
+		t.Fatalf("good = %v", got)
+	}
+}

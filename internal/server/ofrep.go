@@ -2,12 +2,11 @@ package server
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
@@ -133,29 +133,40 @@ func (s *server) evaluateFlag(c *gin.Context) {
 }
 
 // evaluateFlags serves POST /ofrep/v1/evaluate/flags: every flag, each a
-// success or an error item, with an ETag of the answer so a client polling
-// with If-None-Match gets 304 until something it would see changes.
+// success or an error item, with a weak ETag of the answers (bulkETag), so
+// a client polling or refetching with If-None-Match gets 304 until
+// something it would see changes. The answer advertises the OFREP event
+// stream (eventStreams, ADR-0008), except to a pinned session, whose
+// answers never change. A refetch an event triggered names the
+// configuration the event announced (flagConfigEtag): the answer waits a
+// moment for this replica to serve it, when it does not yet.
 func (s *server) evaluateFlags(c *gin.Context) {
 	evalCtx, oerr := readEvaluationContext(c.Request.Body)
 	if oerr != nil {
 		s.ofrepFailure(c, "", oerr)
 		return
 	}
+	if n, mode, ok := parseConfigETag(c.Query("flagConfigEtag")); ok {
+		s.core.Await(c.Request.Context(), mode, n, catchUpTimeout)
+	}
 	ev, err := s.evaluation(c, evalCtx)
 	if err != nil {
 		s.ofrepServerError(c, err)
 		return
 	}
+	streams := ""
+	if ev.Set.Pinned() != ev.Set {
+		streams = s.eventStreamURI(c)
+	}
 	buf := getBuffer()
-	b, err := appendBulk(*buf, ev, evalCtx, trace.SpanFromContext(c.Request.Context()))
+	b, answers, err := appendBulk(*buf, ev, evalCtx, streams, trace.SpanFromContext(c.Request.Context()))
 	if err != nil {
 		putBuffer(buf, *buf)
 		s.ofrepServerError(c, err)
 		return
 	}
 	defer putBuffer(buf, b)
-	sum := sha256.Sum256(b)
-	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	etag := bulkETag(b[answers[0]:answers[1]])
 	c.Header("ETag", etag)
 	if etagMatches(c.GetHeader("If-None-Match"), etag) {
 		c.Status(http.StatusNotModified)
@@ -164,22 +175,33 @@ func (s *server) evaluateFlags(c *gin.Context) {
 	writeJSON(c, http.StatusOK, b)
 }
 
-// etagMatches reports whether an If-None-Match header lists etag, comparing
-// weakly as RFC 9110 asks for If-None-Match.
-func etagMatches(header, etag string) bool {
-	for tag := range strings.SplitSeq(header, ",") {
-		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
-		if tag == "*" || tag == etag {
-			return true
-		}
+// ofrepInactivityDelaySec is the inactivity delay a bulk evaluation
+// advertises with its event stream: a provider whose application is
+// inactive (a hidden tab) this long closes the stream, and evaluates
+// afresh when it is active again. OFREP's default, said outright.
+const ofrepInactivityDelaySec = 120
+
+// eventStreamURI is the path of the OFREP event stream a bulk evaluation
+// advertises: with client tokens required, it carries the stream key of
+// the token the request presented, since a browser's EventSource cannot
+// send it.
+func (s *server) eventStreamURI(c *gin.Context) string {
+	if v, ok := c.Get(credentialKey); ok && s.requireClientToken {
+		return ofrepEventsPath + "?" + url.Values{streamKeyParam: {streamKey(v.(credential))}}.Encode()
 	}
-	return false
+	return ofrepEventsPath
 }
 
 // appendBulk appends the bulk evaluation of every flag in ev, the first
-// of them recorded on span.
-func appendBulk(b []byte, ev control.Evaluation, evalCtx map[string]any, span trace.Span) ([]byte, error) {
+// of them recorded on span: the answers, the event stream to follow (none
+// when streamURI is empty) and the revision evaluated, which the answers
+// leave out of their metadata, so that an answer a revision does not
+// change is the same bytes in both (an OFREP web provider compares them to
+// tell its application what changed). answers are the offsets of the
+// answers in the result.
+func appendBulk(b []byte, ev control.Evaluation, evalCtx map[string]any, streamURI string, span trace.Span) (_ []byte, answers [2]int, _ error) {
 	b = append(b, `{"flags":[`...)
+	answers[0] = len(b)
 	for i, key := range ev.Set.Keys() {
 		if i > 0 {
 			b = append(b, ',')
@@ -188,20 +210,25 @@ func appendBulk(b []byte, ev control.Evaluation, evalCtx map[string]any, span tr
 		if i < maxEvaluationEvents {
 			traceEvaluation(span, r, evalCtx, ev.Set.Revision())
 		}
-		if r.ErrorCode != "" {
-			b = appendFailure(b, key, r.ErrorCode, r.ErrorMessage)
-			continue
-		}
 		var err error
-		if b, err = appendSuccess(b, r); err != nil {
-			return nil, err
+		if b, err = appendResult(b, r, evaluator.MetadataRevision); err != nil {
+			return nil, answers, err
 		}
 	}
-	b = append(b, `],"metadata":{"pinned":`...)
+	answers[1] = len(b)
+	b = append(b, ']')
+	if streamURI != "" {
+		b = append(b, `,"eventStreams":[{"type":"sse","endpoint":{"requestUri":`...)
+		b = appendString(b, streamURI)
+		b = append(b, `},"inactivityDelaySec":`...)
+		b = appendInt(b, ofrepInactivityDelaySec)
+		b = append(b, "}]"...)
+	}
+	b = append(b, `,"metadata":{"pinned":`...)
 	b = appendBool(b, ev.Set.Pinned() == ev.Set)
 	b = append(b, `,"revision":`...)
 	b = appendInt(b, ev.Set.Revision())
-	return append(b, "}}"...), nil
+	return append(b, "}}"...), answers, nil
 }
 
 // writeOFREP writes the body fill appends, through a pooled buffer.

@@ -5,7 +5,7 @@ import "github.com/gin-gonic/gin"
 // routes registers every route. openapi/openapi.yaml describes each; a test
 // fails when the two disagree.
 func (s *server) routes(r *gin.Engine) {
-	r.Use(assignRequestID, noSniff)
+	r.Use(assignRequestID, noSniff, s.cors)
 	if s.observer != nil || s.accessLog {
 		r.Use(s.observe)
 	}
@@ -30,15 +30,19 @@ func (s *server) routes(r *gin.Engine) {
 	// whole flag file and has its own cap (limitImportBody).
 	api := r.Group("", s.limitBody)
 
-	// Evaluation needs no token: applications read flags, they do not
-	// change them.
-	api.POST("/ofrep/v1/evaluate/flags/:key", s.evaluateFlag)
-	api.POST("/ofrep/v1/evaluate/flags", s.evaluateFlags)
-	api.POST("/v1/sessions", s.createSession)
-	api.GET("/v1/sessions/:id", s.getSession)
+	// What applications read needs no token unless client tokens are
+	// required: applications read flags, they do not change them.
+	client := api.Group("", s.requireClient)
+	client.POST("/ofrep/v1/evaluate/flags/:key", s.evaluateFlag)
+	client.POST("/ofrep/v1/evaluate/flags", s.evaluateFlags)
+	client.POST("/v1/sessions", s.createSession)
+	client.GET("/v1/sessions/:id", s.getSession)
 	// In-process providers fetch the compiled state and follow its changes.
-	api.GET("/v1/bundle", s.getBundle)
-	api.GET("/v1/stream", s.stream)
+	client.GET("/v1/bundle", s.getBundle)
+	client.GET("/v1/stream", s.stream)
+	// Static-context OFREP providers (web, mobile) hear of changes here:
+	// bulk evaluations advertise it (OFREP ADR-0008).
+	api.GET(ofrepEventsPath, s.requireStreamClient, s.ofrepEvents)
 
 	// What needs a token is never cached.
 	admin := api.Group("/v1/admin", noStore, s.authenticate)

@@ -9,6 +9,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -42,6 +43,16 @@ type Config struct {
 	Tracing trace.TracerProvider
 	// AccessLog logs every request once answered.
 	AccessLog bool
+	// RequireClientToken makes evaluation, sessions, the bundle and the
+	// streams need a valid token (of any role; a client token is made for
+	// it). Unset, they need none, which suits a private network only.
+	RequireClientToken bool
+	// CORSOrigins are the browser origins (scheme://host[:port]) that may
+	// call what applications read (see RequireClientToken), or "*" for
+	// any; CORSAdminOrigins those that may call the admin API, which only
+	// origins named here may, never "*". Empty: no cross-origin access.
+	CORSOrigins      []string
+	CORSAdminOrigins []string
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -67,6 +78,11 @@ type server struct {
 	// tracer starts each request's span; nil when tracing is off.
 	tracer    trace.Tracer
 	accessLog bool
+	// requireClientToken is Config.RequireClientToken.
+	requireClientToken bool
+	// clientCORS and adminCORS say which browser origins may call what
+	// applications read and the admin API.
+	clientCORS, adminCORS corsPolicy
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -87,7 +103,10 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 		cfg.Auth = NewAuthenticator(nil)
 	}
 	s := &server{logger: logger, core: core, auth: cfg.Auth, maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat,
-		behindProxies: len(cfg.TrustedProxies) > 0, observer: cfg.Observer, metrics: cfg.Metrics, accessLog: cfg.AccessLog}
+		behindProxies: len(cfg.TrustedProxies) > 0, observer: cfg.Observer, metrics: cfg.Metrics, accessLog: cfg.AccessLog,
+		requireClientToken: cfg.RequireClientToken,
+		clientCORS:         newCORSPolicy(cfg.CORSOrigins, clientMethods, clientHeaders),
+		adminCORS:          newCORSPolicy(slices.DeleteFunc(slices.Clone(cfg.CORSAdminOrigins), isAnyOrigin), adminMethods, adminHeaders)}
 	if cfg.Tracing != nil {
 		s.tracer = cfg.Tracing.Tracer("github.com/switchyard-dev/switchyard/internal/server")
 	}

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
 // shutdowns hands each stream a channel closed when the *http.Server
@@ -44,15 +46,54 @@ func shutdownOf(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
-// stream serves GET /v1/stream, server-sent events: the current revision
-// at once, then one `revision` event per newly installed revision, and a
-// heartbeat comment every heartbeat interval, which every event advertises.
-// Every revision this replica installs is sent at once: its own changes,
-// and other replicas' as soon as the store announces them, with the cache
-// TTL reload as the backstop. It ends when the client goes away, the
-// server shuts down or the mode is switched (the client then reconnects
-// and reads the new mode's revision).
+// stream serves GET /v1/stream, server-sent events for in-process
+// providers: the current revision at once, then one `revision` event per
+// newly installed revision, naming the flags it changed (see follow).
 func (s *server) stream(c *gin.Context) {
+	s.follow(c,
+		func(w sse, sub *control.Subscription) bool {
+			return w.event(switchyard.RevisionEvent{Revision: sub.Revision, Mode: sub.Mode, Changed: []string{}})
+		},
+		func(w sse, ev switchyard.RevisionEvent) bool { return w.event(ev) })
+}
+
+// ofrepEventsPath is the OFREP event stream, which bulk evaluations
+// advertise.
+const ofrepEventsPath = "/ofrep/v1/events"
+
+// ofrepEvents serves GET /ofrep/v1/events, the event stream of OFREP
+// ADR-0008 for static-context providers: a `refetchEvaluation` message
+// for each new revision that changes a flag, carrying the configuration's
+// ETag, which is also the event's ID. At connection it sends one at once
+// unless Last-Event-ID names the configuration served: a provider
+// reconnecting, or connecting after its bulk evaluation, then missed
+// nothing, or refetches (and is answered 304 when nothing it sees
+// changed).
+func (s *server) ofrepEvents(c *gin.Context) {
+	s.follow(c,
+		func(w sse, sub *control.Subscription) bool {
+			if c.GetHeader("Last-Event-ID") == configETag(sub.Revision, sub.Mode) {
+				return true
+			}
+			return w.refetch(sub.Revision, sub.Mode)
+		},
+		func(w sse, ev switchyard.RevisionEvent) bool {
+			// A revision that changes no flag changes no answer.
+			if len(ev.Changed) == 0 {
+				return true
+			}
+			return w.refetch(ev.Revision, ev.Mode)
+		})
+}
+
+// follow serves a stream of server-sent events: first at once, then next
+// for each newly installed revision, and a heartbeat comment every
+// heartbeat interval. Every revision this replica installs is sent at
+// once: its own changes, and other replicas' as soon as the store
+// announces them, with the cache TTL reload as the backstop. It ends when
+// the client goes away, the server shuts down or the mode is switched (the
+// client then reconnects and reads the new mode's revision).
+func (s *server) follow(c *gin.Context, first func(sse, *control.Subscription) bool, next func(sse, switchyard.RevisionEvent) bool) {
 	ctx := c.Request.Context()
 	sub := s.core.Subscribe(ctx)
 	defer sub.Close()
@@ -73,10 +114,12 @@ func (s *server) stream(c *gin.Context) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	c.Writer.WriteHeader(http.StatusOK)
-	last := sub.Revision
-	if !w.event(switchyard.RevisionEvent{Revision: last, Mode: sub.Mode, Changed: []string{}}) {
+	if !first(w, sub) {
 		return
 	}
+	// The headers reach the client even when first wrote nothing.
+	c.Writer.Flush()
+	last := sub.Revision
 	heartbeat := time.NewTicker(s.heartbeat)
 	defer heartbeat.Stop()
 	// In-process providers make no evaluation requests, which are what
@@ -99,7 +142,7 @@ func (s *server) stream(c *gin.Context) {
 				continue
 			}
 			last = ev.Revision
-			if !w.event(ev) {
+			if !next(w, ev) {
 				return
 			}
 		case <-reload.C:
@@ -131,6 +174,25 @@ func (w sse) event(ev switchyard.RevisionEvent) bool {
 		return false
 	}
 	return w.write("event: revision\ndata: " + string(data) + "\n\n")
+}
+
+// refetchEvaluation is the data of an OFREP event-stream message telling
+// a provider to evaluate again (ADR-0008).
+type refetchEvaluation struct {
+	Type string `json:"type"`
+	ETag string `json:"etag"`
+}
+
+// refetch writes the OFREP `refetchEvaluation` message of revision in
+// mode, its ID and ETag the configuration's; false means the client is
+// gone. The envelope's event is `message`, as OFREP asks.
+func (w sse) refetch(revision int64, mode string) bool {
+	etag := configETag(revision, mode)
+	data, err := json.Marshal(refetchEvaluation{Type: "refetchEvaluation", ETag: etag})
+	if err != nil {
+		return false
+	}
+	return w.write("id: " + etag + "\nevent: message\ndata: " + string(data) + "\n\n")
 }
 
 // write writes text and flushes it; false means the client is gone.

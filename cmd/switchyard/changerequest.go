@@ -155,8 +155,13 @@ func changeLine(cr *switchyard.ChangeRequest) string {
 	case cr.Why != "":
 		line += ": " + cr.Why
 	}
-	if cr.RevertAt != nil && cr.Revert == "" {
+	switch {
+	case cr.RevertAt != nil && cr.Revert == "":
 		line += ", to revert at " + formatTime(*cr.RevertAt)
+	case cr.Revert != "" && cr.Why != "":
+		line += ", revert " + cr.Revert + ": " + cr.Why
+	case cr.Revert != "":
+		line += ", revert " + cr.Revert
 	}
 	if cr.Held {
 		line += ", held by ADMIN_FREEZE"
@@ -181,34 +186,41 @@ func changeID(args []string) (int64, error) {
 // changeApproveCommand is "switchyard change approve ID": show the change
 // and its diff, ask for its phrase, and approve it.
 func changeApproveCommand(fs *flag.FlagSet, c *cli) runner {
-	var w writeFlags
-	w.bind(fs, c.getenv)
+	var (
+		api            apiFlags
+		out            outputFlag
+		reason, phrase string
+	)
+	fs.StringVar(&reason, "reason", "", "`why` you approve it, for the audit log (required)")
+	fs.StringVar(&phrase, "phrase", "", "the change's confirmation `phrase`, for scripts; without it you are asked to type it")
+	api.bind(fs, c.getenv)
+	out.bind(fs)
 	return func(ctx context.Context, args []string) error {
 		id, err := changeID(args)
 		if err != nil {
 			return err
 		}
-		if strings.TrimSpace(w.reason) == "" {
+		if strings.TrimSpace(reason) == "" {
 			return usagef("--reason is required: say why you approve it, for the audit log")
 		}
-		api, err := w.api.client("an admin")
+		cl, err := api.client("an admin")
 		if err != nil {
 			return err
 		}
-		cr, err := api.ChangeRequest(ctx, id)
+		cr, err := cl.ChangeRequest(ctx, id)
 		if err != nil {
 			return err
 		}
 		c.printChange(c.stderr, cr)
-		phrase, err := c.confirm(ctx, "approve", cr.Phrase, w.phrase)
+		typed, err := c.confirm(ctx, "approve", cr.Phrase, phrase)
 		if err != nil {
 			return err
 		}
-		approved, err := api.ApproveChange(ctx, id, client.Write{Phrase: phrase, Reason: w.reason})
+		approved, err := cl.ApproveChange(ctx, id, client.Write{Phrase: typed, Reason: reason})
 		if err != nil {
 			return err
 		}
-		return c.changeDone(w.out, "approved", approved)
+		return c.changeDone(out, "approved", approved)
 	}
 }
 

@@ -54,10 +54,10 @@ type change struct {
 }
 
 // makeChange shows what ch makes different, asks for its phrase (unless
-// --phrase gives it) and makes (or proposes) it, based on the revision it showed (or
-// --if-revision) and with an idempotency key its retries share. The
-// before-and-after and the prompt go to stderr; the answer, as text or
-// JSON, to stdout.
+// --phrase gives it) and makes (or proposes) it, based on the revision it
+// showed (or --if-revision) and with an idempotency key its retries share.
+// The before-and-after and the prompt go to stderr; the answer, as text
+// or JSON, to stdout.
 func (c *cli) makeChange(ctx context.Context, w *writeFlags, ch change) error {
 	if strings.TrimSpace(w.reason) == "" {
 		return usagef("--reason is required: say why the change is made, for the audit log")

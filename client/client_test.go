@@ -26,6 +26,9 @@ import (
 const (
 	adminToken  = "client-test-admin"
 	viewerToken = "client-test-viewer"
+	// approverToken is a second admin's, who approves the first's
+	// change requests.
+	approverToken = "client-test-approver"
 )
 
 // newServer starts the API over a fresh demo store and returns its URL.
@@ -329,5 +332,53 @@ func TestNewRefusesABadURL(t *testing.T) {
 		if _, err := client.New(u); err == nil {
 			t.Errorf("New(%q) accepted it", u)
 		}
+	}
+}
+
+// Change requests: a proposal sent again with its key answers the request
+// it made; the list filters by state; reject and cancel end a request,
+// and a refusal is the API's error.
+func TestChangeRequests(t *testing.T) {
+	serverURL, stop := fourEyesServer()
+	t.Cleanup(stop)
+	ctx := context.Background()
+	alice, bob := newClient(t, serverURL, adminToken), newClient(t, serverURL, approverToken)
+	exam := client.Proposal{Action: "set_flag", Fields: map[string]any{"flag": switchyard.ExamMode, "value": true}}
+	w := client.Write{Phrase: "ENABLE EXAM MODE", Reason: "exams", IdempotencyKey: client.NewIdempotencyKey()}
+	first, err := alice.ProposeChange(ctx, exam, w)
+	if err != nil || first.ID != 1 || first.State != switchyard.ChangeProposed {
+		t.Fatalf("propose = %+v, %v", first, err)
+	}
+	again, err := alice.ProposeChange(ctx, exam, w)
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("the same proposal sent again = %+v, %v; want change %d", again, err, first.ID)
+	}
+	freeze := client.Proposal{Action: "set_flag", Fields: map[string]any{"flag": switchyard.FreezeUpdates, "value": true}}
+	second, err := alice.ProposeChange(ctx, freeze, client.Write{Phrase: "ENABLE FREEZE UPDATES", Reason: "drill"})
+	if err != nil || second.ID != 2 {
+		t.Fatalf("second proposal = %+v, %v", second, err)
+	}
+	if _, err := alice.ProposeChange(ctx, freeze, client.Write{Phrase: "FREEZE", Reason: "drill"}); switchyard.ErrorCode(err) != switchyard.CodePhraseMismatch {
+		t.Fatalf("proposal with a wrong phrase: %v, want PHRASE_MISMATCH", err)
+	}
+	if cr, err := bob.RejectChange(ctx, first.ID, "not today"); err != nil || cr.State != switchyard.ChangeRejected {
+		t.Fatalf("reject = %+v, %v", cr, err)
+	}
+	if cr, err := alice.CancelChange(ctx, second.ID, "drill over"); err != nil || cr.State != switchyard.ChangeCancelled {
+		t.Fatalf("cancel = %+v, %v", cr, err)
+	}
+	if _, err := alice.CancelChange(ctx, first.ID, "again"); switchyard.ErrorCode(err) != switchyard.CodeChangeState {
+		t.Fatalf("cancelling a rejected request: %v, want CHANGE_REQUEST_STATE", err)
+	}
+	if _, err := bob.ChangeRequest(ctx, 9); switchyard.ErrorCode(err) != switchyard.CodeNotFound {
+		t.Fatalf("unknown request: %v, want NOT_FOUND", err)
+	}
+	page, err := bob.ChangeRequests(ctx, client.ChangeQuery{State: switchyard.ChangeRejected})
+	if err != nil || len(page.Changes) != 1 || page.Changes[0].ID != first.ID {
+		t.Fatalf("rejected requests = %+v, %v", page, err)
+	}
+	page, err = bob.ChangeRequests(ctx, client.ChangeQuery{Limit: 1})
+	if err != nil || len(page.Changes) != 1 || page.Changes[0].ID != second.ID || page.NextBefore != second.ID {
+		t.Fatalf("first page of one = %+v, %v", page, err)
 	}
 }

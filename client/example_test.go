@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http/httptest"
+	"time"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/client"
@@ -119,4 +120,70 @@ func ExampleClient_Audit() {
 	// Output:
 	// 2 set_profile applied {"profile":"primary"}
 	// 1 set_profile applied {"profile":"fallback"}
+}
+
+// fourEyesServer starts a demo Switchyard whose policy asks another
+// admin's approval of every system flag change, with two admins: alice
+// (adminToken) and bob (approverToken).
+func fourEyesServer() (string, func()) {
+	logger := slog.New(slog.DiscardHandler)
+	policy := control.Policy{"set_flag": {Approvals: 1}}
+	core := control.New(logger, control.Config{Mode: switchyard.ModeDemo, Approvals: policy}, memory.NewDemo())
+	ts := httptest.NewServer(server.New(logger, core, server.Config{Auth: server.NewAuthenticator([]server.Token{
+		{Operator: switchyard.Operator{Name: "alice", Role: switchyard.RoleAdmin}, Secret: adminToken},
+		{Operator: switchyard.Operator{Name: "bob", Role: switchyard.RoleAdmin}, Secret: approverToken},
+	})}))
+	return ts.URL, ts.Close
+}
+
+// Exam mode, proposed by one admin to turn on at 09:00 and off at 12:00,
+// is applied only once another admin has read what it does and approved
+// it with its phrase.
+func ExampleClient_ProposeChange() {
+	serverURL, stop := fourEyesServer()
+	defer stop()
+
+	ctx := context.Background()
+	alice, err := client.New(serverURL, client.WithToken(adminToken))
+	if err != nil {
+		log.Fatal(err)
+	}
+	bob, err := client.New(serverURL, client.WithToken(approverToken))
+	if err != nil {
+		log.Fatal(err)
+	}
+	nine := time.Now().Add(24 * time.Hour).Truncate(time.Hour)
+	noon := nine.Add(3 * time.Hour)
+	phrase := switchyard.SystemFlagPhrase(switchyard.ExamMode, true) // ENABLE EXAM MODE
+	cr, err := alice.ProposeChange(ctx, client.Proposal{
+		Action:   "set_flag",
+		Fields:   map[string]any{"flag": switchyard.ExamMode, "value": true},
+		ApplyAt:  &nine,
+		RevertAt: &noon,
+	}, client.Write{Phrase: phrase, Reason: "final exams 09:00-12:00", IdempotencyKey: client.NewIdempotencyKey()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("change", cr.ID, cr.State, "by", cr.Proposer)
+
+	// The proposer cannot approve their own change.
+	_, err = alice.ApproveChange(ctx, cr.ID, client.Write{Phrase: phrase, Reason: "looks right"})
+	fmt.Println("self-approval:", switchyard.ErrorCode(err))
+
+	// Another admin reads what it does, and approves it with its phrase.
+	shown, err := bob.ChangeRequest(ctx, cr.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("it changes", shown.Diff.Changed)
+	cr, err = bob.ApproveChange(ctx, cr.ID, client.Write{Phrase: shown.Phrase, Reason: "checked with the exams office"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("change", cr.ID, cr.State, "by", cr.Approvals[0].Actor, "applies at 09:00:", cr.ApplyDue().Equal(nine))
+	// Output:
+	// change 1 proposed by alice
+	// self-approval: FORBIDDEN
+	// it changes [EXAM_MODE]
+	// change 1 approved by bob applies at 09:00: true
 }

@@ -26,6 +26,23 @@ type Status struct {
 	// RateLimited counts the requests the server answered RATE_LIMITED
 	// since it started.
 	RateLimited int64 `json:"rate_limited,omitempty"`
+	// Scheduled lists the next steps of change requests, soonest first,
+	// at most 10.
+	Scheduled []Scheduled `json:"scheduled,omitempty"`
+}
+
+// Scheduled is the next step of a change request: applying it (Step
+// "apply"), putting back what it changed ("revert") or its expiry
+// ("expire").
+type Scheduled struct {
+	Change int64                  `json:"change"`
+	Action string                 `json:"action"`
+	Target string                 `json:"target"`
+	State  switchyard.ChangeState `json:"state"`
+	Step   string                 `json:"step"`
+	At     time.Time              `json:"at"`
+	// Held says the step waits for ADMIN_FREEZE to be lifted.
+	Held bool `json:"held,omitempty"`
 }
 
 // Applied is the answer to a change: its audit entry and the runtime at

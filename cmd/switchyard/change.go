@@ -48,13 +48,16 @@ type change struct {
 	// apply makes it, and returns the server's answer and a line saying
 	// what was done.
 	apply func(ctx context.Context, api *client.Client, w client.Write) (answer any, done string, err error)
+	// proposed says the change is proposed as a change request, not
+	// applied: the prompt and the answer say so.
+	proposed bool
 }
 
 // makeChange shows what ch makes different, asks for its phrase (unless
-// --phrase gives it) and makes it, based on the revision it showed (or
-// --if-revision) and with an idempotency key its retries share. The
-// before-and-after and the prompt go to stderr; the answer, as text or
-// JSON, to stdout.
+// --phrase gives it) and makes (or proposes) it, based on the revision it
+// showed (or --if-revision) and with an idempotency key its retries share.
+// The before-and-after and the prompt go to stderr; the answer, as text
+// or JSON, to stdout.
 func (c *cli) makeChange(ctx context.Context, w *writeFlags, ch change) error {
 	if strings.TrimSpace(w.reason) == "" {
 		return usagef("--reason is required: say why the change is made, for the audit log")
@@ -75,8 +78,12 @@ func (c *cli) makeChange(ctx context.Context, w *writeFlags, ch change) error {
 	if w.ifRevision != 0 {
 		revision = w.ifRevision
 	}
+	verb, done := "apply", "applied"
+	if ch.proposed {
+		verb, done = "propose", "proposed"
+	}
 	c.showEffects(st.Revision, effects)
-	phrase, err := c.confirm(ctx, ch.phrase, w.phrase)
+	phrase, err := c.confirm(ctx, verb, ch.phrase, w.phrase)
 	if err != nil {
 		return err
 	}
@@ -84,14 +91,14 @@ func (c *cli) makeChange(ctx context.Context, w *writeFlags, ch change) error {
 	if key == "" {
 		key = client.NewIdempotencyKey()
 	}
-	answer, done, err := ch.apply(ctx, api, client.Write{Phrase: phrase, Reason: w.reason, IfRevision: revision, IdempotencyKey: key})
+	answer, what, err := ch.apply(ctx, api, client.Write{Phrase: phrase, Reason: w.reason, IfRevision: revision, IdempotencyKey: key})
 	if err != nil {
 		return unknownOutcome(err, key, revision)
 	}
 	if w.out.json {
 		return writeJSON(c.stdout, answer)
 	}
-	fmt.Fprintln(c.stdout, c.paletteFor(c.stdout).green("applied")+": "+done)
+	fmt.Fprintln(c.stdout, c.paletteFor(c.stdout).green(done)+": "+what)
 	return nil
 }
 

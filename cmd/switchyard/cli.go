@@ -199,15 +199,16 @@ func readLine(ctx context.Context, r io.Reader) (string, error) {
 }
 
 // confirm returns the phrase that confirms a change: given, from --phrase,
-// or typed by the operator at the prompt (a line of stdin, so a script may
-// pipe it too). What was typed is sent as it is: the server compares it
-// with the phrase and records a wrong one in the audit log.
-func (c *cli) confirm(ctx context.Context, phrase, given string) (string, error) {
+// or typed by the operator at the prompt, which says what the phrase
+// does (verb: apply, propose, approve). The prompt reads a line of stdin,
+// so a script may pipe it too. What was typed is sent as it is: the server
+// compares it with the phrase and records a wrong one in the audit log.
+func (c *cli) confirm(ctx context.Context, verb, phrase, given string) (string, error) {
 	if given != "" {
 		return given, nil
 	}
 	p := c.paletteFor(c.stderr)
-	fmt.Fprintf(c.stderr, "To apply it, type: %s\n> ", p.bold(phrase))
+	fmt.Fprintf(c.stderr, "To %s it, type: %s\n> ", verb, p.bold(phrase))
 	typed, err := readLine(ctx, c.stdin)
 	if !isTerminal(c.stdin) {
 		// A terminal echoed the line typed, newline included.

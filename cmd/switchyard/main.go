@@ -117,6 +117,10 @@ type command struct {
 	// once fs has parsed the command line. Help and completion call it
 	// to read the flags, and never run what it returns.
 	setup func(fs *flag.FlagSet, c *cli) runner
+	// propose reads the command's arguments as a change to propose
+	// (switchyard change propose exam-mode on); nil for a command whose
+	// change cannot be proposed.
+	propose func(args []string) (proposal, error)
 }
 
 // group is the first word of a command of several words ("audit" of
@@ -135,27 +139,42 @@ var switchChoices = []string{"on", "off"}
 // commands lists every command, in the order the usage shows them.
 func commands() []command {
 	return []command{
-		{name: "status", summary: "show the runtime: mode, switches, profile, modules and overrides, revision, readiness",
+		{name: "status", summary: "show the runtime: mode, switches, profile, modules and overrides, revision, readiness, scheduled changes",
 			example: "switchyard status --output json", setup: statusCommand},
 		{name: "exam-mode", args: "on|off", choices: switchChoices, summary: "turn EXAM_MODE on or off: heavy work is refused, sessions keep working",
-			example: `switchyard exam-mode on --reason "final exams 09:00-12:00"`, setup: systemFlagCommand(switchyard.ExamMode)},
+			example: `switchyard exam-mode on --reason "final exams 09:00-12:00"`, setup: systemFlagCommand(switchyard.ExamMode),
+			propose: proposeSystemFlag(switchyard.ExamMode)},
 		{name: "freeze", args: "on|off", choices: switchChoices, summary: "turn FREEZE_UPDATES on or off: the emergency brake on application state writes",
-			example: `switchyard freeze on --reason "mastery v1 writing bad scores"`, setup: systemFlagCommand(switchyard.FreezeUpdates)},
+			example: `switchyard freeze on --reason "mastery v1 writing bad scores"`, setup: systemFlagCommand(switchyard.FreezeUpdates),
+			propose: proposeSystemFlag(switchyard.FreezeUpdates)},
 		{name: "admin-freeze", args: "on|off", choices: switchChoices, summary: "turn ADMIN_FREEZE on or off: every admin change but lifting it is refused",
-			example: `switchyard admin-freeze on --reason "incident review"`, setup: systemFlagCommand(switchyard.AdminFreeze)},
+			example: `switchyard admin-freeze on --reason "incident review"`, setup: systemFlagCommand(switchyard.AdminFreeze),
+			propose: proposeSystemFlag(switchyard.AdminFreeze)},
 		{name: "profile set", args: "NAME", summary: "make a profile the active one (primary, fallback, shadow, ...)",
-			example: `switchyard profile set fallback --reason "roll back to v0 while we investigate"`, setup: profileCommand},
+			example: `switchyard profile set fallback --reason "roll back to v0 while we investigate"`, setup: profileCommand, propose: proposeProfile},
 		{name: "override set", args: "MODULE VERSION", summary: "serve a module at a version, whatever the profile says",
-			example: `switchyard override set mastery v0 --reason "v1 regression"`, setup: overrideSetCommand},
+			example: `switchyard override set mastery v0 --reason "v1 regression"`, setup: overrideSetCommand, propose: proposeOverrideSet},
 		{name: "override disable", args: "MODULE", summary: "turn a module off, whatever the profile says",
-			example: `switchyard override disable neo4j --reason "neo4j cluster down"`, setup: overrideEnabledCommand(false)},
+			example: `switchyard override disable neo4j --reason "neo4j cluster down"`, setup: overrideEnabledCommand(false), propose: proposeOverrideEnabled(false)},
 		{name: "override enable", args: "MODULE", summary: "turn a module on, whatever the profile says",
-			example: `switchyard override enable neo4j --reason "neo4j cluster back"`, setup: overrideEnabledCommand(true)},
+			example: `switchyard override enable neo4j --reason "neo4j cluster back"`, setup: overrideEnabledCommand(true), propose: proposeOverrideEnabled(true)},
 		{name: "override clear", args: "MODULE", summary: "remove a module's override: the profile decides it again",
-			example: `switchyard override clear mastery --reason "v1 fixed"`, setup: overrideClearCommand},
+			example: `switchyard override clear mastery --reason "v1 fixed"`, setup: overrideClearCommand, propose: proposeOverrideClear},
 		{name: "mode set", args: "demo|production", choices: []string{switchyard.ModeDemo, switchyard.ModeProduction},
 			summary: "switch the server's process to demo or production mode (--force: record it for a restart)",
 			example: `switchyard mode set production --reason "go live"`, setup: modeCommand},
+		{name: "change propose", args: "COMMAND ARGS...", summary: "propose a runbook change (exam-mode on, profile set fallback, ...) for another admin to approve, optionally scheduled",
+			example: `switchyard change propose exam-mode on --apply-at 2026-06-15T09:00:00+02:00 --revert-at 2026-06-15T12:00:00+02:00 --reason "final exams"`, setup: changeProposeCommand},
+		{name: "change approve", args: "ID", summary: "show a change request and its diff, and approve it by typing its phrase (not your own request)",
+			example: `switchyard change approve 7 --reason "checked with the exams office"`, setup: changeApproveCommand},
+		{name: "change reject", args: "ID", summary: "reject another admin's change request",
+			example: `switchyard change reject 7 --reason "wrong day"`, setup: changeMoveCommand("rejected", (*client.Client).RejectChange)},
+		{name: "change cancel", args: "ID", summary: "cancel a change request that has not applied yet",
+			example: `switchyard change cancel 7 --reason "exam moved"`, setup: changeMoveCommand("cancelled", (*client.Client).CancelChange)},
+		{name: "change list", summary: "list change requests, newest first, optionally in one state",
+			example: "switchyard change list --state proposed", setup: changeListCommand},
+		{name: "change show", args: "ID", summary: "show a change request, its history and what it makes of the runtime",
+			example: "switchyard change show 7", setup: changeShowCommand},
 		{name: "audit list", summary: "list the audit log, newest first, optionally filtered",
 			example: "switchyard audit list --outcome rejected --since 24h", setup: auditListCommand},
 		{name: "audit tail", summary: "print the newest audit entries, then every new one as it is written",

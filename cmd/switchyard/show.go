@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,7 +59,8 @@ func statusCommand(fs *flag.FlagSet, c *cli) runner {
 }
 
 // printStatus writes the status for people: the runtime's switches and
-// profile, the mode and the readiness, then every module as it resolves.
+// profile, the mode and the readiness, then every module as it resolves,
+// then the next steps of change requests, if any.
 func (c *cli) printStatus(v statusView) {
 	p := c.paletteFor(c.stdout)
 	st, mode, ready := v.Runtime, v.SystemMode, v.Readiness
@@ -109,6 +111,21 @@ func (c *cli) printStatus(v statusView) {
 			from = p.yellow("override (" + describeOverride(o, true) + ")")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", key, p.plain(m.Version), enabled, from)
+	}
+	tw.Flush()
+	if len(st.Scheduled) == 0 {
+		return
+	}
+	fmt.Fprintln(c.stdout)
+	tw = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "SCHEDULED\t%s\t%s\t%s\t%s\n", p.plain("CHANGE"), p.plain("STEP"), p.plain("ACTION"), p.plain("STATE"))
+	for _, s := range st.Scheduled {
+		state := p.plain(string(s.State))
+		if s.Held {
+			state = p.yellow(string(s.State) + ", held by ADMIN_FREEZE")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", formatTime(s.At), p.plain(strconv.FormatInt(s.Change, 10)), p.plain(s.Step),
+			p.plain(s.Action+" "+s.Target), state)
 	}
 	tw.Flush()
 }

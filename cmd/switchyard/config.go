@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/console"
 	"github.com/switchyard-dev/switchyard/internal/control"
 )
 
@@ -54,6 +55,13 @@ type config struct {
 	// into Proxies.
 	TrustedProxies string
 	Proxies        []string
+	// Console serves the operator console at /console/;
+	// ConsoleSecureCookie marks its session cookie Secure on plain HTTP
+	// too (behind a proxy that terminates TLS), and ConsoleIdleTimeout
+	// ends a console session unused that long.
+	Console             bool
+	ConsoleSecureCookie bool
+	ConsoleIdleTimeout  time.Duration
 }
 
 // The bound on live sessions of each mode when --max-sessions is not set.
@@ -134,6 +142,9 @@ func (c *config) settings() []setting {
 			fs.Func(name, help, func(s string) error { return parseCount(p, name, s, lowest) })
 		}
 	}
+	boolean := func(p *bool) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, value, help string) { fs.BoolVar(p, name, false, help+" (default "+value+")") }
+	}
 	rate := func(p *float64) func(*flag.FlagSet, string, string, string) {
 		return func(fs *flag.FlagSet, name, value, help string) {
 			fs.Func(name, help+" (default "+value+")", func(s string) error { return parseRate(p, name, s) })
@@ -160,6 +171,9 @@ func (c *config) settings() []setting {
 		{"cache-ttl", "SWITCHYARD_CACHE_TTL", control.DefaultCacheTTL.String(), "how long the in-process flag set is served before it is reloaded", dur(&c.CacheTTL)},
 		{"state-dir", "SWITCHYARD_STATE_DIR", "", "directory of the last-known-good file: every new revision is written there, and a start with the stores down serves it", str(&c.StateDir)},
 		{"shutdown-timeout", "SWITCHYARD_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may finish on SIGINT/SIGTERM", dur(&c.ShutdownTimeout)},
+		{"console", "SWITCHYARD_CONSOLE", "true", "serve the operator console at /console/ (true or false)", boolean(&c.Console)},
+		{"console-secure-cookie", "SWITCHYARD_CONSOLE_SECURE_COOKIE", "false", "mark the console's session cookie Secure on plain HTTP too, behind a proxy that terminates TLS (it is Secure over TLS anyway)", boolean(&c.ConsoleSecureCookie)},
+		{"console-idle-timeout", "SWITCHYARD_CONSOLE_IDLE_TIMEOUT", console.DefaultIdleTimeout.String(), "how long a console session lives unused before its operator must sign in again", dur(&c.ConsoleIdleTimeout)},
 		{"allow-live-switch", "SWITCHYARD_ALLOW_LIVE_SWITCH", "", "let an admin switch the mode of this process live at POST /system-mode/toggle (true or false); empty: on when it starts in demo mode, off in production mode",
 			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.liveSwitch, name, help) }},
 	}

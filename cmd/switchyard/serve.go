@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/console"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/store"
@@ -94,7 +95,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		SessionRate:  cfg.SessionRate,
 		SessionBurst: cfg.SessionBurst,
 	}, st)
-	handler := server.New(logger, core, server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies})
+	scfg := server.Config{Auth: ops.auth, TrustedProxies: cfg.Proxies}
+	if cfg.Console {
+		scfg.Console = console.New(logger, core, console.Config{Tokens: ops.auth,
+			SecureCookie: cfg.ConsoleSecureCookie, IdleTimeout: cfg.ConsoleIdleTimeout})
+	}
+	handler := server.New(logger, core, scfg)
 	stopReloading := reloadOnSIGHUP(logger, ops, core)
 	defer stopReloading()
 

@@ -32,6 +32,18 @@ type Config struct {
 	// X-Forwarded-For (or X-Real-IP) names the client; none by default, so
 	// a client is its peer address, which it cannot forge.
 	TrustedProxies []string
+	// Console is the operator console served under /console/; nil: none.
+	Console Console
+}
+
+// Console is the operator console (internal/console), mounted under
+// /console/ on the API's listener and behind its middleware. It is handed
+// what the transport decided about each request: the client's address
+// (behind trusted proxies, the one they forward), which bounds refused
+// sign-ins as it bounds refused credentials, and the request ID, which
+// the audit log records.
+type Console interface {
+	ServeConsole(w http.ResponseWriter, r *http.Request, client, requestID string)
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -50,6 +62,8 @@ type server struct {
 	// behindProxies says whether TrustedProxies are configured: only then
 	// may a forwarded address name the client.
 	behindProxies bool
+	// console serves /console/; nil when there is none.
+	console Console
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -70,7 +84,7 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 		cfg.Auth = NewAuthenticator(nil)
 	}
 	s := &server{logger: logger, core: core, auth: cfg.Auth, maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat,
-		behindProxies: len(cfg.TrustedProxies) > 0}
+		behindProxies: len(cfg.TrustedProxies) > 0, console: cfg.Console}
 
 	// Release mode must be set before gin.New, which otherwise prints its
 	// debug banner; it is atomic, so setting it per server is safe.

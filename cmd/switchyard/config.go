@@ -143,7 +143,9 @@ func (c *config) settings() []setting {
 		}
 	}
 	boolean := func(p *bool) func(*flag.FlagSet, string, string, string) {
-		return func(fs *flag.FlagSet, name, value, help string) { fs.BoolVar(p, name, false, help+" (default "+value+")") }
+		return func(fs *flag.FlagSet, name, value, help string) {
+			fs.BoolVar(p, name, false, help+" (default "+value+")")
+		}
 	}
 	rate := func(p *float64) func(*flag.FlagSet, string, string, string) {
 		return func(fs *flag.FlagSet, name, value, help string) {

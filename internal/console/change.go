@@ -87,13 +87,15 @@ var changeKinds = map[string]changeKind{
 		action: "register_module",
 		fields: []string{"module", "kind", "versions", "defaults"},
 		target: func(f url.Values) string { return "module:" + f.Get("module") },
-		title:  func(f url.Values) string { return "Register module " + f.Get("module") + " versions " + f.Get("versions") },
+		title: func(f url.Values) string {
+			return "Register module " + f.Get("module") + " versions " + f.Get("versions")
+		},
 		plan: func(f url.Values) (control.Plan, error) {
 			defaults, err := parseDefaults(f.Get("defaults"))
 			if err != nil {
 				return control.Plan{}, err
 			}
-			return control.RegisterModulePlan(switchyard.ModuleSpec{Key: f.Get("module"), Kind: switchyard.Kind(f.Get("change")),
+			return control.RegisterModulePlan(switchyard.ModuleSpec{Key: f.Get("module"), Kind: switchyard.Kind(f.Get("kind")),
 				Versions: splitList(f.Get("versions")), Defaults: defaults}), nil
 		},
 	},
@@ -283,7 +285,10 @@ func (c *Console) change(w http.ResponseWriter, r signedIn) {
 	if err != nil {
 		conf, _ := c.prepare(r, f, base)
 		conf.Key = f.Get("key")
-		conf.Error = apiErrorOf(err)
+		// A refusal the preview foresaw is shown once.
+		if e := apiErrorOf(err); conf.Refused == nil || conf.Refused.Text() != e.Text() {
+			conf.Error = e
+		}
 		c.render(w, r.Request, http.StatusOK, "confirm", c.pageView(r, "", conf.Title, base, conf))
 		return
 	}

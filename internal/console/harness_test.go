@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -191,7 +192,7 @@ func formField(t testing.TB, body, name string) string {
 		t.Fatalf("the page has no field %q:\n%s", name, body)
 	}
 	v, _, _ := strings.Cut(rest, `"`)
-	return v
+	return html.UnescapeString(v)
 }
 
 // signIn signs the browser in with secret and returns the session's CSRF

@@ -165,6 +165,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad max sessions", []string{"serve", "--max-sessions", "many"}, nil, `max-sessions: "many" is not a whole number`},
 		{"bad trusted proxy", []string{"serve", "--trusted-proxies", "10.0.0.1,lb.internal"}, nil, `"lb.internal" is not an address or a CIDR range`},
 		{"bad tokens", []string{"serve", "--tokens", "root:x"}, nil, "SWITCHYARD_TOKENS"},
+		{"bad console setting", []string{"serve"}, map[string]string{"SWITCHYARD_CONSOLE": "maybe"}, "SWITCHYARD_CONSOLE"},
 		{"production without tokens", []string{"serve", "--database-url", "postgres://127.0.0.1:1/x"}, nil, "- admin_tokens: "},
 		{"migrate without database", []string{"migrate", "up"}, nil, "no database"},
 		{"migrate without subcommand", []string{"migrate"}, nil, "usage: switchyard migrate"},

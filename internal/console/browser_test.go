@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // The browser tests run the console in headless Chromium as an operator
@@ -320,4 +321,37 @@ func TestOnAPhone(t *testing.T) {
 		t.Fatalf("the page is %s px wide on a 390 px phone", w)
 	}
 	b.screenshot("phone")
+}
+
+// TestKeyboardOnly: a change is made with the keyboard alone; the dialog
+// takes the focus to the phrase, and Escape closes it and gives the focus
+// back to the button that opened it.
+func TestKeyboardOnly(t *testing.T) {
+	s := newSite(t)
+	b := newTab(t, s)
+	b.signIn(adminSecret)
+	focused := `document.activeElement.id || document.activeElement.textContent.trim()`
+
+	b.do(chromedp.Focus(chromedp.CSS("#switch-FREEZE_UPDATES button")), chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS("dialog[open] #phrase")))
+	b.waitText("dialog[open]", "ENABLE FREEZE UPDATES", time.Second)
+	b.do(chromedp.KeyEvent(kb.Escape), chromedp.WaitNotPresent(chromedp.CSS("dialog #phrase")))
+	if f := b.eval(focused); f != "Turn FREEZE_UPDATES on…" {
+		t.Fatalf("after Escape the focus is on %q, want the button that opened the dialog", f)
+	}
+
+	b.do(chromedp.Focus(chromedp.CSS("#switch-EXAM_MODE button")), chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(chromedp.CSS("dialog[open] #phrase")))
+	if f := b.eval(focused); f != "phrase" {
+		t.Fatalf("the dialog opened with the focus on %q, want the phrase", f)
+	}
+	b.do(chromedp.KeyEvent("ENABLE EXAM MODE"), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent("keyboard only"), chromedp.KeyEvent(kb.Tab))
+	if f := b.eval(focused); f != "Apply" {
+		t.Fatalf("Tab from the reason reaches %q, want Apply", f)
+	}
+	b.do(chromedp.KeyEvent(kb.Enter))
+	b.waitText(".flash", "applied as revision 2", 5*time.Second)
+	if !s.status().Flags.ExamMode {
+		t.Fatal("EXAM_MODE is off after the keyboard confirmed it")
+	}
 }

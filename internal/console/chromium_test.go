@@ -82,7 +82,7 @@ type tab struct {
 }
 
 // tabTimeout bounds everything one test does in its tab.
-const tabTimeout = 120 * time.Second
+const tabTimeout = 90 * time.Second
 
 // newTab opens a tab on s, at 1280×800. A test needing the browser skips
 // when Chromium is absent, unless SWITCHYARD_REQUIRE_BROWSER=1 says it

@@ -201,8 +201,8 @@ func TestViewerChangeRefusedByTheCore(t *testing.T) {
 	if p.status != http.StatusOK || !strings.Contains(p.body, "FORBIDDEN") || !strings.Contains(p.body, "the viewer role cannot change the runtime; use an admin token") {
 		t.Fatalf("a viewer's change = %d, want the confirmation again with the API's FORBIDDEN:\n%s", p.status, p.body)
 	}
-	if e := s.audit()[0]; e["actor"] != "victor" || e["outcome"] != "rejected" {
-		t.Fatalf("newest audit entry %v, want victor's attempt rejected", e)
+	if e := s.audit()[0]; e["actor"] != "victor" || e["outcome"] != "rejected" || e["request_id"] != p.header.Get("X-Request-Id") {
+		t.Fatalf("newest audit entry %v, want victor's attempt rejected, with the request ID %s", e, p.header.Get("X-Request-Id"))
 	}
 }
 

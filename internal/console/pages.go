@@ -58,7 +58,7 @@ func (c *Console) systemPage(w http.ResponseWriter, r signedIn) {
 		last := map[string]*store.AuditEntry{}
 		// The newest change of each switch; an older one is in the audit
 		// log, past what is read here.
-		_, _, err := c.scanAudit(ctx, 0, len(switchyard.SystemFlagNames), func(e store.AuditEntry) bool {
+		_, _, err := c.scanAudit(ctx, 0, len(switchyard.SystemFlagNames), recentScan, func(e store.AuditEntry) bool {
 			if e.Action != "set_flag" || e.Outcome != store.OutcomeApplied || last[e.Target] != nil {
 				return false
 			}
@@ -251,7 +251,7 @@ func (c *Console) flagPage(w http.ResponseWriter, r signedIn) {
 		v.Metadata = prettyJSON(f.Metadata)
 	}
 	if v.Found && !runtime {
-		v.Changes, _, err = c.scanAudit(ctx, 0, recentChanges, func(e store.AuditEntry) bool { return changesFlag(e, key) })
+		v.Changes, _, err = c.scanAudit(ctx, 0, recentChanges, recentScan, func(e store.AuditEntry) bool { return changesFlag(e, key) })
 		if err != nil {
 			v.Error = apiErrorOf(err)
 		}
@@ -398,21 +398,24 @@ func (c *Console) lookUpSession(ctx context.Context, v *sessionView, live *switc
 	return nil
 }
 
-// The bounds of an audit search: the entries read from the store per
-// call, and in all for one page of the console.
+// The bounds of audit searches: the entries read from the store per call;
+// in all, for the Audit page's search and for the latest changes a page
+// shows beside what it shows (of a switch, of a flag), which it reads
+// again at every change; and the entries the Audit page shows at once.
 const (
 	auditBatch = 200
 	auditScan  = 5000
+	recentScan = 1000
 	auditShown = 50
 )
 
 // scanAudit returns, newest first, up to want entries older than before
-// (0: from the newest) that match, reading at most auditScan entries.
-// next is the before= that continues the search; 0 when the log was read
-// to its first entry.
-func (c *Console) scanAudit(ctx context.Context, before int64, want int, match func(store.AuditEntry) bool) (found []store.AuditEntry, next int64, err error) {
-	for scanned := 0; scanned < auditScan; {
-		page, err := c.core.Audit(ctx, store.AuditQuery{Limit: min(auditBatch, auditScan-scanned), Before: before})
+// (0: from the newest) that match, reading at most budget entries. next
+// is the before= that continues the search; 0 when the log was read to
+// its first entry.
+func (c *Console) scanAudit(ctx context.Context, before int64, want, budget int, match func(store.AuditEntry) bool) (found []store.AuditEntry, next int64, err error) {
+	for scanned := 0; scanned < budget; {
+		page, err := c.core.Audit(ctx, store.AuditQuery{Limit: min(auditBatch, budget-scanned), Before: before})
 		if err != nil || len(page) == 0 {
 			return found, 0, err
 		}
@@ -522,7 +525,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r signedIn) {
 		v.Error = apiErrorOf(err)
 	} else {
 		var next int64
-		v.Entries, next, err = c.scanAudit(ctx, max(v.Before, 0), auditShown, match)
+		v.Entries, next, err = c.scanAudit(ctx, max(v.Before, 0), auditShown, auditScan, match)
 		if err != nil {
 			v.Error = apiErrorOf(err)
 		}

@@ -152,11 +152,18 @@ func (c *Console) signedIn(r *http.Request) (signedIn, bool) {
 		return signedIn{}, false
 	}
 	op, ok := c.tokens.Operator(s.digest)
-	if !ok || !op.Role.Valid() {
+	if !ok || !consoleRole(op.Role) {
 		c.sessions.end(cookie.Value)
 		return signedIn{}, false
 	}
 	return signedIn{Request: r, operator: op, sessionID: cookie.Value, session: s}, true
+}
+
+// consoleRole reports whether a token's role may sign in to the console:
+// admins and viewers, who read what the admin API serves. A role that may
+// only evaluate flags reads nothing here.
+func consoleRole(r switchyard.Role) bool {
+	return r == switchyard.RoleAdmin || r == switchyard.RoleViewer
 }
 
 // cookie returns a console cookie: HttpOnly, SameSite=Strict, only for the
@@ -216,7 +223,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	cl := callerOf(r)
 	digest := sha256.Sum256([]byte(strings.TrimSpace(r.PostFormValue("token"))))
 	op, ok := c.tokens.Operator(digest)
-	if !ok || !op.Role.Valid() {
+	if !ok || !consoleRole(op.Role) {
 		if err := c.core.Refused("address " + cl.client); err != nil {
 			v.Error = apiErrorOf(err).Text()
 			c.renderSignIn(w, r, http.StatusTooManyRequests, v)

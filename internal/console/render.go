@@ -58,13 +58,6 @@ func (c *Console) pageView(r signedIn, key, title string, revision int64, data a
 var funcs = template.FuncMap{
 	"time":   formatTime,
 	"pretty": prettyJSON,
-	"value":  formatValue,
-	"onoff": func(on bool) string {
-		if on {
-			return "on"
-		}
-		return "off"
-	},
 }
 
 // parsePages parses each page with the layout it is shown in.

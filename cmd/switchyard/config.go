@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/console"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
 )
@@ -83,6 +84,13 @@ type config struct {
 	CORSAdminOrigins []string
 	// FlagFiles is --flags: flagd files demo mode serves and follows.
 	FlagFiles fileList
+	// Console serves the operator console at /console/;
+	// ConsoleSecureCookie marks its session cookie Secure on plain HTTP
+	// too (behind a proxy that terminates TLS), and ConsoleIdleTimeout
+	// ends a console session unused that long.
+	Console             bool
+	ConsoleSecureCookie bool
+	ConsoleIdleTimeout  time.Duration
 }
 
 // fileList is a setting of files given once each (--flags a --flags b),
@@ -189,9 +197,6 @@ func (c *config) settings() []setting {
 	str := func(p *string) func(*flag.FlagSet, string, string, string) {
 		return func(fs *flag.FlagSet, name, value, help string) { fs.StringVar(p, name, value, help) }
 	}
-	boolean := func(p *bool) func(*flag.FlagSet, string, string, string) {
-		return func(fs *flag.FlagSet, name, _, help string) { fs.BoolVar(p, name, false, help) }
-	}
 	dur := func(p *time.Duration) func(*flag.FlagSet, string, string, string) {
 		return func(fs *flag.FlagSet, name, value, help string) {
 			fs.Func(name, help+" (default "+value+")", func(s string) error { return parseDuration(p, name, s) })
@@ -203,6 +208,11 @@ func (c *config) settings() []setting {
 				help += " (default " + value + ")"
 			}
 			fs.Func(name, help, func(s string) error { return parseCount(p, name, s, lowest) })
+		}
+	}
+	boolean := func(p *bool) func(*flag.FlagSet, string, string, string) {
+		return func(fs *flag.FlagSet, name, value, help string) {
+			fs.BoolVar(p, name, false, help+" (default "+value+")")
 		}
 	}
 	rate := func(p *float64) func(*flag.FlagSet, string, string, string) {
@@ -243,6 +253,9 @@ func (c *config) settings() []setting {
 		{"cors-admin-origins", "SWITCHYARD_CORS_ADMIN_ORIGINS", "", "comma-separated browser origins that may call the admin API, each named (never *); empty: none", str(&c.CORSAdmin)},
 		{"flags", "SWITCHYARD_FLAGS", "", "a flagd flag file (JSON or YAML; a path or file: URI) demo mode serves and follows, as flagd -f does; give it once per file (the environment: comma-separated)",
 			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.FlagFiles, name, help) }},
+		{"console", "SWITCHYARD_CONSOLE", "true", "serve the operator console at /console/ (true or false)", boolean(&c.Console)},
+		{"console-secure-cookie", "SWITCHYARD_CONSOLE_SECURE_COOKIE", "false", "mark the console's session cookie Secure on plain HTTP too, behind a proxy that terminates TLS (it is Secure over TLS anyway)", boolean(&c.ConsoleSecureCookie)},
+		{"console-idle-timeout", "SWITCHYARD_CONSOLE_IDLE_TIMEOUT", console.DefaultIdleTimeout.String(), "how long a console session lives unused before its operator must sign in again", dur(&c.ConsoleIdleTimeout)},
 		{"allow-live-switch", "SWITCHYARD_ALLOW_LIVE_SWITCH", "", "let an admin switch the mode of this process live at POST /system-mode/toggle (true or false); empty: on when it starts in demo mode, off in production mode",
 			func(fs *flag.FlagSet, name, _, help string) { fs.Var(&c.liveSwitch, name, help) }},
 	}

@@ -173,6 +173,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad flag label count", []string{"serve", "--metrics-flag-labels", "-1"}, nil, "metrics-flag-labels"},
 		{"gRPC traces", []string{"serve"}, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "http/protobuf only"},
 		{"bad tokens", []string{"serve", "--tokens", "root:x"}, nil, "SWITCHYARD_TOKENS"},
+		{"bad console setting", []string{"serve"}, map[string]string{"SWITCHYARD_CONSOLE": "maybe"}, "SWITCHYARD_CONSOLE"},
 		{"production without tokens", []string{"serve", "--database-url", "postgres://127.0.0.1:1/x"}, nil, "- admin_tokens: "},
 		{"migrate without database", []string{"migrate", "up"}, nil, "no database"},
 		{"migrate without subcommand", []string{"migrate"}, nil, "migrate needs a subcommand"},

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/internal/console"
 	"github.com/switchyard-dev/switchyard/internal/control"
 	"github.com/switchyard-dev/switchyard/internal/server"
 	"github.com/switchyard-dev/switchyard/internal/telemetry"
@@ -138,6 +139,10 @@ func serve(ctx context.Context, cfg *config, getenv func(string) string, stdout,
 			return err
 		}
 		defer stopMetrics()
+	}
+	if cfg.Console {
+		scfg.Console = console.New(logger, core, console.Config{Tokens: ops.auth,
+			SecureCookie: cfg.ConsoleSecureCookie, IdleTimeout: cfg.ConsoleIdleTimeout})
 	}
 	handler := server.New(logger, core, scfg)
 	stopReloading := reloadOnSIGHUP(logger, ops, core)

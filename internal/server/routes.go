@@ -72,4 +72,17 @@ func (s *server) routes(r *gin.Engine) {
 	mode.POST("/toggle", s.toggleSystemMode)
 
 	r.POST("/v1/admin/import", noStore, s.limitImportBody, s.authenticate, s.importFlags)
+
+	// The operator console is HTML, not part of the API's contract: it
+	// signs operators in with their tokens and calls the same core.
+	if s.console != nil {
+		r.GET("/console/*path", s.serveConsole)
+		r.POST("/console/*path", s.serveConsole)
+	}
+}
+
+// serveConsole hands a request to the console, with the client's address
+// and the request ID.
+func (s *server) serveConsole(c *gin.Context) {
+	s.console.ServeConsole(c.Writer, c.Request, c.ClientIP(), requestID(c))
 }

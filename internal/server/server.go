@@ -53,6 +53,18 @@ type Config struct {
 	// origins named here may, never "*". Empty: no cross-origin access.
 	CORSOrigins      []string
 	CORSAdminOrigins []string
+	// Console is the operator console served under /console/; nil: none.
+	Console Console
+}
+
+// Console is the operator console (internal/console), mounted under
+// /console/ on the API's listener and behind its middleware. It is handed
+// what the transport decided about each request: the client's address
+// (behind trusted proxies, the one they forward), which bounds refused
+// sign-ins as it bounds refused credentials, and the request ID, which
+// the audit log records.
+type Console interface {
+	ServeConsole(w http.ResponseWriter, r *http.Request, client, requestID string)
 }
 
 // defaultMaxBodyBytes is the body limit of Config's zero value.
@@ -83,6 +95,8 @@ type server struct {
 	// clientCORS and adminCORS say which browser origins may call what
 	// applications read and the admin API.
 	clientCORS, adminCORS corsPolicy
+	// console serves /console/; nil when there is none.
+	console Console
 }
 
 // New returns the HTTP API over core: OFREP evaluation, sessions, the
@@ -104,9 +118,9 @@ func newEngine(logger *slog.Logger, core *control.Core, cfg Config) *gin.Engine 
 	}
 	s := &server{logger: logger, core: core, auth: cfg.Auth, maxBodyBytes: cfg.MaxBodyBytes, heartbeat: cfg.Heartbeat,
 		behindProxies: len(cfg.TrustedProxies) > 0, observer: cfg.Observer, metrics: cfg.Metrics, accessLog: cfg.AccessLog,
-		requireClientToken: cfg.RequireClientToken,
-		clientCORS:         newCORSPolicy(cfg.CORSOrigins, clientMethods, clientHeaders),
-		adminCORS:          newCORSPolicy(slices.DeleteFunc(slices.Clone(cfg.CORSAdminOrigins), isAnyOrigin), adminMethods, adminHeaders)}
+		requireClientToken: cfg.RequireClientToken, console: cfg.Console,
+		clientCORS: newCORSPolicy(cfg.CORSOrigins, clientMethods, clientHeaders),
+		adminCORS:  newCORSPolicy(slices.DeleteFunc(slices.Clone(cfg.CORSAdminOrigins), isAnyOrigin), adminMethods, adminHeaders)}
 	if cfg.Tracing != nil {
 		s.tracer = cfg.Tracing.Tracer("github.com/switchyard-dev/switchyard/internal/server")
 	}

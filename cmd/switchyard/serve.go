@@ -253,7 +253,7 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 	wg.Go(func() { _ = cache.Run(bg) })
 	// A commit on any replica reaches this one through Postgres NOTIFY; the
 	// cache's own channel and version-key poll cover a missed notification.
-	wg.Go(func() { _ = pg.Listen(bg, func(n int64) { cache.Announce(bg, n) }) })
+	wg.Go(func() { _ = pg.Listen(bg, func(rev *switchyard.Revision) { cache.Announce(bg, rev) }) })
 	return cache, func() {
 		pg.Close()
 		_ = rdb.Close()

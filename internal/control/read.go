@@ -44,11 +44,11 @@ func (c *Core) Evaluation(ctx context.Context, sessionID string) (Evaluation, er
 	if sessionID == "" {
 		return live, nil
 	}
-	n, state := c.evaluationPin(ctx, b, sessionID)
+	n, id, state := c.evaluationPin(ctx, b, sessionID)
 	if state != pinUnreadable {
 		// forRevision puts the read deadline on the store call it may
 		// make; a cached revision, the common case, costs no timer.
-		fs, err := b.flags.forRevision(ctx, n)
+		fs, err := b.flags.forRevision(ctx, n, id)
 		if err == nil {
 			return Evaluation{Set: fs.Pinned(), pin: state}, nil
 		}

@@ -72,6 +72,39 @@ func (c *Core) Pin(ctx context.Context, id, userID string) (snap switchyard.Snap
 	return c.pin(ctx, b, id, userID)
 }
 
+// PinAt is Pin for a client that pinned the session itself at first
+// sight, to revision n (ID revisionID) which it served, and now registers
+// the pin: the session is pinned to that revision unless it exists, so
+// the client's pin is the one stored, first writer wins as always. When
+// the store's revision n is another one (the client's revision is of a
+// history the store no longer holds), or none, the session is pinned to
+// the current revision, as Pin pins it.
+func (c *Core) PinAt(ctx context.Context, id, userID string, n int64, revisionID string) (snap switchyard.Snapshot, created bool, err error) {
+	if err := switchyard.ValidateSessionID(id); err != nil {
+		return switchyard.Snapshot{}, false, err
+	}
+	if len(userID) > MaxUserIDLength {
+		return switchyard.Snapshot{}, false, switchyard.FieldError("user_id", "must be at most %d characters", MaxUserIDLength)
+	}
+	b := c.acquire()
+	defer b.leave()
+	rev, err := b.flags.revision(ctx, n)
+	switch {
+	case switchyard.ErrorCode(err) == switchyard.CodeNotFound || err == nil && rev.ID != revisionID:
+		return c.pin(ctx, b, id, userID)
+	case err != nil:
+		return switchyard.Snapshot{}, false, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	snap, created, err = b.store.CreateSession(wctx, evaluator.NewSnapshot(id, userID, rev, c.now(), c.cfg.SessionTTL))
+	if err != nil {
+		return switchyard.Snapshot{}, false, err
+	}
+	b.remember(snap)
+	return snap, created, nil
+}
+
 // cached returns session id's snapshot from the in-process cache until it
 // expires (snapshots never change).
 func (c *Core) cached(b *backend, id string) (switchyard.Snapshot, bool) {
@@ -86,21 +119,21 @@ func (c *Core) cached(b *backend, id string) (switchyard.Snapshot, bool) {
 	return snap, true
 }
 
-// evaluationPin returns the revision session id is pinned to, for an
-// evaluation, pinning it at first sight. It never fails because a store
+// evaluationPin returns the revision session id is pinned to (its number
+// and ID), for an evaluation, pinning it at first sight. It never fails because a store
 // did: when the store cannot be asked within the read deadline (or failed
 // moments ago) the session is pinned here, to the revision served, and
 // written to the store when it answers; when not even that is possible the
 // state says the pin is unreadable.
-func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64, pinState) {
+func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64, string, pinState) {
 	if snap, ok := c.cached(b, id); ok {
-		return snap.Revision, pinStored
+		return snap.Revision, snap.RevisionID, pinStored
 	}
 	if lp, ok := b.pins.get(id, c.now()); ok {
 		if lp.Stored {
-			return lp.Revision, pinStored
+			return lp.Revision, lp.RevisionID, pinStored
 		}
-		return lp.Revision, pinLocal
+		return lp.Revision, lp.RevisionID, pinLocal
 	}
 	if !b.pins.storeDown(c.now()) {
 		// Creating is reading: the store keeps the first snapshot of a
@@ -112,7 +145,7 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 		snap, _, err := c.pin(rctx, b, id, "")
 		if err == nil {
 			b.pins.answered()
-			return snap.Revision, pinStored
+			return snap.Revision, snap.RevisionID, pinStored
 		}
 		c.logger.Warn("a session store call failed; pinning the session here until the store answers",
 			"session", id, "err", err)
@@ -124,20 +157,21 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64,
 // pinLocally pins session id to the revision this replica serves, for the
 // write-back to store. The conservative fallback is no revision to pin
 // to, and a full table of local pins takes no more: both are unreadable.
-func (c *Core) pinLocally(ctx context.Context, b *backend, id string) (int64, pinState) {
+func (c *Core) pinLocally(ctx context.Context, b *backend, id string) (int64, string, pinState) {
 	cur := b.flags.live(ctx)
 	if cur.fallback {
-		return 0, pinUnreadable
+		return 0, "", pinUnreadable
 	}
 	now := c.now().UTC().Truncate(time.Microsecond)
-	lp, ok := b.pins.add(localPin{SessionID: id, Revision: cur.rev.Number, CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
+	lp, ok := b.pins.add(localPin{SessionID: id, Revision: cur.rev.Number, RevisionID: cur.rev.ID,
+		CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
 	if !ok {
-		return 0, pinUnreadable
+		return 0, "", pinUnreadable
 	}
 	if lp.Stored {
-		return lp.Revision, pinStored
+		return lp.Revision, lp.RevisionID, pinStored
 	}
-	return lp.Revision, pinLocal
+	return lp.Revision, lp.RevisionID, pinLocal
 }
 
 // pin creates session id's snapshot from the store's current revision,

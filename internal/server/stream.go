@@ -69,8 +69,8 @@ func (s *server) stream(c *gin.Context) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	c.Writer.WriteHeader(http.StatusOK)
-	last := sub.Revision
-	if !w.event(switchyard.RevisionEvent{Revision: last, Mode: sub.Mode, Changed: []string{}}) {
+	last := sub.RevisionID
+	if !w.event(switchyard.RevisionEvent{Revision: sub.Revision, RevisionID: last, Mode: sub.Mode, Changed: []string{}}) {
 		return
 	}
 	heartbeat := time.NewTicker(s.heartbeat)
@@ -91,10 +91,13 @@ func (s *server) stream(c *gin.Context) {
 			if !ok {
 				return
 			}
-			if ev.Revision <= last {
+			// The revision served when the subscription began may also
+			// come as its first event. Any other is sent, a revision of a
+			// rewound history too, whatever its number.
+			if ev.RevisionID == last {
 				continue
 			}
-			last = ev.Revision
+			last = ev.RevisionID
 			if !w.event(ev) {
 				return
 			}

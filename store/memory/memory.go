@@ -49,7 +49,10 @@ type Option func(*Store)
 // session expiry with; tests use it to move time.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// New returns a store holding initial as revision 1 (InitialRevision when nil).
+// New returns a store holding initial as revision 1 (InitialRevision when
+// nil), under an ID of its own: each store starts a history, so a demo
+// server restarted serves revisions whose numbers repeat the last run's
+// and whose IDs do not.
 func New(initial *switchyard.Revision, opts ...Option) *Store {
 	s := &Store{now: time.Now, sessions: map[string]switchyard.Snapshot{}, keys: map[string]keyed{}}
 	for _, o := range opts {
@@ -60,6 +63,7 @@ func New(initial *switchyard.Revision, opts ...Option) *Store {
 	}
 	first := initial.Clone()
 	first.Number = 1
+	first.ID, first.Parent = switchyard.NewRevisionID(), ""
 	s.revisions = []*switchyard.Revision{first}
 	return s
 }

@@ -36,7 +36,7 @@ func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.sessions.Add("s-1", session{set: set.Pinned(), expires: time.Now().Add(-time.Second)})
+	p.sessions.Add("s-1", session{rev: &bundleState{rev: old, mode: "demo", set: set}, expires: time.Now().Add(-time.Second)})
 	d := p.BooleanEvaluation(ctx, "EXAM_MODE", false, openfeature.FlattenedContext{SessionIDKey: "s-1"})
 	if !d.Value || d.FlagMetadata["pinned"] != true {
 		t.Fatalf("expired session: EXAM_MODE = %v %v, want on, pinned afresh to the current revision", d.Value, d.FlagMetadata)
@@ -98,7 +98,9 @@ func TestRevisionsShareCompiledFlags(t *testing.T) {
 	freeze := true
 	if _, err := core.Apply(ctx, control.Change{Actor: "admin:test", Role: switchyard.RoleAdmin, Action: "set_flag",
 		Target: switchyard.FreezeUpdates, Reason: "test", Phrase: "ENABLE FREEZE UPDATES",
-		Plan: func() (control.Plan, error) { return control.SystemFlagPlan(switchyard.FreezeUpdates, &freeze, "value") }}); err != nil {
+		Plan: func() (control.Plan, error) {
+			return control.SystemFlagPlan(switchyard.FreezeUpdates, &freeze, "value")
+		}}); err != nil {
 		t.Fatal(err)
 	}
 	next, err := st.Current(ctx)

@@ -461,7 +461,7 @@ func (s *Store) learn(ctx context.Context, rev *switchyard.Revision, announce bo
 	}
 	for _, old := range suspects {
 		if s.lost(ctx, old) {
-			s.reset(ctx, rev, other)
+			s.reset(ctx, rev, old, other)
 			return rev
 		}
 	}
@@ -484,14 +484,14 @@ func (s *Store) lost(ctx context.Context, rev *switchyard.Revision) bool {
 
 // reset moves this replica and Redis to rev, the current revision of a
 // history that replaced the one they held (a database restored from an
-// earlier backup): the version key, unless another replica has moved it
-// since (it held prev, or nothing), with rev stored and announced and the
-// session snapshots Redis cached dropped, since they may name revisions
-// and sessions the store has lost; then the in-process revision and the
-// listeners, whatever rev's number.
-func (s *Store) reset(ctx context.Context, rev *switchyard.Revision, prev string) {
+// earlier backup), where lost was served: the version key, unless another
+// replica has moved it since (it held prev, or nothing), with rev stored
+// and announced and the session snapshots Redis cached dropped, since
+// they may name revisions and sessions the store has lost; then the
+// in-process revision and the listeners, whatever rev's number.
+func (s *Store) reset(ctx context.Context, rev, lost *switchyard.Revision, prev string) {
 	s.cfg.log.Warn("the store's history was rewound (restored from an earlier backup?): serving its current revision",
-		"revision", rev.Number, "id", rev.ID, "was", prev)
+		"revision", rev.Number, "id", rev.ID, "was", lost.Number, "was_id", lost.ID)
 	if data, err := rev.MarshalJSON(); err == nil {
 		name := head(rev)
 		s.do(ctx, func(ctx context.Context) error {

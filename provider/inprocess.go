@@ -30,7 +30,12 @@ func (p *Provider) local(flag string, flatCtx openfeature.FlattenedContext) eval
 		return notReady(flag)
 	}
 	if id, _ := flatCtx[SessionIDKey].(string); id != "" {
-		return p.sessionSet(id, st).Evaluate(flag, flatCtx)
+		set, err := p.sessionSet(id, st)
+		if err != nil {
+			return evaluator.Result{Key: flag, Reason: evaluator.ReasonError, ErrorCode: evaluator.InvalidContext,
+				ErrorMessage: fmt.Sprintf("flag %q: %s: %s", flag, SessionIDKey, switchyard.AsError(err).Message)}
+		}
+		return set.Evaluate(flag, flatCtx)
 	}
 	r := st.set.Evaluate(flag, flatCtx)
 	if r.ErrorCode == "" && p.stale.Load() {
@@ -73,16 +78,20 @@ func (p *Provider) StartSession(ctx context.Context, sessionID, userID string) e
 }
 
 // sessionSet returns session id's pinned flag set, pinning it at first
-// sight to live, the live revision.
-func (p *Provider) sessionSet(id string, live *bundleState) *evaluator.FlagSet {
+// sight to live, the live revision; a session ID the server would refuse
+// (empty, too long, with spaces) is refused here too.
+func (p *Provider) sessionSet(id string, live *bundleState) (*evaluator.FlagSet, error) {
 	if s, ok := p.cachedSession(id); ok {
-		return s.rev.set.Pinned()
+		return s.rev.set.Pinned(), nil
+	}
+	if err := switchyard.ValidateSessionID(id); err != nil {
+		return nil, err
 	}
 	p.pinning.Lock()
 	defer p.pinning.Unlock()
 	// Another evaluation of the session may have pinned it meanwhile.
 	if s, ok := p.cachedSession(id); ok {
-		return s.rev.set.Pinned()
+		return s.rev.set.Pinned(), nil
 	}
 	p.sessions.Add(id, session{rev: live, expires: time.Now().Add(localPinTTL)})
 	select {
@@ -90,7 +99,7 @@ func (p *Provider) sessionSet(id string, live *bundleState) *evaluator.FlagSet {
 	default:
 		// Full: the session keeps its local pin, unregistered.
 	}
-	return live.set.Pinned()
+	return live.set.Pinned(), nil
 }
 
 // cachedSession returns session id's pin unless it is not cached or has

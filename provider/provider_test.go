@@ -308,6 +308,11 @@ func TestEvaluate(t *testing.T) {
 					d, _ := c.StringValueDetails(ctx, "EXAM_MODE", "x", openfeature.EvaluationContext{})
 					return d.Value, d.EvaluationDetails
 				}, "x", openfeature.ErrorReason, openfeature.TypeMismatchCode, ""},
+				{"a session ID the server refuses", func() (any, openfeature.EvaluationDetails) {
+					d, _ := c.BooleanValueDetails(ctx, "EXAM_MODE", true, openfeature.NewTargetlessEvaluationContext(
+						map[string]any{provider.SessionIDKey: "a b"}))
+					return d.Value, d.EvaluationDetails
+				}, true, openfeature.ErrorReason, openfeature.InvalidContextCode, ""},
 				{"fraction as integer", func() (any, openfeature.EvaluationDetails) {
 					d, _ := c.IntValueDetails(ctx, "ratio", 7, openfeature.EvaluationContext{})
 					return d.Value, d.EvaluationDetails

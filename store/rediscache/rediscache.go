@@ -254,8 +254,7 @@ func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, er
 	}
 	v, err := s.once(ctx, "session:"+id, func(ctx context.Context) (any, error) {
 		if raw, ok := s.get(ctx, s.keys.session+id); ok {
-			var snap switchyard.Snapshot
-			if err := json.Unmarshal([]byte(raw), &snap); err == nil && s.cfg.now().Before(snap.ExpiresAt) {
+			if snap, ok := s.decodeSession(raw); ok {
 				return snap, nil
 			}
 		}
@@ -280,8 +279,7 @@ func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, er
 func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
 	if switchyard.ValidateSessionID(snap.SessionID) == nil {
 		if raw, ok := s.get(ctx, s.keys.session+snap.SessionID); ok {
-			var cached switchyard.Snapshot
-			if err := json.Unmarshal([]byte(raw), &cached); err == nil && s.cfg.now().Before(cached.ExpiresAt) {
+			if cached, ok := s.decodeSession(raw); ok {
 				return cached, false, nil
 			}
 		}
@@ -292,6 +290,17 @@ func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (sw
 	}
 	s.cacheSession(context.WithoutCancel(ctx), stored)
 	return stored, created, nil
+}
+
+// decodeSession decodes a snapshot cached in Redis; ok is false when it
+// cannot be served: it has expired, or it names its revision by number
+// alone (cached by a version without revision IDs), so the store, which
+// names it by ID, is asked instead.
+func (s *Store) decodeSession(raw string) (snap switchyard.Snapshot, ok bool) {
+	if err := json.Unmarshal([]byte(raw), &snap); err != nil || snap.RevisionID == "" || !s.cfg.now().Before(snap.ExpiresAt) {
+		return switchyard.Snapshot{}, false
+	}
+	return snap, true
 }
 
 // cacheSession keeps a live snapshot in Redis until it expires; an expired

@@ -3,6 +3,7 @@ package rediscache_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -287,6 +288,34 @@ func TestSessionCachedUntilExpiry(t *testing.T) {
 	f.mr.FastForward(time.Hour)
 	if f.mr.Exists(prefix + "session:s-1") {
 		t.Fatal("the expired snapshot is still in Redis")
+	}
+}
+
+// A snapshot Redis cached before snapshots named their revision's ID is
+// not served: the store, which names it, is asked, and its snapshot
+// cached instead.
+func TestSessionCachedWithoutRevisionID(t *testing.T) {
+	f := newFixture(t)
+	rev, _ := f.mem.Current(ctx(t))
+	snap := evaluator.NewSnapshot("s-1", "u", rev, f.clock.Now(), time.Hour)
+	if _, _, err := f.mem.CreateSession(ctx(t), snap); err != nil {
+		t.Fatal(err)
+	}
+	legacy := snap
+	legacy.RevisionID = ""
+	raw, err := json.Marshal(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mr.Set(prefix+"session:s-1", string(raw))
+	for range 2 {
+		got, err := f.cache.Session(ctx(t), "s-1")
+		if err != nil || got.RevisionID != rev.ID {
+			t.Fatalf("Session = %+v, %v; want the store's snapshot naming revision %s", got, err, rev.ID)
+		}
+	}
+	if n := f.inner.session.Load(); n != 1 {
+		t.Fatalf("the store was read %d times, want once: its snapshot is cached in the old one's place", n)
 	}
 }
 

@@ -129,9 +129,8 @@ func (p *Provider) registerPins(ctx context.Context) {
 // the session to that revision unless it has a pin already (first writer
 // wins, as when replicas pin a session): from then on the server's pin is
 // served, with the server's expiry. While the server cannot be reached it
-// retries with backoff; a pin the server refuses, a session no longer
-// cached, or one whose pinned revision cannot be fetched keeps the pin it
-// has.
+// retries with backoff; a session the server refuses, or no longer
+// cached, is left as it is.
 func (p *Provider) register(ctx context.Context, id string) {
 	b := p.cfg.newBackoff()
 	b.reset()
@@ -155,6 +154,9 @@ func (p *Provider) register(ctx context.Context, id string) {
 		st := local.rev
 		if snap.Revision != st.rev.Number || snap.RevisionID != st.rev.ID {
 			if st, err = p.revisionSet(ctx, snap.Revision, snap.RevisionID); err != nil {
+				if retryable(err) {
+					continue
+				}
 				return
 			}
 		}

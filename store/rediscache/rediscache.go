@@ -378,12 +378,13 @@ end
 return cur or ''`)
 
 // resetScript sets the version key to ARGV[2] (TTL ARGV[3] ms) if it
-// still holds ARGV[1], the revision of a history the store no longer
-// holds, or nothing; it returns 1 when it set the key. Of the replicas
-// that find a rewound history at once, one resets the shared state.
+// holds ARGV[1], the revision of a history the store no longer holds,
+// nothing, or ARGV[2] already (the caller's share set it, the key having
+// expired); it returns 1 when it set the key. A replica that finds the
+// version key moved on by another replica since leaves it alone.
 var resetScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then
+if cur and cur ~= ARGV[1] and cur ~= ARGV[2] then
 	return 0
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -453,26 +454,24 @@ func (s *Store) share(ctx context.Context, rev *switchyard.Revision, announce bo
 
 // learn takes rev as the wrapped store's current revision (read from it,
 // or just committed to it), shares it and installs it in process, and
-// returns the revision served now. When Redis or this replica holds
+// returns the revision served now. When Redis, or else this replica, holds
 // another revision numbered as high or higher, that one is newer (this
-// read raced a commit), or it is of a history the store no longer holds:
-// the store is asked, and in the second case the history was rewound and
-// reset moves everything to rev.
+// read raced a commit) or of a history the store no longer holds: the
+// store is asked, and in the second case the history was rewound, and
+// reset moves Redis and this replica to rev.
 func (s *Store) learn(ctx context.Context, rev *switchyard.Revision, announce bool) *switchyard.Revision {
 	other := s.share(ctx, rev, announce)
-	var suspects []*switchyard.Revision
 	if n, id, ok := parseHead(other); ok {
-		suspects = append(suspects, &switchyard.Revision{Number: n, ID: id})
-	}
-	if e := s.current.Load(); e != nil && e.rev.ID != rev.ID && e.rev.Number >= rev.Number &&
-		(len(suspects) == 0 || suspects[0].ID != e.rev.ID) {
-		suspects = append(suspects, e.rev)
-	}
-	for _, old := range suspects {
-		if s.lost(ctx, old) {
-			s.reset(ctx, rev, old, other)
-			return rev
+		named := &switchyard.Revision{Number: n, ID: id}
+		if !s.lost(ctx, named) {
+			return s.observe(rev)
 		}
+		s.reset(ctx, rev, named, other)
+		return rev
+	}
+	if e := s.current.Load(); e != nil && e.rev.ID != rev.ID && e.rev.Number >= rev.Number && s.lost(ctx, e.rev) {
+		s.reset(ctx, rev, e.rev, other)
+		return rev
 	}
 	return s.observe(rev)
 }
@@ -493,11 +492,12 @@ func (s *Store) lost(ctx context.Context, rev *switchyard.Revision) bool {
 
 // reset moves this replica and Redis to rev, the current revision of a
 // history that replaced the one they held (a database restored from an
-// earlier backup), where lost was served: the version key, unless another
-// replica has moved it since (it held prev, or nothing), with rev stored
-// and announced and the session snapshots Redis cached dropped, since
+// earlier backup), lost being the one they held: lost leaves Redis; the
+// version key names rev, unless another replica has moved it on since (it
+// held prev, the lost one's name or nothing, or rev's), and then rev is
+// announced and the session snapshots Redis cached are dropped, since
 // they may name revisions and sessions the store has lost; then the
-// in-process revision and the listeners, whatever rev's number.
+// in-process revision and the listeners move to rev, whatever its number.
 func (s *Store) reset(ctx context.Context, rev, lost *switchyard.Revision, prev string) {
 	s.cfg.log.Warn("the store's history was rewound (restored from an earlier backup?): serving its current revision",
 		"revision", rev.Number, "id", rev.ID, "was", lost.Number, "was_id", lost.ID)
@@ -507,14 +507,12 @@ func (s *Store) reset(ctx context.Context, rev, lost *switchyard.Revision, prev 
 			if err := s.rdb.Set(ctx, s.keys.revision+rev.ID, data, s.cfg.redisTTL).Err(); err != nil {
 				return fmt.Errorf("store revision %s: %w", name, err)
 			}
+			if err := s.rdb.Del(ctx, s.keys.revision+lost.ID).Err(); err != nil {
+				return fmt.Errorf("delete revision %s of the lost history: %w", head(lost), err)
+			}
 			set, err := resetScript.Run(ctx, s.rdb, []string{s.keys.current}, prev, name, s.cfg.redisTTL.Milliseconds()).Int()
 			if err != nil || set == 0 {
 				return err
-			}
-			if _, id, ok := parseHead(prev); ok {
-				if err := s.rdb.Del(ctx, s.keys.revision+id).Err(); err != nil {
-					return fmt.Errorf("delete revision %s of the lost history: %w", prev, err)
-				}
 			}
 			go s.dropSessions()
 			return s.rdb.Publish(ctx, s.keys.channel, name).Err()

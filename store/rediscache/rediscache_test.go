@@ -698,14 +698,21 @@ func TestRewoundHistory(t *testing.T) {
 		// after makes what the restored store holds after the restore, and
 		// returns its current revision.
 		after func(t *testing.T, h *storetest.History) *switchyard.Revision
+		// expired says the version key's TTL lapsed before the replica
+		// read the store.
+		expired bool
 	}{
 		{"AtTheBackup", func(t *testing.T, h *storetest.History) *switchyard.Revision {
 			rev, _ := h.Current(ctx(t))
 			return rev
-		}},
+		}, false},
+		{"AtTheBackupOnceTheVersionKeyExpired", func(t *testing.T, h *storetest.History) *switchyard.Revision {
+			rev, _ := h.Current(ctx(t))
+			return rev
+		}, true},
 		{"ThenAnotherRevision3", func(t *testing.T, h *storetest.History) *switchyard.Revision {
 			return h.Change(t, switchyard.SetSystemFlag(switchyard.ExamMode, true))
-		}},
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -728,6 +735,9 @@ func TestRewoundHistory(t *testing.T) {
 
 			h.Rewind(2)
 			restored := tt.after(t, h)
+			if tt.expired {
+				mr.Del(prefix + "current")
+			}
 			// The store's feed reports the head once it reconnects.
 			a.Announce(ctx(t), restored)
 			for _, r := range []*rediscache.Store{a, b} {

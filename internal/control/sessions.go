@@ -120,11 +120,11 @@ func (c *Core) cached(b *backend, id string) (switchyard.Snapshot, bool) {
 }
 
 // evaluationPin returns the revision session id is pinned to (its number
-// and ID), for an evaluation, pinning it at first sight. It never fails because a store
-// did: when the store cannot be asked within the read deadline (or failed
-// moments ago) the session is pinned here, to the revision served, and
-// written to the store when it answers; when not even that is possible the
-// state says the pin is unreadable.
+// and ID), for an evaluation, pinning it at first sight. It never fails
+// because a store did: when the store cannot be asked within the read
+// deadline (or failed moments ago) the session is pinned here, to the
+// revision served, and written to the store when it answers; when not even
+// that is possible the state says the pin is unreadable.
 func (c *Core) evaluationPin(ctx context.Context, b *backend, id string) (int64, string, pinState) {
 	if snap, ok := c.cached(b, id); ok {
 		return snap.Revision, snap.RevisionID, pinStored

@@ -34,7 +34,7 @@ func (s *server) createSession(c *gin.Context) {
 	case req.Revision == 0 && req.RevisionID == "":
 		snap, created, err = s.core.Pin(c.Request.Context(), req.SessionID, req.UserID)
 	case req.Revision < 1 || req.RevisionID == "":
-		err = switchyard.FieldError("revision", "and revision_id name the revision a session was pinned to: give both or neither")
+		err = switchyard.FieldError("revision", "must come with revision_id, the two naming the revision the session was pinned to; give both or neither")
 	default:
 		snap, created, err = s.core.PinAt(c.Request.Context(), req.SessionID, req.UserID, req.Revision, req.RevisionID)
 	}

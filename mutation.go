@@ -31,7 +31,8 @@ type Mutation struct {
 }
 
 // Apply returns the revision that follows cur under the mutation, numbered
-// cur.Number+1 and stamped now. cur is not modified.
+// cur.Number+1, stamped now, with a new ID and cur as its parent. cur is
+// not modified.
 func (m Mutation) Apply(cur *Revision, now time.Time) (*Revision, error) {
 	if err := m.Frozen(cur); err != nil {
 		return nil, err
@@ -41,6 +42,7 @@ func (m Mutation) Apply(cur *Revision, now time.Time) (*Revision, error) {
 		return nil, err
 	}
 	next.Number = cur.Number + 1
+	next.ID, next.Parent = NewRevisionID(), cur.ID
 	next.CreatedAt = now.UTC()
 	if err := next.Validate(); err != nil {
 		return nil, err

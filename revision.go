@@ -1,6 +1,8 @@
 package switchyard
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -96,8 +98,29 @@ type Override struct {
 // Revision is an immutable, numbered state of everything an operator
 // controls. Every accepted change makes a new one; nothing edits an old one,
 // which is what lets a session stay pinned to the revision it started on.
+//
+// A revision's number says where it stands in its store's history, and
+// its ID says which revision it is. Numbers repeat across histories: a
+// demo server restarted starts over at 1, a database restored from an
+// earlier backup (or a replica promoted with a shorter history) numbers
+// its next changes as the lost ones were numbered, and each mode's store
+// numbers its own revisions. IDs never repeat: every cache of revisions,
+// compiled flag sets and pins, and every client that follows the server,
+// compares IDs, and a number only orders revisions of one history.
 type Revision struct {
-	Number        int64               `json:"number"`
+	Number int64 `json:"number"`
+	// ID names this revision and no other, in any history: 128 random
+	// bits drawn when the revision is made (NewRevisionID), stored with it
+	// and never changed. It is empty only on revisions that were never
+	// stored (the conservative fallback) and on copies kept by older
+	// versions (a state file, a cache entry), which are then known by
+	// number alone.
+	ID string `json:"id,omitempty"`
+	// Parent is the ID of the revision this one was made from; empty for
+	// the first revision of a store, and for revisions stored before IDs
+	// were. A revision whose parent is the one a client holds is its
+	// successor in the same history, with nothing to check.
+	Parent        string              `json:"parent,omitempty"`
 	CreatedAt     time.Time           `json:"created_at"`
 	System        SystemFlags         `json:"system"`
 	Catalog       []Module            `json:"catalog"`
@@ -166,6 +189,19 @@ func encodeFlags(flags map[string]Flag) (json.RawMessage, error) {
 	}
 	lastFlags.Store(&encodedFlags{flags: flags, json: b})
 	return b, nil
+}
+
+// NewRevisionID returns a new revision ID: 128 bits from crypto/rand, in
+// hex. Drawn rather than derived from the revision's content or its
+// parent's ID, it costs nothing to make, nothing to check on a read, and
+// it cannot repeat whatever a restore or a promotion brings back: a
+// revision made after a history was rewound always gets an ID no revision
+// of the lost history had.
+func NewRevisionID() string {
+	var b [16]byte
+	// crypto/rand.Read never fails: it crashes the program instead.
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Module returns the catalog entry for key.

@@ -33,9 +33,14 @@ type Runtime struct {
 // Snapshot is a session's pin: the revision and resolved runtime at the
 // moment the session was created. It never changes afterwards.
 type Snapshot struct {
-	SessionID            string                    `json:"session_id"`
-	UserID               string                    `json:"user_id,omitempty"`
-	Revision             int64                     `json:"revision"`
+	SessionID string `json:"session_id"`
+	UserID    string `json:"user_id,omitempty"`
+	Revision  int64  `json:"revision"`
+	// RevisionID is the ID of the pinned revision (Revision.ID): the
+	// number alone may name another revision in another history. Empty in
+	// snapshots kept by older versions, which name their revision by
+	// number alone.
+	RevisionID           string                    `json:"revision_id,omitempty"`
 	Profile              string                    `json:"profile"`
 	Modules              map[string]ResolvedModule `json:"modules"`
 	ExamModeAtStart      bool                      `json:"exam_mode_at_start"`

@@ -76,12 +76,17 @@ type Bundle struct {
 
 // RevisionEvent is the data of a `revision` event on GET /v1/stream: a
 // newly installed revision, the flags it changed, and the mode serving it.
-// Revision numbers restart with the store of each mode, so after a mode
-// switch the same number may name another revision.
+// Revision numbers repeat across histories (a mode switch, a restarted
+// demo server, a restored database), so a client compares RevisionID with
+// the ID of the revision it holds, not the numbers.
 type RevisionEvent struct {
-	Revision int64    `json:"revision"`
-	Mode     string   `json:"mode"`
-	Changed  []string `json:"changed"`
+	Revision   int64  `json:"revision"`
+	RevisionID string `json:"revision_id,omitempty"`
+	Mode       string `json:"mode"`
+	// Changed names the flags whose definition differs from the revision
+	// the server installed before; every flag of both when the server's
+	// history was rewound.
+	Changed []string `json:"changed"`
 	// HeartbeatMS is the interval of the stream's heartbeat comments, in
 	// milliseconds, which the server sets on every event it sends: a
 	// client that hears nothing for a few intervals knows the stream is

@@ -45,6 +45,7 @@ func NewSnapshot(sessionID, userID string, r *switchyard.Revision, now time.Time
 		SessionID:            sessionID,
 		UserID:               userID,
 		Revision:             r.Number,
+		RevisionID:           r.ID,
 		Profile:              rt.Profile,
 		Modules:              rt.Modules,
 		ExamModeAtStart:      rt.System.ExamMode,

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
@@ -20,27 +20,22 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 )
 
-// errNotReady is the failure of an evaluation before Init.
-var errNotReady = errors.New("the provider is not initialised")
-
 // local evaluates flag against the local flag set: the session's pinned
-// one when the context names a session, else the live one. Only a session
-// seen for the first time costs network calls. A session the server
-// refuses to pin is evaluated unpinned, as the server itself would.
-func (p *Provider) local(ctx context.Context, flag string, flatCtx openfeature.FlattenedContext) evaluator.Result {
-	if id, _ := flatCtx[SessionIDKey].(string); id != "" {
-		set, err := p.sessionSet(ctx, id)
-		if err != nil {
-			if r := (*refusal)(nil); errors.As(err, &r) {
-				return p.unpinned(flag, flatCtx, r)
-			}
-			return generalError(flag, err)
-		}
-		return set.Evaluate(flag, flatCtx)
-	}
+// one when the context names a session, else the live one. It makes no
+// network call: a session seen for the first time is pinned here, to the
+// live revision, and registered with the server in the background.
+func (p *Provider) local(flag string, flatCtx openfeature.FlattenedContext) evaluator.Result {
 	st := p.live.Load()
 	if st == nil {
-		return generalError(flag, errNotReady)
+		return notReady(flag)
+	}
+	if id, _ := flatCtx[SessionIDKey].(string); id != "" {
+		set, err := p.sessionSet(id, st)
+		if err != nil {
+			return evaluator.Result{Key: flag, Reason: evaluator.ReasonError, ErrorCode: evaluator.InvalidContext,
+				ErrorMessage: fmt.Sprintf("flag %q: %s: %s", flag, SessionIDKey, switchyard.AsError(err).Message)}
+		}
+		return set.Evaluate(flag, flatCtx)
 	}
 	r := st.set.Evaluate(flag, flatCtx)
 	if r.ErrorCode == "" && p.stale.Load() {
@@ -51,145 +46,152 @@ func (p *Provider) local(ctx context.Context, flag string, flatCtx openfeature.F
 
 // snapshot is the part of a session snapshot the provider reads.
 type snapshot struct {
-	Revision  int64     `json:"revision"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Revision   int64     `json:"revision"`
+	RevisionID string    `json:"revision_id"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }
 
-// session is a session's pinned flag set, kept until the session expires
-// on the server, which then pins it afresh.
+// session is a session's pin: the revision it is pinned to, compiled, kept
+// until the session expires on the server, which then pins it afresh.
 type session struct {
-	set     *evaluator.FlagSet
+	rev     *bundleState
 	expires time.Time
 }
 
 // StartSession pins sessionID (for userID) to the current revision on the
 // server, or reads its snapshot when it exists (first writer wins), and
-// keeps its flag set locally. Evaluations naming an unknown session do the
-// same at first sight; starting the session explicitly moves that cost out
-// of the first evaluation and records the user.
+// keeps its flag set locally. Evaluations naming an unknown session pin it
+// themselves, without waiting for the server; starting the session
+// explicitly records the user and makes the server's pin the one served
+// from the first evaluation on.
 func (p *Provider) StartSession(ctx context.Context, sessionID, userID string) error {
-	if p.cfg.mode == Remote {
-		_, err := p.createSession(ctx, sessionID, userID)
+	snap, err := p.createSession(ctx, sessionID, userID, nil)
+	if err != nil || p.cfg.mode == Remote {
 		return err
 	}
-	_, err := p.pin(ctx, sessionID, userID)
-	return err
-}
-
-// refusal is the server's 429 to a new session: this provider (its
-// address, or its token) made more new sessions lately than it may, or the
-// server holds as many as it may. Until it passes, a session not cached
-// here is evaluated unpinned without asking the server.
-type refusal struct {
-	code  switchyard.Code
-	until time.Time
-}
-
-func (r *refusal) Error() string {
-	return fmt.Sprintf("the server refuses new sessions (%s) until %s", r.code, r.until.UTC().Format(time.RFC3339))
-}
-
-// newRefusal reads a 429 to POST /v1/sessions: its error code and
-// Retry-After (a second when it has none).
-func newRefusal(res response) *refusal {
-	var body struct {
-		Error struct {
-			Code switchyard.Code `json:"code"`
-		} `json:"error"`
+	st, err := p.revisionSet(ctx, snap.Revision, snap.RevisionID)
+	if err != nil {
+		return fmt.Errorf("session %q: %w", sessionID, err)
 	}
-	_ = json.Unmarshal(res.body, &body)
-	wait, ok := retryAfter(res.header.Get("Retry-After"))
-	if !ok {
-		wait = time.Second
-	}
-	return &refusal{code: body.Error.Code, until: time.Now().Add(wait)}
-}
-
-// unpinned evaluates flag for a session the server refused to pin: the
-// live values, reason STALE, metadata pin naming the limit, as the server
-// answers such a session over OFREP.
-func (p *Provider) unpinned(flag string, flatCtx openfeature.FlattenedContext, r *refusal) evaluator.Result {
-	st := p.live.Load()
-	if st == nil {
-		return generalError(flag, errNotReady)
-	}
-	res := st.set.Evaluate(flag, flatCtx)
-	if res.ErrorCode != "" {
-		return res
-	}
-	res.Reason = evaluator.ReasonStale
-	res.Metadata = maps.Clone(res.Metadata)
-	if res.Metadata == nil {
-		res.Metadata = map[string]any{}
-	}
-	res.Metadata[switchyard.MetadataPin] = switchyard.PinRateLimited
-	if r.code == switchyard.CodeSessionLimit {
-		res.Metadata[switchyard.MetadataPin] = switchyard.PinSessionLimit
-	}
-	return res
+	p.sessions.Add(sessionID, session{rev: st, expires: snap.ExpiresAt})
+	return nil
 }
 
 // sessionSet returns session id's pinned flag set, pinning it at first
-// sight, or the server's refusal to pin it.
-func (p *Provider) sessionSet(ctx context.Context, id string) (*evaluator.FlagSet, error) {
-	if set, ok := p.cachedSession(id); ok {
-		return set, nil
+// sight to live, the live revision; a session ID the server would refuse
+// (empty, too long, with spaces) is refused here too.
+func (p *Provider) sessionSet(id string, live *bundleState) (*evaluator.FlagSet, error) {
+	if s, ok := p.cachedSession(id); ok {
+		return s.rev.set.Pinned(), nil
 	}
-	if r := p.refused.Load(); r != nil && time.Now().Before(r.until) {
-		return nil, r
-	}
-	v, err, _ := p.pinning.Do(id, func() (any, error) {
-		// A fetch that ended just before this one began has cached it.
-		if set, ok := p.cachedSession(id); ok {
-			return set, nil
-		}
-		return p.pin(ctx, id, "")
-	})
-	set, _ := v.(*evaluator.FlagSet)
-	return set, err
-}
-
-// cachedSession returns session id's pinned flag set unless it is not
-// cached or has expired.
-func (p *Provider) cachedSession(id string) (*evaluator.FlagSet, bool) {
-	s, ok := p.sessions.Get(id)
-	if !ok || !time.Now().Before(s.expires) {
-		return nil, false
-	}
-	return s.set, true
-}
-
-// pin fetches session id's snapshot (creating it if absent) and its
-// revision's flag set, and caches the pinned set.
-func (p *Provider) pin(ctx context.Context, id, userID string) (*evaluator.FlagSet, error) {
-	snap, err := p.createSession(ctx, id, userID)
-	if err != nil {
+	if err := switchyard.ValidateSessionID(id); err != nil {
 		return nil, err
 	}
-	set, err := p.revisionSet(ctx, snap.Revision)
-	if err != nil {
-		return nil, fmt.Errorf("session %q: %w", id, err)
+	p.pinning.Lock()
+	defer p.pinning.Unlock()
+	// Another evaluation of the session may have pinned it meanwhile.
+	if s, ok := p.cachedSession(id); ok {
+		return s.rev.set.Pinned(), nil
 	}
-	pinned := set.Pinned()
-	p.sessions.Add(id, session{set: pinned, expires: snap.ExpiresAt})
-	return pinned, nil
+	p.sessions.Add(id, session{rev: live, expires: time.Now().Add(localPinTTL)})
+	select {
+	case p.registrations <- id:
+	default:
+		// Full: the session keeps its local pin, unregistered.
+	}
+	return live.set.Pinned(), nil
 }
 
-// createSession calls POST /v1/sessions, which creates the session or
-// returns its existing snapshot.
-func (p *Provider) createSession(ctx context.Context, id, userID string) (snapshot, error) {
-	body, err := json.Marshal(map[string]string{"session_id": id, "user_id": userID})
+// cachedSession returns session id's pin unless it is not cached or has
+// expired.
+func (p *Provider) cachedSession(id string) (session, bool) {
+	s, ok := p.sessions.Get(id)
+	if !ok || !time.Now().Before(s.expires) {
+		return session{}, false
+	}
+	return s, true
+}
+
+// registerPins registers the sessions pinned at first sight with the
+// server, one at a time, until ctx ends.
+func (p *Provider) registerPins(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-p.registrations:
+			p.register(ctx, id)
+		}
+	}
+}
+
+// register registers session id's local pin with the server, which pins
+// the session to that revision unless it has a pin already (first writer
+// wins, as when replicas pin a session): from then on the server's pin is
+// served, with the server's expiry. While the server cannot be reached it
+// retries with backoff; a session the server refuses, or no longer
+// cached, is left as it is.
+func (p *Provider) register(ctx context.Context, id string) {
+	b := p.cfg.newBackoff()
+	b.reset()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.wait()):
+		}
+		local, ok := p.sessions.Get(id)
+		if !ok {
+			return
+		}
+		snap, err := p.createSession(ctx, id, "", local.rev.rev)
+		if err != nil {
+			if retryable(err) {
+				continue
+			}
+			return
+		}
+		st := local.rev
+		if snap.Revision != st.rev.Number || snap.RevisionID != st.rev.ID {
+			if st, err = p.revisionSet(ctx, snap.Revision, snap.RevisionID); err != nil {
+				if retryable(err) {
+					continue
+				}
+				return
+			}
+		}
+		p.pinning.Lock()
+		// Unless the session was pinned again meanwhile (a history change
+		// purged it, it expired and was seen anew).
+		if cur, ok := p.sessions.Get(id); ok && cur == local {
+			p.sessions.Add(id, session{rev: st, expires: snap.ExpiresAt})
+		}
+		p.pinning.Unlock()
+		return
+	}
+}
+
+// retryable reports whether asking the server again may succeed: it did
+// not answer, or answered that it could not answer now.
+func retryable(err error) bool {
+	var se *statusError
+	return !errors.As(err, &se) || se.status >= http.StatusInternalServerError || se.status == http.StatusTooManyRequests
+}
+
+// createSession calls POST /v1/sessions, which creates the session,
+// pinned to rev when set, or returns its existing snapshot.
+func (p *Provider) createSession(ctx context.Context, id, userID string, rev *switchyard.Revision) (snapshot, error) {
+	req := map[string]any{"session_id": id, "user_id": userID}
+	if rev != nil && rev.ID != "" {
+		req["revision"], req["revision_id"] = rev.Number, rev.ID
+	}
+	body, err := json.Marshal(req)
 	if err != nil {
 		return snapshot{}, fmt.Errorf("session %q: %w", id, err)
 	}
 	res, err := p.call(ctx, http.MethodPost, "/v1/sessions", body, nil)
 	if err != nil {
 		return snapshot{}, fmt.Errorf("session %q: %w", id, err)
-	}
-	if res.status == http.StatusTooManyRequests {
-		r := newRefusal(res)
-		p.refused.Store(r)
-		return snapshot{}, fmt.Errorf("session %q: %w", id, r)
 	}
 	if res.status != http.StatusOK && res.status != http.StatusCreated {
 		return snapshot{}, fmt.Errorf("session %q: %w", id, unexpected(http.MethodPost, "/v1/sessions", res))
@@ -201,21 +203,27 @@ func (p *Provider) createSession(ctx context.Context, id, userID string) (snapsh
 	return snap, nil
 }
 
-// revisionSet returns the flag set of revision n: the live one, a cached
-// old one, or one fetched now (old revisions never change).
-func (p *Provider) revisionSet(ctx context.Context, n int64) (*evaluator.FlagSet, error) {
-	if st := p.live.Load(); st != nil && st.rev.Number == n {
-		return st.set, nil
+// revisionSet returns revision n, ID id (empty: whichever the server
+// numbers n), compiled: the live one, a cached old one, or one fetched now
+// (old revisions never change).
+func (p *Provider) revisionSet(ctx context.Context, n int64, id string) (*bundleState, error) {
+	if st := p.live.Load(); st != nil && st.rev.Number == n && (id == "" || st.rev.ID == id) {
+		return st, nil
 	}
-	if set, ok := p.revisions.Get(n); ok {
-		return set, nil
+	if id != "" {
+		if st, ok := p.revisions.Get(id); ok {
+			return st, nil
+		}
 	}
 	st, _, err := p.fetchBundle(ctx, n, "")
 	if err != nil {
 		return nil, err
 	}
-	p.revisions.Add(n, st.set)
-	return st.set, nil
+	if id != "" && st.rev.ID != id {
+		return nil, fmt.Errorf("the server's revision %d is %s, not %s: its history changed", n, st.rev.ID, id)
+	}
+	p.revisions.Add(st.rev.ID, st)
+	return st, nil
 }
 
 // fetchBundle fetches and compiles revision n (the current one when n is
@@ -272,81 +280,210 @@ func intMetadata(md map[string]any) {
 	}
 }
 
-// follow keeps the live flag set current until ctx ends: over the stream
-// while it is up, else by polling the bundle, reporting STALE when the
-// server has been out of reach beyond the grace period.
-func (p *Provider) follow(ctx context.Context, done chan struct{}) {
+// run makes the provider ready, when Init could not, then follows the
+// server until ctx ends: it watches for staleness, registers the sessions
+// pinned at first sight and keeps the live flag set current.
+func (p *Provider) run(ctx context.Context, done chan struct{}, ready bool) {
 	defer close(done)
-	contact := time.Now()
+	if !ready && !p.retryInit(ctx) {
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { p.watchStale(ctx) })
+	wg.Go(func() { p.registerPins(ctx) })
+	p.follow(ctx)
+	wg.Wait()
+}
+
+// retryInit fetches the current flag set with backoff until it gets a
+// usable one, then emits PROVIDER_READY and returns true; it returns false
+// when ctx ends or the server refuses the token, which it reports as
+// PROVIDER_ERROR with PROVIDER_FATAL. Its first attempt waits one backoff
+// interval: Init has just failed, and the SDK records that first.
+func (p *Provider) retryInit(ctx context.Context) bool {
+	b := p.cfg.newBackoff()
 	for {
-		p.stream(ctx, &contact)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(b.wait()):
+		}
+		st, _, err := p.fetchBundle(ctx, 0, "")
+		switch {
+		case fatal(err):
+			p.emit(openfeature.ProviderError, openfeature.ProviderEventDetails{Message: err.Error(),
+				ErrorCode: openfeature.ProviderFatalCode})
+			return false
+		case err != nil:
+			continue
+		}
+		p.live.Store(st)
+		p.contacted()
+		p.emit(openfeature.ProviderReady, openfeature.ProviderEventDetails{
+			Message: fmt.Sprintf("switchyard reached at revision %d", st.rev.Number)})
+		return true
+	}
+}
+
+// contacted records that the server was heard from now, and emits
+// PROVIDER_READY when that ends a STALE period.
+func (p *Provider) contacted() {
+	p.contact.Store(time.Now().UnixNano())
+	if p.stale.Load() && p.stale.CompareAndSwap(true, false) {
+		p.emit(openfeature.ProviderReady, openfeature.ProviderEventDetails{
+			Message: fmt.Sprintf("switchyard reachable again at revision %d", p.live.Load().rev.Number)})
+	}
+}
+
+// watchStale emits PROVIDER_STALE when the server has not been heard from
+// for the grace period, on a timer of its own, so it comes at the end of
+// the grace period, whatever the stream and the polls are doing.
+func (p *Provider) watchStale(ctx context.Context) {
+	t := time.NewTimer(p.cfg.gracePeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		last := time.Unix(0, p.contact.Load())
+		if rest := p.cfg.gracePeriod - time.Since(last); rest > 0 {
+			t.Reset(rest)
+			continue
+		}
+		if !p.stale.Swap(true) {
+			p.emit(openfeature.ProviderStale, openfeature.ProviderEventDetails{
+				Message: fmt.Sprintf("switchyard unreachable since %s: serving revision %d",
+					last.UTC().Format(time.RFC3339), p.live.Load().rev.Number)})
+		}
+		t.Reset(p.cfg.gracePeriod)
+	}
+}
+
+// follow keeps the live flag set current until ctx ends, over the stream:
+// a stream that had settled is reconnected at once when it ends, and the
+// new stream's first event names the server's current revision, so
+// whatever changed meanwhile is fetched. A stream that cannot be opened is
+// tried again with backoff, the bundle polled at each attempt; where the
+// server has no stream, the bundle is polled every poll interval.
+func (p *Provider) follow(ctx context.Context) {
+	b := p.cfg.newBackoff()
+	for {
+		lived, supported := p.stream(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if err := p.refresh(ctx); err == nil {
-			contact = time.Now()
-		} else if time.Since(contact) >= p.cfg.gracePeriod && !p.stale.Swap(true) {
-			p.emit(openfeature.ProviderStale, openfeature.ProviderEventDetails{
-				Message: fmt.Sprintf("switchyard unreachable since %s: serving revision %d: %v",
-					contact.Format(time.RFC3339), p.live.Load().rev.Number, err)})
+		if lived >= streamSettled {
+			b.reset()
 		}
-		t := time.NewTimer(p.cfg.pollInterval)
+		if lived < 0 {
+			// Errors are retried at the next attempt; STALE is the watcher's.
+			_ = p.refresh(ctx)
+		}
+		wait := b.wait()
+		if !supported {
+			wait = p.cfg.pollInterval
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }
 
-// refresh fetches the current bundle unless it is unchanged, installs it
-// and tells the SDK: READY when recovering from STALE, then
-// CONFIGURATION_CHANGED with the changed flags.
+// current reports whether ev names the revision served: the same ID (or,
+// from a server without IDs, the same number) in the same mode.
+func (p *Provider) current(ev switchyard.RevisionEvent) bool {
+	live := p.live.Load()
+	return ev.RevisionID == live.rev.ID && ev.Revision == live.rev.Number && ev.Mode == live.mode
+}
+
+// refresh fetches the current bundle unless it is the one served, installs
+// it and tells the SDK which flags changed. A revision whose parent is the
+// one served is its successor; any other is either a later one of the same
+// history (changes were missed) or one of another history (the server's
+// store was replaced or rewound), and the server is asked which: whether
+// its revision numbered as the one served is still that one. Another
+// history drops every revision and session cached and changes every flag;
+// the same history with a lower number is a server behind this provider
+// (a replica not caught up yet), and is not installed.
 func (p *Provider) refresh(ctx context.Context) error {
 	cur := p.live.Load()
 	st, notModified, err := p.fetchBundle(ctx, 0, cur.etag)
 	if err != nil {
 		return err
 	}
+	p.contacted()
+	if notModified || st.rev.ID == cur.rev.ID && st.rev.Number == cur.rev.Number && st.mode == cur.mode {
+		return nil
+	}
+	switched := st.mode != cur.mode
+	if !switched && (st.rev.Parent == "" || st.rev.Parent != cur.rev.ID) {
+		held, err := p.holds(ctx, cur)
+		if err != nil {
+			return err
+		}
+		if held && st.rev.Number <= cur.rev.Number {
+			return nil
+		}
+		switched = !held
+	}
 	var changed []string
-	switch {
-	case notModified:
-	case st.mode != cur.mode:
-		// The server switched modes: revision numbers now name the other
-		// store's revisions, and sessions are pinned afresh there, so
-		// nothing cached from the old mode may be served again.
+	if switched {
 		changed = slices.Compact(slices.Sorted(slices.Values(append(
 			evaluator.ChangedFlags(nil, cur.rev, cur.mode), evaluator.ChangedFlags(nil, st.rev, st.mode)...))))
 		p.revisions.Purge()
 		p.sessions.Purge()
-		p.live.Store(st)
-	case st.rev.Number != cur.rev.Number:
+	} else {
 		changed = evaluator.ChangedFlags(cur.rev, st.rev, st.mode)
-		p.revisions.Add(cur.rev.Number, cur.set)
-		p.live.Store(st)
+		p.revisions.Add(cur.rev.ID, cur)
 	}
-	if p.stale.Swap(false) {
-		p.emit(openfeature.ProviderReady, openfeature.ProviderEventDetails{
-			Message: fmt.Sprintf("switchyard reachable again at revision %d", p.live.Load().rev.Number)})
-	}
+	p.live.Store(st)
 	if len(changed) > 0 {
 		p.emit(openfeature.ProviderConfigChange, openfeature.ProviderEventDetails{
 			Message:       fmt.Sprintf("revision %d", st.rev.Number),
 			FlagChanges:   changed,
-			EventMetadata: map[string]any{"revision": st.rev.Number}})
+			EventMetadata: map[string]any{"revision": st.rev.Number, "revision_id": st.rev.ID}})
 	}
 	return nil
 }
 
+// holds asks the server whether its history still holds st, the revision
+// served here: whether its bundle of st's number has st's ETag.
+func (p *Provider) holds(ctx context.Context, st *bundleState) (bool, error) {
+	path := "/v1/bundle?revision=" + strconv.FormatInt(st.rev.Number, 10)
+	res, err := p.call(ctx, http.MethodGet, path, nil, http.Header{"If-None-Match": {st.etag}})
+	if err != nil {
+		return false, err
+	}
+	switch res.status {
+	case http.StatusNotModified:
+		return true, nil
+	case http.StatusOK, http.StatusNotFound:
+		return false, nil
+	}
+	return false, unexpected(http.MethodGet, path, res)
+}
+
 // stream follows GET /v1/stream until it ends, refreshing whenever it
-// announces a revision other than the live one. Every line read counts as
-// contact with the server. A stream silent for missedHeartbeats of the
-// heartbeat interval its events advertise is lost: it is closed, and
-// follow resyncs.
-func (p *Provider) stream(ctx context.Context, contact *time.Time) {
+// announces a revision other than the live one. It returns how long the
+// stream was open after its first event (negative when it never sent
+// one), and whether the server has a stream at all. Every line read
+// counts as contact with the server. A stream silent for missedHeartbeats
+// of the heartbeat interval its events advertise is lost: it is closed,
+// and follow reconnects.
+func (p *Provider) stream(ctx context.Context) (lived time.Duration, supported bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var opened time.Time
+	defer func() {
+		lived = -1
+		if !opened.IsZero() {
+			lived = time.Since(opened)
+		}
+	}()
 	// The connection must answer within the timeout, then send something
 	// (an event or a heartbeat) at least every silence.
 	idle := time.AfterFunc(p.cfg.timeout, cancel)
@@ -354,17 +491,21 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 	silence := missedHeartbeats * switchyard.StreamHeartbeat
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/v1/stream", nil)
 	if err != nil {
-		return
+		return 0, true
 	}
 	p.setHeaders(req)
 	req.Header.Set("Accept", "text/event-stream")
 	res, err := p.cfg.client.Do(req)
 	if err != nil {
-		return
+		return 0, true
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return
+	switch res.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return 0, false
+	default:
+		return 0, true
 	}
 	r := bufio.NewReader(res.Body)
 	var data string
@@ -372,11 +513,10 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 		idle.Reset(silence)
 		line, err := r.ReadString('\n')
 		if err != nil {
-			return
+			return 0, true
 		}
-		// Any line, a heartbeat too, shows the server is there: an idle
-		// stream must not make its first hiccup look like a long outage.
-		*contact = time.Now()
+		// Any line, a heartbeat too, shows the server is there.
+		p.contacted()
 		line = strings.TrimRight(line, "\r\n")
 		switch {
 		case strings.HasPrefix(line, "data:"):
@@ -384,18 +524,21 @@ func (p *Provider) stream(ctx context.Context, contact *time.Time) {
 		case line == "" && data != "":
 			var ev switchyard.RevisionEvent
 			if err := json.Unmarshal([]byte(data), &ev); err != nil {
-				return
+				return 0, true
 			}
 			data = ""
+			if opened.IsZero() {
+				opened = time.Now()
+			}
 			if ev.HeartbeatMS > 0 {
 				silence = missedHeartbeats * time.Duration(ev.HeartbeatMS) * time.Millisecond
 			}
-			if live := p.live.Load(); ev.Revision != live.rev.Number || ev.Mode != live.mode || p.stale.Load() {
+			if !p.current(ev) {
 				// The refresh has a deadline of its own; the silence is
 				// the stream's.
 				idle.Stop()
 				if err := p.refresh(ctx); err != nil {
-					return
+					return 0, true
 				}
 			}
 		}

@@ -96,7 +96,7 @@ func pinnedSessions(b *testing.B) []session {
 		if !ok {
 			b.Fatalf("session %s was not cached", id)
 		}
-		if i > 0 && s.set == pinned[i-1].set {
+		if i > 0 && s.rev == pinned[i-1].rev {
 			b.Fatalf("session %s is pinned to the same flag set as the one before it, want a new revision", id)
 		}
 		pinned = append(pinned, s)

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"strconv"
@@ -23,6 +24,11 @@ const (
 	defaultSessions     = 100_000
 	defaultPollInterval = 10 * time.Second
 	defaultGracePeriod  = 30 * time.Second
+	defaultMaxBackoff   = time.Second
+)
+
+// The provider's other bounds and paces.
+const (
 	// missedHeartbeats is how many of the heartbeat intervals the server
 	// advertises a stream may stay silent: longer, it is lost, though its
 	// connection looks open.
@@ -32,6 +38,26 @@ const (
 	// compiled from the live one shares every flag it did not change, so
 	// a toggle's costs a few kilobytes however many flags there are.
 	revisionsBytes = 32 << 20
+	// minBackoff is the first wait of a backoff after a failure (jittered,
+	// doubling up to the maximum backoff).
+	minBackoff = 250 * time.Millisecond
+	// streamSettled is how long a stream must have been open for its end
+	// to be followed by an immediate reconnect: a stream that keeps ending
+	// sooner is reconnected with backoff, so it cannot make the provider
+	// hammer the server.
+	streamSettled = time.Second
+	// circuitFailures is how many remote evaluations in a row may fail
+	// (no answer within the timeout, or a 5xx) before the circuit opens.
+	circuitFailures = 3
+	// registrationBuffer bounds the sessions pinned at first sight that
+	// wait to be registered with the server; past it a session is served
+	// its local pin unregistered, and the server pins it itself if ever
+	// asked.
+	registrationBuffer = 1024
+	// localPinTTL is how long a session pinned at first sight keeps its
+	// pin until the server, registering it, says how long it lives: the
+	// server's default session lifetime.
+	localPinTTL = 24 * time.Hour
 )
 
 // Mode says where flags are evaluated.
@@ -56,6 +82,7 @@ type config struct {
 	sessions     int
 	pollInterval time.Duration
 	gracePeriod  time.Duration
+	maxBackoff   time.Duration
 }
 
 // Option configures a Provider.
@@ -86,17 +113,29 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 func WithSessionCacheSize(n int) Option { return func(c *config) { c.sessions = n } }
 
 // WithPollInterval sets how often an in-process provider polls the bundle
-// while the stream is unavailable (10 s by default).
+// where the server has no stream (10 s by default). Where it has one, a
+// lost stream is reconnected with backoff (WithMaxBackoff) and the bundle
+// polled at each attempt.
 func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
 
 // WithGracePeriod sets how long an in-process provider may go without
-// reaching the server (stream and polls failing) before it reports
-// PROVIDER_STALE (30 s by default).
+// reaching the server (no stream line, no poll answered) before it reports
+// PROVIDER_STALE (30 s by default); it reports PROVIDER_READY as soon as
+// it reaches the server again.
 func WithGracePeriod(d time.Duration) Option { return func(c *config) { c.gracePeriod = d } }
+
+// WithMaxBackoff caps the waits between attempts to reach a server that
+// does not answer (1 s by default, so a recovered server is found within
+// a second): reconnecting a lost stream, retrying a failed Init, probing
+// in remote mode with the circuit open. The first wait is 250 ms (or the
+// cap, when lower), each next one doubles, and each is jittered (half to
+// all of it), so providers restarted together spread out.
+func WithMaxBackoff(d time.Duration) Option { return func(c *config) { c.maxBackoff = d } }
 
 // newConfig applies opts over the environment and the defaults.
 func newConfig(opts []Option) (config, error) {
-	c := config{sessions: defaultSessions, pollInterval: defaultPollInterval, gracePeriod: defaultGracePeriod}
+	c := config{sessions: defaultSessions, pollInterval: defaultPollInterval, gracePeriod: defaultGracePeriod,
+		maxBackoff: defaultMaxBackoff}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -129,7 +168,42 @@ func newConfig(opts []Option) (config, error) {
 	if c.gracePeriod <= 0 {
 		c.gracePeriod = defaultGracePeriod
 	}
+	if c.maxBackoff <= 0 {
+		c.maxBackoff = defaultMaxBackoff
+	}
 	return c, nil
+}
+
+// backoff paces the attempts to reach a server that does not answer. The
+// zero wait comes first only after a reset, so a lost stream that had
+// worked is reconnected at once.
+type backoff struct {
+	max  time.Duration
+	next time.Duration
+}
+
+// newBackoff returns a backoff capped at the configured maximum whose
+// first wait is the shortest nonzero one.
+func (c config) newBackoff() *backoff {
+	b := &backoff{max: c.maxBackoff}
+	b.restart()
+	return b
+}
+
+// reset makes the next wait zero.
+func (b *backoff) reset() { b.next = 0 }
+
+// restart makes the next wait the shortest nonzero one.
+func (b *backoff) restart() { b.next = min(minBackoff, b.max) }
+
+// wait returns the next wait, between half of it and all of it, and
+// doubles the one after, up to the cap.
+func (b *backoff) wait() time.Duration {
+	d := b.next
+	if b.next = min(2*d, b.max); d == 0 {
+		b.restart()
+	}
+	return d/2 + rand.N(d/2+1)
 }
 
 // parseHeaders parses OFREP_HEADERS: comma-separated name=value pairs.

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/switchyard-dev/switchyard"
 	"github.com/switchyard-dev/switchyard/evaluator"
@@ -26,30 +26,42 @@ import (
 // Either way the context attribute sessionId (SessionIDKey) pins every flag
 // to that session's snapshot, and no evaluation ever panics. A pinned
 // session's results are never STALE: its snapshot cannot change.
+//
+// It follows the server's revisions by ID, never by number: a number
+// repeats once the server's history changed (a demo server restarted, a
+// database restored from an earlier backup, a live mode switch), and the
+// provider then drops every revision and session it cached and reports
+// every flag changed.
 type Provider struct {
 	cfg    config
 	base   string
 	events chan openfeature.Event
 
-	// live is the current revision's flag set; nil until Init.
+	// live is the current revision's flag set; nil until the provider has
+	// fetched one (Init, or its retries in the background).
 	live atomic.Pointer[bundleState]
 	// stale is set while the server has been out of reach beyond the grace
-	// period: live results then say STALE.
-	stale atomic.Bool
-	// sessions maps a session ID to its pinned flag set; revisions holds
-	// the compiled flag sets of old revisions sessions are pinned to.
+	// period: live results then say STALE. contact is when the server was
+	// last heard from (Unix nanoseconds).
+	stale   atomic.Bool
+	contact atomic.Int64
+	// sessions maps a session ID to its pin; revisions holds the compiled
+	// flag sets of old revisions sessions are pinned to, by revision ID.
 	sessions  *lru.Cache[string, session]
-	revisions *lru.Cache[int64, *evaluator.FlagSet]
-	// pinning shares the fetch of a session seen for the first time among
-	// the evaluations that arrive while it runs, so a burst of evaluations
-	// for a new session costs one round of requests, not one each.
-	pinning singleflight.Group
+	revisions *lru.Cache[string, *bundleState]
+	// pinning orders first sights of sessions, so the evaluations of a
+	// new session that arrive together agree on one pin.
+	pinning sync.Mutex
+	// registrations queues the sessions pinned at first sight, for
+	// registerPins to register with the server.
+	registrations chan string
 	// retryUntil is when a remote provider, told 429, may call again
 	// (Unix nanoseconds; 0 when it may call now).
 	retryUntil atomic.Int64
-	// refused is the server's last refusal of a new session (429) to an
-	// in-process provider; nil when none was refused.
-	refused atomic.Pointer[refusal]
+	// circuit stops a remote provider from asking a server that does not
+	// answer; answered says the server has answered it once.
+	circuit  circuit
+	answered atomic.Bool
 
 	mu   sync.Mutex
 	stop context.CancelFunc
@@ -86,11 +98,13 @@ func New(baseURL string, opts ...Option) (*Provider, error) {
 		return nil, fmt.Errorf("switchyard provider: base URL %q (or %s) must be an http or https URL", baseURL, EnvEndpoint)
 	}
 	return &Provider{
-		cfg:       cfg,
-		base:      strings.TrimRight(baseURL, "/"),
-		events:    make(chan openfeature.Event, eventBuffer),
-		sessions:  lru.New[string, session](cfg.sessions),
-		revisions: lru.NewSized[int64](revisionsBytes, (*evaluator.FlagSet).Size),
+		cfg:           cfg,
+		base:          strings.TrimRight(baseURL, "/"),
+		events:        make(chan openfeature.Event, eventBuffer),
+		sessions:      lru.New[string, session](cfg.sessions),
+		revisions:     lru.NewSized[string](revisionsBytes, func(st *bundleState) int64 { return st.set.Size() }),
+		registrations: make(chan string, registrationBuffer),
+		circuit:       circuit{backoff: cfg.newBackoff()},
 	}, nil
 }
 
@@ -116,8 +130,9 @@ func (p *Provider) Metadata() openfeature.Metadata { return openfeature.Metadata
 // Hooks returns no hooks: the provider needs none.
 func (p *Provider) Hooks() []openfeature.Hook { return nil }
 
-// EventChannel carries PROVIDER_CONFIGURATION_CHANGED, PROVIDER_STALE and
-// PROVIDER_READY (on recovery) to the SDK.
+// EventChannel carries PROVIDER_CONFIGURATION_CHANGED, PROVIDER_STALE,
+// PROVIDER_ERROR and PROVIDER_READY (when the provider becomes ready after
+// a failed Init, and on recovery) to the SDK.
 func (p *Provider) EventChannel() <-chan openfeature.Event { return p.events }
 
 // Init is InitWithContext without a deadline of the caller's; each request
@@ -127,30 +142,44 @@ func (p *Provider) Init(evalCtx openfeature.EvaluationContext) error {
 }
 
 // InitWithContext makes the provider ready. In-process it fetches the
-// current flag set, failing unless it gets a usable one, and starts
-// following changes; remote it checks the server answers and accepts the
-// token. A refused token (401/403) is PROVIDER_FATAL: retrying cannot help.
+// current flag set and starts following changes; remote it checks the
+// server answers and accepts the token. When the server cannot be reached
+// it fails, and keeps trying: in-process in the background, with backoff,
+// until it has a usable flag set, when it emits PROVIDER_READY (until
+// then evaluations answer the caller's default with PROVIDER_NOT_READY);
+// remote with the circuit open, so the first evaluation after the backoff
+// asks the server, and PROVIDER_READY follows its answer. A refused token
+// (401/403) is PROVIDER_FATAL: retrying cannot help.
 func (p *Provider) InitWithContext(ctx context.Context, _ openfeature.EvaluationContext) error {
-	if p.cfg.mode == Remote {
-		return initError(p.probe(ctx))
-	}
 	// A second Init replaces the first: stop following for the old one.
 	if err := p.ShutdownWithContext(ctx); err != nil {
 		return err
 	}
-	st, _, err := p.fetchBundle(ctx, 0, "")
-	if err != nil {
+	if p.cfg.mode == Remote {
+		err := p.probe(ctx)
+		if err == nil {
+			p.answered.Store(true)
+		} else if !fatal(err) {
+			p.circuit.trip(time.Now())
+		}
 		return initError(err)
 	}
-	p.live.Store(st)
-	p.stale.Store(false)
+	st, _, err := p.fetchBundle(ctx, 0, "")
+	if fatal(err) {
+		return initError(err)
+	}
+	if err == nil {
+		p.live.Store(st)
+		p.stale.Store(false)
+		p.contacted()
+	}
 	fctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	p.mu.Lock()
 	p.stop, p.done = stop, done
 	p.mu.Unlock()
-	go p.follow(fctx, done)
-	return nil
+	go p.run(fctx, done, err == nil)
+	return initError(err)
 }
 
 // Shutdown stops following changes and waits for that to end.
@@ -175,10 +204,16 @@ func (p *Provider) ShutdownWithContext(ctx context.Context) error {
 	}
 }
 
+// fatal reports whether err is the server refusing the provider's token:
+// asking again cannot help.
+func fatal(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && (se.status == http.StatusUnauthorized || se.status == http.StatusForbidden)
+}
+
 // initError marks a refused credential as fatal for the SDK.
 func initError(err error) error {
-	var se *statusError
-	if errors.As(err, &se) && (se.status == http.StatusUnauthorized || se.status == http.StatusForbidden) {
+	if fatal(err) {
 		return &openfeature.ProviderInitError{ErrorCode: openfeature.ProviderFatalCode, Message: err.Error()}
 	}
 	return err
@@ -239,7 +274,7 @@ func (p *Provider) evaluate(ctx context.Context, flag string, flatCtx openfeatur
 	if p.cfg.mode == Remote {
 		return p.remote(ctx, flag, flatCtx).As(t)
 	}
-	return p.local(ctx, flag, flatCtx).As(t)
+	return p.local(flag, flatCtx).As(t)
 }
 
 // detail converts a result into the SDK's resolution detail. The metadata
@@ -252,6 +287,8 @@ func detail(r evaluator.Result) openfeature.ProviderResolutionDetail {
 		FlagMetadata: maps.Clone(r.Metadata)}
 	switch r.ErrorCode {
 	case "":
+	case providerNotReady:
+		d.ResolutionError = openfeature.NewProviderNotReadyResolutionError(r.ErrorMessage)
 	case evaluator.FlagNotFound:
 		d.ResolutionError = openfeature.NewFlagNotFoundResolutionError(r.ErrorMessage)
 	case evaluator.TypeMismatch:
@@ -266,6 +303,17 @@ func detail(r evaluator.Result) openfeature.ProviderResolutionDetail {
 		d.ResolutionError = openfeature.NewGeneralResolutionError(r.ErrorMessage)
 	}
 	return d
+}
+
+// providerNotReady is the error code of an evaluation made before the
+// provider could reach the server once: it has nothing to evaluate yet.
+const providerNotReady evaluator.ResolutionError = "PROVIDER_NOT_READY"
+
+// notReady is the result of an evaluation made before the provider could
+// reach the server: the caller's default applies.
+func notReady(flag string) evaluator.Result {
+	return evaluator.Result{Key: flag, Reason: evaluator.ReasonError, ErrorCode: providerNotReady,
+		ErrorMessage: fmt.Sprintf("flag %q: the provider has not reached the server yet; it keeps trying", flag)}
 }
 
 // generalError is a failure to evaluate at all: the caller's default

@@ -33,6 +33,7 @@ const adminToken = "admin-token-for-provider-tests"
 // switch that takes it down: requests then get 503 and open streams end.
 type testServer struct {
 	url     string
+	logger  *slog.Logger
 	handler http.Handler
 	down    atomic.Bool
 	// noStream answers /v1/stream 404, as a server without it would.
@@ -59,7 +60,7 @@ func newTestServerWith(t testing.TB, cfg control.Config, scfg server.Config, st 
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	scfg.Auth = server.NewAuthenticator([]server.Token{{Operator: switchyard.Operator{Name: "admin", Role: switchyard.RoleAdmin}, Secret: adminToken}})
-	ts := &testServer{handler: server.New(logger, control.New(logger, cfg, st), scfg), streams: make(chan struct{}, 16)}
+	ts := &testServer{logger: logger, handler: server.New(logger, control.New(logger, cfg, st), scfg), streams: make(chan struct{}, 16)}
 	ts.kill, ts.cut = context.WithCancel(context.Background())
 	srv := httptest.NewServer(http.HandlerFunc(ts.serve))
 	t.Cleanup(srv.Close)
@@ -86,12 +87,33 @@ func (ts *testServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ts.mu.Lock()
-	kill := ts.kill
+	kill, handler := ts.kill, ts.handler
 	ts.mu.Unlock()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(kill, cancel)()
-	ts.handler.ServeHTTP(w, r.WithContext(ctx))
+	handler.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// swap makes h serve the requests from now on, as another replica behind
+// a load balancer would, and ends the streams open on the one before.
+func (ts *testServer) swap(h http.Handler) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.handler = h
+	ts.cut()
+	ts.kill, ts.cut = context.WithCancel(context.Background())
+}
+
+// opened waits for a stream to be opened on ts; what says when, for the
+// failure.
+func opened(t *testing.T, ts *testServer, what string) {
+	t.Helper()
+	select {
+	case <-ts.streams:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no stream opened %s", what)
+	}
 }
 
 // setDown takes the server down (ending open streams) or brings it back.
@@ -117,10 +139,33 @@ func (ts *testServer) admin(t *testing.T, path string, body map[string]any) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	rec := httptest.NewRecorder()
-	ts.handler.ServeHTTP(rec, req)
+	ts.mu.Lock()
+	handler := ts.handler
+	ts.mu.Unlock()
+	handler.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("POST %s: %d %s", path, rec.Code, rec.Body)
 	}
+}
+
+// registered returns the revision the server pinned session id to, or 0
+// when it has no such session; it asks the handler straight, so it counts
+// no session call.
+func (ts *testServer) registered(t *testing.T, id string) int64 {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	ts.mu.Lock()
+	handler := ts.handler
+	ts.mu.Unlock()
+	handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/sessions/"+id, nil))
+	if rec.Code == http.StatusNotFound {
+		return 0
+	}
+	var snap switchyard.Snapshot
+	if err := json.Unmarshal(rec.Body.Bytes(), &snap); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("GET /v1/sessions/%s: %d %s", id, rec.Code, rec.Body)
+	}
+	return snap.Revision
 }
 
 // The admin changes the tests make.
@@ -180,6 +225,17 @@ func next(t *testing.T, ch <-chan openfeature.EventDetails, what string) openfea
 		t.Fatalf("no %s event", what)
 	}
 	return openfeature.EventDetails{}
+}
+
+// until waits for the change event of revision n on ch, past those of
+// the revisions before it.
+func until(t *testing.T, ch <-chan openfeature.EventDetails, n int64) {
+	t.Helper()
+	for {
+		if next(t, ch, "configuration changed").EventMetadata["revision"] == n {
+			return
+		}
+	}
 }
 
 // generalStore is a demo store whose revision 1 also has general flags.
@@ -252,6 +308,11 @@ func TestEvaluate(t *testing.T) {
 					d, _ := c.StringValueDetails(ctx, "EXAM_MODE", "x", openfeature.EvaluationContext{})
 					return d.Value, d.EvaluationDetails
 				}, "x", openfeature.ErrorReason, openfeature.TypeMismatchCode, ""},
+				{"a session ID the server refuses", func() (any, openfeature.EvaluationDetails) {
+					d, _ := c.BooleanValueDetails(ctx, "EXAM_MODE", true, openfeature.NewTargetlessEvaluationContext(
+						map[string]any{provider.SessionIDKey: "a b"}))
+					return d.Value, d.EvaluationDetails
+				}, true, openfeature.ErrorReason, openfeature.InvalidContextCode, ""},
 				{"fraction as integer", func() (any, openfeature.EvaluationDetails) {
 					d, _ := c.IntValueDetails(ctx, "ratio", 7, openfeature.EvaluationContext{})
 					return d.Value, d.EvaluationDetails
@@ -295,12 +356,15 @@ func sameKind(a, b any) bool {
 
 // TestSessionPinning proves that a profile switch, an override and
 // EXAM_MODE made mid-session do not reach an open session, explicit or
-// pinned at first sight, and do reach a new one.
+// pinned at first sight, and do reach a new one. In process, a session
+// seen for the first time is pinned to the revision the provider serves,
+// so the test waits for the provider to serve the changes.
 func TestSessionPinning(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			ts := newTestServer(t, memory.NewDemo())
 			p, c := newClient(t, ts, provider.WithMode(m.mode))
+			changes := events(c, openfeature.ProviderConfigChange)
 			ctx := context.Background()
 			if err := p.StartSession(ctx, "s-explicit", "u-1"); err != nil {
 				t.Fatal(err)
@@ -315,6 +379,9 @@ func TestSessionPinning(t *testing.T) {
 			examOn(t, ts)
 			profileShadow(t, ts)
 			overrideSearch(t, ts)
+			if m.mode == provider.InProcess {
+				until(t, changes, 4)
+			}
 
 			type view struct {
 				exam          bool
@@ -373,8 +440,15 @@ func TestNewSessionBurst(t *testing.T) {
 	if wrong.Load() != 0 {
 		t.Fatalf("%d of %d evaluations did not get the pinned profile", wrong.Load(), n)
 	}
+	// The pin is registered in the background: once the server has the
+	// session, it has had exactly one call for it.
+	for deadline := time.Now().Add(10 * time.Second); ts.registered(t, "s-burst") == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the session pinned at first sight never reached the server")
+		}
+	}
 	if calls := ts.sessionCalls.Load(); calls != 1 {
-		t.Fatalf("%d session fetches for %d evaluations of one new session, want 1", calls, n)
+		t.Fatalf("%d session calls for %d evaluations of one new session, want 1", calls, n)
 	}
 }
 
@@ -445,14 +519,6 @@ func TestSilentStreamIsLost(t *testing.T) {
 	ts.url = url
 	_, c := newClient(t, ts, provider.WithPollInterval(time.Millisecond), provider.WithGracePeriod(time.Hour))
 	changes := events(c, openfeature.ProviderConfigChange)
-	opened := func(what string) {
-		t.Helper()
-		select {
-		case <-ts.streams:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no stream opened %s", what)
-		}
-	}
 	heard := func(change func(*testing.T, *testServer), flag string) {
 		t.Helper()
 		change(t, ts)
@@ -460,11 +526,11 @@ func TestSilentStreamIsLost(t *testing.T) {
 			t.Fatalf("changed %v, want [%s]", d.FlagChanges, flag)
 		}
 	}
-	opened("at Init")
+	opened(t, ts, "at Init")
 	// A change heard shows the stream is up, its answer begun.
 	heard(freezeOn, "FREEZE_UPDATES")
 	proxy.Mute()
-	opened("after the first went silent")
+	opened(t, ts, "after the first went silent")
 	heard(examOn, "EXAM_MODE")
 }
 

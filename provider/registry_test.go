@@ -67,6 +67,7 @@ func TestRegistryFollowsProfile(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			ts := newTestServer(t, memory.NewDemo())
 			p, c := newClient(t, ts, provider.WithMode(m.mode))
+			changes := events(c, openfeature.ProviderConfigChange)
 			ctx := context.Background()
 			reg, counts := masteryRegistry(t)
 			if err := reg.Validate(ctx, p); err != nil {
@@ -87,6 +88,10 @@ func TestRegistryFollowsProfile(t *testing.T) {
 				t.Fatalf("bob under primary: %s, want mastery-v1", got)
 			}
 			ts.admin(t, "/v1/admin/runtime/profile", map[string]any{"profile_name": "fallback", "phrase": "SET PROFILE FALLBACK", "reason": "roll back"})
+			if m.mode == provider.InProcess {
+				// A new session is pinned to what the provider serves.
+				next(t, changes, "configuration changed")
+			}
 
 			const n = 20
 			got := make([]string, n)
@@ -128,8 +133,13 @@ func TestRegistryDisabledModule(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			ts := newTestServer(t, memory.NewDemo())
 			_, c := newClient(t, ts, provider.WithMode(m.mode))
+			changes := events(c, openfeature.ProviderConfigChange)
 			reg, _ := masteryRegistry(t)
 			ts.admin(t, "/v1/admin/runtime/override", map[string]any{"module": "mastery", "is_enabled": false, "phrase": "DISABLE MODULE mastery", "reason": "bad scores"})
+			if m.mode == provider.InProcess {
+				// A new session is pinned to what the provider serves.
+				next(t, changes, "configuration changed")
+			}
 			_, err := reg.Resolve(context.Background(), c, "mastery", sessionOf("ann", "s-after"))
 			if !errors.Is(err, provider.ErrModuleDisabled) {
 				t.Fatalf("disabled mastery: %v, want ErrModuleDisabled", err)

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +36,7 @@ func TestExpiredSessionIsPinnedAfresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.sessions.Add("s-1", session{set: set.Pinned(), expires: time.Now().Add(-time.Second)})
+	p.sessions.Add("s-1", session{rev: &bundleState{rev: old, mode: "demo", set: set}, expires: time.Now().Add(-time.Second)})
 	d := p.BooleanEvaluation(ctx, "EXAM_MODE", false, openfeature.FlattenedContext{SessionIDKey: "s-1"})
 	if !d.Value || d.FlagMetadata["pinned"] != true {
 		t.Fatalf("expired session: EXAM_MODE = %v %v, want on, pinned afresh to the current revision", d.Value, d.FlagMetadata)
@@ -144,49 +142,4 @@ func initialized(t *testing.T, url string) *Provider {
 	}
 	t.Cleanup(p.Shutdown)
 	return p
-}
-
-// TestNewSessionsRefused: when the server refuses new sessions (429), an
-// evaluation naming a new session still succeeds, with the live values,
-// STALE and metadata pin saying why, as over OFREP; the provider does not
-// ask again before Retry-After; sessions it pinned stay pinned; and an
-// explicit StartSession reports the refusal.
-func TestNewSessionsRefused(t *testing.T) {
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st := memory.NewDemo()
-	core := control.New(logger, control.Config{SessionRate: 0.001, SessionBurst: 1}, st)
-	api := server.New(logger, core, server.Config{})
-	var creates atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/sessions" {
-			creates.Add(1)
-		}
-		api.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p := initialized(t, srv.URL)
-	ctx := context.Background()
-	eval := func(id string) openfeature.BoolResolutionDetail {
-		return p.BooleanEvaluation(ctx, "EXAM_MODE", true, openfeature.FlattenedContext{SessionIDKey: id})
-	}
-	if d := eval("first"); d.Value || d.Reason != openfeature.StaticReason || d.FlagMetadata["pinned"] != true {
-		t.Fatalf("the first session = %+v, want pinned", d)
-	}
-	for range 3 {
-		d := eval("second")
-		if d.Value || d.Error() != nil || d.Reason != openfeature.Reason(evaluator.ReasonStale) ||
-			d.FlagMetadata["pinned"] != false || d.FlagMetadata[switchyard.MetadataPin] != switchyard.PinRateLimited {
-			t.Fatalf("a session past the limit = %+v, want the live value, STALE, pinned false, pin rate_limited", d)
-		}
-	}
-	if n := creates.Load(); n != 2 {
-		t.Fatalf("%d creates sent, want 2: none while the server's Retry-After runs", n)
-	}
-	if d := eval("first"); d.Reason != openfeature.StaticReason || d.FlagMetadata["pinned"] != true {
-		t.Fatalf("the first session after the refusal = %+v, want still pinned", d)
-	}
-	p.refused.Store(nil)
-	if err := p.StartSession(ctx, "third", "u"); err == nil || !strings.Contains(err.Error(), "RATE_LIMITED") {
-		t.Fatalf("StartSession past the limit = %v, want the refusal", err)
-	}
 }

@@ -28,7 +28,12 @@ type Store interface {
 type Revisions interface {
 	// Current returns the newest revision.
 	Current(ctx context.Context) (*switchyard.Revision, error)
-	// Revision returns revision number n, or a NOT_FOUND error.
+	// Revision returns revision number n of the history the store holds
+	// now, or a NOT_FOUND error. After the history was rewound (a
+	// database restored from an earlier backup) n may name another
+	// revision than it did: callers holding a revision compare IDs, and
+	// whatever a store caches it must never answer with a revision of a
+	// history it no longer holds.
 	Revision(ctx context.Context, n int64) (*switchyard.Revision, error)
 }
 
@@ -93,14 +98,17 @@ type AuditLog interface {
 // another replica) and says so, so the caller can refresh what it serves at
 // once instead of when its own cache expires.
 type Notifier interface {
-	// OnChange registers fn to hear every new current revision number the
-	// store learns of. Delivery is asynchronous: fn runs on a goroutine of
-	// the store's, never inside the call that made the revision and never
-	// while the store holds a lock, so fn may be slow and may call back into
-	// the store. The numbers fn hears only go up and none is repeated; a
+	// OnChange registers fn to hear every new current revision the store
+	// learns of. Delivery is asynchronous: fn runs on a goroutine of the
+	// store's, never inside the call that made the revision and never
+	// while the store holds a lock, so fn may be slow and may call back
+	// into the store. Within one history the numbers fn hears only go up
+	// and no revision is repeated; when the store finds its history was
+	// rewound (a database restored from an earlier backup), fn hears the
+	// current revision of the history it holds now, whatever its number. A
 	// listener still busy when several revisions arrive hears only the
 	// newest of them, which is all a listener refreshing its state needs.
-	OnChange(fn func(revision int64))
+	OnChange(fn func(rev *switchyard.Revision))
 }
 
 // HealthReporter is a store that keeps answering while part of it is down

@@ -379,9 +379,9 @@ func connectPostgres(ctx, bg context.Context, wg *sync.WaitGroup, cfg *config, l
 	// A commit on any replica reaches this one through Postgres NOTIFY; the
 	// cache's own channel and version-key poll cover a missed notification.
 	wg.Go(func() {
-		_ = pg.Listen(bg, func(n int64) {
+		_ = pg.Listen(bg, func(rev *switchyard.Revision) {
 			metrics.Announced("notify")
-			cache.Announce(bg, n)
+			cache.Announce(bg, rev)
 		})
 	})
 	return cache, func() {

@@ -148,12 +148,13 @@ func TestQuizMastery(t *testing.T) {
 	}{
 		{quiz: "q-ann-1", user: "ann", wantCode: 200, want: answerResult{Correct: true, MasteryVersion: "v1", Mastery: 0.3}},
 		{quiz: "q-bob-1", user: "bob", wantCode: 200, want: answerResult{Correct: true, MasteryVersion: "v1", Mastery: 0.3}},
-		// A new quiz is served v0; ann's 0.3 is bridged over, then +0.1.
-		{change: "/v1/admin/runtime/profile", body: fallback,
+		// A new quiz is served v0 (once the quiz serves the switch); ann's
+		// 0.3 is bridged over, then +0.1.
+		{change: "/v1/admin/runtime/profile", body: fallback, wait: "module.mastery",
 			quiz: "q-ann-2", user: "ann", wantCode: 200, want: answerResult{Correct: true, MasteryVersion: "v0", Mastery: 0.4}},
 		// Bob's open quiz stays on v1, nothing bridged: 0.7*0.3 + 0.3.
 		{quiz: "q-bob-1", user: "bob", wantCode: 200, want: answerResult{Correct: true, MasteryVersion: "v1", Mastery: 0.51}},
-		{change: "/v1/admin/runtime/override", body: disable,
+		{change: "/v1/admin/runtime/override", body: disable, wait: "module.mastery.enabled",
 			quiz: "q-ann-3", user: "ann", wantCode: 200, want: answerResult{Correct: true, MasteryOff: true}},
 		{change: "/v1/admin/runtime/flags", body: freeze, wait: "FREEZE_UPDATES",
 			quiz: "q-ann-2", user: "ann", wantCode: http.StatusLocked},

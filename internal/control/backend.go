@@ -77,6 +77,9 @@ func (c *Core) newBackend(ctx context.Context, mode string, st store.Store, rele
 		schedulerDone: make(chan struct{}),
 		pins:          newPins(c.bounded(maxLocalPins)),
 	}
+	// A rewound history's sessions are read again from the store, which
+	// holds the sessions of the history it holds.
+	b.flags.rewound = b.snapshots.Purge
 	b.flags.warm(ctx)
 	if c.cfg.StateDir != "" {
 		n, err := b.pins.load(c.cfg.StateDir, mode, c.now())

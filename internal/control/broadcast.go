@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,15 +44,22 @@ func (b *broadcaster) subscribe() (<-chan switchyard.RevisionEvent, func()) {
 }
 
 // publish announces next, which replaced prev (nil when nothing or only
-// the conservative fallback was installed before). The changed keys are
-// computed only when someone listens.
-func (b *broadcaster) publish(prev, next *switchyard.Revision, mode string) {
+// the conservative fallback was installed before); rewound says prev was
+// of a history the store no longer holds, so every flag of either is
+// announced as changed. The changed keys are computed only when someone
+// listens.
+func (b *broadcaster) publish(prev, next *switchyard.Revision, mode string, rewound bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.subs) == 0 {
 		return
 	}
-	ev := switchyard.RevisionEvent{Revision: next.Number, Mode: mode, Changed: evaluator.ChangedFlags(prev, next, mode)}
+	changed := evaluator.ChangedFlags(prev, next, mode)
+	if rewound {
+		changed = slices.Compact(slices.Sorted(slices.Values(append(
+			evaluator.ChangedFlags(nil, prev, mode), evaluator.ChangedFlags(nil, next, mode)...))))
+	}
+	ev := switchyard.RevisionEvent{Revision: next.Number, RevisionID: next.ID, Mode: mode, Changed: changed}
 	for ch := range b.subs {
 		select {
 		case ch <- ev:
@@ -68,8 +76,10 @@ func (b *broadcaster) publish(prev, next *switchyard.Revision, mode string) {
 type Subscription struct {
 	// Mode is the mode the subscription follows.
 	Mode string
-	// Revision is the revision served when the subscription began.
-	Revision int64
+	// Revision and RevisionID are the revision served when the
+	// subscription began.
+	Revision   int64
+	RevisionID string
 	// Events receives each newly installed revision; it is closed when the
 	// subscriber fell too far behind and was dropped.
 	Events <-chan switchyard.RevisionEvent
@@ -86,7 +96,8 @@ func (c *Core) Subscribe(ctx context.Context) *Subscription {
 	b := c.acquire()
 	events, unsubscribe := b.flags.changes.subscribe()
 	cur := b.flags.live(ctx)
-	return &Subscription{Mode: b.mode, Revision: cur.rev.Number, Events: events, Done: b.done, b: b, unsubscribe: unsubscribe}
+	return &Subscription{Mode: b.mode, Revision: cur.rev.Number, RevisionID: cur.rev.ID, Events: events, Done: b.done,
+		b: b, unsubscribe: unsubscribe}
 }
 
 // Refresh reloads the current revision when the cache TTL has run out.

@@ -13,7 +13,7 @@ func TestBroadcasterDropsSlowSubscribers(t *testing.T) {
 	defer unsubscribe()
 	rev := switchyard.InitialRevision(time.Now())
 	for range subscriberBuffer + 1 {
-		b.publish(rev, rev, switchyard.ModeDemo)
+		b.publish(rev, rev, switchyard.ModeDemo, false)
 	}
 	n := 0
 	for range events {

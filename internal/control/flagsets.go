@@ -64,27 +64,36 @@ type flagSets struct {
 	// The state file is written off the path of the change that installed
 	// the revision: encoding and syncing a revision of thousands of flags
 	// takes tens of milliseconds, which the emergency brake must not wait
-	// for. stateMu guards the writer: pending is the newest revision not
-	// yet written, written the revision the file holds (so an older one
-	// never replaces it), and stateIdle, while a write is under way, the
-	// channel closed when the writer has nothing left to write.
+	// for. stateMu guards the writer: due says a revision was installed
+	// since the writer last looked, written is the revision the file
+	// holds, and stateIdle, while a write is under way, the channel closed
+	// when the writer has nothing left to write. The writer writes the
+	// revision installed when it writes, so installs that finish out of
+	// order never leave an older revision in the file, and the revision of
+	// a rewound history replaces the lost one whatever its number.
 	stateMu   sync.Mutex
-	pending   *switchyard.Revision
-	written   int64
+	due       bool
+	written   *switchyard.Revision
 	stateIdle chan struct{}
 
 	cur       atomic.Pointer[compiled]
 	reloading atomic.Bool
-	old       *lru.Cache[int64, *evaluator.FlagSet]
+	// old holds the compiled flag sets of revisions no longer current, by
+	// revision ID: a number may name another revision once the store's
+	// history was rewound.
+	old *lru.Cache[string, *evaluator.FlagSet]
 	// changes hears of every newly installed revision, for /v1/stream.
 	changes *broadcaster
 	// obs hears of every newly installed revision, for metrics.
 	obs Observer
+	// rewound is called once a revision of a rewound history is installed,
+	// for what the backend cached of the history it replaced; nil: nothing.
+	rewound func()
 }
 
 func newFlagSets(logger *slog.Logger, st store.Store, mode string, ttl time.Duration, now func() time.Time, stateDir string, obs Observer) *flagSets {
 	return &flagSets{logger: logger, store: st, mode: mode, ttl: ttl, now: now, stateDir: stateDir,
-		old: lru.NewSized[int64](oldRevisionsBytes, (*evaluator.FlagSet).Size), changes: newBroadcaster(), obs: obs}
+		old: lru.NewSized[string](oldRevisionsBytes, (*evaluator.FlagSet).Size), changes: newBroadcaster(), obs: obs}
 }
 
 // warm loads the current revision. When the store does not answer it
@@ -164,22 +173,19 @@ func (f *flagSets) live(ctx context.Context) *compiled {
 	return f.cur.Load()
 }
 
-// announced installs revision n, announced by the store as committed
-// (possibly by another replica). A failure is only logged: the TTL reload
-// is the backstop.
-func (f *flagSets) announced(n int64) {
-	if c := f.cur.Load(); !c.replaceable() && c.rev.Number >= n {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
-	defer cancel()
-	rev, err := f.store.Revision(ctx, n)
-	if err != nil {
-		f.logger.Warn("read an announced revision; the cache TTL will catch up", "revision", n, "err", err)
+// announced installs rev, announced by the store as its current revision
+// (committed by another replica, or found when the store's history was
+// rewound).
+func (f *flagSets) announced(rev *switchyard.Revision) {
+	if c := f.cur.Load(); !c.replaceable() && same(c.rev, rev) {
 		return
 	}
 	f.learn(rev)
 }
+
+// same reports whether a and b are one revision: the same ID, or, for
+// revisions kept by a version without IDs, the same number.
+func same(a, b *switchyard.Revision) bool { return a.ID == b.ID && a.Number == b.Number }
 
 // reload reads the store's current revision and installs it.
 func (f *flagSets) reload(ctx context.Context) error {
@@ -214,21 +220,29 @@ func (f *flagSets) learn(rev *switchyard.Revision) error {
 	return err
 }
 
-// install makes rev the current revision unless a newer one is already
-// installed (a slow reload must not undo a write this process just made);
-// it is the only place that does. rev is compiled from the current flag
-// set, so only what it changes is compiled. A new revision is published to
-// streams and saved to the state file (without waiting for the write); the
-// revision it replaces stays cached for the sessions pinned to it.
+// install makes rev the current revision unless a newer one of the same
+// history is already installed (a slow reload must not undo a write this
+// process just made); it is the only place that does. A revision numbered
+// no higher than the installed one, and another, is either such a slow
+// read or the current revision of a rewound history (a database restored
+// from an earlier backup): the store is asked whether it still holds the
+// installed revision, and when it does not, rev replaces it, every flag is
+// announced as changed and what was cached of the lost history is
+// dropped. rev is compiled from the current flag set, so only what it
+// changes is compiled. A new revision is published to streams and saved
+// to the state file (without waiting for the write); the revision it
+// replaces stays cached for the sessions pinned to it.
 func (f *flagSets) install(rev *switchyard.Revision) error {
 	now := f.now()
 	var fs *evaluator.FlagSet
+	var asked *compiled
+	var held bool
 	for {
 		c := f.cur.Load()
-		if !c.replaceable() && c.rev.Number >= rev.Number {
-			if c.rev.Number > rev.Number {
-				return nil
-			}
+		rewind := false
+		switch {
+		case c.replaceable() || rev.Parent == c.rev.ID && rev.Parent != "" || rev.Number > c.rev.Number:
+		case same(c.rev, rev):
 			// The same revision: it is unchanged, only confirmed fresh.
 			fresh := *c
 			fresh.loaded = now
@@ -236,6 +250,14 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 				return nil
 			}
 			continue
+		default:
+			if asked != c {
+				asked, held = c, f.holds(c.rev)
+			}
+			if held {
+				return nil
+			}
+			rewind = true
 		}
 		if fs == nil {
 			var base *evaluator.FlagSet
@@ -255,59 +277,83 @@ func (f *flagSets) install(rev *switchyard.Revision) error {
 			}
 			var prev *switchyard.Revision
 			if c != nil && !c.fallback {
-				f.old.Add(c.rev.Number, c.set)
 				prev = c.rev
+			}
+			switch {
+			case rewind:
+				f.logger.Warn("the store's history was rewound (restored from an earlier backup?): serving its current revision",
+					"revision", rev.Number, "id", rev.ID, "was", c.rev.Number, "was_id", c.rev.ID)
+				f.old.Purge()
+				if f.rewound != nil {
+					f.rewound()
+				}
+			case prev != nil:
+				f.old.Add(prev.ID, c.set)
 			}
 			if !c.replaceable() {
 				f.obs.Installed(rev, now)
 			}
-			f.changes.publish(prev, rev, f.mode)
-			f.save(rev)
+			f.changes.publish(prev, rev, f.mode, rewind)
+			f.save()
 			return nil
 		}
 	}
 }
 
-// save has rev written to the state file, unless the file holds a newer
-// revision or one is waiting to be written. It does not wait for the
-// write: one goroutine writes at a time, and the revisions installed
-// meanwhile are written as one, the newest. A failure is only logged: the
-// file serves a later cold start, never the request that installed rev.
-func (f *flagSets) save(rev *switchyard.Revision) {
+// holds reports whether the store still holds rev, the installed
+// revision: its revision of that number is rev. A store that cannot say
+// is taken to hold it, so only the store's word rewinds what is served.
+func (f *flagSets) holds(rev *switchyard.Revision) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	have, err := f.store.Revision(ctx, rev.Number)
+	switch {
+	case switchyard.ErrorCode(err) == switchyard.CodeNotFound:
+		return false
+	case err != nil:
+		f.logger.Warn("ask the store whether it holds the revision served; keeping it", "revision", rev.Number, "err", err)
+		return true
+	}
+	return same(have, rev)
+}
+
+// save has the installed revision written to the state file. It does
+// not wait for the write: one goroutine writes at a time, and the
+// revisions installed meanwhile are written as one, the one installed
+// last. A failure is only logged: the file serves a later cold start,
+// never the request that installed the revision.
+func (f *flagSets) save() {
 	if f.stateDir == "" {
 		return
 	}
 	f.stateMu.Lock()
 	defer f.stateMu.Unlock()
-	if f.pending != nil && f.pending.Number >= rev.Number {
-		return
-	}
-	f.pending = rev
+	f.due = true
 	if f.stateIdle == nil {
 		f.stateIdle = make(chan struct{})
 		go f.writeState()
 	}
 }
 
-// writeState writes the pending revision to the state file until none is
-// left, then closes stateIdle.
+// writeState writes the installed revision to the state file until no
+// install is left unwritten, then closes stateIdle.
 func (f *flagSets) writeState() {
 	f.stateMu.Lock()
 	defer f.stateMu.Unlock()
-	for f.pending != nil {
-		rev := f.pending
-		f.pending = nil
-		if rev.Number <= f.written {
+	for f.due {
+		f.due = false
+		c := f.cur.Load()
+		if c.replaceable() || f.written != nil && same(f.written, c.rev) {
 			continue
 		}
 		f.stateMu.Unlock()
-		err := writeStateFile(f.stateDir, rev, f.mode, identityOf(f.store), f.now())
+		err := writeStateFile(f.stateDir, c.rev, f.mode, identityOf(f.store), f.now())
 		f.stateMu.Lock()
 		if err != nil {
-			f.logger.Error("write the last-known-good state file", "revision", rev.Number, "err", err)
+			f.logger.Error("write the last-known-good state file", "revision", c.rev.Number, "err", err)
 			continue
 		}
-		f.written = rev.Number
+		f.written = c.rev
 	}
 	close(f.stateIdle)
 	f.stateIdle = nil
@@ -339,16 +385,21 @@ func (f *flagSets) lastStoreError() error {
 	return nil
 }
 
-// forRevision returns the flag set of revision n, for a session pinned to
-// it. A revision not cached is compiled from the current flag set, sharing
-// every flag the two define alike.
-func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet, error) {
+// forRevision returns the flag set of revision n, ID id, for a session
+// pinned to it. A revision not cached is compiled from the current flag
+// set, sharing every flag the two define alike. A snapshot kept by a
+// version without IDs names its revision by number alone (id empty). When
+// the store's revision n is another one (its history was rewound, and the
+// session was pinned in the lost one), the error is NOT_FOUND.
+func (f *flagSets) forRevision(ctx context.Context, n int64, id string) (*evaluator.FlagSet, error) {
 	c := f.cur.Load()
-	if !c.fallback && c.rev.Number == n {
+	if !c.fallback && c.rev.Number == n && (id == "" || c.rev.ID == id) {
 		return c.set, nil
 	}
-	if fs, ok := f.old.Get(n); ok {
-		return fs, nil
+	if id != "" {
+		if fs, ok := f.old.Get(id); ok {
+			return fs, nil
+		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
@@ -356,11 +407,18 @@ func (f *flagSets) forRevision(ctx context.Context, n int64) (*evaluator.FlagSet
 	if err != nil {
 		return nil, fmt.Errorf("load revision %d: %w", n, err)
 	}
+	if id != "" && rev.ID != id {
+		return nil, switchyard.Errorf(switchyard.CodeNotFound,
+			"revision %d is %s in the store, not the %s pinned: the store's history was rewound", n, rev.ID, id)
+	}
+	if fs, ok := f.old.Get(rev.ID); ok {
+		return fs, nil
+	}
 	fs, err := evaluator.CompileFrom(rctx, c.set, rev, f.mode)
 	if err != nil {
 		return nil, fmt.Errorf("compile revision %d: %w", n, err)
 	}
-	f.old.Add(n, fs)
+	f.old.Add(rev.ID, fs)
 	return fs, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/switchyard-dev/switchyard/evaluator"
 	"github.com/switchyard-dev/switchyard/store"
 	"github.com/switchyard-dev/switchyard/store/memory"
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 func TestInstallNeverGoesBack(t *testing.T) {
@@ -41,9 +43,61 @@ func TestInstallNeverGoesBack(t *testing.T) {
 	}
 	// Revision 1 was never current here, so it is not cached; it is read
 	// from the store when a session needs it.
-	fs, err := f.forRevision(ctx, 1)
+	fs, err := f.forRevision(ctx, 1, first.ID)
 	if err != nil || fs.Revision() != 1 {
 		t.Fatalf("forRevision(1) = %v, %v", fs, err)
+	}
+}
+
+// When the store's history is rewound (a database restored from a backup
+// taken at revision 2, then another revision 3 made), the core serves the
+// store's revision 3 though it served a revision 3 already, tells streams
+// that every flag changed, and serves no session from the lost history's
+// pins: a session pinned there, which the store still names, is served
+// the live values as STALE, its pin unreadable.
+func TestInstallFollowsARewoundHistory(t *testing.T) {
+	ctx := context.Background()
+	h := storetest.NewHistory(t, memory.NewDemo())
+	c := New(slog.New(slog.DiscardHandler), Config{CacheTTL: time.Hour}, h)
+	h.Change(t, switchyard.SetSystemFlag(switchyard.ExamMode, true))
+	lost := h.Change(t, switchyard.SetSystemFlag(switchyard.FreezeUpdates, true))
+	if st, err := c.Status(ctx); err != nil || st.Revision != lost.Number {
+		t.Fatalf("status = %+v, %v; want revision 3", st, err)
+	}
+	if r := evaluate(t, c, "s-lost", switchyard.FreezeUpdates); r.Value != true || r.Reason == evaluator.ReasonStale {
+		t.Fatalf("session pinned at the lost revision 3 reads %+v, want FREEZE_UPDATES on", r)
+	}
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+
+	h.Rewind(2)
+	restored := h.Change(t, switchyard.SetActiveProfile(switchyard.ProfileFallback))
+	if st, err := c.Status(ctx); err != nil || st.Revision != 3 || st.Profile != switchyard.ProfileFallback {
+		t.Fatalf("status after the restore = %+v, %v; want the restored revision 3", st, err)
+	}
+	var ev switchyard.RevisionEvent
+	select {
+	case ev = <-sub.Events:
+	case <-time.After(10 * time.Second): // bounds a failing test only
+		t.Fatal("no stream event for the restored revision")
+	}
+	if ev.RevisionID != restored.ID || !slices.Contains(ev.Changed, "module.mastery") || !slices.Contains(ev.Changed, switchyard.FreezeUpdates) {
+		t.Fatalf("stream event = %+v, want revision %s with every flag changed", ev, restored.ID)
+	}
+	for _, tt := range []struct {
+		session, key string
+		want         any
+		stale        bool
+	}{
+		{"", switchyard.FreezeUpdates, false, false},
+		{"", "runtime.profile", switchyard.ProfileFallback, false},
+		{"s-new", "runtime.profile", switchyard.ProfileFallback, false},
+		{"s-lost", switchyard.FreezeUpdates, false, true},
+	} {
+		r := evaluate(t, c, tt.session, tt.key)
+		if r.Value != tt.want || (r.Reason == evaluator.ReasonStale) != tt.stale {
+			t.Errorf("session %q reads %s = %v (%s), want %v (stale %v)", tt.session, tt.key, r.Value, r.Reason, tt.want, tt.stale)
+		}
 	}
 }
 
@@ -93,7 +147,11 @@ func TestOldRevisionsShareCompiledFlags(t *testing.T) {
 			if r := evaluate(t, c, fmt.Sprintf("s-%d", i), switchyard.ExamMode); r.Value != (i%2 == 0) {
 				t.Errorf("%s: session s-%d reads EXAM_MODE %v, want its revision's %v", when, i, r.Value, i%2 == 0)
 			}
-			fs, ok := b.flags.old.Get(n)
+			rev, err := b.store.Revision(ctx, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs, ok := b.flags.old.Get(rev.ID)
 			if !ok {
 				t.Fatalf("%s: revision %d is not cached", when, n)
 			}

@@ -47,12 +47,15 @@ const (
 // or read back from the pins file after a restart (Stored true: the store
 // holds it).
 type localPin struct {
-	SessionID string    `json:"session_id"`
-	UserID    string    `json:"user_id,omitempty"`
-	Revision  int64     `json:"revision"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Stored    bool      `json:"stored"`
+	SessionID string `json:"session_id"`
+	UserID    string `json:"user_id,omitempty"`
+	Revision  int64  `json:"revision"`
+	// RevisionID is the pinned revision's ID; empty in pins files written
+	// before revisions had IDs, whose pins name their revision by number.
+	RevisionID string    `json:"revision_id,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Stored     bool      `json:"stored"`
 }
 
 // pins are the sessions a backend pinned or restored outside the store,
@@ -67,9 +70,9 @@ type pins struct {
 	local map[string]*list.Element
 	order *list.List // of localPin
 	max   int
-	// templates holds one resolved snapshot per revision, whose modules
-	// every pin to that revision shares.
-	templates map[int64]switchyard.Snapshot
+	// templates holds one resolved snapshot per revision ID, whose
+	// modules every pin to that revision shares.
+	templates map[string]switchyard.Snapshot
 	// downUntil is when the store may be asked for sessions again.
 	downUntil time.Time
 	// dirty says the pins file is behind what is pinned.
@@ -81,7 +84,7 @@ type pins struct {
 
 // newPins returns an empty table of at most max local pins.
 func newPins(max int) *pins {
-	return &pins{local: map[string]*list.Element{}, order: list.New(), max: max, templates: map[int64]switchyard.Snapshot{}}
+	return &pins{local: map[string]*list.Element{}, order: list.New(), max: max, templates: map[string]switchyard.Snapshot{}}
 }
 
 // get returns the local pin of session id, unless it has expired: an
@@ -188,13 +191,13 @@ func (p *pins) answered() {
 // resolved modules of every pin to rev.
 func (p *pins) snapshot(lp localPin, rev *switchyard.Revision) switchyard.Snapshot {
 	p.mu.Lock()
-	t, ok := p.templates[rev.Number]
+	t, ok := p.templates[rev.ID]
 	if !ok {
 		t = evaluator.NewSnapshot("", "", rev, lp.CreatedAt, 0)
 		if len(p.templates) >= maxPinTemplates {
 			clear(p.templates)
 		}
-		p.templates[rev.Number] = t
+		p.templates[rev.ID] = t
 	}
 	p.mu.Unlock()
 	t.SessionID, t.UserID, t.CreatedAt, t.ExpiresAt = lp.SessionID, lp.UserID, lp.CreatedAt, lp.ExpiresAt
@@ -231,7 +234,7 @@ func (p *pins) save(dir, mode string, read []switchyard.Snapshot, now time.Time)
 		}
 		if now.Before(s.ExpiresAt) {
 			f.Pins = append(f.Pins, localPin{SessionID: s.SessionID, UserID: s.UserID, Revision: s.Revision,
-				CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, Stored: true})
+				RevisionID: s.RevisionID, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, Stored: true})
 		}
 	}
 	b, err := json.Marshal(f)
@@ -261,7 +264,10 @@ func (p *pins) load(dir, mode string, now time.Time) (int, error) {
 		return 0, fmt.Errorf("%s was written in %q mode, not %q", path, f.Mode, mode)
 	}
 	for _, lp := range f.Pins {
-		if switchyard.ValidateSessionID(lp.SessionID) != nil || lp.Revision < 1 || !now.Before(lp.ExpiresAt) {
+		// A stored pin without its revision's ID (a file written before
+		// revisions had IDs) is read again from the store, which names it.
+		if switchyard.ValidateSessionID(lp.SessionID) != nil || lp.Revision < 1 || !now.Before(lp.ExpiresAt) ||
+			lp.Stored && lp.RevisionID == "" {
 			continue
 		}
 		p.add(lp)
@@ -361,6 +367,10 @@ func (c *Core) writeBackOne(ctx context.Context, b *backend, revs *roundRevision
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	rev, err := revs.revision(rctx, lp.Revision)
+	if err == nil && lp.RevisionID != "" && rev.ID != lp.RevisionID {
+		err = switchyard.Errorf(switchyard.CodeNotFound, "revision %d is %s in the store, not the %s pinned: the store's history was rewound",
+			lp.Revision, rev.ID, lp.RevisionID)
+	}
 	var stored switchyard.Snapshot
 	if err == nil {
 		stored, _, err = b.store.CreateSession(rctx, b.pins.snapshot(lp, rev))
@@ -373,7 +383,7 @@ func (c *Core) writeBackOne(ctx context.Context, b *backend, revs *roundRevision
 		b.pins.drop(lp.SessionID)
 		return true
 	}
-	if stored.Revision != lp.Revision {
+	if stored.Revision != lp.Revision || stored.RevisionID != "" && stored.RevisionID != rev.ID {
 		b.pins.divergences.Add(1)
 		c.logger.Warn("a session pinned during an outage was already pinned elsewhere; serving the stored pin",
 			"session", lp.SessionID, "local_revision", lp.Revision, "stored_revision", stored.Revision)

@@ -39,12 +39,12 @@ func (c *Core) Evaluation(ctx context.Context, client, sessionID string) (Evalua
 	if sessionID == "" {
 		return live, nil
 	}
-	n, state := c.evaluationPin(ctx, b, client, sessionID)
+	n, id, state := c.evaluationPin(ctx, b, client, sessionID)
 	switch state {
 	case pinStored, pinLocal:
 		// forRevision puts the read deadline on the store call it may
 		// make; a cached revision, the common case, costs no timer.
-		fs, err := b.flags.forRevision(ctx, n)
+		fs, err := b.flags.forRevision(ctx, n, id)
 		if err == nil {
 			return Evaluation{Set: fs.Pinned(), pin: state, obs: c.cfg.Observer}, nil
 		}

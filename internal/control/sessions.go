@@ -105,6 +105,39 @@ func (c *Core) Pin(ctx context.Context, client, id, userID string) (snap switchy
 	return snap, created, err
 }
 
+// PinAt is Pin for a client that pinned the session itself at first
+// sight, to revision n (ID revisionID) which it served, and now registers
+// the pin: the session is pinned to that revision unless it exists, so
+// the client's pin is the one stored, first writer wins as always. When
+// the store's revision n is another one (the client's revision is of a
+// history the store no longer holds), or none, the session is pinned to
+// the current revision, as Pin pins it.
+func (c *Core) PinAt(ctx context.Context, id, userID string, n int64, revisionID string) (snap switchyard.Snapshot, created bool, err error) {
+	if err := switchyard.ValidateSessionID(id); err != nil {
+		return switchyard.Snapshot{}, false, err
+	}
+	if len(userID) > MaxUserIDLength {
+		return switchyard.Snapshot{}, false, switchyard.FieldError("user_id", "must be at most %d characters", MaxUserIDLength)
+	}
+	b := c.acquire()
+	defer b.leave()
+	rev, err := b.flags.revision(ctx, n)
+	switch {
+	case switchyard.ErrorCode(err) == switchyard.CodeNotFound || err == nil && rev.ID != revisionID:
+		return c.pin(ctx, b, id, userID)
+	case err != nil:
+		return switchyard.Snapshot{}, false, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	snap, created, err = b.store.CreateSession(wctx, evaluator.NewSnapshot(id, userID, rev, c.now(), c.cfg.SessionTTL))
+	if err != nil {
+		return switchyard.Snapshot{}, false, err
+	}
+	b.remember(snap)
+	return snap, created, nil
+}
+
 // cached returns session id's snapshot from the in-process cache until it
 // expires (snapshots never change).
 func (c *Core) cached(b *backend, id string) (switchyard.Snapshot, bool) {
@@ -119,7 +152,8 @@ func (c *Core) cached(b *backend, id string) (switchyard.Snapshot, bool) {
 	return snap, true
 }
 
-// evaluationPin returns the revision session id is pinned to, for an
+// evaluationPin returns the revision session id is pinned to (its number
+// and ID), for an
 // evaluation, pinning it at first sight unless its client (see Pin) is
 // over its limit of new sessions or the store holds as many as it may:
 // then the state says so, and the session is evaluated unpinned. It never
@@ -127,15 +161,15 @@ func (c *Core) cached(b *backend, id string) (switchyard.Snapshot, bool) {
 // read deadline (or failed moments ago) the session is pinned here, to the
 // revision served, and written to the store when it answers; when not even
 // that is possible the state says the pin is unreadable.
-func (c *Core) evaluationPin(ctx context.Context, b *backend, client, id string) (int64, pinState) {
+func (c *Core) evaluationPin(ctx context.Context, b *backend, client, id string) (int64, string, pinState) {
 	if snap, ok := c.cached(b, id); ok {
-		return snap.Revision, pinStored
+		return snap.Revision, snap.RevisionID, pinStored
 	}
 	if lp, ok := b.pins.get(id, c.now()); ok {
 		if lp.Stored {
-			return lp.Revision, pinStored
+			return lp.Revision, lp.RevisionID, pinStored
 		}
-		return lp.Revision, pinLocal
+		return lp.Revision, lp.RevisionID, pinLocal
 	}
 	if _, ok := c.limiter.take(client, c.now()); !ok {
 		return c.existingPin(ctx, b, id)
@@ -154,14 +188,14 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, client, id string)
 				c.limiter.give(client)
 			}
 			b.pins.answered()
-			return snap.Revision, pinStored
+			return snap.Revision, snap.RevisionID, pinStored
 		case ctx.Err() != nil:
 			// The caller left, which says nothing of the store, and
 			// nobody reads what this evaluation would have been.
-			return 0, pinUnreadable
+			return 0, "", pinUnreadable
 		case switchyard.ErrorCode(err) == switchyard.CodeSessionLimit:
 			c.limiter.give(client)
-			return 0, pinSessionLimit
+			return 0, "", pinSessionLimit
 		}
 		c.logger.Warn("a session store call failed; pinning the session here until the store answers",
 			"session", id, "err", err)
@@ -173,34 +207,35 @@ func (c *Core) evaluationPin(ctx context.Context, b *backend, client, id string)
 // existingPin returns the revision of session id when the store has it
 // pinned, for a client over its limit of new sessions: the session is not
 // pinned now, but one pinned before (on another replica, say) still is.
-func (c *Core) existingPin(ctx context.Context, b *backend, id string) (int64, pinState) {
+func (c *Core) existingPin(ctx context.Context, b *backend, id string) (int64, string, pinState) {
 	if b.pins.storeDown(c.now()) {
-		return 0, pinRateLimited
+		return 0, "", pinRateLimited
 	}
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	snap, err := b.store.Session(rctx, id)
 	if err != nil {
-		return 0, pinRateLimited
+		return 0, "", pinRateLimited
 	}
 	b.remember(snap)
-	return snap.Revision, pinStored
+	return snap.Revision, snap.RevisionID, pinStored
 }
 
 // pinLocally pins session id to the revision this replica serves, for the
 // write-back to store. The conservative fallback is no revision to pin
 // to: the pin is unreadable.
-func (c *Core) pinLocally(ctx context.Context, b *backend, id string) (int64, pinState) {
+func (c *Core) pinLocally(ctx context.Context, b *backend, id string) (int64, string, pinState) {
 	cur := b.flags.live(ctx)
 	if cur.fallback {
-		return 0, pinUnreadable
+		return 0, "", pinUnreadable
 	}
 	now := c.now().UTC().Truncate(time.Microsecond)
-	lp := b.pins.add(localPin{SessionID: id, Revision: cur.rev.Number, CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
+	lp := b.pins.add(localPin{SessionID: id, Revision: cur.rev.Number, RevisionID: cur.rev.ID,
+		CreatedAt: now, ExpiresAt: now.Add(c.cfg.SessionTTL)})
 	if lp.Stored {
-		return lp.Revision, pinStored
+		return lp.Revision, lp.RevisionID, pinStored
 	}
-	return lp.Revision, pinLocal
+	return lp.Revision, lp.RevisionID, pinLocal
 }
 
 // pin creates session id's snapshot from the store's current revision,

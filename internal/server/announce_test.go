@@ -43,9 +43,9 @@ func TestAnnouncedRevisionIsServedAtOnce(t *testing.T) {
 
 	heard := make(chan int64, 1)
 	// Registered after the server's own listener, so it runs after it.
-	mine.OnChange(func(n int64) {
-		if n == 2 {
-			heard <- n
+	mine.OnChange(func(rev *switchyard.Revision) {
+		if rev.Number == 2 {
+			heard <- rev.Number
 		}
 	})
 	if _, _, err := other.Apply(ctx, store.Change{Attempt: store.Attempt{Actor: "other-replica", Reason: "test"},

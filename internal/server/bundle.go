@@ -8,6 +8,17 @@ import (
 	"github.com/switchyard-dev/switchyard"
 )
 
+// bundleETag names a bundle: a revision is immutable, so its ID and the
+// mode identify its content. Its number would not: numbers repeat across
+// histories (a restarted demo server, a restored database). A revision
+// kept by a version without IDs is named by its number.
+func bundleETag(rev *switchyard.Revision, mode string) string {
+	if rev.ID == "" {
+		return `"` + strconv.FormatInt(rev.Number, 10) + "-" + mode + `"`
+	}
+	return `"` + rev.ID + "-" + mode + `"`
+}
+
 // getBundle serves GET /v1/bundle: the current revision (revalidate before
 // reuse, 304 on a matching If-None-Match), or with ?revision=N that
 // revision, which never changes and may be cached for good.
@@ -26,7 +37,7 @@ func (s *server) getBundle(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	etag := configETag(bundle.Revision.Number, bundle.Mode)
+	etag := bundleETag(bundle.Revision, bundle.Mode)
 	c.Header("ETag", etag)
 	if pinned {
 		c.Header("Cache-Control", "public, max-age=31536000, immutable")

@@ -4,12 +4,19 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-dev/switchyard"
 )
 
-// createSessionRequest is the body of POST /v1/sessions.
+// createSessionRequest is the body of POST /v1/sessions. Revision and
+// RevisionID, both or neither, name the revision a client pinned the
+// session to itself (an in-process provider pins a session at first sight
+// and registers it): the session is pinned to it unless it exists.
 type createSessionRequest struct {
-	SessionID string `json:"session_id"`
-	UserID    string `json:"user_id"`
+	SessionID  string `json:"session_id"`
+	UserID     string `json:"user_id"`
+	Revision   int64  `json:"revision"`
+	RevisionID string `json:"revision_id"`
 }
 
 // createSession serves POST /v1/sessions: 201 with a new snapshot, or 200
@@ -21,7 +28,17 @@ func (s *server) createSession(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	snap, created, err := s.core.Pin(c.Request.Context(), s.client(c), req.SessionID, req.UserID)
+	var snap switchyard.Snapshot
+	var created bool
+	var err error
+	switch {
+	case req.Revision == 0 && req.RevisionID == "":
+		snap, created, err = s.core.Pin(c.Request.Context(), s.client(c), req.SessionID, req.UserID)
+	case req.Revision < 1 || req.RevisionID == "":
+		err = switchyard.FieldError("revision", "must come with revision_id, the two naming the revision the session was pinned to; give both or neither")
+	default:
+		snap, created, err = s.core.PinAt(c.Request.Context(), req.SessionID, req.UserID, req.Revision, req.RevisionID)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -68,6 +68,8 @@ func TestCreateSessionRefused(t *testing.T) {
 		{"trailing data", `{"session_id":"s"} {"session_id":"t"}`, false, "unexpected data after the JSON object"},
 		{"not an object", `["s"]`, true, "must be a JSON object"},
 		{"user_id too long", `{"session_id":"s","user_id":"` + strings.Repeat("u", 257) + `"}`, true, "user_id: must be at most 256 characters"},
+		{"revision without its ID", `{"session_id":"s","revision":1}`, false, "give both or neither"},
+		{"revision ID without its number", `{"session_id":"s","revision_id":"x"}`, false, "give both or neither"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,6 +89,46 @@ func TestCreateSessionRefused(t *testing.T) {
 	}
 	if res := h.do(t, call{method: "GET", path: "/v1/sessions/s"}); res.status != http.StatusNotFound {
 		t.Fatalf("a refused create stored a session: GET = %d %s", res.status, res.body)
+	}
+}
+
+// A client that pinned a session itself, at first sight, to the revision
+// it served registers that pin: the session is pinned to that revision,
+// not the current one, unless it exists; a revision the store does not
+// hold under that ID pins it to the current revision.
+func TestCreateSessionAtARevision(t *testing.T) {
+	h := newHarness(t)
+	first := h.current(t)
+	h.admin(t, "POST", "/v1/admin/runtime/profile", map[string]any{"profile_name": "fallback", "phrase": "SET PROFILE FALLBACK", "reason": "incident"})
+	second := h.current(t)
+	at := func(n int64, id string) string {
+		return fmt.Sprintf(`{"session_id":"s-%d-%s","revision":%d,"revision_id":%q}`, n, id, n, id)
+	}
+	tests := []struct {
+		name    string
+		body    string
+		want    *switchyard.Revision
+		profile string
+	}{
+		{"the revision pinned", at(1, first.ID), first, "primary"},
+		{"another history's revision 1", at(1, "0123456789abcdef0123456789abcdef"), second, "fallback"},
+		{"a revision the store never had", at(9, first.ID), second, "fallback"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := h.do(t, call{method: "POST", path: "/v1/sessions", body: tt.body})
+			snap := res.json(t)
+			if res.status != http.StatusCreated || snap["revision"] != float64(tt.want.Number) || snap["revision_id"] != tt.want.ID ||
+				snap["profile"] != tt.profile {
+				t.Fatalf("create = %d %s, want 201 pinned to revision %d (%s), profile %s", res.status, res.body, tt.want.Number, tt.want.ID, tt.profile)
+			}
+		})
+	}
+	// The first writer wins: a later pin to another revision is answered
+	// with the stored one.
+	again := h.do(t, call{method: "POST", path: "/v1/sessions", body: fmt.Sprintf(`{"session_id":"s-1-%s","revision":2,"revision_id":%q}`, first.ID, second.ID)})
+	if again.status != http.StatusOK || again.json(t)["revision_id"] != first.ID {
+		t.Fatalf("second create = %d %s, want 200 with the first pin, to revision 1", again.status, again.body)
 	}
 }
 

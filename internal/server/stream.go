@@ -52,7 +52,7 @@ func shutdownOf(ctx context.Context) <-chan struct{} {
 func (s *server) stream(c *gin.Context) {
 	s.follow(c,
 		func(w sse, sub *control.Subscription) bool {
-			return w.event(switchyard.RevisionEvent{Revision: sub.Revision, Mode: sub.Mode, Changed: []string{}})
+			return w.event(switchyard.RevisionEvent{Revision: sub.Revision, RevisionID: sub.RevisionID, Mode: sub.Mode, Changed: []string{}})
 		},
 		func(w sse, ev switchyard.RevisionEvent) bool { return w.event(ev) })
 }
@@ -119,7 +119,7 @@ func (s *server) follow(c *gin.Context, first func(sse, *control.Subscription) b
 	}
 	// The headers reach the client even when first wrote nothing.
 	c.Writer.Flush()
-	last := sub.Revision
+	last := sub.RevisionID
 	heartbeat := time.NewTicker(s.heartbeat)
 	defer heartbeat.Stop()
 	// In-process providers make no evaluation requests, which are what
@@ -138,10 +138,13 @@ func (s *server) follow(c *gin.Context, first func(sse, *control.Subscription) b
 			if !ok {
 				return
 			}
-			if ev.Revision <= last {
+			// The revision served when the subscription began may also
+			// come as its first event. Any other is sent, a revision of a
+			// rewound history too, whatever its number.
+			if ev.RevisionID == last {
 				continue
 			}
-			last = ev.Revision
+			last = ev.RevisionID
 			if !next(w, ev) {
 				return
 			}

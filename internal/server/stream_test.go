@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard"
+	"github.com/switchyard-dev/switchyard/store/memory"
+	"github.com/switchyard-dev/switchyard/store/storetest"
 )
 
 // readEvent reads the next `revision` event of an SSE stream, skipping
@@ -119,6 +121,37 @@ func TestStreamSeesOtherReplicas(t *testing.T) {
 	h.clock.advance(time.Minute)
 	if ev := readEvent(t, r); ev.Revision != 2 || !slices.Equal(ev.Changed, []string{"FREEZE_UPDATES"}) {
 		t.Fatalf("event = %+v, want revision 2 changing FREEZE_UPDATES", ev)
+	}
+}
+
+// TestStreamAfterARewoundHistory: when the store's history is rewound (a
+// database restored from a backup taken at revision 1, then another
+// revision 2 made), an open stream announces the new revision 2 though it
+// announced a revision 2 already, with every flag changed, and the bundle
+// the old revision 2's ETag named is no longer a match.
+func TestStreamAfterARewoundHistory(t *testing.T) {
+	c := newClock()
+	hist := storetest.NewHistory(t, memory.NewDemo(memory.WithClock(c.now)))
+	h := newStoreWith(t, c, hist)
+	h.start(func(c *testConfig) { c.CacheTTL = time.Millisecond })
+	r := openStream(t, h)
+	lost := hist.Change(t, switchyard.SetSystemFlag(switchyard.FreezeUpdates, true))
+	h.clock.advance(time.Minute)
+	if ev := readEvent(t, r); ev.RevisionID != lost.ID || !slices.Equal(ev.Changed, []string{"FREEZE_UPDATES"}) {
+		t.Fatalf("event = %+v, want revision 2 (%s) changing FREEZE_UPDATES", ev, lost.ID)
+	}
+
+	hist.Rewind(1)
+	restored := hist.Change(t, switchyard.SetSystemFlag(switchyard.ExamMode, true))
+	h.clock.advance(time.Minute)
+	ev := readEvent(t, r)
+	if ev.Revision != 2 || ev.RevisionID != restored.ID || !slices.Contains(ev.Changed, "FREEZE_UPDATES") ||
+		!slices.Contains(ev.Changed, "EXAM_MODE") || !slices.Contains(ev.Changed, "module.mastery") {
+		t.Fatalf("event = %+v, want revision 2 (%s) with every flag changed", ev, restored.ID)
+	}
+	res := h.do(t, call{method: "GET", path: "/v1/bundle?revision=2", header: map[string]string{"If-None-Match": `"` + lost.ID + `-demo"`}})
+	if res.status != http.StatusOK || res.header.Get("ETag") != `"`+restored.ID+`-demo"` {
+		t.Fatalf("bundle of revision 2 named by the lost one's ETag = %d %v, want 200 with the restored one's", res.status, res.header)
 	}
 }
 

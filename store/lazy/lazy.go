@@ -37,7 +37,7 @@ type Store struct {
 	// mu orders registrations with the hand-over in Run, so no listener
 	// registered meanwhile is lost.
 	mu       sync.Mutex
-	onChange []func(revision int64)
+	onChange []func(rev *switchyard.Revision)
 }
 
 // New returns a store that answers UNAVAILABLE naming cause until Run
@@ -84,7 +84,7 @@ func (l *Store) Run(ctx context.Context, logger *slog.Logger, interval time.Dura
 // connected store delivers, asynchronously as store.Notifier promises. A
 // connected store that is no Notifier announces nothing, so fn hears
 // nothing.
-func (l *Store) OnChange(fn func(revision int64)) {
+func (l *Store) OnChange(fn func(rev *switchyard.Revision)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if p := l.inner.Load(); p != nil {

@@ -127,12 +127,12 @@ func TestRun(t *testing.T) {
 // listeners when told to.
 type notifying struct {
 	store.Store
-	listeners []func(int64)
+	listeners []func(*switchyard.Revision)
 }
 
-func (n *notifying) OnChange(fn func(int64)) { n.listeners = append(n.listeners, fn) }
+func (n *notifying) OnChange(fn func(*switchyard.Revision)) { n.listeners = append(n.listeners, fn) }
 
-func (n *notifying) announce(rev int64) {
+func (n *notifying) announce(rev *switchyard.Revision) {
 	for _, fn := range n.listeners {
 		fn(rev)
 	}
@@ -143,11 +143,11 @@ func (n *notifying) announce(rev int64) {
 func TestListenersHandedOver(t *testing.T) {
 	l := lazy.New(errDown, store.Identity{})
 	var heard []string
-	l.OnChange(func(int64) { heard = append(heard, "before") })
+	l.OnChange(func(*switchyard.Revision) { heard = append(heard, "before") })
 	inner := &notifying{Store: memory.NewDemo()}
 	l.Run(t.Context(), discard, time.Millisecond, func(context.Context) (store.Store, error) { return inner, nil })
-	l.OnChange(func(int64) { heard = append(heard, "after") })
-	inner.announce(2)
+	l.OnChange(func(*switchyard.Revision) { heard = append(heard, "after") })
+	inner.announce(&switchyard.Revision{Number: 2, ID: switchyard.NewRevisionID()})
 	if want := []string{"before", "after"}; !slices.Equal(heard, want) {
 		t.Fatalf("listeners that heard of revision 2: %v, want %v", heard, want)
 	}

@@ -62,7 +62,10 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // back. Without it (or with n <= 0) the store keeps every live session.
 func WithMaxSessions(n int) Option { return func(s *Store) { s.maxSessions = n } }
 
-// New returns a store holding initial as revision 1 (InitialRevision when nil).
+// New returns a store holding initial as revision 1 (InitialRevision when
+// nil), under an ID of its own: each store starts a history, so a demo
+// server restarted serves revisions whose numbers repeat the last run's
+// and whose IDs do not.
 func New(initial *switchyard.Revision, opts ...Option) *Store {
 	s := &Store{now: time.Now, sessions: map[string]*list.Element{}, sessionOrder: list.New(), keys: map[string]keyed{},
 		requests: newRequests()}
@@ -74,6 +77,7 @@ func New(initial *switchyard.Revision, opts ...Option) *Store {
 	}
 	first := initial.Clone()
 	first.Number = 1
+	first.ID, first.Parent = switchyard.NewRevisionID(), ""
 	s.revisions = []*switchyard.Revision{first}
 	return s
 }

@@ -40,7 +40,7 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
-	cur, err := s.revision(ctx, conn, head.number)
+	cur, err := s.revision(ctx, conn, head.number, head.id)
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
@@ -49,7 +49,7 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 		if refusal := k.Answers(c.Attempt); refusal != nil {
 			return s.refuse(ctx, conn, c.Attempt, now, cur.Number, refusal)
 		}
-		rev, err := s.revision(ctx, conn, k.Entry.Revision)
+		rev, err := s.revision(ctx, conn, k.Entry.Revision, "")
 		if err != nil {
 			return nil, store.AuditEntry{}, err
 		}
@@ -68,8 +68,8 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 		return nil, store.AuditEntry{}, err
 	}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO revisions (number, created_at, state, base, chain_bytes) VALUES ($1, $2, $3, $4, $5)`,
-		next.Number, next.CreatedAt, stored.state, stored.base, stored.chainBytes)
+	b.Queue(`INSERT INTO revisions (number, id, created_at, state, base, chain_bytes) VALUES ($1, $2, $3, $4, $5, $6)`,
+		next.Number, next.ID, next.CreatedAt, stored.state, stored.base, stored.chainBytes)
 	b.Queue(`UPDATE runtime_head SET revision = $1`, next.Number)
 	if err := queueTables(b, cur, next); err != nil {
 		return nil, store.AuditEntry{}, err
@@ -90,6 +90,7 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 // lockedHead is the runtime head as a change finds it under its lock.
 type lockedHead struct {
 	number int64
+	id     string
 	chain  chain
 }
 
@@ -106,11 +107,11 @@ func (s *Store) lockHead(ctx context.Context, conn *pgxpool.Conn, key string) (h
 	// joined to the locking one, a head moved while this change waited
 	// would find its old row's join partners, and no row.
 	b.Queue(`
-		SELECT coalesce(r.base, r.number), r.chain_bytes, pg_column_size(w.state)
+		SELECT r.id, coalesce(r.base, r.number), r.chain_bytes, pg_column_size(w.state)
 		FROM runtime_head h
 		JOIN revisions r ON r.number = h.revision
 		JOIN revisions w ON w.number = coalesce(r.base, r.number)`).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&h.chain.base, &h.chain.bytes, &h.chain.baseBytes)
+		return row.Scan(&h.id, &h.chain.base, &h.chain.bytes, &h.chain.baseBytes)
 	})
 	if key != "" {
 		b.Queue(keyedQuery, key).QueryRow(func(row pgx.Row) error {

@@ -19,13 +19,18 @@ import (
 const maxChain = 1024
 
 // delta is how a revision is stored when it is stored against the one
-// before it (migration 00003): its number, time, system flags and active
-// profile; the catalog, profiles, overrides, shared evaluators and
-// flag-set metadata only when they changed (whole); the general flags it
-// set or changed, and the keys of those it deleted. A toggle of a system
-// flag is stored in about 200 bytes, however many flags there are.
+// before it (migration 00003): its number, its parent's ID, time, system
+// flags and active profile; the catalog, profiles, overrides, shared
+// evaluators and flag-set metadata only when they changed (whole); the
+// general flags it set or changed, and the keys of those it deleted. A
+// toggle of a system flag is stored in about 250 bytes, however many flags
+// there are. The revision's own ID is its row's (migration 00004).
 type delta struct {
-	Number        int64                           `json:"number"`
+	Number int64 `json:"number"`
+	// Parent is the ID of the revision the delta applies to, so a reader
+	// holding a revision of that number can tell whether it is that one;
+	// empty in deltas stored before IDs were.
+	Parent        string                          `json:"parent,omitempty"`
 	CreatedAt     time.Time                       `json:"created_at"`
 	System        switchyard.SystemFlags          `json:"system"`
 	ActiveProfile string                          `json:"active_profile"`
@@ -36,6 +41,8 @@ type delta struct {
 	Metadata      *map[string]any                 `json:"metadata,omitempty"`
 	Flags         map[string]switchyard.Flag      `json:"flags,omitempty"`
 	Deleted       []string                        `json:"deleted_flags,omitempty"`
+	// id is the ID of the revision the delta makes, from its row.
+	id string
 }
 
 // chain is where the head's row stands in its chain of deltas.
@@ -74,7 +81,7 @@ func encodeRow(cur, next *switchyard.Revision, c chain) (row, error) {
 
 // newDelta returns what next changed from cur.
 func newDelta(cur, next *switchyard.Revision) *delta {
-	d := &delta{Number: next.Number, CreatedAt: next.CreatedAt, System: next.System, ActiveProfile: next.ActiveProfile}
+	d := &delta{Number: next.Number, Parent: next.Parent, CreatedAt: next.CreatedAt, System: next.System, ActiveProfile: next.ActiveProfile}
 	if !reflect.DeepEqual(cur.Catalog, next.Catalog) {
 		d.Catalog = &next.Catalog
 	}
@@ -128,12 +135,13 @@ func normal[V any](m map[string]V) map[string]V {
 	return m
 }
 
-// decodeDelta decodes the delta stored as revision n.
-func decodeDelta(n int64, state []byte) (*delta, error) {
+// decodeDelta decodes the delta stored as revision n under id.
+func decodeDelta(n int64, id string, state []byte) (*delta, error) {
 	var d delta
 	if err := json.Unmarshal(state, &d); err != nil {
 		return nil, fmt.Errorf("decode revision %d: %w", n, err)
 	}
+	d.id = id
 	return &d, nil
 }
 
@@ -149,6 +157,9 @@ func applyDeltas(parent *switchyard.Revision, ds []*delta) *switchyard.Revision 
 	for _, d := range ds {
 		next := *r
 		next.Number, next.CreatedAt, next.System, next.ActiveProfile = d.Number, d.CreatedAt.UTC(), d.System, d.ActiveProfile
+		// A delta applies to the revision numbered just below it, its
+		// parent, even where the delta does not record the parent's ID.
+		next.ID, next.Parent = d.id, r.ID
 		if d.Catalog != nil {
 			next.Catalog = *d.Catalog
 		}

@@ -38,6 +38,7 @@ func boolFlag(on bool) switchyard.Flag {
 func TestDeltaRoundTrip(t *testing.T) {
 	now := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
 	r0 := switchyard.InitialRevision(now)
+	r0.ID = switchyard.NewRevisionID()
 	r0.Flags = map[string]switchyard.Flag{"a": boolFlag(true), "b": boolFlag(false), "c": boolFlag(true)}
 	r0.Evaluators = map[string]json.RawMessage{"team": json.RawMessage(`{"in": [{"var": "email"}, ["x"]]}`)}
 	r0.Metadata = map[string]any{"owner": "ops"}
@@ -61,6 +62,7 @@ func TestDeltaRoundTrip(t *testing.T) {
 	for i, step := range steps {
 		next := revs[i].Clone()
 		next.Number++
+		next.ID, next.Parent = switchyard.NewRevisionID(), revs[i].ID
 		next.CreatedAt = next.CreatedAt.Add(time.Minute)
 		step(next)
 		revs = append(revs, next)
@@ -72,7 +74,7 @@ func TestDeltaRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := decodeDelta(revs[i].Number, b)
+		d, err := decodeDelta(revs[i].Number, revs[i].ID, b)
 		if err != nil {
 			t.Fatal(err)
 		}

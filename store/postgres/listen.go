@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard-dev/switchyard"
 )
 
 // listenPing is how long the revision feed waits for a notification before
@@ -14,7 +16,7 @@ import (
 // would otherwise pass for a quiet feed.
 const listenPing = 15 * time.Second
 
-// Listen is the revision feed: it calls fn with the current revision number
+// Listen is the revision feed: it calls fn with the current revision
 // whenever it may have changed, until ctx ends (then it returns nil).
 // It holds one dedicated connection LISTENing on RevisionChannel, which
 // Postgres notifies only at commit, so nothing uncommitted is ever
@@ -23,17 +25,20 @@ const listenPing = 15 * time.Second
 // database cannot mislead it. Notifications sent while the connection is
 // down are lost, so after every (re)connect the head is read again; the
 // connection is re-established with backoff for as long as ctx lasts.
-// Calls to fn come one at a time with rising numbers.
-func (s *Store) Listen(ctx context.Context, fn func(revision int64)) error {
-	var last int64
+// Calls to fn come one at a time, each with a revision other than the one
+// before: newer, unless the database's history was rewound (a restore
+// from an earlier backup drops the feed's connection, and the head read
+// after the reconnect is the restored one).
+func (s *Store) Listen(ctx context.Context, fn func(rev *switchyard.Revision)) error {
+	var last string
 	report := func() error {
 		rev, err := s.Current(ctx)
 		if err != nil {
 			return err
 		}
-		if rev.Number > last {
-			last = rev.Number
-			fn(rev.Number)
+		if rev.ID != last {
+			last = rev.ID
+			fn(rev)
 		}
 		return nil
 	}

@@ -19,7 +19,7 @@ func TestListenReportsCommitsAndResyncsAfterReconnect(t *testing.T) {
 	heard := make(chan int64, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.store.Listen(ctx, func(n int64) { heard <- n }) }()
+	go func() { done <- f.store.Listen(ctx, func(rev *switchyard.Revision) { heard <- rev.Number }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

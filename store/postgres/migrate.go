@@ -195,12 +195,13 @@ func seed(ctx context.Context, pool *pgxpool.Pool, c config) error {
 	}
 	defer tx.Rollback(ctx)
 	first := switchyard.InitialRevision(c.now().UTC().Truncate(time.Microsecond))
+	first.ID = switchyard.NewRevisionID()
 	state, err := jsonState(first)
 	if err != nil {
 		return err
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO revisions (number, created_at, state) VALUES (1, $1, $2) ON CONFLICT DO NOTHING`,
-		first.CreatedAt, state)
+	tag, err := tx.Exec(ctx, `INSERT INTO revisions (number, id, created_at, state) VALUES (1, $1, $2, $3) ON CONFLICT DO NOTHING`,
+		first.ID, first.CreatedAt, state)
 	if err != nil {
 		return dbError("seed the first revision", err)
 	}

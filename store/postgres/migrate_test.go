@@ -80,7 +80,8 @@ func TestMigrateOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := switchyard.InitialRevision(cur.CreatedAt)
-	if !reflect.DeepEqual(cur, want) {
+	want.ID = cur.ID
+	if !reflect.DeepEqual(cur, want) || len(cur.ID) != 32 {
 		t.Fatalf("revision 1 = %+v, want the defaults of a new install %+v", cur, want)
 	}
 }

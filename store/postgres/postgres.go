@@ -245,49 +245,62 @@ func dbError(op string, err error) error {
 
 // Current implements store.Store. The head and its row are read in one
 // round trip; the row's state is sent only when its revision is not the
-// one already cached, and a delta from the cached revision is applied to
-// it. Any other row takes a second round trip, to read its chain.
+// one already cached (compared by ID, so a database restored from an
+// earlier backup never answers with a revision of the lost history), and
+// a delta from the cached revision is applied to it. Any other row takes
+// a second round trip, to read its chain.
 func (s *Store) Current(ctx context.Context) (*switchyard.Revision, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	cached := s.latest.Load()
-	var number int64
+	var cachedID string
 	if cached != nil {
-		number = cached.Number
+		cachedID = cached.ID
 	}
+	var number int64
+	var id string
 	var whole bool
 	var state []byte
 	err := s.pool.QueryRow(ctx, `
-		SELECT h.revision, r.base IS NULL, CASE WHEN h.revision = $1 THEN NULL ELSE r.state END
-		FROM runtime_head h JOIN revisions r ON r.number = h.revision`, number).Scan(&number, &whole, &state)
+		SELECT h.revision, r.id, r.base IS NULL, CASE WHEN r.id = $1 THEN NULL ELSE r.state END
+		FROM runtime_head h JOIN revisions r ON r.number = h.revision`, cachedID).Scan(&number, &id, &whole, &state)
 	if err != nil {
 		return nil, dbError("read the current revision", err)
 	}
+	var r *switchyard.Revision
 	switch {
 	case state == nil:
 		return cached, nil
 	case whole:
-		r, err := decodeRevision(number, state)
-		if err != nil {
+		if r, err = decodeRevision(number, id, state); err != nil {
 			return nil, err
 		}
-		s.remember(r)
-		return r, nil
 	case cached != nil && cached.Number == number-1:
-		d, err := decodeDelta(number, state)
+		d, err := decodeDelta(number, id, state)
 		if err != nil {
 			return nil, err
 		}
-		r := applyDeltas(cached, []*delta{d})
-		s.remember(r)
-		return r, nil
+		// A delta records its parent's ID: the cached revision may be the
+		// one numbered just below in a history this database no longer
+		// holds.
+		if d.Parent == cached.ID {
+			r = applyDeltas(cached, []*delta{d})
+		}
 	}
-	return s.revision(ctx, s.pool, number)
+	if r == nil {
+		if r, err = s.revision(ctx, s.pool, number, id); err != nil {
+			return nil, err
+		}
+	}
+	// The head replaces whatever is cached, an older revision or one of a
+	// history the database no longer holds.
+	s.latest.Store(r)
+	return r, nil
 }
 
 // remember caches r as the newest revision unless a newer one is cached.
-// Revisions are immutable and their numbers never reused, so a number
-// names the same content for as long as the database lives.
+// Only what Current reads replaces a newer one: the head of the database
+// is the newest revision of the history it holds, whatever its number.
 func (s *Store) remember(r *switchyard.Revision) {
 	for {
 		old := s.latest.Load()
@@ -309,47 +322,84 @@ type querier interface {
 func (s *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	return s.revision(ctx, s.pool, n)
+	return s.revision(ctx, s.pool, n, "")
 }
 
-// revision reads revision n through q, or from the cache: in one round
-// trip, the rows of its chain from its whole row on, or only those after
-// the cached revision when that is in the chain.
-func (s *Store) revision(ctx context.Context, q querier, n int64) (*switchyard.Revision, error) {
+// revision reads revision n through q, or from the cache when n is the
+// cached revision and id, its ID as the caller just read it, says it is
+// the same one. Otherwise, in one round trip, it reads the rows of n's
+// chain from its whole row on, or from the cached revision on when that
+// revision is in the chain: the database says so by matching its ID, and
+// sends it no state. When the cached revision is not of this history a
+// chain read from it would start mid-chain; it is then read again from its
+// whole row.
+func (s *Store) revision(ctx context.Context, q querier, n int64, id string) (*switchyard.Revision, error) {
 	cached := s.latest.Load()
-	if cached != nil && cached.Number == n {
+	if cached != nil && cached.Number == n && id != "" && cached.ID == id {
 		return cached, nil
 	}
-	var after int64
-	if cached != nil && cached.Number < n {
-		after = cached.Number
+	var from *switchyard.Revision
+	if cached != nil && cached.Number <= n {
+		from = cached
+	}
+	r, err := s.readChain(ctx, q, n, from)
+	if errors.Is(err, errMidChain) {
+		r, err = s.readChain(ctx, q, n, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.remember(r)
+	return r, nil
+}
+
+// errMidChain says that a chain read from a cached revision started with
+// a delta from a revision it did not read: the cached revision is not the
+// one this database holds under its number.
+var errMidChain = errors.New("the chain read starts with a delta from a revision not read")
+
+// readChain reads revision n in one round trip: the rows of its chain
+// from its whole row on, or from cached on, when cached is set and not
+// before that whole row.
+func (s *Store) readChain(ctx context.Context, q querier, n int64, cached *switchyard.Revision) (*switchyard.Revision, error) {
+	var from int64
+	var cachedID string
+	if cached != nil {
+		from, cachedID = cached.Number, cached.ID
 	}
 	rows, err := q.Query(ctx, `
-		SELECT r.number, r.base IS NULL, r.state
+		SELECT r.number, r.id, r.base IS NULL, CASE WHEN r.id = $3 THEN NULL ELSE r.state END
 		FROM revisions r, (SELECT coalesce(base, number) AS base FROM revisions WHERE number = $1) c
-		WHERE r.number BETWEEN greatest(c.base, $2 + 1) AND $1
-		ORDER BY r.number`, n, after)
+		WHERE r.number BETWEEN greatest(c.base, $2) AND $1
+		ORDER BY r.number`, n, from, cachedID)
 	if err != nil {
 		return nil, dbError(fmt.Sprintf("read revision %d", n), err)
 	}
+	defer rows.Close()
 	var r *switchyard.Revision
 	var ds []*delta
 	for rows.Next() {
 		var number int64
+		var id string
 		var whole bool
 		var state []byte
-		if err := rows.Scan(&number, &whole, &state); err != nil {
+		if err := rows.Scan(&number, &id, &whole, &state); err != nil {
 			return nil, dbError(fmt.Sprintf("read revision %d", n), err)
 		}
 		switch {
+		case state == nil:
+			r = cached
 		case whole:
-			if r, err = decodeRevision(number, state); err != nil {
+			if r, err = decodeRevision(number, id, state); err != nil {
 				return nil, err
 			}
-		case r == nil && len(ds) == 0 && (cached == nil || number != cached.Number+1):
-			return nil, fmt.Errorf("read revision %d: its chain starts with revision %d, a delta from one not read", n, number)
+		case r == nil:
+			if cached == nil {
+				return nil, fmt.Errorf("read revision %d: its chain starts with revision %d, a delta", n, number)
+			}
+			return nil, errMidChain
 		default:
-			d, err := decodeDelta(number, state)
+			d, err := decodeDelta(number, id, state)
 			if err != nil {
 				return nil, err
 			}
@@ -359,24 +409,21 @@ func (s *Store) revision(ctx context.Context, q querier, n int64) (*switchyard.R
 	if err := rows.Err(); err != nil {
 		return nil, dbError(fmt.Sprintf("read revision %d", n), err)
 	}
-	if r == nil && len(ds) == 0 {
+	if r == nil {
 		return nil, switchyard.Errorf(switchyard.CodeNotFound, "revision %d does not exist", n)
 	}
-	if r == nil {
-		r = cached
-	}
-	r = applyDeltas(r, ds)
-	s.remember(r)
-	return r, nil
+	return applyDeltas(r, ds), nil
 }
 
-// decodeRevision decodes the whole revision stored as revision n.
-func decodeRevision(n int64, state []byte) (*switchyard.Revision, error) {
+// decodeRevision decodes the whole revision stored as revision n under
+// id. The row's number and ID are the revision's; its parent is what the
+// state records (nothing, in rows stored before IDs were).
+func decodeRevision(n int64, id string, state []byte) (*switchyard.Revision, error) {
 	var r switchyard.Revision
 	if err := json.Unmarshal(state, &r); err != nil {
 		return nil, fmt.Errorf("decode revision %d: %w", n, err)
 	}
-	r.Number = n
+	r.Number, r.ID = n, id
 	return normalize(&r), nil
 }
 

@@ -13,8 +13,11 @@ import (
 	"github.com/switchyard-dev/switchyard/store"
 )
 
-// snapshotColumns is what reading a snapshot selects, in scanSnapshot's order.
-const snapshotColumns = `session_id, user_id, revision, profile, modules::text,
+// snapshotColumns is what reading a snapshot selects, in scanSnapshot's
+// order. The pinned revision's ID is its row's: the session's foreign key
+// holds it in this database's history.
+const snapshotColumns = `session_id, user_id, revision,
+	(SELECT r.id FROM revisions r WHERE r.number = session_runtime_snapshot.revision), profile, modules::text,
 	exam_mode_at_start, freeze_updates_at_start, created_at, expires_at`
 
 // CreateSession implements store.Store. The insert cannot race: Postgres'
@@ -174,7 +177,7 @@ func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, er
 // scanSnapshot reads a row selected with snapshotColumns.
 func scanSnapshot(row pgx.Row, snap *switchyard.Snapshot) error {
 	var modules string
-	if err := row.Scan(&snap.SessionID, &snap.UserID, &snap.Revision, &snap.Profile, &modules,
+	if err := row.Scan(&snap.SessionID, &snap.UserID, &snap.Revision, &snap.RevisionID, &snap.Profile, &modules,
 		&snap.ExamModeAtStart, &snap.FreezeUpdatesAtStart, &snap.CreatedAt, &snap.ExpiresAt); err != nil {
 		return err
 	}

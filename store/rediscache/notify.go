@@ -1,41 +1,61 @@
 package rediscache
 
-import "sync"
+import (
+	"sync"
 
-// notifier hands new current revision numbers to the OnChange listeners on
-// a goroutine of its own. The paths that learn of a number (Apply,
+	"github.com/switchyard-dev/switchyard"
+)
+
+// notifier hands new current revisions to the OnChange listeners on a
+// goroutine of its own. The paths that learn of a revision (Apply,
 // Announce, the invalidation loop) only leave it in a slot, so they never
 // call into a listener, with or without a lock held, and a slow listener
-// holds none of them up. The goroutine runs only while a number waits to
+// holds none of them up. The goroutine runs only while a revision waits to
 // be delivered and ends once the listeners have caught up, so there is
 // nothing to stop when the store is no longer used.
 type notifier struct {
 	mu        sync.Mutex
-	listeners []func(revision int64)
-	// latest is the newest number announced; delivered the newest handed
-	// to the listeners. A number at or below latest is not news.
-	latest, delivered int64
+	listeners []func(rev *switchyard.Revision)
+	// latest is the newest revision announced; delivered the newest handed
+	// to the listeners.
+	latest, delivered *switchyard.Revision
 	// delivering says whether the delivery goroutine is running; there is
-	// at most one, so every listener hears the numbers in rising order.
+	// at most one, so every listener hears the revisions in the order they
+	// were announced.
 	delivering bool
 }
 
-// add registers fn for the numbers announced from now on.
-func (n *notifier) add(fn func(revision int64)) {
+// add registers fn for the revisions announced from now on.
+func (n *notifier) add(fn func(rev *switchyard.Revision)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.listeners = append(n.listeners, fn)
 }
 
-// notify announces rev unless it is not newer than the last number
-// announced, and starts the delivery goroutine unless it is running. It
-// never waits for a listener.
-func (n *notifier) notify(rev int64) {
+// notify announces rev unless it is numbered no higher than the last
+// revision announced: within one history that one is the same or newer.
+// It never waits for a listener.
+func (n *notifier) notify(rev *switchyard.Revision) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if rev <= n.latest {
+	if n.latest != nil && rev.Number <= n.latest.Number {
 		return
 	}
+	n.announce(rev)
+}
+
+// reset announces rev, the current revision of a history that replaced the
+// one announced so far (the store's history was rewound), whatever its
+// number; later revisions are news when numbered above it.
+func (n *notifier) reset(rev *switchyard.Revision) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.announce(rev)
+}
+
+// announce makes rev the latest revision and starts the delivery
+// goroutine unless it is running; n.mu must be held.
+func (n *notifier) announce(rev *switchyard.Revision) {
 	n.latest = rev
 	if !n.delivering {
 		n.delivering = true
@@ -44,9 +64,9 @@ func (n *notifier) notify(rev int64) {
 }
 
 // deliver calls every listener, in the order they registered, with the
-// newest number announced, until none newer is waiting. A number announced
-// while the listeners were busy replaces any announced before it, so a
-// listener that is behind hears only the newest.
+// newest revision announced, until none newer is waiting. A revision
+// announced while the listeners were busy replaces any announced before
+// it, so a listener that is behind hears only the newest.
 func (n *notifier) deliver() {
 	for {
 		n.mu.Lock()

@@ -5,7 +5,15 @@ import (
 	"slices"
 	"testing"
 	"testing/synctest"
+
+	"github.com/switchyard-dev/switchyard"
 )
+
+// numbered is a revision numbered n, for the notifier, which reads nothing
+// else.
+func numbered(n int64) *switchyard.Revision {
+	return &switchyard.Revision{Number: n, ID: fmt.Sprint("id-", n)}
+}
 
 // A listener busy with one number holds up no announcement; once free it
 // hears only the newest number announced meanwhile, never an old or a
@@ -31,14 +39,14 @@ func TestNotifierCoalescesBehindABusyListener(t *testing.T) {
 				var n notifier
 				heard := make(chan int64, 16)
 				gate := make(chan struct{})
-				n.add(func(rev int64) {
-					heard <- rev
+				n.add(func(rev *switchyard.Revision) {
+					heard <- rev.Number
 					<-gate
 				})
-				n.notify(tt.first)
+				n.notify(numbered(tt.first))
 				synctest.Wait() // the listener is blocked on the first number
 				for _, rev := range tt.whileBusy {
-					n.notify(rev) // returns although the listener is blocked
+					n.notify(numbered(rev)) // returns although the listener is blocked
 				}
 				close(gate)
 				synctest.Wait() // every delivery made
@@ -57,24 +65,46 @@ func TestNotifierOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var n notifier
 		heard := make(chan string, 16)
-		listener := func(name string) func(int64) {
-			return func(rev int64) { heard <- fmt.Sprintf("%s:%d", name, rev) }
+		listener := func(name string) func(*switchyard.Revision) {
+			return func(rev *switchyard.Revision) { heard <- fmt.Sprintf("%s:%d", name, rev.Number) }
 		}
 		n.add(listener("a"))
 		b := listener("b")
-		n.add(func(rev int64) {
+		n.add(func(rev *switchyard.Revision) {
 			b(rev)
-			if rev == 1 {
+			if rev.Number == 1 {
 				n.add(listener("c"))
 			}
 		})
-		n.notify(1)
+		n.notify(numbered(1))
 		synctest.Wait()
-		n.notify(2)
+		n.notify(numbered(2))
 		synctest.Wait()
 		want := []string{"a:1", "b:1", "a:2", "b:2", "c:2"}
 		if got := drain(heard); !slices.Equal(got, want) {
 			t.Fatalf("listeners heard %v, want %v", got, want)
+		}
+	})
+}
+
+// After a reset, the listeners hear the revision it announced, numbered
+// lower than those before it, and the revisions numbered above it.
+func TestNotifierReset(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n notifier
+		heard := make(chan int64, 16)
+		n.add(func(rev *switchyard.Revision) { heard <- rev.Number })
+		for _, step := range []func(){
+			func() { n.notify(numbered(5)) },
+			func() { n.reset(numbered(3)) },
+			func() { n.notify(numbered(3)) },
+			func() { n.notify(numbered(4)) },
+		} {
+			step()
+			synctest.Wait()
+		}
+		if got, want := drain(heard), []int64{5, 3, 4}; !slices.Equal(got, want) {
+			t.Fatalf("the listener heard %v, want %v", got, want)
 		}
 	})
 }

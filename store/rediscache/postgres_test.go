@@ -112,10 +112,10 @@ func TestPostgresFeedAnnounces(t *testing.T) {
 	pg := openPG(t, u)
 	watcher := rediscache.New(pg, rdb, rediscache.WithPrefix(p+"watcher:"))
 	heard := make(chan int64, 16)
-	watcher.OnChange(func(n int64) { heard <- n })
+	watcher.OnChange(func(rev *switchyard.Revision) { heard <- rev.Number })
 	c, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- pg.Listen(c, func(n int64) { watcher.Announce(c, n) }) }()
+	go func() { done <- pg.Listen(c, func(rev *switchyard.Revision) { watcher.Announce(c, rev) }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

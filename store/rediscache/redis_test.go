@@ -129,7 +129,6 @@ func TestDeadRedisCostsAtMostTheDeadline(t *testing.T) {
 				read func(*rediscache.Store) error
 			}{
 				{"Current", func(c *rediscache.Store) error { _, err := c.Current(ctx(t)); return err }},
-				{"Revision", func(c *rediscache.Store) error { _, err := c.Revision(ctx(t), 1); return err }},
 				{"Session", func(c *rediscache.Store) error { _, err := c.Session(ctx(t), "s"); return err }},
 				{"MissingSession", func(c *rediscache.Store) error { _, err := c.Session(ctx(t), "nope"); return err }},
 			}

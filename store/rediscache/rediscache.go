@@ -19,12 +19,24 @@
 // (the revision that replaces it deletes it), and an older revision is
 // read from the wrapped store.
 //
+// Revisions are named by number and ID ("<number>:<id>") and cached under
+// their ID: a database restored from an earlier backup numbers its next
+// revisions as the lost ones were numbered, while Redis may still hold the
+// lost ones. Whenever this cache reads the wrapped store's current
+// revision (a miss, a resync, a change it applies, the store's own feed)
+// and finds Redis or itself holding another revision numbered as high or
+// higher, it asks the store whether it still has that one; when it does
+// not, the history was rewound: the version key, the in-process revision
+// and the listeners move to the store's revision, whatever its number,
+// and the session snapshots Redis cached are dropped, since the store may
+// have lost them too.
+//
 // Keys (with the default prefix "switchyard:"):
 //
-//	switchyard:current       the current revision number, TTL WithRedisTTL
-//	switchyard:rev:<n>       revision n as JSON while it is the current one, TTL WithRedisTTL
+//	switchyard:current       the current revision, "<number>:<id>", TTL WithRedisTTL
+//	switchyard:rev:<id>      that revision as JSON while it is the current one, TTL WithRedisTTL
 //	switchyard:session:<id>  a session snapshot as JSON, until it expires
-//	switchyard:revisions     the pub/sub channel announcing new numbers
+//	switchyard:revisions     the pub/sub channel announcing new revisions, "<number>:<id>"
 package rediscache
 
 import (
@@ -34,6 +46,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -177,8 +190,8 @@ func (s *Store) Current(ctx context.Context) (*switchyard.Revision, error) {
 
 func (s *Store) loadCurrent(ctx context.Context) (*switchyard.Revision, error) {
 	if raw, ok := s.get(ctx, s.keys.current); ok {
-		if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
-			if rev, err := s.Revision(ctx, n); err == nil {
+		if n, id, ok := parseHead(raw); ok {
+			if rev, err := s.revisionByID(ctx, n, id); err == nil {
 				return s.observe(rev), nil
 			}
 		}
@@ -187,25 +200,49 @@ func (s *Store) loadCurrent(ctx context.Context) (*switchyard.Revision, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.share(ctx, rev, false)
-	return s.observe(rev), nil
+	return s.learn(ctx, rev, false), nil
 }
 
 // Revision implements store.Store: the in-process current revision when
 // it is n (revisions are immutable, so it serves past its TTL), else
-// revision n from Redis while it is the current one, else from the wrapped
-// store. Concurrent misses load once.
+// revision n from the wrapped store, which alone knows which revision its
+// history numbers n. Concurrent misses load once.
 func (s *Store) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
 	if e := s.current.Load(); e != nil && e.rev.Number == n {
 		return e.rev, nil
 	}
 	v, err := s.once(ctx, "rev:"+strconv.FormatInt(n, 10), func(ctx context.Context) (any, error) {
-		if raw, ok := s.get(ctx, s.keys.revision+strconv.FormatInt(n, 10)); ok {
-			if rev, err := decodeRevision(n, raw); err == nil {
+		return s.inner.Revision(ctx, n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*switchyard.Revision), nil
+}
+
+// revisionByID returns revision n, which must have ID id: in process, from
+// Redis while it is the current one, else from the wrapped store. A store
+// whose revision n is another one answers NOT_FOUND: the name came from a
+// history it no longer holds, or from an announcement overtaken since.
+// Concurrent misses load once.
+func (s *Store) revisionByID(ctx context.Context, n int64, id string) (*switchyard.Revision, error) {
+	if e := s.current.Load(); e != nil && e.rev.ID == id {
+		return e.rev, nil
+	}
+	v, err := s.once(ctx, "id:"+id, func(ctx context.Context) (any, error) {
+		if raw, ok := s.get(ctx, s.keys.revision+id); ok {
+			if rev, err := decodeRevision(n, id, raw); err == nil {
 				return rev, nil
 			}
 		}
-		return s.inner.Revision(ctx, n)
+		rev, err := s.inner.Revision(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if rev.ID != id {
+			return nil, switchyard.Errorf(switchyard.CodeNotFound, "revision %d is %s in the store, not %s", n, rev.ID, id)
+		}
+		return rev, nil
 	})
 	if err != nil {
 		return nil, err
@@ -224,8 +261,7 @@ func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, er
 	}
 	v, err := s.once(ctx, "session:"+id, func(ctx context.Context) (any, error) {
 		if raw, ok := s.get(ctx, s.keys.session+id); ok {
-			var snap switchyard.Snapshot
-			if err := json.Unmarshal([]byte(raw), &snap); err == nil && s.cfg.now().Before(snap.ExpiresAt) {
+			if snap, ok := s.decodeSession(raw); ok {
 				return snap, nil
 			}
 		}
@@ -250,8 +286,7 @@ func (s *Store) Session(ctx context.Context, id string) (switchyard.Snapshot, er
 func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (switchyard.Snapshot, bool, error) {
 	if switchyard.ValidateSessionID(snap.SessionID) == nil {
 		if raw, ok := s.get(ctx, s.keys.session+snap.SessionID); ok {
-			var cached switchyard.Snapshot
-			if err := json.Unmarshal([]byte(raw), &cached); err == nil && s.cfg.now().Before(cached.ExpiresAt) {
+			if cached, ok := s.decodeSession(raw); ok {
 				return cached, false, nil
 			}
 		}
@@ -262,6 +297,17 @@ func (s *Store) CreateSession(ctx context.Context, snap switchyard.Snapshot) (sw
 	}
 	s.cacheSession(context.WithoutCancel(ctx), stored)
 	return stored, created, nil
+}
+
+// decodeSession decodes a snapshot cached in Redis; ok is false when it
+// cannot be served: it has expired, or it names its revision by number
+// alone (cached by a version without revision IDs), so the store, which
+// names it by ID, is asked instead.
+func (s *Store) decodeSession(raw string) (snap switchyard.Snapshot, ok bool) {
+	if err := json.Unmarshal([]byte(raw), &snap); err != nil || snap.RevisionID == "" || !s.cfg.now().Before(snap.ExpiresAt) {
+		return switchyard.Snapshot{}, false
+	}
+	return snap, true
 }
 
 // cacheSession keeps a live snapshot in Redis until it expires; an expired
@@ -288,8 +334,7 @@ func (s *Store) Apply(ctx context.Context, c store.Change) (*switchyard.Revision
 	if err != nil {
 		return next, entry, err
 	}
-	s.share(context.WithoutCancel(ctx), next, true)
-	s.observe(next)
+	s.learn(context.WithoutCancel(ctx), next, true)
 	return next, entry, nil
 }
 
@@ -318,77 +363,221 @@ func (s *Store) VerifyAudit(ctx context.Context) (store.Verification, error) {
 	return s.inner.VerifyAudit(ctx)
 }
 
-// advanceScript sets the version key to ARGV[1] unless it already holds a
-// higher number, and renews its TTL (ARGV[2] ms) when it holds this one.
-// A replica that read an old revision slowly therefore never moves the
-// shared key backwards over a newer change. It returns the number the key
-// held before (0 when none), so the caller can delete the revision that is
-// no longer current.
+// advanceScript sets the version key to ARGV[2] ("<number>:<id>", the
+// number being ARGV[1]) unless it already names a higher number, and
+// renews its TTL (ARGV[3] ms) when it names this very revision. A replica
+// that read an old revision slowly therefore never moves the shared key
+// backwards over a newer change. It returns what the key held before (""
+// when nothing), so the caller can delete the revision that is no longer
+// current, or find the key naming another revision as new as this one.
 var advanceScript = redis.NewScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]))
-local n = tonumber(ARGV[1])
-if cur == nil or cur < n then
-	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-elseif cur == n then
-	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local cur = redis.call('GET', KEYS[1])
+local curN = nil
+if cur then
+	curN = tonumber(string.match(cur, '^(%d+):'))
 end
-return cur or 0`)
+local n = tonumber(ARGV[1])
+if curN == nil or curN < n then
+	redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+elseif cur == ARGV[2] then
+	redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return cur or ''`)
+
+// resetScript sets the version key to ARGV[2] (TTL ARGV[3] ms) if it
+// holds ARGV[1], the revision of a history the store no longer holds,
+// nothing, or ARGV[2] already (the caller's share set it, the key having
+// expired); it returns 1 when it set the key. A replica that finds the
+// version key moved on by another replica since leaves it alone.
+var resetScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] and cur ~= ARGV[2] then
+	return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`)
+
+// head names a revision as the version key and the channel do.
+func head(rev *switchyard.Revision) string {
+	return strconv.FormatInt(rev.Number, 10) + ":" + rev.ID
+}
+
+// parseHead reads a revision's number and ID as head wrote them; ok is
+// false for anything else, which the caller treats as a miss.
+func parseHead(raw string) (n int64, id string, ok bool) {
+	num, id, found := strings.Cut(raw, ":")
+	n, err := strconv.ParseInt(num, 10, 64)
+	if !found || err != nil || n < 1 || id == "" {
+		return 0, "", false
+	}
+	return n, id, true
+}
 
 // share stores rev in Redis, advances the version key to it and, for a new
 // revision, announces it on the channel. Redis keeps only the current
 // revision: the one rev replaces is deleted, and so is rev when a newer
 // one is current already. The revision's key lives as long as the version
 // key naming it, and is renewed with it; the TTL only backs the deletion
-// up.
-func (s *Store) share(ctx context.Context, rev *switchyard.Revision, announce bool) {
+// up. When the version key names another revision numbered as high as
+// rev or higher, share returns its name (raw, as the key holds it), for
+// the caller to tell a newer revision from one of a lost history.
+func (s *Store) share(ctx context.Context, rev *switchyard.Revision, announce bool) (other string) {
 	// Not json.Marshal(rev), which would scan the bytes again.
 	data, err := rev.MarshalJSON()
 	if err != nil {
-		return
+		return ""
 	}
-	n := strconv.FormatInt(rev.Number, 10)
+	name := head(rev)
 	s.do(ctx, func(ctx context.Context) error {
-		if err := s.rdb.Set(ctx, s.keys.revision+n, data, s.cfg.redisTTL).Err(); err != nil {
-			return fmt.Errorf("store revision %s: %w", n, err)
+		if err := s.rdb.Set(ctx, s.keys.revision+rev.ID, data, s.cfg.redisTTL).Err(); err != nil {
+			return fmt.Errorf("store revision %s: %w", name, err)
 		}
-		prev, err := advanceScript.Run(ctx, s.rdb, []string{s.keys.current}, n, s.cfg.redisTTL.Milliseconds()).Int64()
+		prev, err := advanceScript.Run(ctx, s.rdb, []string{s.keys.current}, rev.Number, name, s.cfg.redisTTL.Milliseconds()).Text()
 		if err != nil {
-			return fmt.Errorf("advance the version key to %s: %w", n, err)
+			return fmt.Errorf("advance the version key to %s: %w", name, err)
 		}
-		var stale int64
-		switch {
-		case prev > rev.Number:
-			stale = rev.Number
-		case prev > 0 && prev < rev.Number:
-			stale = prev
+		var stale string
+		switch pn, pid, ok := parseHead(prev); {
+		case !ok || prev == name:
+		case pn < rev.Number:
+			stale = pid
+		default:
+			stale, other = rev.ID, prev
 		}
-		if stale > 0 {
-			if err := s.rdb.Del(ctx, s.keys.revision+strconv.FormatInt(stale, 10)).Err(); err != nil {
-				return fmt.Errorf("delete revision %d, no longer current: %w", stale, err)
+		if stale != "" {
+			if err := s.rdb.Del(ctx, s.keys.revision+stale).Err(); err != nil {
+				return fmt.Errorf("delete revision %s, no longer current: %w", stale, err)
 			}
 		}
 		if announce {
-			if err := s.rdb.Publish(ctx, s.keys.channel, n).Err(); err != nil {
-				return fmt.Errorf("announce revision %s: %w", n, err)
+			if err := s.rdb.Publish(ctx, s.keys.channel, name).Err(); err != nil {
+				return fmt.Errorf("announce revision %s: %w", name, err)
 			}
 		}
 		return nil
 	})
+	return other
+}
+
+// learn takes rev as the wrapped store's current revision (read from it,
+// or just committed to it), shares it and installs it in process, and
+// returns the revision served now. When Redis, or else this replica, holds
+// another revision numbered as high or higher, that one is newer (this
+// read raced a commit) or of a history the store no longer holds: the
+// store is asked, and in the second case the history was rewound, and
+// reset moves Redis and this replica to rev.
+func (s *Store) learn(ctx context.Context, rev *switchyard.Revision, announce bool) *switchyard.Revision {
+	other := s.share(ctx, rev, announce)
+	if n, id, ok := parseHead(other); ok {
+		named := &switchyard.Revision{Number: n, ID: id}
+		if !s.lost(ctx, named) {
+			return s.observe(rev)
+		}
+		s.reset(ctx, rev, named, other)
+		return rev
+	}
+	if e := s.current.Load(); e != nil && e.rev.ID != rev.ID && e.rev.Number >= rev.Number && s.lost(ctx, e.rev) {
+		s.reset(ctx, rev, e.rev, other)
+		return rev
+	}
+	return s.observe(rev)
+}
+
+// lost reports whether the wrapped store's history no longer holds rev:
+// its revision of that number is another one, or there is none. A store
+// that cannot say is taken to hold it: only the truth rewinds.
+func (s *Store) lost(ctx context.Context, rev *switchyard.Revision) bool {
+	have, err := s.inner.Revision(ctx, rev.Number)
+	switch {
+	case switchyard.ErrorCode(err) == switchyard.CodeNotFound:
+		return true
+	case err != nil:
+		return false
+	}
+	return have.ID != rev.ID
+}
+
+// reset moves this replica and Redis to rev, the current revision of a
+// history that replaced the one they held (a database restored from an
+// earlier backup), lost being the one they held: lost leaves Redis; the
+// version key names rev, unless another replica has moved it on since (it
+// held prev, the lost one's name or nothing, or rev's), and then rev is
+// announced and the session snapshots Redis cached are dropped, since
+// they may name revisions and sessions the store has lost; then the
+// in-process revision and the listeners move to rev, whatever its number.
+func (s *Store) reset(ctx context.Context, rev, lost *switchyard.Revision, prev string) {
+	s.cfg.log.Warn("the store's history was rewound (restored from an earlier backup?): serving its current revision",
+		"revision", rev.Number, "id", rev.ID, "was", lost.Number, "was_id", lost.ID)
+	if data, err := rev.MarshalJSON(); err == nil {
+		name := head(rev)
+		s.do(ctx, func(ctx context.Context) error {
+			if err := s.rdb.Set(ctx, s.keys.revision+rev.ID, data, s.cfg.redisTTL).Err(); err != nil {
+				return fmt.Errorf("store revision %s: %w", name, err)
+			}
+			if err := s.rdb.Del(ctx, s.keys.revision+lost.ID).Err(); err != nil {
+				return fmt.Errorf("delete revision %s of the lost history: %w", head(lost), err)
+			}
+			set, err := resetScript.Run(ctx, s.rdb, []string{s.keys.current}, prev, name, s.cfg.redisTTL.Milliseconds()).Int()
+			if err != nil || set == 0 {
+				return err
+			}
+			go s.dropSessions()
+			return s.rdb.Publish(ctx, s.keys.channel, name).Err()
+		})
+	}
+	s.current.Store(&currentEntry{rev: rev, expires: s.cfg.now().Add(s.cfg.localTTL)})
+	s.listeners.reset(rev)
+}
+
+// dropSessionsTimeout bounds dropping the cached session snapshots after
+// a rewind; a batch of keys is deleted per round trip.
+const dropSessionsTimeout = time.Minute
+
+// dropSessions deletes every session snapshot cached in Redis, so that
+// each is read again from the store, which holds the sessions of its
+// history only. It runs after a rewind, once, on the replica that reset
+// the shared state; a failure leaves the rest to expire.
+func (s *Store) dropSessions() {
+	ctx, cancel := context.WithTimeout(context.Background(), dropSessionsTimeout)
+	defer cancel()
+	iter := s.rdb.Scan(ctx, 0, s.keys.session+"*", 1000).Iterator()
+	var keys []string
+	drop := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		err := s.rdb.Unlink(ctx, keys...).Err()
+		keys = keys[:0]
+		return err
+	}
+	for iter.Next(ctx) {
+		if keys = append(keys, iter.Val()); len(keys) == 1000 {
+			if err := drop(); err != nil {
+				s.cfg.log.Warn("drop the cached sessions of a rewound history", "err", err)
+				return
+			}
+		}
+	}
+	if err := errors.Join(iter.Err(), drop()); err != nil {
+		s.cfg.log.Warn("drop the cached sessions of a rewound history", "err", err)
+	}
 }
 
 // observe installs rev as the in-process current revision unless a newer
-// one is installed, restarting its TTL, hands a new number to the
-// listeners' delivery goroutine and
-// returns the newer of the two: a number seen once never goes backwards.
+// one is installed, restarting its TTL, hands a new revision to the
+// listeners' delivery goroutine and returns the newer of the two: a
+// number seen once never goes backwards, but through reset, and a
+// revision of the number installed does not replace it (only learn, which
+// asks the store, can tell which of the two is the store's).
 func (s *Store) observe(rev *switchyard.Revision) *switchyard.Revision {
 	next := &currentEntry{rev: rev, expires: s.cfg.now().Add(s.cfg.localTTL)}
 	for {
 		old := s.current.Load()
-		if old != nil && old.rev.Number > rev.Number {
+		if old != nil && (old.rev.Number > rev.Number || old.rev.Number == rev.Number && old.rev.ID != rev.ID) {
 			return old.rev
 		}
 		if s.current.CompareAndSwap(old, next) {
-			s.listeners.notify(rev.Number)
+			s.listeners.notify(rev)
 			return rev
 		}
 	}
@@ -455,13 +644,14 @@ func (s *Store) probe(ctx context.Context, call func(context.Context) error) err
 	return err
 }
 
-func decodeRevision(n int64, raw string) (*switchyard.Revision, error) {
+// decodeRevision decodes revision n, ID id, as Redis caches it.
+func decodeRevision(n int64, id, raw string) (*switchyard.Revision, error) {
 	var r switchyard.Revision
 	if err := json.Unmarshal([]byte(raw), &r); err != nil {
 		return nil, fmt.Errorf("decode cached revision %d: %w", n, err)
 	}
-	if r.Number != n {
-		return nil, fmt.Errorf("cached revision %d holds revision %d", n, r.Number)
+	if r.Number != n || r.ID != id {
+		return nil, fmt.Errorf("cached revision %d:%s holds revision %d:%s", n, id, r.Number, r.ID)
 	}
 	if r.Overrides == nil {
 		r.Overrides = map[string]switchyard.Override{}

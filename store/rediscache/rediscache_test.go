@@ -3,11 +3,14 @@ package rediscache_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -142,6 +145,9 @@ func applyBehind(t *testing.T, s store.Store) *switchyard.Revision {
 	return next
 }
 
+// headOf names rev as the version key and the channel do.
+func headOf(rev *switchyard.Revision) string { return fmt.Sprintf("%d:%s", rev.Number, rev.ID) }
+
 func current(t *testing.T, s store.Store) int64 {
 	t.Helper()
 	rev, err := s.Current(ctx(t))
@@ -186,19 +192,22 @@ func TestLayersAndTTLs(t *testing.T) {
 	if got := current(t, f.cache); got != 2 || f.inner.current.Load() != 2 {
 		t.Fatalf("read after both TTLs = %d after %d store reads, want 2 after 2", got, f.inner.current.Load())
 	}
-	if got, _ := f.mr.Get(prefix + "current"); got != "2" {
-		t.Fatalf("version key = %q, want 2", got)
+	rev2, _ := f.mem.Current(ctx(t))
+	if got, _ := f.mr.Get(prefix + "current"); got != headOf(rev2) {
+		t.Fatalf("version key = %q, want %s", got, headOf(rev2))
 	}
 }
 
-// Redis holds one revision, the current one: each change deletes the
-// revision it replaces, and a revision's key lives as long as the version
-// key naming it. Another replica reads the current revision from Redis and
-// an older one from the store.
+// Redis holds one revision, the current one, under its ID: each change
+// deletes the revision it replaces, and a revision's key lives as long as
+// the version key naming it. Another replica reads the current revision
+// from Redis and an older one from the store.
 func TestRedisHoldsOnlyTheCurrentRevision(t *testing.T) {
 	f := newFixture(t)
+	var last *switchyard.Revision
 	for _, on := range []bool{true, false, true} {
-		if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, on)}); err != nil {
+		var err error
+		if last, _, err = f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, on)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -208,24 +217,33 @@ func TestRedisHoldsOnlyTheCurrentRevision(t *testing.T) {
 			revisions = append(revisions, k)
 		}
 	}
-	if len(revisions) != 1 || revisions[0] != prefix+"rev:4" {
-		t.Fatalf("revisions in Redis after three changes: %v, want only the current %srev:4", revisions, prefix)
+	if len(revisions) != 1 || revisions[0] != prefix+"rev:"+last.ID {
+		t.Fatalf("revisions in Redis after three changes: %v, want only the current %srev:%s", revisions, prefix, last.ID)
 	}
-	if ttl := f.mr.TTL(prefix + "rev:4"); ttl != rediscache.DefaultRedisTTL {
+	if ttl := f.mr.TTL(prefix + "rev:" + last.ID); ttl != rediscache.DefaultRedisTTL {
 		t.Fatalf("revision TTL = %v, want the version key's %v", ttl, rediscache.DefaultRedisTTL)
+	}
+	if got, _ := f.mr.Get(prefix + "current"); got != headOf(last) {
+		t.Fatalf("version key = %q, want %s", got, headOf(last))
 	}
 	other := f.newCache()
 	for _, tt := range []struct {
-		n          int64
+		name       string
+		read       func() (*switchyard.Revision, error)
+		want       int64
 		storeReads int64
-	}{{4, 0}, {2, 1}} {
-		reads := f.inner.revision.Load()
-		rev, err := other.Revision(ctx(t), tt.n)
-		if err != nil || rev.Number != tt.n {
-			t.Fatalf("Revision(%d) = %v, %v", tt.n, rev, err)
+	}{
+		{"Current", func() (*switchyard.Revision, error) { return other.Current(ctx(t)) }, 4, 0},
+		{"Revision(4)", func() (*switchyard.Revision, error) { return other.Revision(ctx(t), 4) }, 4, 0},
+		{"Revision(2)", func() (*switchyard.Revision, error) { return other.Revision(ctx(t), 2) }, 2, 1},
+	} {
+		reads := f.inner.revision.Load() + f.inner.current.Load()
+		rev, err := tt.read()
+		if err != nil || rev.Number != tt.want {
+			t.Fatalf("%s = %v, %v", tt.name, rev, err)
 		}
-		if got := f.inner.revision.Load() - reads; got != tt.storeReads {
-			t.Errorf("Revision(%d) read the store %d times, want %d", tt.n, got, tt.storeReads)
+		if got := f.inner.revision.Load() + f.inner.current.Load() - reads; got != tt.storeReads {
+			t.Errorf("%s read the store %d times, want %d", tt.name, got, tt.storeReads)
 		}
 	}
 }
@@ -270,6 +288,34 @@ func TestSessionCachedUntilExpiry(t *testing.T) {
 	f.mr.FastForward(time.Hour)
 	if f.mr.Exists(prefix + "session:s-1") {
 		t.Fatal("the expired snapshot is still in Redis")
+	}
+}
+
+// A snapshot Redis cached before snapshots named their revision's ID is
+// not served: the store, which names it, is asked, and its snapshot
+// cached instead.
+func TestSessionCachedWithoutRevisionID(t *testing.T) {
+	f := newFixture(t)
+	rev, _ := f.mem.Current(ctx(t))
+	snap := evaluator.NewSnapshot("s-1", "u", rev, f.clock.Now(), time.Hour)
+	if _, _, err := f.mem.CreateSession(ctx(t), snap); err != nil {
+		t.Fatal(err)
+	}
+	legacy := snap
+	legacy.RevisionID = ""
+	raw, err := json.Marshal(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mr.Set(prefix+"session:s-1", string(raw))
+	for range 2 {
+		got, err := f.cache.Session(ctx(t), "s-1")
+		if err != nil || got.RevisionID != rev.ID {
+			t.Fatalf("Session = %+v, %v; want the store's snapshot naming revision %s", got, err, rev.ID)
+		}
+	}
+	if n := f.inner.session.Load(); n != 1 {
+		t.Fatalf("the store was read %d times, want once: its snapshot is cached in the old one's place", n)
 	}
 }
 
@@ -342,6 +388,30 @@ func TestConcurrentMissesLoadOnce(t *testing.T) {
 	}
 }
 
+// Concurrent reads of a revision not held in process, which only the
+// store can name, read it from the store once.
+func TestConcurrentRevisionReadsLoadOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		inner := &counting{Store: memory.NewDemo(), entered: make(chan struct{}, 1), gate: make(chan struct{})}
+		// Revision asks Redis nothing: the cache has no client to ask.
+		cache := rediscache.New(inner, nil)
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Go(func() {
+				if _, err := cache.Revision(context.Background(), 1); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait() // every reader waits for the one load, held at the gate
+		close(inner.gate)
+		wg.Wait()
+		if got := inner.revision.Load(); got != 1 {
+			t.Fatalf("64 concurrent reads of revision 1 made %d store reads, want 1", got)
+		}
+	})
+}
+
 func TestRedisErrorsFallBack(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	var logs bytes.Buffer
@@ -397,7 +467,7 @@ func TestRedisErrorsFallBack(t *testing.T) {
 func changes(t *testing.T, s *rediscache.Store) <-chan int64 {
 	t.Helper()
 	ch := make(chan int64, 64)
-	s.OnChange(func(n int64) { ch <- n })
+	s.OnChange(func(rev *switchyard.Revision) { ch <- rev.Number })
 	c, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(c) }()
@@ -443,8 +513,7 @@ func TestInvalidation(t *testing.T) {
 			}
 		}},
 		{"PollCatchesMissedMessage", 20 * time.Millisecond, func(t *testing.T, f *fixture) {
-			applyBehind(t, f.mem)
-			f.mr.Set(prefix+"current", "2")
+			f.mr.Set(prefix+"current", headOf(applyBehind(t, f.mem)))
 		}},
 		{"PollAsksStoreWhileRedisDown", 20 * time.Millisecond, func(t *testing.T, f *fixture) {
 			f.mr.SetError("ERR down")
@@ -453,7 +522,7 @@ func TestInvalidation(t *testing.T) {
 		{"AnnouncedByTheStoreFeed", time.Hour, func(t *testing.T, f *fixture) {
 			// Another replica heard the commit from Postgres and announced it.
 			next := applyBehind(t, f.mem)
-			f.newCache().Announce(ctx(t), next.Number)
+			f.newCache().Announce(ctx(t), next)
 		}},
 		{"ResyncAfterReconnect", time.Hour, func(t *testing.T, f *fixture) {
 			f.mr.Close()
@@ -505,11 +574,11 @@ func TestBusyListenerBlocksNoWrite(t *testing.T) {
 	f := newFixture(t)
 	heard := make(chan int64, 16)
 	gate := make(chan struct{})
-	f.cache.OnChange(func(n int64) {
-		if rev, err := f.cache.Current(ctx(t)); err != nil || rev.Number < n {
-			t.Errorf("a listener told of %d reads Current = %v, %v", n, rev, err)
+	f.cache.OnChange(func(told *switchyard.Revision) {
+		if rev, err := f.cache.Current(ctx(t)); err != nil || rev.Number < told.Number {
+			t.Errorf("a listener told of %d reads Current = %v, %v", told.Number, rev, err)
 		}
-		heard <- n
+		heard <- told.Number
 		<-gate
 	})
 	apply := func() {
@@ -522,7 +591,7 @@ func TestBusyListenerBlocksNoWrite(t *testing.T) {
 	// The listener is now blocked on revision 2; it heard nothing before.
 	returns(t, "Apply", apply)
 	next := applyBehind(t, f.mem)
-	returns(t, "Announce", func() { f.cache.Announce(ctx(t), next.Number) })
+	returns(t, "Announce", func() { f.cache.Announce(ctx(t), next) })
 	close(gate)
 	timeout := time.After(10 * time.Second)
 	for last := int64(2); last != next.Number; {
@@ -554,22 +623,160 @@ func returns(t *testing.T, what string, fn func()) {
 	}
 }
 
+// behind is a store whose Current answers an older revision than it
+// holds, as a read that raced a commit does, and that cannot read newer
+// revisions in time.
+type behind struct {
+	store.Store
+	old *switchyard.Revision
+}
+
+func (b behind) Current(context.Context) (*switchyard.Revision, error) { return b.old, nil }
+
+func (b behind) Revision(ctx context.Context, n int64) (*switchyard.Revision, error) {
+	if n > b.old.Number {
+		return nil, switchyard.Errorf(switchyard.CodeUnavailable, "read revision %d: timed out", n)
+	}
+	return b.Store.Revision(ctx, n)
+}
+
+// A replica whose read of the store's current revision raced a commit
+// shares what it read without moving the version key backwards, and
+// leaves no older revision in Redis.
 func TestVersionKeyNeverMovesBack(t *testing.T) {
 	f := newFixture(t)
-	if _, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)}); err != nil {
+	first, _ := f.mem.Current(ctx(t))
+	next, _, err := f.cache.Apply(ctx(t), store.Change{Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, true)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// A replica over a store that is behind (a lagging read replica, say)
-	// cannot load revision 2 and shares its revision 1.
-	f.mr.Del(prefix + "rev:2")
-	slow := rediscache.New(&counting{Store: memory.NewDemo()}, f.rdb, rediscache.WithPrefix(prefix))
+	// The replica cannot load revision 2 from Redis, so it reads the store.
+	f.mr.Del(prefix + "rev:" + next.ID)
+	slow := rediscache.New(behind{Store: f.mem, old: first}, f.rdb, rediscache.WithPrefix(prefix))
 	if got := current(t, slow); got != 1 {
-		t.Fatalf("lagging replica's Current = %d, want its store's 1", got)
+		t.Fatalf("lagging replica's Current = %d, want the 1 it read", got)
 	}
-	if got, _ := f.mr.Get(prefix + "current"); got != "2" {
-		t.Fatalf("version key = %q after a stale share, want 2", got)
+	if got, _ := f.mr.Get(prefix + "current"); got != headOf(next) {
+		t.Fatalf("version key = %q after a stale share, want %s", got, headOf(next))
 	}
-	if f.mr.Exists(prefix + "rev:1") {
+	if f.mr.Exists(prefix + "rev:" + first.ID) {
 		t.Fatal("the stale share left revision 1 in Redis, which holds only the current revision")
+	}
+}
+
+// heardRevisions runs s's invalidation loop and returns the revisions its
+// OnChange listener hears.
+func heardRevisions(t *testing.T, s *rediscache.Store) <-chan *switchyard.Revision {
+	t.Helper()
+	ch := make(chan *switchyard.Revision, 64)
+	s.OnChange(func(rev *switchyard.Revision) { ch <- rev })
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(c) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	return ch
+}
+
+// hears waits until ch delivers want (by ID); the timeout only bounds a
+// failing test.
+func hears(t *testing.T, ch <-chan *switchyard.Revision, want *switchyard.Revision) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case rev := <-ch:
+			if rev.ID == want.ID {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("never heard of revision %s", headOf(want))
+		}
+	}
+}
+
+// After the store's history is rewound while Redis holds a later revision
+// (a database restored from a backup taken at revision 2), the replica
+// that reads the store's revision moves Redis and every replica to it,
+// whatever its number, and drops the sessions Redis cached; a replica
+// started afterwards never serves the lost revision once subscribed.
+func TestRewoundHistory(t *testing.T) {
+	tests := []struct {
+		name string
+		// after makes what the restored store holds after the restore, and
+		// returns its current revision.
+		after func(t *testing.T, h *storetest.History) *switchyard.Revision
+		// expired says the version key's TTL lapsed before the replica
+		// read the store.
+		expired bool
+	}{
+		{"AtTheBackup", func(t *testing.T, h *storetest.History) *switchyard.Revision {
+			rev, _ := h.Current(ctx(t))
+			return rev
+		}, false},
+		{"AtTheBackupOnceTheVersionKeyExpired", func(t *testing.T, h *storetest.History) *switchyard.Revision {
+			rev, _ := h.Current(ctx(t))
+			return rev
+		}, true},
+		{"ThenAnotherRevision3", func(t *testing.T, h *storetest.History) *switchyard.Revision {
+			return h.Change(t, switchyard.SetSystemFlag(switchyard.ExamMode, true))
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mr := miniredis.RunT(t)
+			rdb := client(t, mr.Addr())
+			h := storetest.NewHistory(t, memory.NewDemo())
+			replica := func() *rediscache.Store {
+				return rediscache.New(h, rdb, rediscache.WithPrefix(prefix), rediscache.WithLogger(slog.New(slog.DiscardHandler)))
+			}
+			a, b := replica(), replica()
+			heard := heardRevisions(t, b)
+			r2 := h.Change(t, switchyard.SetSystemFlag(switchyard.ExamMode, true))
+			a.Announce(ctx(t), r2)
+			lost := h.Change(t, switchyard.SetSystemFlag(switchyard.ExamMode, false))
+			a.Announce(ctx(t), lost)
+			hears(t, heard, lost)
+			if _, _, err := a.CreateSession(ctx(t), evaluator.NewSnapshot("s-lost", "u", lost, time.Now(), time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+
+			h.Rewind(2)
+			restored := tt.after(t, h)
+			if tt.expired {
+				mr.Del(prefix + "current")
+			}
+			// The store's feed reports the head once it reconnects.
+			a.Announce(ctx(t), restored)
+			for _, r := range []*rediscache.Store{a, b} {
+				if r == b {
+					hears(t, heard, restored)
+				}
+				if got, err := r.Current(ctx(t)); err != nil || got.ID != restored.ID {
+					t.Fatalf("Current = %v, %v; want the restored %s", got, err, headOf(restored))
+				}
+			}
+			if got, _ := mr.Get(prefix + "current"); got != headOf(restored) {
+				t.Fatalf("version key = %q, want %s", got, headOf(restored))
+			}
+			if mr.Exists(prefix + "rev:" + lost.ID) {
+				t.Fatalf("Redis still holds the lost revision %s", headOf(lost))
+			}
+			for deadline := time.Now().Add(10 * time.Second); mr.Exists(prefix + "session:s-lost"); {
+				if time.Now().After(deadline) {
+					t.Fatal("Redis still holds a session of the lost history")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			later := replica()
+			hears(t, heardRevisions(t, later), restored)
+			if got, err := later.Current(ctx(t)); err != nil || got.ID != restored.ID {
+				t.Fatalf("a replica started after the restore: Current = %v, %v; want %s", got, err, headOf(restored))
+			}
+		})
 	}
 }

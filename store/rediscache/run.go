@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,14 +11,16 @@ import (
 )
 
 // OnChange implements store.Notifier: fn hears every new current revision
-// number this replica learns of, from its own Apply, the Redis channel, the
+// this replica learns of, from its own Apply, the Redis channel, the
 // version key poll, an Announce or a resync. The calls come from a goroutine
-// of the cache's, one at a time with rising numbers, and every listener
-// hears a number after the listeners registered before it; a listener
-// still busy with one number hears only the newest of those that arrived
-// meanwhile. fn may be slow and may call back into the cache. The server
-// refreshes its compiled flag set and feeds /v1/stream from it.
-func (s *Store) OnChange(fn func(revision int64)) { s.listeners.add(fn) }
+// of the cache's, one at a time with rising numbers (or, once the store's
+// history was found rewound, the current revision of the history it holds
+// now), and every listener hears a revision after the listeners registered
+// before it; a listener still busy with one revision hears only the newest
+// of those that arrived meanwhile. fn may be slow and may call back into
+// the cache. The server refreshes its compiled flag set and feeds
+// /v1/stream from it.
+func (s *Store) OnChange(fn func(rev *switchyard.Revision)) { s.listeners.add(fn) }
 
 // Run keeps this replica's cache in step with the others until ctx ends.
 // It listens on the Redis channel for new revision numbers and, because
@@ -48,8 +49,8 @@ func (s *Store) Run(ctx context.Context) error {
 				}
 			case *redis.Message:
 				s.cfg.announced("pubsub")
-				if n, err := strconv.ParseInt(m.Payload, 10, 64); err == nil {
-					s.advance(ctx, n)
+				if n, id, ok := parseHead(m.Payload); ok {
+					s.advance(ctx, n, id)
 				}
 			}
 		case <-timer.C:
@@ -83,30 +84,41 @@ func (s *Store) poll(ctx context.Context, outages int64) int64 {
 	case err != nil:
 		// Redis is down: the truth is still there, and cheap to ask.
 		if rev, err := s.inner.Current(ctx); err == nil {
-			s.observe(rev)
+			s.learn(ctx, rev, false)
 		}
 		// Stay behind the outage count so the first poll after recovery
 		// resyncs.
 		return outages
 	default:
-		if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
-			if e := s.current.Load(); e == nil || e.rev.Number < n {
+		if n, id, ok := parseHead(raw); ok {
+			if e := s.current.Load(); e == nil || e.rev.Number < n || e.rev.ID != id {
 				s.cfg.announced("poll")
 			}
-			s.advance(ctx, n)
+			s.advance(ctx, n, id)
+		} else {
+			// Not a revision as this version names one: read the truth.
+			s.resync(ctx)
 		}
 	}
 	return now
 }
 
-// advance moves the in-process revision to n when n is newer, loading it
-// through the caches. When it cannot be loaded the in-process revision is
-// dropped, so the next read goes to the source rather than serve it stale.
-func (s *Store) advance(ctx context.Context, n int64) {
-	if e := s.current.Load(); e != nil && e.rev.Number >= n {
+// advance moves the in-process revision to revision n, ID id, when n is
+// newer, loading it through the caches; when it cannot be loaded the
+// in-process revision is dropped, so the next read goes to the source
+// rather than serve it stale. Another revision numbered no higher than the
+// one served is an old announcement, or that of a replica that found the
+// store's history rewound: the store says which.
+func (s *Store) advance(ctx context.Context, n int64, id string) {
+	e := s.current.Load()
+	switch {
+	case e != nil && e.rev.ID == id:
+		return
+	case e != nil && e.rev.Number >= n:
+		s.resync(ctx)
 		return
 	}
-	rev, err := s.Revision(ctx, n)
+	rev, err := s.revisionByID(ctx, n, id)
 	if err != nil {
 		s.drop(n)
 		return
@@ -114,24 +126,19 @@ func (s *Store) advance(ctx context.Context, n int64) {
 	s.observe(rev)
 }
 
-// Announce tells the cache that a commit made revision n, as the store's
-// own change feed reports it (Postgres LISTEN/NOTIFY through
-// postgres.(*Store).Listen): the revision is loaded and installed at once,
-// shared and republished on the Redis channel for replicas whose feed
-// lagged, and OnChange listeners are told of it without Announce waiting
-// for them. Announcing an old number does nothing, so every replica may
-// announce every commit.
-func (s *Store) Announce(ctx context.Context, n int64) {
-	if e := s.current.Load(); e != nil && e.rev.Number >= n {
+// Announce tells the cache that rev is the wrapped store's current
+// revision, as the store's own change feed reports it (Postgres
+// LISTEN/NOTIFY through postgres.(*Store).Listen): it is installed at
+// once, shared and republished on the Redis channel for replicas whose
+// feed lagged, and OnChange listeners are told of it without Announce
+// waiting for them. Announcing the revision served does nothing, so every
+// replica may announce every commit; announcing an older one makes the
+// cache check whether the store's history was rewound.
+func (s *Store) Announce(ctx context.Context, rev *switchyard.Revision) {
+	if e := s.current.Load(); e != nil && e.rev.ID == rev.ID {
 		return
 	}
-	rev, err := s.Revision(ctx, n)
-	if err != nil {
-		s.drop(n)
-		return
-	}
-	s.share(ctx, rev, true)
-	s.observe(rev)
+	s.learn(ctx, rev, true)
 }
 
 // drop forgets the in-process current revision if it is older than n.
@@ -152,6 +159,5 @@ func (s *Store) resync(ctx context.Context) {
 		}
 		return
 	}
-	s.share(ctx, rev, false)
-	s.observe(rev)
+	s.learn(ctx, rev, false)
 }

@@ -35,6 +35,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	}{
 		{"InitialRevision", testInitialRevision},
 		{"ApplyMakesNewRevision", testApply},
+		{"RevisionIdentity", testRevisionIdentity},
 		{"StaleExpectedRevision", testStaleRevision},
 		{"RefusedMutationStoresNothing", testRefusedMutation},
 		{"AdminFreeze", testAdminFreeze},
@@ -133,6 +134,52 @@ func testApply(t *testing.T, h Harness) {
 	cur, _ = h.Store.Current(ctx(t))
 	if got := evaluator.Resolve(cur).Modules["mastery"]; got.Version != "v0" || got.Source != switchyard.SourceOverride {
 		t.Fatalf("mastery after override = %+v", got)
+	}
+}
+
+// testRevisionIdentity: every revision has an ID of its own, kept as it
+// is read back by number or as the current one, and each names the one it
+// was made from; a snapshot names the ID of the revision it pins.
+func testRevisionIdentity(t *testing.T, h Harness) {
+	first, err := h.Store.Current(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.ID) != 32 {
+		t.Fatalf("revision 1 has ID %q, want 32 hex digits", first.ID)
+	}
+	ids := map[string]bool{first.ID: true}
+	prev := first
+	for i := range 3 {
+		next, _, err := h.Store.Apply(ctx(t), store.Change{Attempt: attempt("a"),
+			Mutation: switchyard.SetSystemFlag(switchyard.ExamMode, i%2 == 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[next.ID] || next.Parent != prev.ID {
+			t.Fatalf("revision %d: ID %q, parent %q; want a new ID and parent %q", next.Number, next.ID, next.Parent, prev.ID)
+		}
+		ids[next.ID] = true
+		prev = next
+	}
+	cur, err := h.Store.Current(ctx(t))
+	if err != nil || cur.ID != prev.ID || cur.Parent != prev.Parent {
+		t.Fatalf("Current = %+v, %v; want revision %d as Apply returned it, ID %s", cur, err, prev.Number, prev.ID)
+	}
+	for n := int64(1); n <= prev.Number; n++ {
+		r, err := h.Store.Revision(ctx(t), n)
+		if err != nil || !ids[r.ID] || (n == 1) != (r.Parent == "") {
+			t.Fatalf("Revision(%d) = ID %q parent %q, %v; want an ID Apply returned", n, r.ID, r.Parent, err)
+		}
+		delete(ids, r.ID)
+	}
+	snap := snapshot(t, h, "s-identity", time.Hour)
+	if _, _, err := h.Store.CreateSession(ctx(t), snap); err != nil {
+		t.Fatal(err)
+	}
+	read, err := h.Store.Session(ctx(t), "s-identity")
+	if err != nil || read.Revision != prev.Number || read.RevisionID != prev.ID {
+		t.Fatalf("Session = revision %d %q, %v; want %d %q", read.Revision, read.RevisionID, err, prev.Number, prev.ID)
 	}
 }
 

@@ -296,11 +296,11 @@ func restore(t *testing.T, dbURL string, n int64) {
 // reaches it as any change does.
 func TestDatabaseRestoredWhileRedisKeepsLaterRevisions(t *testing.T) {
 	env := productionEnv(t)
-	env["SWITCHYARD_TOKENS"] = "admin:identity-admin-secret"
+	env["SWITCHYARD_TOKENS"] = "admin:" + testAdminSecret
 	// Short TTLs, as a busy replica's reads would come.
 	env["SWITCHYARD_CACHE_TTL"], env["SWITCHYARD_REDIS_TTL"] = "50ms", "100ms"
 	s := startServe(t, env)
-	s.token = "identity-admin-secret"
+	s.token = testAdminSecret
 	t.Cleanup(func() { _ = s.stop() })
 	// Before the server stops (and once the provider has): a connection
 	// the client dialled and never used would hold up the shutdown 5 s.

@@ -539,7 +539,10 @@ func TestSilentStreamIsLost(t *testing.T) {
 // STALE; back up, it reports READY, then the change made meanwhile.
 func TestStaleAndRecovery(t *testing.T) {
 	ts := newTestServer(t, memory.NewDemo())
-	_, c := newClient(t, ts, provider.WithGracePeriod(time.Millisecond), provider.WithPollInterval(time.Millisecond))
+	// A grace period many polls long: STALE comes soon after the server
+	// goes down, and a poll delayed by a busy machine (or -race) does not
+	// make the recovered provider stale again before it is asked.
+	_, c := newClient(t, ts, provider.WithGracePeriod(300*time.Millisecond), provider.WithPollInterval(5*time.Millisecond))
 	stale := events(c, openfeature.ProviderStale)
 	ready := events(c, openfeature.ProviderReady)
 	changes := events(c, openfeature.ProviderConfigChange)

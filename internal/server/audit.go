@@ -22,12 +22,7 @@ type auditPage struct {
 
 // listAudit serves GET /v1/admin/audit?limit=&before=.
 func (s *server) listAudit(c *gin.Context) {
-	limit, err := queryInt(c, "limit")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	before, err := queryInt(c, "before")
+	limit, before, err := pageQuery(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -46,6 +41,16 @@ func (s *server) listAudit(c *gin.Context) {
 		page.Truncated = n < q.Limit
 	}
 	c.JSON(http.StatusOK, page)
+}
+
+// pageQuery reads the limit= and before= of a list read page by page (the
+// audit log, change requests); each is 0 when absent.
+func pageQuery(c *gin.Context) (limit, before int64, err error) {
+	if limit, err = queryInt(c, "limit"); err != nil {
+		return 0, 0, err
+	}
+	before, err = queryInt(c, "before")
+	return limit, before, err
 }
 
 // queryInt reads an optional positive integer query parameter; 0 when absent.

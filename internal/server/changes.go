@@ -93,12 +93,7 @@ type changePage struct {
 
 // listChanges serves GET /v1/admin/changes?state=&limit=&before=.
 func (s *server) listChanges(c *gin.Context) {
-	limit, err := queryInt(c, "limit")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	before, err := queryInt(c, "before")
+	limit, before, err := pageQuery(c)
 	if err != nil {
 		s.fail(c, err)
 		return
